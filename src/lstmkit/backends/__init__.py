@@ -1,0 +1,60 @@
+"""Backends and the one place that decides which runs (dispatch).
+
+=========  ===============================================================  ==============
+name       what runs                                                        can run
+=========  ===============================================================  ==============
+reference  the cell functions in a Python loop; autograd does the backward  everything
+fused      one input matmul per direction, our BPTT (``torch.autograd``)   everything
+native     ``torch.lstm``/``torch.gru`` (oneDNN on CPU, cuDNN on GPU)      see ``why_not``
+auto       the fastest of the above that computes the configuration exactly (default)
+=========  ===============================================================  ==============
+
+Every backend takes ``(cfg, x (T, N, H_in), h0, c0, weights, lengths, training)`` and
+returns ``(output, h_n, c_n)``. A backend named explicitly that cannot run a
+configuration raises ``ValueError``; ``auto`` never falls back silently: its choice is a
+rule written from the measurements in ``docs/benchmarks.md`` (see :func:`auto_choice`).
+"""
+
+from torch import Tensor
+
+from lstmkit.backends import fused, native, reference
+from lstmkit.recurrence.config import RNNConfig
+
+BACKENDS = {"reference": reference.run, "fused": fused.run, "native": native.run}
+BACKEND_NAMES = ("auto", *BACKENDS)
+
+# On CPU torch has oneDNN kernels for the LSTM but runs its GRU as a C++ loop of ATen ops;
+# our fused GRU beats that loop up to this hidden size (benchmarks/engine.py).
+FUSED_GRU_MAX_HIDDEN_CPU = 128
+
+
+def why_not(name: str, cfg: RNNConfig) -> str | None:
+    """Why backend ``name`` cannot compute ``cfg`` exactly, or None when it can."""
+    if name == "native":
+        return native.why_not(cfg)
+    return None
+
+
+def auto_choice(cfg: RNNConfig, x: Tensor) -> str:
+    """The backend ``auto`` runs for this configuration and input (a rule from measurements)."""
+    if why_not("native", cfg) is not None:
+        return "fused"
+    if cfg.mode == "GRU" and x.device.type == "cpu":
+        return "fused" if cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
+    return "native"
+
+
+def resolve(requested: str, cfg: RNNConfig, x: Tensor) -> str:
+    """The backend that will run: ``requested`` itself, or ``auto``'s choice."""
+    if requested == "auto":
+        return auto_choice(cfg, x)
+    reason = why_not(requested, cfg)
+    if reason is not None:
+        raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")
+    return requested
+
+
+def check_name(name: str) -> str:
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"backend: expected one of {', '.join(BACKEND_NAMES)}, got {name!r}")
+    return name
