@@ -137,11 +137,11 @@ class _RecurrentBase(nn.Module):
                 if proj_size > 0:
                     shapes["weight_hr"] = (proj_size, hidden_size)
                 for name, shape in shapes.items():
-                    self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory)))
+                    self.register_parameter(
+                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
+                    )
                 names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-                self._weight_names.append(
-                    tuple(n + suffix if n in shapes else "" for n in names)
-                )
+                self._weight_names.append(tuple(n + suffix if n in shapes else "" for n in names))
         self.reset_parameters()
 
     # torch.nn's attribute names, for code written against it
@@ -167,8 +167,13 @@ class _RecurrentBase(nn.Module):
     def extra_repr(self) -> str:
         cfg = self.cfg
         text = f"{cfg.input_size}, {cfg.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", True), ("dropout", 0.0),
-                              ("bidirectional", False), ("proj_size", 0)):
+        for name, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("proj_size", 0),
+        ):
             if getattr(cfg, name) != default:
                 text += f", {name}={getattr(cfg, name)}"
         if self.batch_first:
@@ -232,8 +237,7 @@ class _RecurrentBase(nn.Module):
             )
         if x.device != weight.device:
             raise ValueError(
-                f"input: expected device {weight.device} (the module's parameters), "
-                f"got {x.device}"
+                f"input: expected device {weight.device} (the module's parameters), got {x.device}"
             )
         if x.shape[-1] != cfg.input_size:
             raise ValueError(
@@ -277,7 +281,9 @@ class _RecurrentBase(nn.Module):
                     f"{'' if unbatched else 'batch, '}size), got {tuple(state.shape)}"
                 )
             if state.dtype != x.dtype:
-                raise TypeError(f"{name}: expected dtype {x.dtype} (the input's), got {state.dtype}")
+                raise TypeError(
+                    f"{name}: expected dtype {x.dtype} (the input's), got {state.dtype}"
+                )
             if state.device != x.device:
                 raise ValueError(
                     f"{name}: expected device {x.device} (the input's), got {state.device}"
@@ -384,8 +390,18 @@ class LSTM(_RecurrentBase):
         backend: str = "auto",
     ) -> None:
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype, merge_mode=merge_mode, backend=backend,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+            merge_mode=merge_mode,
+            backend=backend,
         )
 
     def forward(self, input, hx=None, *, lengths=None):
@@ -432,8 +448,19 @@ class GRU(_RecurrentBase):
         backend: str = "auto",
     ) -> None:
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            0, device, dtype, merge_mode=merge_mode, reset_after=reset_after, backend=backend,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            merge_mode=merge_mode,
+            reset_after=reset_after,
+            backend=backend,
         )
 
     def extra_repr(self) -> str:

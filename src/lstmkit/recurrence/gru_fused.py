@@ -181,9 +181,7 @@ class GRUDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, reset_after):
         gx = _projection(x, w_ih, b_ih)
-        out, h, (rz, ns, hn, hs) = gru_forward(
-            gx, h0, w_hh, b_hh, mask, reverse, reset_after, True
-        )
+        out, h, (rz, ns, hn, hs) = gru_forward(gx, h0, w_hh, b_hh, mask, reverse, reset_after, True)
         ctx.reverse, ctx.reset_after = reverse, reset_after
         ctx.has_bias = b_ih is not None
         ctx.save_for_backward(x, h0, w_ih, w_hh, rz, ns, hn, hs, mask)

@@ -192,9 +192,7 @@ def run_direction(
     """The fused LSTM direction: autograd node when gradients are needed, plain loop otherwise."""
     tensors = (x, h0, c0, *(t for t in w if t is not None))
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return LSTMDirection.apply(
-            x, h0, c0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, w.w_hr, mask, reverse
-        )
+        return LSTMDirection.apply(x, h0, c0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, w.w_hr, mask, reverse)
     gx = input_projection(cfg, x, w)
     out, h, c, _ = lstm_forward(gx, h0, c0, w.w_hh, w.w_hr, mask, reverse, False)
     return out, h, c

@@ -20,9 +20,7 @@ def input_projection(cfg: RNNConfig, x: Tensor, w: DirectionWeights) -> Tensor:
     if w.b_ih is None:
         return x @ w.w_ih.T
     bias = w.b_ih + w.b_hh if cfg.mode == "LSTM" else w.b_ih
-    return torch.addmm(bias, x.reshape(-1, x.shape[-1]), w.w_ih.T).view(
-        x.shape[0], x.shape[1], -1
-    )
+    return torch.addmm(bias, x.reshape(-1, x.shape[-1]), w.w_ih.T).view(x.shape[0], x.shape[1], -1)
 
 
 def run_direction(
