@@ -195,9 +195,21 @@ class _RecurrentBase(nn.Module):
     def all_weights(self) -> list[list[Tensor]]:
         return [[t for t in w if t is not None] for w in self.direction_weights()]
 
-    def backend_for(self, input: Tensor) -> str:
-        """The backend that would run for ``input`` with this module's settings."""
-        return backends.resolve(self.backend, self.cfg, input)
+    def backend_for(self, input: Tensor, needs_grad: bool | None = None) -> str:
+        """The backend that would run for ``input``; ``needs_grad`` defaults to what
+        ``forward`` would see now (grad mode on and the input or a parameter requiring grad).
+        """
+        if needs_grad is None:
+            needs_grad = self._needs_grad(input, None)
+        return backends.resolve(self.backend, self.cfg, input, needs_grad)
+
+    def _needs_grad(self, x, states) -> bool:
+        if not torch.is_grad_enabled():
+            return False
+        tensors = [x, *(s for s in states or () if s is not None)]
+        return any(t.requires_grad for t in tensors) or any(
+            p.requires_grad for p in self.parameters()
+        )
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -295,7 +307,8 @@ class _RecurrentBase(nn.Module):
 
     def _run(self, input, hx, lengths):
         x, h0, c0, lengths, unbatched, packed = self._prepare(input, hx, lengths)
-        name = backends.resolve(self.backend, self.cfg, x)
+        needs_grad = self._needs_grad(x, (h0, c0))
+        name = backends.resolve(self.backend, self.cfg, x, needs_grad)
         run = backends.BACKENDS[name]
         out, h_n, c_n = run(self.cfg, x, h0, c0, self.direction_weights(), lengths, self.training)
         self.last_backend = name

@@ -23,8 +23,10 @@ from lstmkit.recurrence.config import RNNConfig
 BACKENDS = {"reference": reference.run, "fused": fused.run, "native": native.run}
 BACKEND_NAMES = ("auto", *BACKENDS)
 
-# On CPU torch has oneDNN kernels for the LSTM but runs its GRU as a C++ loop of ATen ops;
-# our fused GRU beats that loop up to this hidden size (benchmarks/engine.py).
+# On CPU torch has oneDNN kernels for the LSTM but runs its GRU as a C++ loop of ATen ops
+# whose backward is slow; our fused GRU *training* step beats it up to this hidden size
+# (benchmarks/engine.py, docs/benchmarks.md). Inference stays native: torch's forward
+# loop has less per-step overhead than ours.
 FUSED_GRU_MAX_HIDDEN_CPU = 128
 
 
@@ -35,19 +37,24 @@ def why_not(name: str, cfg: RNNConfig) -> str | None:
     return None
 
 
-def auto_choice(cfg: RNNConfig, x: Tensor) -> str:
-    """The backend ``auto`` runs for this configuration and input (a rule from measurements)."""
+def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
+    """The backend ``auto`` runs for this configuration and input (a rule from measurements).
+
+    * native when it computes the configuration exactly, except
+    * a GRU training step on CPU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
+    * fused when native cannot compute the configuration (Cho GRU, non-concat stacks).
+    """
     if why_not("native", cfg) is not None:
         return "fused"
-    if cfg.mode == "GRU" and x.device.type == "cpu":
+    if cfg.mode == "GRU" and needs_grad and x.device.type == "cpu":
         return "fused" if cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
     return "native"
 
 
-def resolve(requested: str, cfg: RNNConfig, x: Tensor) -> str:
+def resolve(requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
     """The backend that will run: ``requested`` itself, or ``auto``'s choice."""
     if requested == "auto":
-        return auto_choice(cfg, x)
+        return auto_choice(cfg, x, needs_grad)
     reason = why_not(requested, cfg)
     if reason is not None:
         raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")

@@ -112,22 +112,22 @@ def gru_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, reverse: bool, reset_a
     x, h0, w_ih, w_hh, rz, ns, hn, hs, mask = ctx_tensors
     steps, batch, hidden = ns.shape
     r, z = rz.split(hidden, dim=2)
-    h_prev = _shift_prev(hs, h0, reverse)
-    a_n = (1 - z) * (1 - ns * ns)
-    a_z = (h_prev - ns) * z * (1 - z)
+    a_n = (1 - z).mul_(1 - ns * ns)
     mf = None if mask is None else mask.to(ns.dtype)
     dh_all = torch.empty_like(ns)  # δh_t after masking, kept for the n-gate gradients
+    # the constants are written straight into the buffers the loop then scales in place
+    h_prev = _shift_prev(hs, h0, reverse)
     if reset_after:
         grad_h = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
-        g_r, g_z, g_n = grad_h.split(hidden, dim=2)
-        torch.mul(a_n * hn, r * (1 - r), out=g_r)
-        g_z.copy_(a_z)
+        g_r, a_z, g_n = grad_h.split(hidden, dim=2)
+        torch.mul(a_n, hn, out=g_r).mul_(r).mul_(1 - r)
         torch.mul(a_n, r, out=g_n)
-        del a_z
     else:
         grad_rz = torch.empty(steps, batch, 2 * hidden, dtype=ns.dtype, device=ns.device)
-        b_r = h_prev * r * (1 - r)
+        a_z = torch.empty_like(ns)
+        b_r = h_prev.mul(r).mul_(1 - r)
         w_rz, w_n = w_hh[: 2 * hidden], w_hh[2 * hidden :]
+    torch.sub(h_prev, ns, out=a_z).mul_(z).mul_(1 - z)
     del h_prev
     carry = dh_n
     for t in reversed(_order(steps, reverse)):
