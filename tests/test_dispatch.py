@@ -1,0 +1,195 @@
+"""Dispatch: the backend that ``auto`` names is the one that actually runs, and only it.
+
+Oracle: a spy. Every entry of ``lstmkit.backends.BACKENDS`` is replaced by a wrapper
+that records its name and delegates, so the test sees which run function was called;
+the expectation comes from ``backends.auto_choice`` (the one rule) and, for the cases the
+rule states outright, from the rule's own words.
+"""
+
+import contextlib
+
+import pytest
+import torch
+
+import lstmkit
+from lstmkit import backends
+
+T, N, IN = 3, 2, 4
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Spy on every backend: the list of names called, in order."""
+    seen: list[str] = []
+    for name, run in list(backends.BACKENDS.items()):
+
+        def spy(*args, _name=name, _run=run, **kwargs):
+            seen.append(_name)
+            return _run(*args, **kwargs)
+
+        monkeypatch.setitem(backends.BACKENDS, name, spy)
+    return seen
+
+
+SCENARIOS = {
+    "LSTM": lambda: lstmkit.LSTM(IN, 8),
+    "LSTM-bi-2layers": lambda: lstmkit.LSTM(IN, 8, num_layers=2, bidirectional=True),
+    "LSTM-proj": lambda: lstmkit.LSTM(IN, 8, proj_size=3),
+    "LSTM-bi-2layers-sum": lambda: lstmkit.LSTM(
+        IN, 8, num_layers=2, bidirectional=True, merge_mode="sum"
+    ),
+    "LSTM-bi-1layer-mul": lambda: lstmkit.LSTM(IN, 8, bidirectional=True, merge_mode="mul"),
+    "GRU-reset_before": lambda: lstmkit.GRU(IN, 8, reset_after=False),
+    "GRU-h32": lambda: lstmkit.GRU(IN, 32),
+    "GRU-h512": lambda: lstmkit.GRU(IN, 512),
+    "GRU-h-threshold": lambda: lstmkit.GRU(IN, backends.FUSED_GRU_MAX_HIDDEN_CPU),
+    "GRU-h-threshold+1": lambda: lstmkit.GRU(IN, backends.FUSED_GRU_MAX_HIDDEN_CPU + 1),
+}
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_auto_runs_exactly_the_backend_it_names(calls, scenario, grad):
+    torch.manual_seed(0)
+    module = SCENARIOS[scenario]()
+    assert module.last_backend is None
+    x = torch.randn(T, N, IN)
+    with contextlib.nullcontext() if grad else torch.no_grad():
+        expected = backends.auto_choice(module.cfg, x, grad)
+        assert module.backend_for(x) == expected
+        out, _ = module(x)
+    assert calls == [expected]
+    assert module.last_backend == expected
+    assert out.requires_grad == grad
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("LSTM", "native"),  # the LSTM has oneDNN kernels on CPU: native whenever exact
+        ("LSTM-bi-2layers", "native"),
+        ("LSTM-bi-1layer-mul", "native"),  # one layer: native merges afterwards
+        ("GRU-reset_before", "fused"),  # native cannot compute the Cho GRU
+        ("LSTM-bi-2layers-sum", "fused"),  # torch's kernels concatenate between layers
+    ],
+)
+@pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
+def test_auto_rule_fixed_cases(calls, scenario, expected, grad):
+    module = SCENARIOS[scenario]()
+    x = torch.randn(T, N, IN)
+    assert backends.auto_choice(module.cfg, x, grad) == expected
+    with contextlib.nullcontext() if grad else torch.no_grad():
+        module(x)
+    assert calls == [expected]
+
+
+@pytest.mark.parametrize(
+    "scenario", ["GRU-h32", "GRU-h512", "GRU-h-threshold", "GRU-h-threshold+1"]
+)
+def test_auto_gru_cpu_training_step_follows_hidden_size_threshold(calls, scenario):
+    """The rule: a GRU training step on CPU runs fused up to FUSED_GRU_MAX_HIDDEN_CPU."""
+    module = SCENARIOS[scenario]()
+    x = torch.randn(T, N, IN)
+    expected = "fused" if module.hidden_size <= backends.FUSED_GRU_MAX_HIDDEN_CPU else "native"
+    out, _ = module(x)
+    assert out.requires_grad
+    assert calls == [expected]
+    assert module.last_backend == expected
+
+
+def test_needs_grad_follows_the_inputs_when_parameters_are_frozen(calls):
+    """With frozen parameters only an input that requires grad makes it a training step."""
+    module = lstmkit.GRU(IN, 32).requires_grad_(False)
+    x = torch.randn(T, N, IN)
+    module(x)
+    module(x.requires_grad_())
+    assert calls == [
+        backends.auto_choice(module.cfg, x, False),
+        backends.auto_choice(module.cfg, x, True),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused", "native"])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_explicit_backend_runs_only_itself(calls, mode, backend):
+    cls = lstmkit.LSTM if mode == "LSTM" else lstmkit.GRU
+    module = cls(IN, 8, num_layers=2, bidirectional=True, backend=backend)
+    x = torch.randn(T, N, IN)
+    assert module.backend_for(x) == backend
+    module(x)
+    module(x, lengths=[3, 1])
+    assert calls == [backend, backend]
+    assert module.last_backend == backend
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        pytest.param(
+            lambda: lstmkit.GRU(IN, 8, reset_after=False, backend="native"),
+            r"backend='native' cannot run this configuration: .*reset_after",
+            id="GRU-reset_before",
+        ),
+        pytest.param(
+            lambda: lstmkit.LSTM(
+                IN, 8, num_layers=2, bidirectional=True, merge_mode="sum", backend="native"
+            ),
+            r"backend='native' cannot run this configuration: .*concatenate the directions"
+            r".*merge_mode='sum' with num_layers=2",
+            id="LSTM-bi-2layers-sum",
+        ),
+        pytest.param(
+            lambda: lstmkit.GRU(
+                IN, 8, num_layers=2, bidirectional=True, merge_mode="mean", backend="native"
+            ),
+            r"backend='native' cannot run this configuration: "
+            r".*merge_mode='mean' with num_layers=2",
+            id="GRU-bi-2layers-mean",
+        ),
+    ],
+)
+def test_explicit_native_that_cannot_run_raises(calls, factory, match):
+    module = factory()
+    x = torch.randn(T, N, IN)
+    with pytest.raises(ValueError, match=match):
+        module.backend_for(x)
+    with pytest.raises(ValueError, match=match):
+        module(x)
+    assert calls == []
+    assert module.last_backend is None
+
+
+@pytest.mark.parametrize("name", ["cudnn", "Native", "", "fast"])
+@pytest.mark.parametrize("cls", [lstmkit.LSTM, lstmkit.GRU])
+def test_invalid_backend_name_raises(cls, name):
+    with pytest.raises(
+        ValueError,
+        match=rf"backend: expected one of auto, reference, fused, native, got {name!r}",
+    ):
+        cls(IN, 8, backend=name)
+
+
+def test_no_silent_fallback_when_the_chosen_backend_fails(monkeypatch, calls):
+    """If the backend auto chose fails, the error surfaces; no other backend is tried."""
+    module = lstmkit.LSTM(IN, 8)
+    x = torch.randn(T, N, IN)
+    chosen = module.backend_for(x)
+
+    def broken(*args, **kwargs):
+        calls.append(chosen)
+        raise RuntimeError("kernel failed")
+
+    monkeypatch.setitem(backends.BACKENDS, chosen, broken)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        module(x)
+    assert calls == [chosen]
+    assert module.last_backend is None
+
+
+def test_gate_activations_do_not_change_last_backend(calls):
+    """Introspection runs the reference cells and leaves the dispatch record alone."""
+    module = lstmkit.LSTM(IN, 8)
+    x = torch.randn(T, N, IN)
+    module(x)
+    module.gate_activations(x)
+    assert calls == [module.last_backend]
