@@ -218,6 +218,9 @@ def summarise(cases, memory):
         "auto_min_speed_train": worst("auto", "train"),
         "auto_min_speed_inference": worst("auto", "inference"),
         "fused_over_reference_train_T200_min": min(fused_vs_ref) if fused_vs_ref else None,
+        "fused_over_reference_train_T200_median": (
+            statistics.median(fused_vs_ref) if fused_vs_ref else None
+        ),
         "fused_gru_train_speed_vs_torch_by_hidden": {
             h: [round(s, 2) for hh, s in gru_train if hh == h]
             for h in sorted({h for h, _ in gru_train})
@@ -240,6 +243,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--modes", default="LSTM,GRU")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory part")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory part")
     parser.add_argument("--json", help="also write the JSON document to this file")
     args = parser.parse_args(argv)
     backends = tuple(b for b in args.backends.split(",") if b)
@@ -256,6 +260,8 @@ def main(argv=None) -> int:
             modes, (50, 200), (16, 64), (32, 128, 512), (1, 2), (False, True), (False, True)
         )
     cases = []
+    if args.memory_only:
+        grid = ()
     for mode, steps, batch, hidden, layers, bi, train in grid:
         case = time_case(mode, steps, batch, hidden, layers, bi, train, args.rounds, backends)
         cases.append(case)

@@ -1,0 +1,446 @@
+r"""Time-series forecasting: :class:`Forecaster` and the naive baselines in the same API.
+
+Windows. For a forecast origin t (the first step to predict), the network reads the
+``lookback`` steps before it, :math:`t-L \dots t-1`, of the (scaled) targets, the past
+covariates and the known-future covariates, and predicts the targets at
+:math:`t \dots t+H-1`. Targets inside a window are taken relative to the window's last
+observed value :math:`y_{t-1}` ("level-relative"): the network learns the shape of the
+continuation, so a trend that leaves the range of the training data does not push its
+inputs out of range. Known-future covariates over the horizon join the encoding before
+the head.
+
+Honest evaluation: scalers are fitted on the training part only; the validation part is
+the chronological tail (its windows never overlap the training windows' targets);
+``evaluate`` reports the naive, seasonal-naive and mean baselines beside the model on the
+original scale.
+
+Strategies: ``direct`` predicts all H steps at once (one output per step and target);
+``recursive`` trains a one-step model and feeds its predictions back (closed loop), which
+needs no past covariates beyond the series end.
+"""
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lstmkit.tasks.networks import RecurrentNet, check_cell
+from lstmkit.tasks.persist import load_estimator, save_estimator
+from lstmkit.train.loop import TrainConfig, fit
+from lstmkit.train.metrics import regression_metrics
+
+
+def as_matrix(values, name: str, rows: int | None = None) -> np.ndarray:
+    """A (T, K) float64 matrix from a 1-D/2-D array, a pandas object or a TimeSeriesFrame."""
+    if values is None:
+        return None
+    if hasattr(values, "values") and hasattr(values, "columns") and not hasattr(values, "to_numpy"):
+        values = values.values  # TimeSeriesFrame
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: expected numbers, got {type(values).__name__} ({err})") from err
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected 1 or 2 dims (T,) or (T, K), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        bad = int(np.argwhere(~np.isfinite(array))[0, 0])
+        raise ValueError(
+            f"{name}: expected finite values, got NaN or infinity at row {bad} "
+            f"(fill missing values when reading, e.g. missing='interpolate')"
+        )
+    if rows is not None and array.shape[0] != rows:
+        raise ValueError(f"{name}: expected {rows} rows (as the series), got {array.shape[0]}")
+    return array
+
+
+class _Scaler:
+    """Per-column standardisation fitted on the training part."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.mean = data.mean(axis=0)
+        std = data.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        return (data - self.mean) / self.std
+
+
+class NaiveForecaster:
+    """Repeat the last value."""
+
+    def fit(self, series) -> "NaiveForecaster":
+        self._last = as_matrix(series, "series")[-1]
+        return self
+
+    def predict(self, steps: int) -> np.ndarray:
+        return np.repeat(self._last[None], steps, axis=0)
+
+
+class SeasonalNaiveForecaster:
+    """Repeat the last season: y_{T+h} = y_{T+h-m·ceil(h/m)}."""
+
+    def __init__(self, season: int = 12) -> None:
+        if season < 1:
+            raise ValueError(f"season: expected an int >= 1, got {season}")
+        self.season = season
+
+    def fit(self, series) -> "SeasonalNaiveForecaster":
+        data = as_matrix(series, "series")
+        if data.shape[0] < self.season:
+            raise ValueError(
+                f"series: expected at least one season ({self.season} steps), got {data.shape[0]}"
+            )
+        self._last_season = data[-self.season :]
+        return self
+
+    def predict(self, steps: int) -> np.ndarray:
+        return self._last_season[np.arange(steps) % self.season]
+
+
+class MeanForecaster:
+    """Repeat the mean of the fitted series."""
+
+    def fit(self, series) -> "MeanForecaster":
+        self._mean = as_matrix(series, "series").mean(axis=0)
+        return self
+
+    def predict(self, steps: int) -> np.ndarray:
+        return np.repeat(self._mean[None], steps, axis=0)
+
+
+class Forecaster:
+    """A recurrent forecaster (LSTM/GRU, uni- or bidirectional over the look-back window).
+
+    ``fit(series, *, covariates=None, future_covariates=None, validation=0.2)``; then
+    ``predict(steps)`` continues from the end of the fitted series: shape ``(steps,)`` for
+    one target, ``(steps, n_targets)`` otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        lookback: int = 24,
+        horizon: int = 1,
+        stride: int = 1,
+        strategy: str = "direct",
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        num_layers: int = 1,
+        hidden_size: int = 64,
+        dropout: float = 0.0,
+        epochs: int = 300,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        patience: int | None = 40,
+        seed: int = 0,
+        progress: bool | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
+        for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+        if strategy not in ("direct", "recursive"):
+            raise ValueError(f"strategy: expected 'direct' or 'recursive', got {strategy!r}")
+        check_cell(cell)
+        self.params = {
+            "lookback": lookback,
+            "horizon": horizon,
+            "stride": stride,
+            "strategy": strategy,
+            "cell": cell,
+            "bidirectional": bidirectional,
+            "num_layers": num_layers,
+            "hidden_size": hidden_size,
+            "dropout": dropout,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "patience": patience,
+            "seed": seed,
+        }
+        self._train_cfg = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            seed=seed,
+            progress=progress,
+            checkpoint=checkpoint,
+        )
+        self.net: RecurrentNet | None = None
+        self.history = None
+
+    # -- data -----------------------------------------------------------------------------
+
+    @property
+    def _step_horizon(self) -> int:
+        return 1 if self.params["strategy"] == "recursive" else self.params["horizon"]
+
+    def _inputs(self, y_s, past_s, fut_s) -> np.ndarray:
+        """All per-step input channels: scaled targets, past and future covariates."""
+        parts = [y_s] + [p for p in (past_s, fut_s) if p is not None]
+        return np.concatenate(parts, axis=1)
+
+    def _window(self, y_s, chan, fut_s, t: int):
+        """Input (L, C), level (K,) and extra (H·F,) for origin t."""
+        lookback, horizon = self.params["lookback"], self._step_horizon
+        level = y_s[t - 1]
+        x = chan[t - lookback : t].copy()
+        x[:, : y_s.shape[1]] -= level
+        extra = None
+        if fut_s is not None:
+            extra = fut_s[t : t + horizon].reshape(-1)
+        return x, level, extra
+
+    def _dataset(self, y_s, past_s, fut_s, origins) -> dict[str, Tensor]:
+        horizon = self._step_horizon
+        chan = self._inputs(y_s, past_s, fut_s)
+        xs, ys, extras = [], [], []
+        for t in origins:
+            x, level, extra = self._window(y_s, chan, fut_s, t)
+            xs.append(x)
+            ys.append((y_s[t : t + horizon] - level).reshape(-1))
+            if extra is not None:
+                extras.append(extra)
+        data = {
+            "x": torch.tensor(np.stack(xs), dtype=torch.float32),
+            "y": torch.tensor(np.stack(ys), dtype=torch.float32),
+        }
+        if extras:
+            data["extra"] = torch.tensor(np.stack(extras), dtype=torch.float32)
+        return data
+
+    # -- fit / predict --------------------------------------------------------------------
+
+    def fit(self, series, *, covariates=None, future_covariates=None, validation=0.2):
+        """Train on ``series`` (T,) or (T, K); ``covariates`` (T, C) are known up to each
+        origin, ``future_covariates`` (T, F) also over the horizon. ``validation``: the
+        fraction of the end kept for early stopping (0 for none)."""
+        y = as_matrix(series, "series")
+        steps = y.shape[0]
+        past = as_matrix(covariates, "covariates", steps)
+        fut = as_matrix(future_covariates, "future_covariates", steps)
+        lookback, horizon = self.params["lookback"], self._step_horizon
+        if not 0 <= validation < 1:
+            raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
+        split = steps - round(steps * validation) if validation else steps
+        if split - lookback - horizon + 1 < 1:
+            raise ValueError(
+                f"series: expected at least lookback + horizon = {lookback + horizon} training "
+                f"steps, got {split} (of {steps}; validation={validation})"
+            )
+        self._scalers = [_Scaler(a[:split]) if a is not None else None for a in (y, past, fut)]
+        y_s, past_s, fut_s = (
+            s(a) if a is not None else None
+            for s, a in zip(self._scalers, (y, past, fut), strict=True)
+        )
+        stride = self.params["stride"]
+        train_origins = range(lookback, split - horizon + 1, stride)
+        val_origins = range(max(split, lookback), steps - horizon + 1)
+        train = self._dataset(y_s, past_s, fut_s, train_origins)
+        val = self._dataset(y_s, past_s, fut_s, val_origins) if len(val_origins) else None
+        torch.manual_seed(self.params["seed"])
+        self._shapes = {
+            "targets": y.shape[1],
+            "channels": train["x"].shape[-1],
+            "extra": 0 if fut is None else fut.shape[1] * horizon,
+        }
+        self.net = self._build()
+        self.history = fit(self.net, _loss, train, val, self._train_cfg)
+        self._series, self._past, self._fut = y, past, fut
+        return self
+
+    def _build(self) -> RecurrentNet:
+        p, s = self.params, self._shapes
+        return RecurrentNet(
+            s["channels"],
+            s["targets"] * self._step_horizon,
+            cell=p["cell"],
+            hidden_size=p["hidden_size"],
+            num_layers=p["num_layers"],
+            bidirectional=p["bidirectional"],
+            dropout=p["dropout"],
+            extra_size=s["extra"],
+        )
+
+    def _check_fitted(self) -> None:
+        if self.net is None:
+            raise ValueError("this Forecaster is not fitted yet: call fit(series) first")
+
+    @torch.no_grad()
+    def _forecast(self, y, past, fut, steps: int, fut_ahead) -> np.ndarray:
+        """Predict ``steps`` values after the end of history (y, past, fut)."""
+        if past is not None and steps > self._step_horizon:
+            raise ValueError(
+                f"steps: with past covariates at most {self._step_horizon} steps can be "
+                f"predicted (their future is unknown), got {steps}"
+            )
+        y_scaler, _, f_scaler = self._scalers
+        y_s = y_scaler(y)
+        past_s = None if past is None else self._scalers[1](past)
+        fut_s = None if fut is None else f_scaler(np.concatenate([fut, fut_ahead]))
+        self.net.eval()
+        out = []
+        while len(out) < steps:
+            t = y_s.shape[0]
+            chan = self._inputs(y_s, past_s, None if fut_s is None else fut_s[:t])
+            x, level, extra = self._window(y_s, chan, fut_s, t)
+            pred = (
+                self.net(
+                    torch.tensor(x[None], dtype=torch.float32),
+                    extra=None if extra is None else torch.tensor(extra[None], dtype=torch.float32),
+                )
+                .numpy()[0]
+                .astype(np.float64)
+            )
+            block = pred.reshape(self._step_horizon, -1) + level
+            out.extend(block)
+            y_s = np.concatenate([y_s, block])
+        scaled = np.stack(out[:steps])
+        return scaled * y_scaler.std + y_scaler.mean
+
+    def predict(self, steps: int | None = None, *, future_covariates=None) -> np.ndarray:
+        """Forecast ``steps`` (default: the horizon) after the end of the fitted series.
+        With future covariates, pass their values for those steps: (steps, F)."""
+        self._check_fitted()
+        steps = self.params["horizon"] if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+        ahead = self._future_ahead(future_covariates, steps)
+        pred = self._forecast(self._series, self._past, self._fut, steps, ahead)
+        return pred[:, 0] if pred.shape[1] == 1 else pred
+
+    def _rows_needed(self, steps: int) -> int:
+        """Future-covariate rows a forecast of ``steps`` reads: whole horizon blocks."""
+        block = self._step_horizon
+        return -(-steps // block) * block
+
+    def _future_ahead(self, future_covariates, steps: int):
+        if self._fut is None:
+            if future_covariates is not None:
+                raise ValueError("future_covariates: the model was fitted without them, got some")
+            return None
+        need = self._rows_needed(steps)
+        ahead = as_matrix(future_covariates, "future_covariates")
+        got = 0 if ahead is None else ahead.shape[0]
+        if got < need:
+            raise ValueError(
+                f"future_covariates: expected at least {need} future rows (whole horizon "
+                f"blocks of {self._step_horizon} for {steps} steps), got {got}"
+            )
+        return ahead[:need]
+
+    def evaluate(self, actual, *, future_covariates=None, season: int = 12) -> dict:
+        """Metrics of ``predict(len(actual))`` against ``actual``, on the original scale,
+        with the naive, seasonal-naive (``season``) and mean baselines beside the model."""
+        self._check_fitted()
+        truth = as_matrix(actual, "actual")
+        steps = truth.shape[0]
+        preds = {"model": self.predict(steps, future_covariates=future_covariates)}
+        baselines = {
+            "naive": NaiveForecaster(),
+            "seasonal_naive": SeasonalNaiveForecaster(season),
+            "mean": MeanForecaster(),
+        }
+        for name, baseline in baselines.items():
+            preds[name] = baseline.fit(self._series).predict(steps)
+        return {
+            name: regression_metrics(truth, np.asarray(p).reshape(truth.shape))
+            for name, p in preds.items()
+        }
+
+    def backtest(
+        self,
+        series,
+        *,
+        start: int,
+        steps: int | None = None,
+        every: int = 1,
+        covariates=None,
+        future_covariates=None,
+    ) -> dict:
+        """Rolling-origin evaluation without refitting: from each origin o = start,
+        start+every, … forecast ``steps`` ahead using only series[:o]. Fit the model on
+        series[:start] first, so no origin sees data it was trained on.
+        Returns ``{"origins", "predictions" (n, steps, K), "metrics"}`` (metrics pooled)."""
+        self._check_fitted()
+        y = as_matrix(series, "series")
+        past = as_matrix(covariates, "covariates", y.shape[0])
+        fut = as_matrix(future_covariates, "future_covariates", y.shape[0])
+        steps = self.params["horizon"] if steps is None else steps
+        last = y.shape[0] - (steps if fut is None else self._rows_needed(steps))
+        origins = list(range(start, last + 1, every))
+        if start < self.params["lookback"] or not origins:
+            raise ValueError(
+                f"start: expected an origin in [{self.params['lookback']}, {last}], got {start}"
+            )
+        preds = []
+        for o in origins:
+            ahead = None if fut is None else fut[o : o + self._rows_needed(steps)]
+            preds.append(
+                self._forecast(
+                    y[:o],
+                    None if past is None else past[:o],
+                    None if fut is None else fut[:o],
+                    steps,
+                    ahead,
+                )
+            )
+        preds = np.stack(preds)
+        truth = np.stack([y[o : o + steps] for o in origins])
+        return {
+            "origins": origins,
+            "predictions": preds,
+            "metrics": regression_metrics(truth, preds),
+        }
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def save(self, path):
+        """Write safetensors weights + JSON config (with the scalers and fitted history)."""
+        self._check_fitted()
+        fitted = {
+            "shapes": self._shapes,
+            "scalers": [
+                None if s is None else [s.mean.tolist(), s.std.tolist()] for s in self._scalers
+            ],
+            "series": self._series.tolist(),
+            "past": None if self._past is None else self._past.tolist(),
+            "future": None if self._fut is None else self._fut.tolist(),
+        }
+        return save_estimator(
+            path, "Forecaster", {"params": self.params, "fitted": fitted}, self.net.state_dict()
+        )
+
+    @classmethod
+    def load(cls, path) -> "Forecaster":
+        config, state = load_estimator(path, "Forecaster")
+        try:
+            model = cls(**config["params"])
+            fitted = config["fitted"]
+            model._shapes = fitted["shapes"]
+            model._scalers = [
+                None if s is None else _Scaler.__new__(_Scaler) for s in fitted["scalers"]
+            ]
+            for scaler, saved in zip(model._scalers, fitted["scalers"], strict=True):
+                if scaler is not None:
+                    scaler.mean, scaler.std = np.array(saved[0]), np.array(saved[1])
+            model._series = np.array(fitted["series"], dtype=np.float64)
+            model._past = None if fitted["past"] is None else np.array(fitted["past"])
+            model._fut = None if fitted["future"] is None else np.array(fitted["future"])
+            model.net = model._build()
+            model.net.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(
+                f"{path}: expected a saved Forecaster, got a damaged one ({err})"
+            ) from err
+        model.net.eval()
+        return model
+
+
+def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
+    pred = net(batch["x"], extra=batch.get("extra"))
+    return torch.nn.functional.mse_loss(pred, batch["y"]), batch["y"].numel()

@@ -1,0 +1,107 @@
+r"""The networks behind the estimators: a recurrent encoder (the engine) and a linear head.
+
+``output="last"`` (sequence → one vector, MathWorks' OutputMode "last", source 004): the
+head reads a summary of the sequence chosen by ``pooling``, one or several joined by "+":
+
+* ``last``: the final state of the last layer of each direction, :math:`[h_T, h'_1]` —
+  the forward direction at each sequence's own last real step, the reverse one after it
+  has read the whole sequence back to the first step;
+* ``mean`` / ``max``: the mean / maximum of the layer output over the real steps only.
+
+Pooling over all steps gives every step a short gradient path to the loss, which makes
+long sequences (hundreds of steps) far easier to train than the final state alone.
+``output="sequence"`` (sequence → one vector per step): the head reads the layer output at
+every step.
+
+Shapes: x (N, T, D) batch-first, lengths (N,) or None; output (N, K) or (N, T, K).
+"""
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.nn import GRU, LSTM
+
+CELLS = {"lstm": LSTM, "gru": GRU}
+
+
+def check_cell(cell: str) -> str:
+    if cell not in CELLS:
+        raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
+    return cell
+
+
+POOLINGS = ("last", "mean", "max")
+
+
+def check_pooling(pooling: str) -> tuple[str, ...]:
+    kinds = tuple(pooling.split("+")) if isinstance(pooling, str) else ()
+    if not kinds or any(k not in POOLINGS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(
+            f"pooling: expected one or more of {', '.join(POOLINGS)} joined by '+', got {pooling!r}"
+        )
+    return kinds
+
+
+def _masked_pool(out: Tensor, lengths: Tensor | None, kind: str) -> Tensor:
+    """Mean or max of out (N, T, F) over each sequence's real steps."""
+    if lengths is None:
+        return out.mean(1) if kind == "mean" else out.amax(1)
+    real = (torch.arange(out.shape[1], device=out.device)[None] < lengths[:, None]).unsqueeze(-1)
+    if kind == "mean":
+        return (out * real).sum(1) / lengths[:, None].to(out.dtype)
+    return out.masked_fill(~real, -torch.inf).amax(1)
+
+
+class RecurrentNet(nn.Module):
+    """Recurrent encoder + dropout + linear head; ``extra_size`` features (e.g. known-future
+    covariates) can join the encoding before the head in ``last`` mode."""
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        *,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        output: str = "last",
+        pooling: str = "last",
+        extra_size: int = 0,
+    ) -> None:
+        super().__init__()
+        if output not in ("last", "sequence"):
+            raise ValueError(f"output: expected 'last' or 'sequence', got {output!r}")
+        self.pooling = check_pooling(pooling)
+        rnn_dropout = dropout if num_layers > 1 else 0.0
+        self.rnn = CELLS[check_cell(cell)](
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=rnn_dropout,
+            bidirectional=bidirectional,
+        )
+        self.output = output
+        self.directions = 2 if bidirectional else 1
+        self.drop = nn.Dropout(dropout)
+        width = self.directions * hidden_size
+        pooled = width * len(self.pooling) if output == "last" else width
+        self.head = nn.Linear(pooled + extra_size, output_size)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, extra: Tensor | None = None):
+        out, state = self.rnn(x, lengths=lengths)
+        if self.output == "sequence":
+            return self.head(self.drop(out))
+        parts = []
+        for kind in self.pooling:
+            if kind == "last":
+                h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
+                parts.extend(h_n[-self.directions :])
+            else:
+                parts.append(_masked_pool(out, lengths, kind))
+        features = torch.cat(parts, dim=-1)
+        if extra is not None:
+            features = torch.cat([features, extra], dim=-1)
+        return self.head(self.drop(features))

@@ -1,0 +1,355 @@
+r"""Writing poems with an LSTM: a character-level language model (source 003's exercise).
+
+Each poem becomes ``^`` + its characters + ``$`` (start and end marks). The network is an
+embedding, a stacked LSTM or GRU and a softmax over the characters,
+:math:`p(c_{t+1} \mid c_{\le t}) = \mathrm{softmax}(W h_t + b)`, trained by BPTT on the
+next-character cross-entropy of the real characters only (padding has no loss: the
+engine's ``lengths``). Quality is the validation perplexity
+:math:`\exp(-\frac1N \sum \log p(c_{t+1} \mid c_{\le t}))` on held-out poems, reported
+beside the perplexity of the unigram model (character frequencies of the training poems,
+add-one smoothed) — the bar a model that ignores order would reach.
+
+Generation samples one character at a time with ``temperature`` and ``top_k``, from an
+optional opening line, or as an acrostic (藏头诗): each line starts with the given
+character, lines ending at "，" or "。".
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lstmkit.tasks.networks import CELLS, check_cell
+from lstmkit.tasks.persist import load_estimator, save_estimator
+from lstmkit.train.loop import TrainConfig, fit
+
+BOS, EOS, PAD = "^", "$", "\0"
+LINE_ENDS = "，。！？；"
+_SKIP = set("□（）()[]《》_")
+
+
+def _poems_from_json(data, source: str) -> list[str]:
+    """Poems from the chinese-poetry layouts: a list of {"paragraphs": [...]}, or the
+    唐诗三百首 file {"content": [{"type", "content": [{"paragraphs"}...]}...]}."""
+    if isinstance(data, dict) and isinstance(data.get("content"), list):
+        items = [p for group in data["content"] for p in group.get("content", [])]
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise ValueError(
+            f"{source}: expected a list of poems or a 'content' list, got {type(data).__name__}"
+        )
+    poems = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("paragraphs"), list):
+            raise ValueError(f"{source}: expected poems with a 'paragraphs' list, got {item!r:.80}")
+        poems.append("".join(item["paragraphs"]))
+    return poems
+
+
+def read_poems(path: str | os.PathLike) -> list[str]:
+    """Poems from a JSON file, a directory of JSON files, or a UTF-8 text file (one per line).
+    Poems with editorial marks (□, brackets) are left out, as in the classic exercise."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise ValueError(f"{path}: expected .json poem files in the directory, found none")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ValueError(f"{path}: expected a poem file or directory, got no such path")
+    poems: list[str] = []
+    for file in files:
+        try:
+            text = file.read_text("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{file}: expected UTF-8 text, got undecodable bytes") from err
+        if file.suffix == ".json":
+            try:
+                poems.extend(_poems_from_json(json.loads(text), str(file)))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{file}: expected JSON, got {err}") from err
+        else:
+            poems.extend(line.strip() for line in text.splitlines())
+    poems = [p for p in poems if p and not (set(p) & _SKIP)]
+    if not poems:
+        raise ValueError(f"{path}: expected at least one poem, found none")
+    return poems
+
+
+def line_lengths(poem: str) -> list[int]:
+    """Lengths of the lines of a poem, lines ending at ，。！？；."""
+    lengths, current = [], 0
+    for ch in poem:
+        if ch in LINE_ENDS:
+            lengths.append(current)
+            current = 0
+        elif ch not in (BOS, EOS):
+            current += 1
+    return lengths
+
+
+class _CharNet(nn.Module):
+    def __init__(
+        self, vocab: int, embed: int, hidden: int, layers: int, cell: str, dropout: float
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.rnn = CELLS[cell](
+            embed,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None, state=None):
+        out, state = self.rnn(self.embed(tokens), state, lengths=lengths)
+        return self.head(self.drop(out)), state
+
+
+class TextGenerator:
+    """Character-level LSTM/GRU language model for poems.
+
+    ``fit(poems)`` takes a list of strings (see :func:`read_poems`); ``generate(...)``
+    writes one poem; ``perplexity(poems)`` scores held-out text.
+    """
+
+    _kind = "TextGenerator"
+
+    def __init__(
+        self,
+        *,
+        cell: str = "lstm",
+        num_layers: int = 2,
+        hidden_size: int = 256,
+        embedding_size: int = 128,
+        dropout: float = 0.2,
+        max_length: int = 128,
+        epochs: int = 40,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        patience: int | None = 5,
+        validation: float = 0.1,
+        seed: int = 0,
+        progress: bool | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
+        check_cell(cell)
+        self.params = {
+            "cell": cell,
+            "num_layers": num_layers,
+            "hidden_size": hidden_size,
+            "embedding_size": embedding_size,
+            "dropout": dropout,
+            "max_length": max_length,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "patience": patience,
+            "validation": validation,
+            "seed": seed,
+        }
+        self._train_cfg = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            seed=seed,
+            progress=progress,
+            checkpoint=checkpoint,
+        )
+        self.net: _CharNet | None = None
+        self.history = None
+
+    def _encode(self, poems: list[str]) -> dict[str, Tensor]:
+        """Padded token ids: inputs ^c1..cn, targets c1..cn$ (clipped to max_length)."""
+        limit = self.params["max_length"]
+        ids = [
+            [
+                self._index[BOS],
+                *[self._index.get(c, self._unknown) for c in p][: limit - 1],
+                self._index[EOS],
+            ]
+            for p in poems
+        ]
+        width = max(len(s) for s in ids) - 1
+        tokens = torch.zeros(len(ids), width, dtype=torch.int64)
+        targets = torch.zeros(len(ids), width, dtype=torch.int64)
+        lengths = torch.tensor([len(s) - 1 for s in ids])
+        for n, s in enumerate(ids):
+            tokens[n, : len(s) - 1] = torch.tensor(s[:-1])
+            targets[n, : len(s) - 1] = torch.tensor(s[1:])
+        return {"tokens": tokens, "targets": targets, "lengths": lengths}
+
+    def fit(self, poems, *, validation_poems=None):
+        """Train on ``poems`` (strings); the validation part is a seeded share of them
+        unless ``validation_poems`` are given."""
+        poems = _check_poems(poems)
+        rng = np.random.default_rng(self.params["seed"])
+        if validation_poems is None:
+            order = rng.permutation(len(poems))
+            cut = round(len(poems) * self.params["validation"])
+            validation_poems = [poems[i] for i in order[:cut]]
+            poems = [poems[i] for i in order[cut:]]
+        chars = sorted(set("".join(poems)) - {BOS, EOS, PAD})
+        self._vocab = [PAD, BOS, EOS, *chars]
+        self._setup_vocab()
+        train = self._encode(poems)
+        real = train["targets"][
+            torch.arange(train["targets"].shape[1])[None] < train["lengths"][:, None]
+        ]
+        counts = np.bincount(real.numpy(), minlength=len(self._vocab))
+        self._unigram = ((counts + 1) / (counts.sum() + len(counts))).tolist()
+        torch.manual_seed(self.params["seed"])
+        self.net = self._build()
+        val = self._encode(validation_poems) if validation_poems else None
+        self.history = fit(self.net, _loss, train, val, self._train_cfg)
+        self.validation_poems_ = list(validation_poems)
+        return self
+
+    def _setup_vocab(self) -> None:
+        self._index = {c: i for i, c in enumerate(self._vocab)}
+        self._unknown = self._index[PAD]  # unseen characters map to PAD (scored, never sampled)
+
+    def _build(self) -> _CharNet:
+        p = self.params
+        return _CharNet(
+            len(self._vocab),
+            p["embedding_size"],
+            p["hidden_size"],
+            p["num_layers"],
+            p["cell"],
+            p["dropout"],
+        )
+
+    def _check_fitted(self) -> None:
+        if self.net is None:
+            raise ValueError("this TextGenerator is not fitted yet: call fit(poems) first")
+
+    @torch.no_grad()
+    def perplexity(self, poems) -> dict[str, float]:
+        """{"model": perplexity of the network, "unigram": of the unigram baseline} on poems."""
+        self._check_fitted()
+        data = self._encode(_check_poems(poems))
+        self.net.eval()
+        logits, _ = self.net(data["tokens"], data["lengths"])
+        mask = torch.arange(data["tokens"].shape[1])[None] < data["lengths"][:, None]
+        targets = data["targets"][mask]
+        nll = nn.functional.cross_entropy(logits[mask], targets)
+        unigram = -torch.log(torch.tensor(self._unigram, dtype=torch.float64))[targets].mean()
+        return {"model": math.exp(float(nll)), "unigram": math.exp(float(unigram))}
+
+    @torch.no_grad()
+    def generate(
+        self,
+        *,
+        opening: str = "",
+        acrostic: str = "",
+        temperature: float = 0.8,
+        top_k: int | None = 20,
+        seed: int | None = None,
+        max_length: int | None = None,
+    ) -> str:
+        """Write one poem. ``opening``: text it starts with; ``acrostic``: characters that
+        begin each line in turn (the poem then has that many lines)."""
+        self._check_fitted()
+        if not temperature > 0:
+            raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
+        if opening and acrostic:
+            raise ValueError("opening and acrostic: expected one of them, got both")
+        unknown = sorted(set(opening + acrostic) - set(self._vocab[3:]))
+        if unknown:
+            raise ValueError(
+                f"expected characters seen in training, got unseen {''.join(unknown)!r}"
+            )
+        limit = max_length or self.params["max_length"]
+        gen = torch.Generator().manual_seed(self.params["seed"] if seed is None else seed)
+        self.net.eval()
+        heads = list(acrostic)
+        prompt = BOS + (heads.pop(0) if heads else opening)
+        logits, state = self._feed(prompt, None)
+        text = prompt[1:]
+        while len(text) < limit:
+            ch = self._sample(logits, temperature, top_k, gen)
+            if ch == EOS:
+                break
+            text += ch
+            if ch in LINE_ENDS:
+                if acrostic:
+                    if not heads:
+                        break
+                    ch = heads.pop(0)
+                    text += ch
+                    logits, state = self._feed(text[-2:], state)  # the mark and the head
+                    continue
+            logits, state = self._feed(ch, state)
+        return text
+
+    def _feed(self, chars: str, state):
+        """Run characters through the network from ``state``; return next-char logits."""
+        ids = torch.tensor([[self._index[c] for c in chars]])
+        logits, state = self.net(ids, state=state)
+        return logits[0, -1], state
+
+    def _sample(self, logits: Tensor, temperature: float, top_k, gen) -> str:
+        logits = logits.clone()
+        logits[self._index[PAD]] = -math.inf
+        logits[self._index[BOS]] = -math.inf
+        logits = logits / temperature
+        if top_k is not None and top_k < logits.numel():
+            cutoff = torch.topk(logits, top_k).values[-1]
+            logits[logits < cutoff] = -math.inf
+        index = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
+        return self._vocab[int(index)]
+
+    def save(self, path):
+        self._check_fitted()
+        fitted = {"vocab": self._vocab, "unigram": self._unigram}
+        return save_estimator(
+            path, self._kind, {"params": self.params, "fitted": fitted}, self.net.state_dict()
+        )
+
+    @classmethod
+    def load(cls, path) -> "TextGenerator":
+        config, state = load_estimator(path, cls._kind)
+        try:
+            model = cls(**config["params"])
+            model._vocab = config["fitted"]["vocab"]
+            model._unigram = config["fitted"]["unigram"]
+            model._setup_vocab()
+            model.net = model._build()
+            model.net.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(
+                f"{path}: expected a saved TextGenerator, got a damaged one ({err})"
+            ) from err
+        model.net.eval()
+        return model
+
+
+def _check_poems(poems) -> list[str]:
+    if isinstance(poems, str) or not all(isinstance(p, str) for p in poems):
+        raise TypeError("poems: expected a list of strings")
+    poems = [p for p in poems if p]
+    if not poems:
+        raise ValueError("poems: expected at least one non-empty poem, got none")
+    return poems
+
+
+def _loss(net: _CharNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
+    lengths = batch["lengths"]
+    steps = int(lengths.max())
+    logits, _ = net(batch["tokens"][:, :steps], lengths)
+    mask = torch.arange(steps)[None] < lengths[:, None]
+    targets = batch["targets"][:, :steps][mask]
+    return nn.functional.cross_entropy(logits[mask], targets), int(mask.sum())

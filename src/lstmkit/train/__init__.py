@@ -1,0 +1,1 @@
+"""Training: the BPTT loop, checkpoints, metrics."""

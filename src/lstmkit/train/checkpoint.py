@@ -1,0 +1,113 @@
+"""Checkpoints and saved models without pickles: safetensors for tensors, JSON for the rest.
+
+A checkpoint is a directory holding ``tensors.safetensors`` and ``meta.json``. It is
+written into a temporary sibling directory and renamed into place, so a crash never leaves
+a half-written checkpoint: readers see the old one or the new one. Loading never executes
+code from the file.
+
+The optimizer's state (AdamW's moments and step counts) is flattened into the tensor file
+under ``optim.<param index>.<name>`` and its hyper-parameters into JSON, so a run resumes
+exactly where it stopped.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+TENSORS, META = "tensors.safetensors", "meta.json"
+FORMAT = "lstmkit-checkpoint-1"
+
+
+def write_dir_atomically(path: str | os.PathLike, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (name -> bytes) as directory ``path``, replacing it atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        old = None
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(f"{path}: expected a directory to replace, got a file")
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, f.name)
+        return Path(f.name).read_bytes()
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model_state: dict[str, torch.Tensor],
+    meta: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write model weights, JSON-able ``meta`` and optionally the optimizer state."""
+    tensors = {f"model.{k}": v for k, v in model_state.items()}
+    meta = {"format": FORMAT, **meta}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars: dict[str, dict] = {}
+        for index, entry in state["state"].items():
+            for name, value in entry.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optim.{index}.{name}"] = value
+                else:
+                    scalars.setdefault(str(index), {})[name] = value
+        meta["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
+    files = {TENSORS: _tensor_bytes(tensors), META: json.dumps(meta, indent=1).encode()}
+    return write_dir_atomically(path, files)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, dict | None]:
+    """Read (model_state, meta, optimizer_state_dict or None); ValueError if damaged/foreign."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path}: expected an lstmkit checkpoint directory, got no such directory")
+    try:
+        meta = json.loads((path / META).read_text("utf-8"))
+    except FileNotFoundError as err:
+        raise ValueError(f"{path}: expected {META} in the checkpoint, found none") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path / META}: expected JSON, got a damaged file ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path / META}: expected format {FORMAT!r}, got {got!r}")
+    try:
+        tensors = load_file(str(path / TENSORS))
+    except FileNotFoundError as err:
+        raise ValueError(f"{path}: expected {TENSORS} in the checkpoint, found none") from err
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path / TENSORS}: expected safetensors, got a damaged file") from err
+    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    optim = None
+    if "optimizer" in meta:
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for index, entry in meta["optimizer"]["scalars"].items():
+            state.setdefault(int(index), {}).update(entry)
+        optim = {"state": state, "param_groups": meta["optimizer"]["param_groups"]}
+    return model, meta, optim

@@ -1,0 +1,253 @@
+"""The training loop: back-propagation through time in mini-batches, guarded.
+
+Data are held as tensors with the samples on the first axis and batched by index (a seeded
+permutation per epoch), so no per-sample Python runs in the hot loop. Per epoch:
+AdamW steps with gradient-norm clipping, a validation loss, ReduceLROnPlateau on it, early
+stopping with the best weights restored, and optionally an atomic checkpoint from which
+:func:`fit` resumes exactly (weights, best weights, optimizer, scheduler, RNG states,
+history). A loss that becomes NaN or infinite stops the run with a clear reason and keeps
+the best weights; so does Ctrl-C.
+"""
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from lstmkit.train.checkpoint import load_checkpoint, save_checkpoint
+
+# loss_fn(model, batch) -> (mean loss over the batch's real elements, number of elements)
+LossFn = Callable[[nn.Module, dict[str, Tensor]], tuple[Tensor, int]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of :func:`fit`. ``patience=None`` disables early stopping."""
+
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    clip_norm: float | None = 1.0
+    patience: int | None = 30
+    lr_patience: int = 10
+    lr_factor: float = 0.5
+    seed: int = 0
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+    checkpoint: str | None = None  # directory, rewritten atomically every epoch
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience: expected None or an int >= 1, got {self.patience!r}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(
+                f"clip_norm: expected None or a positive number, got {self.clip_norm!r}"
+            )
+        if self.resume and not self.checkpoint:
+            raise ValueError("resume: expected a checkpoint directory to resume from, got none")
+
+
+@dataclass
+class History:
+    """What happened, epoch by epoch."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_loss: float = math.inf
+    stop_reason: str = "completed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[Tensor]:
+    """Index batches over n samples: a seeded permutation, or in order without a generator."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return list(order.split(batch_size))
+
+
+def take(data: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
+    return {k: v[index] for k, v in data.items()}
+
+
+def _size(data: dict[str, Tensor]) -> int:
+    sizes = {k: v.shape[0] for k, v in data.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"training data: expected the same number of samples, got {sizes}")
+    return next(iter(sizes.values()))
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: dict[str, Tensor], batch: int) -> float:
+    """Mean loss over all real elements of ``data`` in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for index in batches(_size(data), batch, None):
+        loss, n = loss_fn(model, take(data, index))
+        total += float(loss) * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def _clone_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train: dict[str, Tensor],
+    validation: dict[str, Tensor] | None,
+    cfg: TrainConfig,
+) -> History:
+    """Train ``model`` in place; return its :class:`History`. The best weights (lowest
+    validation loss, or training loss without validation) are loaded into ``model`` at the
+    end, whatever stopped the run.
+    """
+    n = _size(train)
+    if n == 0:
+        raise ValueError("training data: expected at least one sample, got 0")
+    torch.manual_seed(cfg.seed)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience
+    )
+    history = History()
+    best_state = _clone_state(model)
+    start_epoch = 0
+    if cfg.resume and cfg.checkpoint and Path(cfg.checkpoint).exists():
+        start_epoch, best_state = _resume(
+            cfg.checkpoint, model, optimizer, scheduler, shuffle, history
+        )
+    show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
+    bar = tqdm(range(start_epoch, cfg.epochs), disable=not show, unit="epoch", leave=False)
+    stale = 0 if history.best_epoch is None else len(history.epochs) - 1 - history.best_epoch
+    try:
+        for epoch in bar:
+            began = time.perf_counter()
+            model.train()
+            total, count = 0.0, 0
+            for index in batches(n, cfg.batch_size, shuffle):
+                loss, size = loss_fn(model, take(train, index))
+                if not torch.isfinite(loss):
+                    history.stop_reason = (
+                        f"the training loss became {float(loss.detach())} at epoch {epoch + 1}; "
+                        f"stopped and kept the best weights (epoch {_human(history.best_epoch)})"
+                    )
+                    warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=2)
+                    raise _Stop
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                optimizer.step()
+                total += float(loss.detach()) * size
+                count += size
+            train_loss = total / max(count, 1)
+            val_loss = (
+                evaluate_loss(model, loss_fn, validation, max(cfg.batch_size, 256))
+                if validation is not None
+                else train_loss
+            )
+            scheduler.step(val_loss)
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - began,
+            }
+            if validation is not None:
+                record["val_loss"] = val_loss
+            history.epochs.append(record)
+            if val_loss < history.best_loss:
+                history.best_loss, history.best_epoch, stale = val_loss, epoch, 0
+                best_state = _clone_state(model)
+            else:
+                stale += 1
+            bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
+            if cfg.checkpoint:
+                _save(
+                    cfg.checkpoint,
+                    model,
+                    best_state,
+                    optimizer,
+                    scheduler,
+                    shuffle,
+                    history,
+                    epoch + 1,
+                )
+            if cfg.patience is not None and stale >= cfg.patience:
+                history.stop_reason = (
+                    f"early stopping: no better validation loss for {cfg.patience} epochs"
+                )
+                break
+    except _Stop:
+        pass
+    except KeyboardInterrupt:
+        history.stop_reason = "interrupted; kept the best weights"
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    return history
+
+
+class _Stop(Exception):
+    """Internal: leave the epoch loop after a non-finite loss."""
+
+
+def _human(epoch: int | None) -> str:
+    return "none yet: the initial weights" if epoch is None else str(epoch + 1)
+
+
+def _save(path, model, best_state, optimizer, scheduler, shuffle, history, epochs_done):
+    state = {f"current.{k}": v for k, v in model.state_dict().items()}
+    state |= {f"best.{k}": v for k, v in best_state.items()}
+    state["rng.shuffle"] = shuffle.get_state()
+    state["rng.torch"] = torch.get_rng_state()
+    meta = {
+        "epochs_done": epochs_done,
+        "history": history.to_dict(),
+        "scheduler": scheduler.state_dict(),
+    }
+    save_checkpoint(path, state, meta, optimizer)
+
+
+def _resume(path, model, optimizer, scheduler, shuffle, history):
+    state, meta, optim = load_checkpoint(path)
+    try:
+        current = {
+            k.removeprefix("current."): v for k, v in state.items() if k.startswith("current.")
+        }
+        best = {k.removeprefix("best."): v for k, v in state.items() if k.startswith("best.")}
+        model.load_state_dict(current)
+        if optim is not None:
+            optimizer.load_state_dict(optim)
+        scheduler.load_state_dict(meta["scheduler"])
+        shuffle.set_state(state["rng.shuffle"])
+        torch.set_rng_state(state["rng.torch"])
+        saved = meta["history"]
+    except (KeyError, RuntimeError) as err:
+        raise ValueError(
+            f"{path}: expected a training checkpoint of this model, got {err}"
+        ) from err
+    history.epochs = saved["epochs"]
+    history.best_epoch = saved["best_epoch"]
+    history.best_loss = saved["best_loss"]
+    return int(meta["epochs_done"]), best

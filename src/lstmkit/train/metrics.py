@@ -1,0 +1,68 @@
+"""Evaluation metrics, computed by torchmetrics (not hand-written), named as everywhere else.
+
+Regression (:func:`regression_metrics`): ``mse``, ``rmse``, ``mae``, ``mape``, ``smape``,
+``r2``. ``mape`` is taken over the targets that are not zero (a zero target has no
+percentage error; the number left out is ``mape_zero_targets``), so it stays finite;
+``smape`` = mean 2|y − ŷ| / (|y| + |ŷ|), 0 where both are 0. Percentages are fractions
+(0.05 = 5 %).
+
+Classification (:func:`classification_metrics`): ``accuracy``, ``precision``, ``recall``,
+``f1`` (macro) and their ``*_weighted`` forms, and ``confusion_matrix`` (rows = true class,
+columns = predicted, in the order of ``classes``).
+"""
+
+import numpy as np
+import torch
+import torchmetrics.functional as tmf
+
+
+def _tensor(values, name: str) -> torch.Tensor:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: expected finite numbers, got NaN or infinity")
+    return torch.from_numpy(array)
+
+
+def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    """Metrics of predictions against targets of the same shape (any shape, flattened)."""
+    y, p = _tensor(y_true, "y_true"), _tensor(y_pred, "y_pred")
+    if y.shape != p.shape:
+        raise ValueError(
+            f"y_pred: expected {y.numel()} values (as many as y_true), got {p.numel()}"
+        )
+    if y.numel() == 0:
+        raise ValueError("y_true: expected at least one value, got none")
+    nonzero = y != 0
+    mse = float(tmf.mean_squared_error(p, y))
+    result = {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "mae": float(tmf.mean_absolute_error(p, y)),
+        "mape": float(tmf.mean_absolute_percentage_error(p[nonzero], y[nonzero]))
+        if bool(nonzero.any())
+        else float("nan"),
+        "mape_zero_targets": int((~nonzero).sum()),
+        "smape": float(tmf.symmetric_mean_absolute_percentage_error(p, y)),
+        "r2": float(tmf.r2_score(p, y)) if y.numel() > 1 else float("nan"),
+    }
+    return result
+
+
+def classification_metrics(y_true, y_pred, classes) -> dict:
+    """Metrics of predicted class indices against true ones; ``classes`` names the indices."""
+    y = torch.as_tensor(np.asarray(y_true, dtype=np.int64).reshape(-1))
+    p = torch.as_tensor(np.asarray(y_pred, dtype=np.int64).reshape(-1))
+    if y.shape != p.shape:
+        raise ValueError(f"y_pred: expected {y.numel()} labels (as y_true), got {p.numel()}")
+    k = len(classes)
+    if k < 2:
+        raise ValueError(f"classes: expected at least 2 classes, got {k}")
+    common = {"task": "multiclass", "num_classes": k}
+    result = {"accuracy": float(tmf.accuracy(p, y, average="micro", **common))}
+    for average, suffix in (("macro", ""), ("weighted", "_weighted")):
+        result["precision" + suffix] = float(tmf.precision(p, y, average=average, **common))
+        result["recall" + suffix] = float(tmf.recall(p, y, average=average, **common))
+        result["f1" + suffix] = float(tmf.f1_score(p, y, average=average, **common))
+    result["confusion_matrix"] = tmf.confusion_matrix(p, y, **common).tolist()
+    result["classes"] = [str(c) for c in classes]
+    return result

@@ -1,0 +1,119 @@
+"""Sequence estimators on real data (UEA/UCR) with the issue's bars, the negation set
+against a bag-of-words baseline, padding that never leaks, and persistence."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lstmkit.data.negation import negation_sentiment, one_hot_words
+from lstmkit.data.readers import read_ts
+from lstmkit.tasks.sequence import SequenceClassifier, SequenceRegressor, SequenceTagger
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _ucr(name):
+    X_train, y_train = read_ts(DATA / name / f"{name}_TRAIN.ts")
+    X_test, y_test = read_ts(DATA / name / f"{name}_TEST.ts")
+    return X_train, y_train, X_test, y_test
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("name", "bar"), [("BasicMotions", 0.95), ("ItalyPowerDemand", 0.94), ("GunPoint", 0.90)]
+)
+def test_default_classifier_reaches_the_bar(name, bar):
+    X_train, y_train, X_test, y_test = _ucr(name)
+    model = SequenceClassifier(progress=False).fit(X_train, y_train)
+    report = model.evaluate(X_test, y_test)
+    assert report["accuracy"] >= bar, report
+
+
+def test_negation_bilstm_reads_order_while_bag_of_words_cannot():
+    from sklearn.linear_model import LogisticRegression
+
+    sentences, labels = negation_sentiment(1200, seed=0)
+    X, _vocab = one_hot_words(sentences)
+    split = 900
+    model = SequenceClassifier(hidden_size=32, epochs=60, progress=False)
+    model.fit(X[:split], labels[:split])
+    accuracy = model.evaluate(X[split:], labels[split:])["accuracy"]
+    bags = np.stack([x.sum(0) for x in X])
+    bow = LogisticRegression(max_iter=2000).fit(bags[:split], labels[:split])
+    bow_accuracy = bow.score(bags[split:], labels[split:])
+    assert accuracy >= 0.95
+    assert bow_accuracy <= 0.65
+
+
+def test_padding_never_leaks_into_predictions():
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(n, 3)) for n in (5, 9, 3, 12, 7, 4)]
+    y = np.array([0, 1, 0, 1, 0, 1])
+    model = SequenceClassifier(epochs=3, validation=0, progress=False).fit(X, y)
+    together = model.predict_proba(X)
+    alone = np.concatenate([model.predict_proba([x]) for x in X])
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+
+
+def test_save_load_round_trip_and_class_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    X = [rng.normal(size=(int(n), 2)) for n in rng.integers(3, 10, size=20)]
+    y = np.array(["cat", "dog"] * 10)
+    model = SequenceClassifier(epochs=3, progress=False, class_weight="balanced").fit(X, y)
+    loaded = SequenceClassifier.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert set(loaded.predict(X)) <= {"cat", "dog"}
+    with pytest.raises(
+        ValueError, match="expected a saved SequenceRegressor, got a saved SequenceClassifier"
+    ):
+        SequenceRegressor.load(tmp_path / "m")
+
+
+def test_regressor_learns_the_sum_and_per_step_output():
+    rng = np.random.default_rng(2)
+    X = [rng.normal(size=(int(n), 1)) for n in rng.integers(3, 12, size=300)]
+    y = np.array([x.sum() for x in X])
+    model = SequenceRegressor(hidden_size=32, epochs=80, progress=False).fit(X[:250], y[:250])
+    report = model.evaluate(X[250:], y[250:])
+    assert report["r2"] > 0.9, report
+    per_step = SequenceRegressor(output="sequence", epochs=2, progress=False)
+    per_step.fit(X[:20], [np.cumsum(x[:, 0]) for x in X[:20]])
+    pred = per_step.predict(X[:3])
+    assert [p.shape for p in pred] == [(len(x),) for x in X[:3]]
+
+
+def test_tagger_marks_steps_after_a_trigger():
+    rng = np.random.default_rng(3)
+    X, tags = [], []
+    for _ in range(300):
+        n = int(rng.integers(4, 12))
+        x = np.zeros((n, 2))
+        x[:, 1] = rng.normal(size=n)
+        start = int(rng.integers(0, n))
+        x[start, 0] = 1.0
+        X.append(x)
+        tags.append(np.where(np.arange(n) >= start, "on", "off"))
+    model = SequenceTagger(bidirectional=False, hidden_size=16, epochs=40, progress=False)
+    model.fit(X[:250], tags[:250])
+    assert model.evaluate(X[250:], tags[250:])["accuracy"] > 0.95
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match="expected 2 targets"):
+        SequenceClassifier(progress=False).fit([np.zeros((3, 1)), np.ones((2, 1))], [0, 1, 0])
+    with pytest.raises(ValueError, match="expected at least 2 classes, got 1"):
+        SequenceClassifier(progress=False).fit([np.zeros((3, 1))] * 2, [0, 0])
+    model = SequenceClassifier(epochs=1, validation=0, progress=False)
+    model.fit([np.zeros((3, 2)), np.ones((4, 2))], [0, 1])
+    with pytest.raises(ValueError, match="expected 2 channels \\(as in fit\\), got 3"):
+        model.predict([np.zeros((3, 3))])
+    with pytest.raises(ValueError, match="expected labels seen in fit"):
+        model.evaluate([np.zeros((3, 2))], [7])

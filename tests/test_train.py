@@ -1,0 +1,201 @@
+"""The training loop: determinism, resume, guards, checkpoints; metrics against hand values."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lstmkit.train.checkpoint import load_checkpoint, save_checkpoint, write_dir_atomically
+from lstmkit.train.loop import TrainConfig, fit
+from lstmkit.train.metrics import classification_metrics, regression_metrics
+
+
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = __import__("lstmkit").LSTM(2, 4, batch_first=True)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1]).squeeze(-1)
+
+
+def _loss(model, batch):
+    return nn.functional.mse_loss(model(batch["x"]), batch["y"]), len(batch["y"])
+
+
+def _data(n=40, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, 2, generator=g)
+    return {"x": x, "y": x[:, :, 0].sum(1)}
+
+
+def _params(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_same_seed_same_weights_and_history():
+    runs = []
+    for _ in range(2):
+        model = _Tiny()
+        history = fit(model, _loss, _data(), _data(10, 2), TrainConfig(epochs=5, batch_size=8))
+        runs.append((_params(model), [e["train_loss"] for e in history.epochs]))
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_training_reduces_the_loss():
+    model = _Tiny()
+    history = fit(model, _loss, _data(), None, TrainConfig(epochs=30, batch_size=8, patience=None))
+    assert history.epochs[-1]["train_loss"] < 0.5 * history.epochs[0]["train_loss"]
+
+
+def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
+    full = _Tiny()
+    fit(full, _loss, _data(), _data(10, 2), TrainConfig(epochs=6, batch_size=8, patience=None))
+    ckpt = str(tmp_path / "ckpt")
+    part = _Tiny()
+    fit(
+        part,
+        _loss,
+        _data(),
+        _data(10, 2),
+        TrainConfig(epochs=3, batch_size=8, patience=None, checkpoint=ckpt),
+    )
+    resumed = _Tiny()
+    history = fit(
+        resumed,
+        _loss,
+        _data(),
+        _data(10, 2),
+        TrainConfig(epochs=6, batch_size=8, patience=None, checkpoint=ckpt, resume=True),
+    )
+    assert len(history.epochs) == 6
+    # best weights are restored at the end of both runs: compare those
+    assert torch.allclose(_params(resumed), _params(full), atol=0, rtol=0)
+
+
+def test_non_finite_loss_stops_and_keeps_best_weights():
+    model = _Tiny()
+    calls = {"n": 0}
+
+    def exploding(m, batch):
+        calls["n"] += 1
+        loss, n = _loss(m, batch)
+        return (loss * math.inf if calls["n"] > 10 else loss), n
+
+    with pytest.warns(RuntimeWarning, match="became inf"):
+        history = fit(model, exploding, _data(), None, TrainConfig(epochs=20, batch_size=8))
+    assert "became inf" in history.stop_reason
+    assert history.best_epoch is not None
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert len(history.epochs) == 2  # 5 batches per epoch: epochs 1-2 finished, 3 stopped
+
+
+def test_early_stopping_restores_best_epoch():
+    model = _Tiny()
+    history = fit(
+        model,
+        _loss,
+        _data(),
+        _data(10, 2),
+        TrainConfig(epochs=200, batch_size=8, patience=3, lr=0.05),
+    )
+    best = history.best_epoch
+    assert history.stop_reason.startswith("early stopping")
+    assert len(history.epochs) == best + 1 + 3
+    val = min(e["val_loss"] for e in history.epochs)
+    assert history.epochs[best]["val_loss"] == val
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs: expected an int >= 1, got 0"),
+        ({"lr": -1.0}, "lr: expected a positive number"),
+        ({"resume": True}, "resume: expected a checkpoint directory"),
+    ],
+)
+def test_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_checkpoint_round_trip_and_no_pickles(tmp_path):
+    model = _Tiny()
+    opt = torch.optim.AdamW(model.parameters())
+    _loss(model, _data())[0].backward()
+    opt.step()
+    path = save_checkpoint(tmp_path / "c", model.state_dict(), {"note": "x"}, opt)
+    assert sorted(p.name for p in path.iterdir()) == ["meta.json", "tensors.safetensors"]
+    state, meta, optim = load_checkpoint(path)
+    assert meta["note"] == "x"
+    for k, v in model.state_dict().items():
+        assert torch.equal(state[k], v)
+    fresh = torch.optim.AdamW(_Tiny().parameters())
+    fresh.load_state_dict(optim)
+    assert torch.equal(
+        fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
+    )
+
+
+def test_damaged_or_foreign_checkpoint_raises(tmp_path):
+    path = save_checkpoint(tmp_path / "c", _Tiny().state_dict(), {})
+    (path / "tensors.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(ValueError, match="expected safetensors, got a damaged file"):
+        load_checkpoint(path)
+    (path / "meta.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(
+        ValueError, match="expected format 'lstmkit-checkpoint-1', got 'something-else'"
+    ):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="no such directory"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_atomic_write_leaves_old_directory_on_failure(tmp_path):
+    target = write_dir_atomically(tmp_path / "d", {"a.txt": b"old"})
+
+    files = {"a.txt": b"new", "b.txt": None}  # writing None fails half-way
+    with pytest.raises(TypeError):
+        write_dir_atomically(target, files)
+    assert (target / "a.txt").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temporary left behind
+
+
+def test_regression_metrics_against_hand_values():
+    y = np.array([1.0, 2.0, 0.0, 4.0])
+    p = np.array([1.5, 2.0, 1.0, 3.0])
+    m = regression_metrics(y, p)
+    err = p - y
+    assert m["mse"] == pytest.approx(np.mean(err**2))
+    assert m["rmse"] == pytest.approx(math.sqrt(np.mean(err**2)))
+    assert m["mae"] == pytest.approx(np.mean(np.abs(err)))
+    # MAPE over the non-zero targets: (0.5/1 + 0 + 1/4) / 3
+    assert m["mape"] == pytest.approx((0.5 + 0 + 0.25) / 3)
+    assert m["mape_zero_targets"] == 1
+    smape = np.mean(2 * np.abs(err) / (np.abs(y) + np.abs(p)))
+    assert m["smape"] == pytest.approx(smape)
+    r2 = 1 - np.sum(err**2) / np.sum((y - y.mean()) ** 2)
+    assert m["r2"] == pytest.approx(r2)
+
+
+def test_classification_metrics_against_hand_values():
+    truth = np.array([0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 0, 1, 1, 2, 2])
+    m = classification_metrics(truth, pred, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # per class precision: a 2/2, b 1/2, c 1/2; recall: a 2/3, b 1/2, c 1/1
+    prec, rec = np.array([1, 0.5, 0.5]), np.array([2 / 3, 0.5, 1])
+    f1 = 2 * prec * rec / (prec + rec)
+    support = np.array([3, 2, 1]) / 6
+    assert m["precision"] == pytest.approx(prec.mean())
+    assert m["recall"] == pytest.approx(rec.mean())
+    assert m["f1"] == pytest.approx(f1.mean())
+    assert m["f1_weighted"] == pytest.approx((f1 * support).sum())
+    assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
