@@ -10,7 +10,8 @@ backward of a random cotangent). Input size = hidden size.
 
 For each case every backend and torch.nn run with the same weights, interleaved round by
 round (the machine is shared and noisy, so ratios taken in the same rounds are what
-count); the median of the rounds is reported. ``speed`` = t(torch.nn) / t(backend):
+count); the median of the rounds is reported (at least 5 rounds, more for short steps so
+that each backend is timed for about 0.3 s). ``speed`` = t(torch.nn) / t(backend):
 above 1 is faster than torch.nn. GFLOP/s counts the matmul work only (training = 3x the
 forward). Peak memory of a training step is measured in a fresh process per backend, as
 the rise of the peak resident set over the resident set before the step.
@@ -84,8 +85,13 @@ def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, 
     dirs = 2 if bidirectional else 1
     grad = torch.randn(steps, batch, dirs * hidden)
     fns = {name: step_fn(m, x, grad, train) for name, m in models.items()}
+    warm = []
     for fn in fns.values():  # warm-up: allocator, oneDNN primitive cache
+        start = time.perf_counter()
         fn()
+        warm.append(time.perf_counter() - start)
+    # short steps are noisy: time at least ~0.3 s per backend (at most 50 rounds)
+    rounds = max(rounds, min(50, int(0.3 / max(min(warm), 1e-6))))
     times = {name: [] for name in fns}
     names = list(fns)
     for r in range(rounds):
@@ -97,6 +103,7 @@ def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, 
     work = flops_forward(mode, steps, batch, hidden, layers, dirs) * (3 if train else 1)
     auto_choice = models["auto"].last_backend if "auto" in models else None
     return {
+        "rounds": rounds,
         "mode": mode,
         "T": steps,
         "batch": batch,
@@ -242,6 +249,9 @@ def main(argv=None) -> int:
         help="comma-separated subset of " + ",".join(BACKENDS),
     )
     parser.add_argument("--modes", default="LSTM,GRU")
+    parser.add_argument("--T", default="50,200", help="sequence lengths, comma-separated")
+    parser.add_argument("--batch", default="16,64", help="batch sizes, comma-separated")
+    parser.add_argument("--hidden", default="32,128,512", help="hidden sizes, comma-separated")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory part")
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory part")
     parser.add_argument("--json", help="also write the JSON document to this file")
@@ -256,9 +266,10 @@ def main(argv=None) -> int:
     if args.quick:
         grid = itertools.product(modes, (50,), (16,), (32, 128), (1,), (False, True), (False, True))
     else:
-        grid = itertools.product(
-            modes, (50, 200), (16, 64), (32, 128, 512), (1, 2), (False, True), (False, True)
-        )
+        ints = [
+            tuple(int(v) for v in getattr(args, k).split(",")) for k in ("T", "batch", "hidden")
+        ]
+        grid = itertools.product(modes, *ints, (1, 2), (False, True), (False, True))
     cases = []
     if args.memory_only:
         grid = ()

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.tasks.networks import RecurrentNet, check_cell
-from lstmkit.tasks.persist import load_estimator, save_estimator
+from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit
 from lstmkit.train.metrics import regression_metrics
 
@@ -417,28 +417,21 @@ class Forecaster:
 
     @classmethod
     def load(cls, path) -> "Forecaster":
-        config, state = load_estimator(path, "Forecaster")
-        try:
-            model = cls(**config["params"])
-            fitted = config["fitted"]
-            model._shapes = fitted["shapes"]
-            model._scalers = [
-                None if s is None else _Scaler.__new__(_Scaler) for s in fitted["scalers"]
-            ]
-            for scaler, saved in zip(model._scalers, fitted["scalers"], strict=True):
-                if scaler is not None:
-                    scaler.mean, scaler.std = np.array(saved[0]), np.array(saved[1])
-            model._series = np.array(fitted["series"], dtype=np.float64)
-            model._past = None if fitted["past"] is None else np.array(fitted["past"])
-            model._fut = None if fitted["future"] is None else np.array(fitted["future"])
-            model.net = model._build()
-            model.net.load_state_dict(state)
-        except (KeyError, TypeError, RuntimeError) as err:
-            raise ValueError(
-                f"{path}: expected a saved Forecaster, got a damaged one ({err})"
-            ) from err
-        model.net.eval()
-        return model
+        return restore(cls, path, cls._restore)
+
+    def _restore(self, fitted: dict) -> RecurrentNet:
+        self._shapes = fitted["shapes"]
+        self._scalers = []
+        for saved in fitted["scalers"]:
+            scaler = None
+            if saved is not None:
+                scaler = _Scaler.__new__(_Scaler)
+                scaler.mean, scaler.std = np.array(saved[0]), np.array(saved[1])
+            self._scalers.append(scaler)
+        self._series = np.array(fitted["series"], dtype=np.float64)
+        self._past = None if fitted["past"] is None else np.array(fitted["past"])
+        self._fut = None if fitted["future"] is None else np.array(fitted["future"])
+        return self._build()
 
 
 def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:

@@ -9,10 +9,9 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
-from lstmkit.train.checkpoint import write_dir_atomically
+from lstmkit.train.checkpoint import read_json, read_tensors, write_dir_atomically
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 FORMAT = "lstmkit-estimator-1"
@@ -28,23 +27,24 @@ def save_estimator(path: str | os.PathLike, kind: str, config: dict, state: dict
 def load_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """Read (config, state) of an estimator saved as ``kind``; ValueError if damaged/foreign."""
     path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"{path}: expected a saved lstmkit model directory, got no such directory")
-    try:
-        config = json.loads((path / CONFIG).read_text("utf-8"))
-    except FileNotFoundError as err:
-        raise ValueError(f"{path}: expected {CONFIG} in the model directory, found none") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path / CONFIG}: expected JSON, got a damaged file ({err})") from err
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        got = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ValueError(f"{path / CONFIG}: expected format {FORMAT!r}, got {got!r}")
+    what = "a saved lstmkit model"
+    config = read_json(path, CONFIG, FORMAT, what)
     if config.get("kind") != kind:
         raise ValueError(f"{path}: expected a saved {kind}, got a saved {config.get('kind')}")
+    return config, read_tensors(path, WEIGHTS, what)
+
+
+def restore(cls, path, setup):
+    """Rebuild an estimator of class ``cls`` saved at ``path``: ``setup(model, fitted)``
+    restores its fitted attributes and returns its network, into which the weights load."""
+    config, state = load_estimator(path, cls.__name__)
     try:
-        state = load_file(str(path / WEIGHTS))
-    except FileNotFoundError as err:
-        raise ValueError(f"{path}: expected {WEIGHTS} in the model directory, found none") from err
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path / WEIGHTS}: expected safetensors, got a damaged file") from err
-    return config, state
+        model = cls(**config["params"])
+        model.net = setup(model, config["fitted"])
+        model.net.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"{path}: expected a saved {cls.__name__}, got a damaged one ({err})"
+        ) from err
+    model.net.eval()
+    return model

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lstmkit.data.readers import as_sequences
 from lstmkit.tasks.networks import RecurrentNet, check_cell, check_pooling
-from lstmkit.tasks.persist import load_estimator, save_estimator
+from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit
 from lstmkit.train.metrics import classification_metrics, regression_metrics
 
@@ -216,19 +216,12 @@ class _SequenceEstimator:
 
     @classmethod
     def load(cls, path):
-        config, state = load_estimator(path, cls._kind)
-        try:
-            model = cls(**config["params"])
-            model._fitted = config["fitted"]
-            model._setup_loaded()
-            model.net = model._build()
-            model.net.load_state_dict(state)
-        except (KeyError, TypeError, RuntimeError) as err:
-            raise ValueError(
-                f"{path}: expected a saved {cls._kind}, got a damaged one ({err})"
-            ) from err
-        model.net.eval()
-        return model
+        return restore(cls, path, cls._restore)
+
+    def _restore(self, fitted: dict) -> RecurrentNet:
+        self._fitted = fitted
+        self._setup_loaded()
+        return self._build()
 
     def _setup_loaded(self) -> None:
         """Restore derived attributes from ``self._fitted`` after loading."""

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.tasks.networks import CELLS, check_cell
-from lstmkit.tasks.persist import load_estimator, save_estimator
+from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit
 
 BOS, EOS, PAD = "^", "$", "\0"
@@ -321,20 +321,12 @@ class TextGenerator:
 
     @classmethod
     def load(cls, path) -> "TextGenerator":
-        config, state = load_estimator(path, cls._kind)
-        try:
-            model = cls(**config["params"])
-            model._vocab = config["fitted"]["vocab"]
-            model._unigram = config["fitted"]["unigram"]
-            model._setup_vocab()
-            model.net = model._build()
-            model.net.load_state_dict(state)
-        except (KeyError, TypeError, RuntimeError) as err:
-            raise ValueError(
-                f"{path}: expected a saved TextGenerator, got a damaged one ({err})"
-            ) from err
-        model.net.eval()
-        return model
+        return restore(cls, path, cls._restore)
+
+    def _restore(self, fitted: dict) -> _CharNet:
+        self._vocab, self._unigram = fitted["vocab"], fitted["unigram"]
+        self._setup_vocab()
+        return self._build()
 
 
 def _check_poems(poems) -> list[str]:

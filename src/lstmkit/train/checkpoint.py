@@ -79,26 +79,38 @@ def save_checkpoint(
     return write_dir_atomically(path, files)
 
 
+def read_json(path: Path, name: str, expected_format: str, what: str) -> dict:
+    """``path/name`` as a JSON object whose "format" is ``expected_format``; else ValueError."""
+    if not path.is_dir():
+        raise ValueError(f"{path}: expected {what} directory, got no such directory")
+    try:
+        meta = json.loads((path / name).read_text("utf-8"))
+    except FileNotFoundError as err:
+        raise ValueError(f"{path}: expected {name} in {what}, found none") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path / name}: expected JSON, got a damaged file ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != expected_format:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path / name}: expected format {expected_format!r}, got {got!r}")
+    return meta
+
+
+def read_tensors(path: Path, name: str, what: str) -> dict[str, torch.Tensor]:
+    """``path/name`` read as safetensors (never a pickle); else ValueError."""
+    try:
+        return load_file(str(path / name))
+    except FileNotFoundError as err:
+        raise ValueError(f"{path}: expected {name} in {what}, found none") from err
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path / name}: expected safetensors, got a damaged file") from err
+
+
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, dict | None]:
     """Read (model_state, meta, optimizer_state_dict or None); ValueError if damaged/foreign."""
     path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"{path}: expected an lstmkit checkpoint directory, got no such directory")
-    try:
-        meta = json.loads((path / META).read_text("utf-8"))
-    except FileNotFoundError as err:
-        raise ValueError(f"{path}: expected {META} in the checkpoint, found none") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path / META}: expected JSON, got a damaged file ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{path / META}: expected format {FORMAT!r}, got {got!r}")
-    try:
-        tensors = load_file(str(path / TENSORS))
-    except FileNotFoundError as err:
-        raise ValueError(f"{path}: expected {TENSORS} in the checkpoint, found none") from err
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path / TENSORS}: expected safetensors, got a damaged file") from err
+    what = "an lstmkit checkpoint"
+    meta = read_json(path, META, FORMAT, what)
+    tensors = read_tensors(path, TENSORS, what)
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     optim = None
     if "optimizer" in meta:
