@@ -126,9 +126,12 @@ def gru_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, reverse: bool, reset_a
         grad_rz = torch.empty(steps, batch, 2 * hidden, dtype=ns.dtype, device=ns.device)
         a_z = torch.empty_like(ns)
         b_r = h_prev.mul(r).mul_(1 - r)
-        w_rz, w_n = w_hh[: 2 * hidden], w_hh[2 * hidden :]
+        w_n = w_hh[2 * hidden :]
     torch.sub(h_prev, ns, out=a_z).mul_(z).mul_(1 - z)
     del h_prev
+    w_hh_nt = w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)
+    if not reset_after:
+        w_rz_nt = w_hh_nt[: 2 * hidden]
     carry = dh_n
     for t in reversed(_order(steps, reverse)):
         dh = torch.add(dout[t], carry, out=dh_all[t])
@@ -138,14 +141,14 @@ def gru_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, reverse: bool, reset_a
         if reset_after:
             dg = grad_h[t]
             dg.view(batch, 3, hidden).mul_(dh.unsqueeze(1))
-            carry = torch.addmm(dh * z[t], dg, w_hh)
+            carry = torch.addmm(dh * z[t], dg, w_hh_nt)
         else:
             dn = dh * a_n[t]
             drh = dn @ w_n  # δ(r ⊙ h_{t-1}), (N, H)
             dg = grad_rz[t]
             torch.mul(drh, b_r[t], out=dg[:, :hidden])
             torch.mul(dh, a_z[t], out=dg[:, hidden:])
-            carry = torch.addmm(torch.addcmul(dh * z[t], drh, r[t]), dg, w_rz)
+            carry = torch.addmm(torch.addcmul(dh * z[t], drh, r[t]), dg, w_rz_nt)
         if mf is not None:
             carry = carry + dh_pass
     # δ of the n pre-activation, all steps: (T, N, H)
