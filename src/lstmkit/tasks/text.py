@@ -7,7 +7,9 @@ next-character cross-entropy of the real characters only (padding has no loss: t
 engine's ``lengths``). Quality is the validation perplexity
 :math:`\exp(-\frac1N \sum \log p(c_{t+1} \mid c_{\le t}))` on held-out poems, reported
 beside the perplexity of the unigram model (character frequencies of the training poems,
-add-one smoothed) — the bar a model that ignores order would reach.
+add-one smoothed) — the bar a model that ignores order would reach. Characters seen fewer
+than ``min_count`` times in training, and unseen ones, share one ``<unk>`` class in both
+models, so the two are scored over the same vocabulary; ``<unk>`` is never generated.
 
 Generation samples one character at a time with ``temperature`` and ``top_k``, from an
 optional opening line, or as an acrostic (藏头诗): each line starts with the given
@@ -17,6 +19,7 @@ character, lines ending at "，" or "。".
 import json
 import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,7 @@ from lstmkit.tasks.networks import CELLS, check_cell
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit
 
-BOS, EOS, PAD = "^", "$", "\0"
+BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
 LINE_ENDS = "，。！？；"
 _SKIP = set("□（）()[]《》_")
 
@@ -130,13 +133,14 @@ class TextGenerator:
         cell: str = "lstm",
         num_layers: int = 2,
         hidden_size: int = 256,
-        embedding_size: int = 128,
-        dropout: float = 0.2,
+        embedding_size: int = 64,
+        dropout: float = 0.5,
         max_length: int = 128,
-        epochs: int = 40,
+        min_count: int = 2,
+        epochs: int = 30,
         batch_size: int = 32,
         lr: float = 3e-3,
-        patience: int | None = 5,
+        patience: int | None = 8,
         validation: float = 0.1,
         seed: int = 0,
         progress: bool | None = None,
@@ -150,6 +154,7 @@ class TextGenerator:
             "embedding_size": embedding_size,
             "dropout": dropout,
             "max_length": max_length,
+            "min_count": min_count,
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
@@ -199,8 +204,13 @@ class TextGenerator:
             cut = round(len(poems) * self.params["validation"])
             validation_poems = [poems[i] for i in order[:cut]]
             poems = [poems[i] for i in order[cut:]]
-        chars = sorted(set("".join(poems)) - {BOS, EOS, PAD})
-        self._vocab = [PAD, BOS, EOS, *chars]
+        counts = Counter("".join(poems))
+        chars = sorted(
+            c
+            for c, n in counts.items()
+            if n >= self.params["min_count"] and c not in (BOS, EOS, PAD, UNK)
+        )
+        self._vocab = [PAD, BOS, EOS, UNK, *chars]
         self._setup_vocab()
         train = self._encode(poems)
         real = train["targets"][
@@ -217,7 +227,7 @@ class TextGenerator:
 
     def _setup_vocab(self) -> None:
         self._index = {c: i for i, c in enumerate(self._vocab)}
-        self._unknown = self._index[PAD]  # unseen characters map to PAD (scored, never sampled)
+        self._unknown = self._index[UNK]  # rare and unseen characters: one class, never sampled
 
     def _build(self) -> _CharNet:
         p = self.params
@@ -267,7 +277,7 @@ class TextGenerator:
             raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
         if opening and acrostic:
             raise ValueError("opening and acrostic: expected one of them, got both")
-        unknown = sorted(set(opening + acrostic) - set(self._vocab[3:]))
+        unknown = sorted(set(opening + acrostic) - set(self._vocab[4:]))
         if unknown:
             raise ValueError(
                 f"expected characters seen in training, got unseen {''.join(unknown)!r}"
@@ -305,6 +315,7 @@ class TextGenerator:
         logits = logits.clone()
         logits[self._index[PAD]] = -math.inf
         logits[self._index[BOS]] = -math.inf
+        logits[self._index[UNK]] = -math.inf
         logits = logits / temperature
         if top_k is not None and top_k < logits.numel():
             cutoff = torch.topk(logits, top_k).values[-1]

@@ -1,0 +1,142 @@
+"""TextGenerator: corpus reading, the tang300 bar (perplexity well below unigram, lines of the
+corpus's lengths), acrostic and opening constraints, persistence, bad input."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lstmkit.tasks.text import TextGenerator, line_lengths, read_poems
+
+TANG300 = Path(__file__).resolve().parents[2] / "shared" / "data" / "tang300"
+
+POEMS = [
+    "白日依山盡，黃河入海流。",
+    "紅豆生南國，春來發幾枝。",
+    "春眠不覺曉，處處聞啼鳥。",
+    "床前明月光，疑是地上霜。",
+    "千山鳥飛絕，萬徑人蹤滅。",
+    "國破山河在，城春草木深。",
+] * 4
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.set_num_threads(1)
+    model = TextGenerator(
+        hidden_size=32,
+        embedding_size=16,
+        num_layers=1,
+        epochs=30,
+        validation=0,
+        patience=None,
+        progress=False,
+        lr=1e-2,
+    )
+    return model.fit(POEMS)
+
+
+def test_read_poems_both_layouts(tmp_path):
+    flat = tmp_path / "poet.json"
+    flat.write_text(
+        json.dumps(
+            [{"paragraphs": ["白日依山盡，", "黃河入海流。"]}, {"paragraphs": ["□□□，", "缺字。"]}]
+        ),
+        "utf-8",
+    )
+    assert read_poems(flat) == ["白日依山盡，黃河入海流。"]  # editorial marks left out
+    nested = tmp_path / "dir"
+    nested.mkdir()
+    (nested / "a.json").write_text(
+        json.dumps(
+            {
+                "title": "t",
+                "content": [
+                    {
+                        "type": "五言絕句",
+                        "content": [{"paragraphs": ["紅豆生南國，", "春來發幾枝。"]}],
+                    }
+                ],
+            }
+        ),
+        "utf-8",
+    )
+    assert read_poems(nested) == ["紅豆生南國，春來發幾枝。"]
+
+
+@pytest.mark.skipif(not TANG300.is_dir(), reason="shared tang300 data not found")
+def test_tang300_reads_the_corpus():
+    poems = read_poems(TANG300 / "tangshisanbaishou.json")
+    raw = json.loads((TANG300 / "tangshisanbaishou.json").read_text("utf-8"))
+    total = sum(len(group["content"]) for group in raw["content"])
+    assert total == 320
+    assert 250 <= len(poems) <= 320
+    assert "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。" in poems
+
+
+@pytest.mark.skipif(not TANG300.is_dir(), reason="shared tang300 data not found")
+def test_tang300_default_model_beats_unigram_and_writes_regular_lines():
+    poems = read_poems(TANG300 / "tangshisanbaishou.json")
+    model = TextGenerator(progress=False).fit(poems)
+    pp = model.perplexity(model.validation_poems_)
+    assert pp["model"] <= 0.75 * pp["unigram"], pp
+    lines = [n for seed in range(20) for n in line_lengths(model.generate(seed=seed))]
+    regular = sum(n in (5, 7) for n in lines) / len(lines)
+    assert regular >= 0.6, (regular, lines)
+
+
+def test_read_poems_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", "utf-8")
+    with pytest.raises(ValueError, match="expected JSON"):
+        read_poems(bad)
+    with pytest.raises(ValueError, match="no such path"):
+        read_poems(tmp_path / "missing.json")
+
+
+def test_line_lengths():
+    assert line_lengths("白日依山盡，黃河入海流。") == [5, 5]
+    assert line_lengths("^春眠不覺曉，處處聞啼鳥。$") == [5, 5]
+
+
+def test_learns_the_tiny_corpus_far_below_unigram(small):
+    pp = small.perplexity(POEMS)
+    counts = {}
+    for p in POEMS:
+        for ch in [*p, "$"]:
+            counts[ch] = counts.get(ch, 0) + 1
+    vocab = len(small._vocab)
+    total = sum(counts.values())
+    unigram = math.exp(
+        -sum(n * math.log((n + 1) / (total + vocab)) for n in counts.values()) / total
+    )
+    assert pp["unigram"] == pytest.approx(unigram, rel=1e-6)  # the baseline is what it says
+    assert pp["model"] < 0.25 * pp["unigram"]
+
+
+def test_acrostic_and_opening(small):
+    poem = small.generate(acrostic="白紅春", seed=3)
+    lines = [line for line in poem.replace("。", "，").split("，") if line]
+    assert [line[0] for line in lines[:3]] == ["白", "紅", "春"]
+    assert small.generate(opening="床前", seed=1).startswith("床前")
+
+
+def test_same_seed_same_poem_and_round_trip(small, tmp_path):
+    assert small.generate(seed=5) == small.generate(seed=5)
+    loaded = TextGenerator.load(small.save(tmp_path / "poet"))
+    assert loaded.generate(seed=5) == small.generate(seed=5)
+    np.testing.assert_allclose(loaded.perplexity(POEMS)["model"], small.perplexity(POEMS)["model"])
+
+
+def test_generate_errors(small):
+    with pytest.raises(ValueError, match="unseen 'Z'"):
+        small.generate(opening="Z")
+    with pytest.raises(ValueError, match="temperature: expected a positive number"):
+        small.generate(temperature=0)
+    with pytest.raises(ValueError, match="expected one of them, got both"):
+        small.generate(opening="白", acrostic="紅")
+    with pytest.raises(TypeError, match="poems: expected a list of strings"):
+        TextGenerator().fit("白日依山盡")
