@@ -39,8 +39,8 @@ import torch
 from torch import Tensor
 
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
-from lstmkit.recurrence.lstm_fused import _order, _shift_prev
-from lstmkit.recurrence.reference import input_projection
+from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
+from lstmkit.recurrence.reference import input_projection, project
 
 
 def gru_forward(
@@ -153,28 +153,21 @@ def gru_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, reverse: bool, reset_a
             carry = carry + dh_pass
     # δ of the n pre-activation, all steps: (T, N, H)
     dn_all = dh_all.mul_(a_n)
-    hs_dim = hs.shape[-1]
-    first, last = (steps - 1, slice(None, -1)) if reverse else (0, slice(1, None))
-    prev = slice(1, None) if reverse else slice(None, -1)
-    x_flat = x.reshape(-1, x.shape[-1])
     dn_flat = dn_all.view(-1, hidden)
     if reset_after:
         grad_rz = grad_h[..., : 2 * hidden]
-        gh_flat = grad_h.view(-1, 3 * hidden)
-        dw_hh = grad_h[last].reshape(-1, 3 * hidden).T @ hs[prev].reshape(-1, hs_dim)
-        dw_hh += grad_h[first].T @ h0
-        db_hh = gh_flat.sum(0)
+        dw_hh = sum_prev_outer(grad_h, hs, h0, reverse)
     else:
-        rz_flat = grad_rz.view(-1, 2 * hidden)
-        dw_rz = grad_rz[last].reshape(-1, 2 * hidden).T @ hs[prev].reshape(-1, hs_dim)
-        dw_rz += grad_rz[first].T @ h0
-        dw_n = dn_flat.T @ hn.reshape(-1, hidden)
-        dw_hh = torch.cat([dw_rz, dw_n])
-        db_hh = torch.cat([rz_flat.sum(0), dn_flat.sum(0)])
+        dw_n = dn_flat.T @ hn.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h_{t-1})
+        dw_hh = torch.cat([sum_prev_outer(grad_rz, hs, h0, reverse), dw_n])
     rz_flat = grad_rz.reshape(-1, 2 * hidden)
+    x_flat = x.reshape(-1, x.shape[-1])
     dx = (rz_flat @ w_ih[: 2 * hidden] + dn_flat @ w_ih[2 * hidden :]).view(steps, batch, -1)
     dw_ih = torch.cat([rz_flat.T @ x_flat, dn_flat.T @ x_flat])
     db_ih = torch.cat([rz_flat.sum(0), dn_flat.sum(0)])
+    # the hidden-side n gradient is δh a^n r_t with the reset after the matmul (grad_h's n
+    # block); with the reset before it, b_hn adds beside b_in and the two gradients agree
+    db_hh = grad_h.view(-1, 3 * hidden).sum(0) if reset_after else db_ih
     return dx, carry, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -183,7 +176,7 @@ class GRUDirection(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, reset_after):
-        gx = _projection(x, w_ih, b_ih)
+        gx = project(x, w_ih, b_ih)
         out, h, (rz, ns, hn, hs) = gru_forward(gx, h0, w_hh, b_hh, mask, reverse, reset_after, True)
         ctx.reverse, ctx.reset_after = reverse, reset_after
         ctx.has_bias = b_ih is not None
@@ -200,12 +193,6 @@ class GRUDirection(torch.autograd.Function):
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
-def _projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
-    flat = x.reshape(-1, x.shape[-1])
-    gx = flat @ w_ih.T if b_ih is None else torch.addmm(b_ih, flat, w_ih.T)
-    return gx.view(x.shape[0], x.shape[1], -1)
-
-
 def run_direction(
     cfg: RNNConfig,
     x: Tensor,
@@ -216,8 +203,7 @@ def run_direction(
     reverse: bool,
 ) -> tuple[Tensor, Tensor, None]:
     """The fused GRU direction: autograd node when gradients are needed, plain loop otherwise."""
-    tensors = (x, h0, *(t for t in w if t is not None))
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if needs_autograd(x, h0, *w):
         out, h = GRUDirection.apply(
             x, h0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, mask, reverse, cfg.reset_after
         )

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
-from lstmkit.recurrence.reference import input_projection
+from lstmkit.recurrence.reference import input_projection, project
 
 
 def _order(steps: int, reverse: bool) -> range:
@@ -49,6 +49,26 @@ def _shift_prev(seq: Tensor, first: Tensor, reverse: bool) -> Tensor:
     if reverse:
         return torch.cat([seq[1:], first.unsqueeze(0)])
     return torch.cat([first.unsqueeze(0), seq[:-1]])
+
+
+def sum_prev_outer(grad: Tensor, hs: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+    """:math:`\\sum_t \\delta G_t^T h_{t-1}` over all steps as two matmuls: (G, P).
+
+    grad (T, N, G), hs (T, N, P) the carried states, h0 (N, P); "previous" is the step
+    processed before (t+1 in the reverse direction), h0 for the first one.
+    """
+    if reverse:
+        first, rest, prev = -1, slice(None, -1), slice(1, None)
+    else:
+        first, rest, prev = 0, slice(1, None), slice(None, -1)
+    total = grad[rest].reshape(-1, grad.shape[-1]).T @ hs[prev].reshape(-1, hs.shape[-1])
+    total += grad[first].T @ h0
+    return total
+
+
+def needs_autograd(*tensors: Tensor | None) -> bool:
+    """True when grad mode is on and any of ``tensors`` requires a gradient."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def lstm_forward(
@@ -144,10 +164,7 @@ def lstm_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, dc_n: Tensor, reverse
     flat = grad.view(-1, four_h)
     dx = (flat @ w_ih).view(steps, batch, -1)
     dw_ih = flat.T @ x.reshape(-1, x.shape[-1])
-    first, last = (steps - 1, slice(None, -1)) if reverse else (0, slice(1, None))
-    prev = slice(1, None) if reverse else slice(None, -1)
-    dw_hh = grad[last].reshape(-1, four_h).T @ hs[prev].reshape(-1, hs.shape[-1])
-    dw_hh += grad[first].T @ h0
+    dw_hh = sum_prev_outer(grad, hs, h0, reverse)
     db = flat.sum(0)
     dw_hr = None
     if w_hr is not None:
@@ -160,13 +177,7 @@ class LSTMDirection(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, reverse):
-        bias = None if b_ih is None else b_ih + b_hh
-        if bias is None:
-            gx = (x.reshape(-1, x.shape[-1]) @ w_ih.T).view(x.shape[0], x.shape[1], -1)
-        else:
-            gx = torch.addmm(bias, x.reshape(-1, x.shape[-1]), w_ih.T).view(
-                x.shape[0], x.shape[1], -1
-            )
+        gx = project(x, w_ih, None if b_ih is None else b_ih + b_hh)
         out, h, c, (gates, cs, hs) = lstm_forward(gx, h0, c0, w_hh, w_hr, mask, reverse, True)
         ctx.reverse = reverse
         ctx.has_bias = b_ih is not None
@@ -192,8 +203,7 @@ def run_direction(
     reverse: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The fused LSTM direction: autograd node when gradients are needed, plain loop otherwise."""
-    tensors = (x, h0, c0, *(t for t in w if t is not None))
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if needs_autograd(x, h0, c0, *w):
         return LSTMDirection.apply(x, h0, c0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, w.w_hr, mask, reverse)
     gx = input_projection(cfg, x, w)
     out, h, c, _ = lstm_forward(gx, h0, c0, w.w_hh, w.w_hr, mask, reverse, False)

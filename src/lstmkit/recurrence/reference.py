@@ -11,16 +11,22 @@ from lstmkit.cells import gru_cell, lstm_cell
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 
 
+def project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
+    """``x W_ih^T + bias`` for all steps in one matmul: (T, N, H_in) -> (T, N, G·H)."""
+    flat = x.reshape(-1, x.shape[-1])
+    gx = flat @ w_ih.T if bias is None else torch.addmm(bias, flat, w_ih.T)
+    return gx.view(x.shape[0], x.shape[1], -1)
+
+
 def input_projection(cfg: RNNConfig, x: Tensor, w: DirectionWeights) -> Tensor:
-    """``x W_ih^T + b`` for all steps at once: (T, N, H_in) -> (T, N, G·H).
+    """:func:`project` with the bias that folds into the input side.
 
     For the LSTM both biases fold in here (b = b_ih + b_hh); for the GRU only b_ih does,
     because b_hn sits inside the reset product.
     """
     if w.b_ih is None:
-        return x @ w.w_ih.T
-    bias = w.b_ih + w.b_hh if cfg.mode == "LSTM" else w.b_ih
-    return torch.addmm(bias, x.reshape(-1, x.shape[-1]), w.w_ih.T).view(x.shape[0], x.shape[1], -1)
+        return project(x, w.w_ih, None)
+    return project(x, w.w_ih, w.b_ih + w.b_hh if cfg.mode == "LSTM" else w.b_ih)
 
 
 def run_direction(
