@@ -48,6 +48,11 @@ def step_mask(lengths: Tensor | None, steps: int) -> Tensor | None:
     return (t < lengths.unsqueeze(0)).unsqueeze(-1)
 
 
+def real_steps(lengths: Tensor, steps: int) -> Tensor:
+    """Boolean mask (N, T), batch-first: True where step t is a real step of sequence n."""
+    return torch.arange(steps, device=lengths.device)[None] < lengths[:, None]
+
+
 def all_full(lengths: Tensor | None, steps: int) -> bool:
     """True when there are no lengths or every sequence fills all ``steps``."""
     return lengths is None or bool((lengths == steps).all())

@@ -161,14 +161,8 @@ class Forecaster:
             "patience": patience,
             "seed": seed,
         }
-        self._train_cfg = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            seed=seed,
-            progress=progress,
-            checkpoint=checkpoint,
+        self._train_cfg = TrainConfig.from_params(
+            self.params, progress=progress, checkpoint=checkpoint
         )
         self.net: RecurrentNet | None = None
         self.history = None

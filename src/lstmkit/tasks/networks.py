@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.nn import GRU, LSTM
+from lstmkit.recurrence.lengths import real_steps
 
 CELLS = {"lstm": LSTM, "gru": GRU}
 
@@ -46,7 +47,7 @@ def _masked_pool(out: Tensor, lengths: Tensor | None, kind: str) -> Tensor:
     """Mean or max of out (N, T, F) over each sequence's real steps."""
     if lengths is None:
         return out.mean(1) if kind == "mean" else out.amax(1)
-    real = (torch.arange(out.shape[1], device=out.device)[None] < lengths[:, None]).unsqueeze(-1)
+    real = real_steps(lengths, out.shape[1]).unsqueeze(-1)
     if kind == "mean":
         return (out * real).sum(1) / lengths[:, None].to(out.dtype)
     return out.masked_fill(~real, -torch.inf).amax(1)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.data.readers import as_sequences
+from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import RecurrentNet, check_cell, check_pooling
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit
@@ -103,14 +104,9 @@ class _SequenceEstimator:
             "validation": validation,
             "seed": seed,
         }
-        self._train_cfg = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size or 8,
-            lr=lr,
-            patience=patience,
-            seed=seed,
-            progress=progress,
-            checkpoint=checkpoint,
+        # batch_size=None is resolved from the data in fit; 8 stands in until then
+        self._train_cfg = TrainConfig.from_params(
+            self.params, batch_size=batch_size or 8, progress=progress, checkpoint=checkpoint
         )
         self.net: RecurrentNet | None = None
         self.history = None
@@ -199,7 +195,7 @@ class _SequenceEstimator:
         lengths = batch["lengths"]
         steps = int(lengths.max())
         out = net(batch["x"][:, :steps], lengths)
-        mask = torch.arange(steps)[None] < lengths[:, None]  # real steps only
+        mask = real_steps(lengths, steps)
         return self._criterion(out[mask], batch["y"][:, :steps][mask]), int(mask.sum())
 
     def _loss(self, net, batch):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit
@@ -162,14 +163,8 @@ class TextGenerator:
             "validation": validation,
             "seed": seed,
         }
-        self._train_cfg = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            seed=seed,
-            progress=progress,
-            checkpoint=checkpoint,
+        self._train_cfg = TrainConfig.from_params(
+            self.params, progress=progress, checkpoint=checkpoint
         )
         self.net: _CharNet | None = None
         self.history = None
@@ -213,9 +208,7 @@ class TextGenerator:
         self._vocab = [PAD, BOS, EOS, UNK, *chars]
         self._setup_vocab()
         train = self._encode(poems)
-        real = train["targets"][
-            torch.arange(train["targets"].shape[1])[None] < train["lengths"][:, None]
-        ]
+        real = train["targets"][real_steps(train["lengths"], train["targets"].shape[1])]
         counts = np.bincount(real.numpy(), minlength=len(self._vocab))
         self._unigram = ((counts + 1) / (counts.sum() + len(counts))).tolist()
         torch.manual_seed(self.params["seed"])
@@ -251,7 +244,7 @@ class TextGenerator:
         data = self._encode(_check_poems(poems))
         self.net.eval()
         logits, _ = self.net(data["tokens"], data["lengths"])
-        mask = torch.arange(data["tokens"].shape[1])[None] < data["lengths"][:, None]
+        mask = real_steps(data["lengths"], data["tokens"].shape[1])
         targets = data["targets"][mask]
         nll = nn.functional.cross_entropy(logits[mask], targets)
         unigram = -torch.log(torch.tensor(self._unigram, dtype=torch.float64))[targets].mean()
@@ -353,6 +346,6 @@ def _loss(net: _CharNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
     lengths = batch["lengths"]
     steps = int(lengths.max())
     logits, _ = net(batch["tokens"][:, :steps], lengths)
-    mask = torch.arange(steps)[None] < lengths[:, None]
+    mask = real_steps(lengths, steps)
     targets = batch["targets"][:, :steps][mask]
     return nn.functional.cross_entropy(logits[mask], targets), int(mask.sum())

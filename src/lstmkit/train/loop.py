@@ -44,6 +44,13 @@ class TrainConfig:
     checkpoint: str | None = None  # directory, rewritten atomically every epoch
     resume: bool = False
 
+    @classmethod
+    def from_params(cls, params: dict, **options) -> "TrainConfig":
+        """The training options an estimator keeps in its ``params`` (epochs, batch_size,
+        lr, patience, seed), with ``options`` added or overriding."""
+        keys = ("epochs", "batch_size", "lr", "patience", "seed")
+        return cls(**{k: params[k] for k in keys} | options)
+
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
