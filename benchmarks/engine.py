@@ -9,12 +9,13 @@ bidirectional; 1 and 2 layers; inference (no_grad forward) and a training step (
 backward of a random cotangent). Input size = hidden size.
 
 For each case every backend and torch.nn run with the same weights, interleaved round by
-round (the machine is shared and noisy, so ratios taken in the same rounds are what
-count); the median of the rounds is reported (at least 5 rounds, more for short steps so
-that each backend is timed for about 0.3 s). ``speed`` = t(torch.nn) / t(backend):
-above 1 is faster than torch.nn. GFLOP/s counts the matmul work only (training = 3x the
-forward). Peak memory of a training step is measured in a fresh process per backend, as
-the rise of the peak resident set over the resident set before the step.
+round in a seeded random order (the machine is shared and noisy, so ratios taken in the
+same rounds are what count); the median of the rounds is reported (at least 5 rounds,
+more for short steps so that each backend is timed for about 0.3 s). ``speed`` =
+t(torch.nn) / t(backend): above 1 is faster than torch.nn. GFLOP/s counts the matmul
+work only (training = 3x the forward). Peak memory of a training step is measured in a
+fresh process per backend, as the rise of the peak resident set over the resident set
+before the step.
 
 Output: a table on stdout, then one JSON document (``{"cases": [...], "memory": [...],
 "summary": {...}}``) on the last line.
@@ -25,6 +26,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -94,8 +96,11 @@ def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, 
     rounds = max(rounds, min(50, int(0.3 / max(min(warm), 1e-6))))
     times = {name: [] for name in fns}
     names = list(fns)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+    # a fresh seeded order every round: a rotation would keep the cyclic order, so each
+    # backend would always run right after the same one (after `fused`'s large buffers)
+    rng = random.Random(0)
+    for _ in range(rounds):
+        for name in rng.sample(names, len(names)):
             start = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - start)
