@@ -25,8 +25,6 @@ from lstmkit.data import (
     TimeSeriesFrame,
     as_frame,
     as_sequences,
-    list_datasets,
-    load_airline,
     load_dataset,
     read_csv,
     read_npz,
@@ -144,29 +142,6 @@ def test_uea_ucr_test_split():
     X, y = read_ts(DATA / "ItalyPowerDemand" / "ItalyPowerDemand_TEST.ts")
     assert len(X) == len(y) == 1029
     assert {x.shape for x in X} == {(24, 1)}
-
-
-# -- built-in datasets ------------------------------------------------------------------
-
-
-def test_builtin_registry():
-    (entry,) = [d for d in list_datasets() if d["name"] == "airline"]
-    assert entry["task"] == "forecasting"
-    package = Path(__file__).parents[1] / "src" / "lstmkit" / "data"
-    assert (package / entry["file"]).is_file()
-    assert "airline.csv" in (package / entry["source"]).read_text()
-    frame = load_dataset("airline")
-    assert isinstance(frame, TimeSeriesFrame)
-    assert frame.values.shape == (144, 1)
-    assert (frame.values[0, 0], frame.values[-1, 0]) == (112, 432)
-    months, values = load_airline()
-    assert months[:2] == ["1949-01", "1949-02"] and len(months) == 144
-    np.testing.assert_array_equal(values, frame.values[:, 0])
-
-
-def test_unknown_dataset():
-    with pytest.raises(ValueError, match=r"unknown dataset 'airplane'; available: 'airline'"):
-        load_dataset("airplane")
 
 
 # -- CSV: reading -----------------------------------------------------------------------

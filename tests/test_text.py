@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lstmkit.tasks.text import TextGenerator, line_lengths, read_poems
+from lstmkit.data import read_poems
+from lstmkit.tasks.text import TextGenerator, line_lengths
 
 TANG300 = Path(__file__).resolve().parents[2] / "shared" / "data" / "tang300"
 

@@ -1,10 +1,13 @@
 """Data: readers for CSV, UEA/UCR ``.ts`` and ``.npz`` files and in-memory arrays
-(:mod:`lstmkit.data.readers`), and the built-in datasets (:mod:`lstmkit.data.datasets`,
-sources in ``builtin/SOURCES.md``)."""
+(:mod:`lstmkit.data.readers`), poem corpora (:mod:`lstmkit.data.poems`), the generated
+negation set (:mod:`lstmkit.data.negation`) and the built-in datasets
+(:mod:`lstmkit.data.datasets`, sources in ``builtin/SOURCES.md``)."""
 
 import numpy as np
 
-from lstmkit.data.datasets import list_datasets, load_dataset
+from lstmkit.data.datasets import TrainTest, list_datasets, load_dataset
+from lstmkit.data.negation import negation_sentiment
+from lstmkit.data.poems import read_poems
 from lstmkit.data.readers import (
     MISSING_POLICIES,
     TimeSeriesFrame,
@@ -18,13 +21,16 @@ from lstmkit.data.readers import (
 __all__ = [
     "MISSING_POLICIES",
     "TimeSeriesFrame",
+    "TrainTest",
     "as_frame",
     "as_sequences",
     "list_datasets",
     "load_airline",
     "load_dataset",
+    "negation_sentiment",
     "read_csv",
     "read_npz",
+    "read_poems",
     "read_ts",
 ]
 

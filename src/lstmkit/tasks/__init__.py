@@ -1,4 +1,5 @@
-"""Estimators over the engine: forecasting, sequence classification, and more."""
+"""Estimators over the engine: forecasting, sequence classification, regression and tagging,
+and the character-level text generator."""
 
 from lstmkit.tasks.forecast import (
     Forecaster,
@@ -6,5 +7,16 @@ from lstmkit.tasks.forecast import (
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
+from lstmkit.tasks.sequence import SequenceClassifier, SequenceRegressor, SequenceTagger
+from lstmkit.tasks.text import TextGenerator
 
-__all__ = ["Forecaster", "MeanForecaster", "NaiveForecaster", "SeasonalNaiveForecaster"]
+__all__ = [
+    "Forecaster",
+    "MeanForecaster",
+    "NaiveForecaster",
+    "SeasonalNaiveForecaster",
+    "SequenceClassifier",
+    "SequenceRegressor",
+    "SequenceTagger",
+    "TextGenerator",
+]

@@ -16,11 +16,8 @@ optional opening line, or as an acrostic (藏头诗): each line starts with the 
 character, lines ending at "，" or "。".
 """
 
-import json
 import math
-import os
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,57 +30,6 @@ from lstmkit.train.loop import TrainConfig, fit
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
 LINE_ENDS = "，。！？；"
-_SKIP = set("□（）()[]《》_")
-
-
-def _poems_from_json(data, source: str) -> list[str]:
-    """Poems from the chinese-poetry layouts: a list of {"paragraphs": [...]}, or the
-    唐诗三百首 file {"content": [{"type", "content": [{"paragraphs"}...]}...]}."""
-    if isinstance(data, dict) and isinstance(data.get("content"), list):
-        items = [p for group in data["content"] for p in group.get("content", [])]
-    elif isinstance(data, list):
-        items = data
-    else:
-        raise ValueError(
-            f"{source}: expected a list of poems or a 'content' list, got {type(data).__name__}"
-        )
-    poems = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("paragraphs"), list):
-            raise ValueError(f"{source}: expected poems with a 'paragraphs' list, got {item!r:.80}")
-        poems.append("".join(item["paragraphs"]))
-    return poems
-
-
-def read_poems(path: str | os.PathLike) -> list[str]:
-    """Poems from a JSON file, a directory of JSON files, or a UTF-8 text file (one per line).
-    Poems with editorial marks (□, brackets) are left out, as in the classic exercise."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.json"))
-        if not files:
-            raise ValueError(f"{path}: expected .json poem files in the directory, found none")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise ValueError(f"{path}: expected a poem file or directory, got no such path")
-    poems: list[str] = []
-    for file in files:
-        try:
-            text = file.read_text("utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{file}: expected UTF-8 text, got undecodable bytes") from err
-        if file.suffix == ".json":
-            try:
-                poems.extend(_poems_from_json(json.loads(text), str(file)))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{file}: expected JSON, got {err}") from err
-        else:
-            poems.extend(line.strip() for line in text.splitlines())
-    poems = [p for p in poems if p and not (set(p) & _SKIP)]
-    if not poems:
-        raise ValueError(f"{path}: expected at least one poem, found none")
-    return poems
 
 
 def line_lengths(poem: str) -> list[int]:
@@ -122,7 +68,7 @@ class _CharNet(nn.Module):
 class TextGenerator:
     """Character-level LSTM/GRU language model for poems.
 
-    ``fit(poems)`` takes a list of strings (see :func:`read_poems`); ``generate(...)``
+    ``fit(poems)`` takes a list of strings (see :func:`lstmkit.data.read_poems`); ``generate(...)``
     writes one poem; ``perplexity(poems)`` scores held-out text.
     """
 
