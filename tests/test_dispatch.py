@@ -122,6 +122,26 @@ def test_explicit_backend_runs_only_itself(calls, mode, backend):
     assert module.last_backend == backend
 
 
+def test_lengths_that_pad_nothing_reach_no_backend(monkeypatch):
+    """Full lengths are dropped before dispatch (no packing); the result is unchanged."""
+    seen = []
+    run = backends.BACKENDS["native"]
+
+    def spy(cfg, x, h0, c0, weights, lengths, training):
+        seen.append(lengths)
+        return run(cfg, x, h0, c0, weights, lengths, training)
+
+    monkeypatch.setitem(backends.BACKENDS, "native", spy)
+    module = lstmkit.LSTM(IN, 8, bidirectional=True, backend="native")
+    x = torch.randn(T, N, IN)
+    full, _ = module(x, lengths=[T, T])
+    plain, _ = module(x)
+    short, _ = module(x, lengths=[T, 1])
+    assert seen[:2] == [None, None] and seen[2].tolist() == [T, 1]
+    torch.testing.assert_close(full, plain, rtol=0, atol=0)
+    assert not torch.equal(short, plain)
+
+
 @pytest.mark.parametrize(
     ("factory", "match"),
     [

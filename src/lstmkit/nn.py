@@ -48,7 +48,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from lstmkit import backends
 from lstmkit.recurrence import reference
 from lstmkit.recurrence.config import MERGE_MODES, DirectionWeights, RNNConfig
-from lstmkit.recurrence.lengths import check_lengths, step_mask
+from lstmkit.recurrence.lengths import all_full, check_lengths, step_mask
 from lstmkit.recurrence.stack import run_stack
 
 _GATE_NAMES = {"LSTM": ("i", "f", "g", "c", "o", "h"), "GRU": ("r", "z", "n", "h")}
@@ -307,6 +307,8 @@ class _RecurrentBase(nn.Module):
 
     def _run(self, input, hx, lengths):
         x, h0, c0, lengths, unbatched, packed = self._prepare(input, hx, lengths)
+        if all_full(lengths, x.shape[0]):  # nothing is padded: the same result, no packing
+            lengths = None
         needs_grad = self._needs_grad(x, (h0, c0))
         name = backends.resolve(self.backend, self.cfg, x, needs_grad)
         run = backends.BACKENDS[name]

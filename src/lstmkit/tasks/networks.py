@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.nn import GRU, LSTM
-from lstmkit.recurrence.lengths import real_steps
+from lstmkit.recurrence.lengths import all_full, real_steps
 
 CELLS = {"lstm": LSTM, "gru": GRU}
 
@@ -92,6 +92,8 @@ class RecurrentNet(nn.Module):
         self.head = nn.Linear(pooled + extra_size, output_size)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, extra: Tensor | None = None):
+        if all_full(lengths, x.shape[1]):  # nothing padded: plain pooling, no masks
+            lengths = None
         out, state = self.rnn(x, lengths=lengths)
         if self.output == "sequence":
             return self.head(self.drop(out))
