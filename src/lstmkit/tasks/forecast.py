@@ -21,11 +21,12 @@ needs no past covariates beyond the series end.
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
 from lstmkit.tasks.networks import RecurrentNet, check_cell
 from lstmkit.tasks.persist import restore, save_estimator
-from lstmkit.train.loop import TrainConfig, fit
+from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import regression_metrics
 
 
@@ -178,33 +179,38 @@ class Forecaster:
         parts = [y_s] + [p for p in (past_s, fut_s) if p is not None]
         return np.concatenate(parts, axis=1)
 
-    def _window(self, y_s, chan, fut_s, t: int):
-        """Input (L, C), level (K,) and extra (H·F,) for origin t."""
+    def _windows(
+        self, y_s, chan, fut_s, origins
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """For each origin t: input ``chan[t-L:t]`` with the level ``y_s[t-1]`` taken off the
+        target channels (n, L, C); the level (n, K); the known-future covariates over the
+        horizon, ``fut_s[t:t+H]`` flattened step-major (n, H·F), or None."""
         lookback, horizon = self.params["lookback"], self._step_horizon
-        level = y_s[t - 1]
-        x = chan[t - lookback : t].copy()
-        x[:, : y_s.shape[1]] -= level
+        origins = np.asarray(origins)
+        level = y_s[origins - 1]
+        # sliding_window_view(a, w, axis=0)[s] is a[s:s+w] with the window on the last axis
+        x = sliding_window_view(chan, lookback, axis=0)[origins - lookback].transpose(0, 2, 1)
+        x = x.copy()
+        x[:, :, : y_s.shape[1]] -= level[:, None, :]
         extra = None
         if fut_s is not None:
-            extra = fut_s[t : t + horizon].reshape(-1)
+            ahead = sliding_window_view(fut_s, horizon, axis=0)[origins].transpose(0, 2, 1)
+            extra = ahead.reshape(len(origins), -1)
         return x, level, extra
 
     def _dataset(self, y_s, past_s, fut_s, origins) -> dict[str, Tensor]:
         horizon = self._step_horizon
-        chan = self._inputs(y_s, past_s, fut_s)
-        xs, ys, extras = [], [], []
-        for t in origins:
-            x, level, extra = self._window(y_s, chan, fut_s, t)
-            xs.append(x)
-            ys.append((y_s[t : t + horizon] - level).reshape(-1))
-            if extra is not None:
-                extras.append(extra)
+        origins = np.asarray(origins)
+        x, level, extra = self._windows(y_s, self._inputs(y_s, past_s, fut_s), fut_s, origins)
+        target = sliding_window_view(y_s, horizon, axis=0)[origins].transpose(0, 2, 1)
         data = {
-            "x": torch.tensor(np.stack(xs), dtype=torch.float32),
-            "y": torch.tensor(np.stack(ys), dtype=torch.float32),
+            "x": torch.tensor(x, dtype=torch.float32),
+            "y": torch.tensor(
+                (target - level[:, None, :]).reshape(len(origins), -1), dtype=torch.float32
+            ),
         }
-        if extras:
-            data["extra"] = torch.tensor(np.stack(extras), dtype=torch.float32)
+        if extra is not None:
+            data["extra"] = torch.tensor(extra, dtype=torch.float32)
         return data
 
     # -- fit / predict --------------------------------------------------------------------
@@ -236,7 +242,7 @@ class Forecaster:
         val_origins = range(max(split, lookback), steps - horizon + 1)
         train = self._dataset(y_s, past_s, fut_s, train_origins)
         val = self._dataset(y_s, past_s, fut_s, val_origins) if len(val_origins) else None
-        torch.manual_seed(self.params["seed"])
+        seed_torch(self.params["seed"])
         self._shapes = {
             "targets": y.shape[1],
             "channels": train["x"].shape[-1],
@@ -281,7 +287,9 @@ class Forecaster:
         while len(out) < steps:
             t = y_s.shape[0]
             chan = self._inputs(y_s, past_s, None if fut_s is None else fut_s[:t])
-            x, level, extra = self._window(y_s, chan, fut_s, t)
+            x, level, extra = (
+                a if a is None else a[0] for a in self._windows(y_s, chan, fut_s, [t])
+            )
             pred = (
                 self.net(
                     torch.tensor(x[None], dtype=torch.float32),

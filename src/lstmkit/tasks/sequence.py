@@ -23,7 +23,7 @@ from lstmkit.data.readers import as_sequences
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import RecurrentNet, check_cell, check_pooling
 from lstmkit.tasks.persist import restore, save_estimator
-from lstmkit.train.loop import TrainConfig, fit
+from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
 
 
@@ -136,7 +136,7 @@ class _SequenceEstimator:
         cfg = self._train_cfg
         if self.params["batch_size"] is None:
             cfg = replace(cfg, batch_size=default_batch_size(len(train_idx)))
-        torch.manual_seed(self.params["seed"])
+        seed_torch(self.params["seed"])
         self.net = self._build()
         self.history = fit(self.net, self._loss, train, val, cfg)
         return self

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell
 from lstmkit.tasks.persist import restore, save_estimator
-from lstmkit.train.loop import TrainConfig, fit
+from lstmkit.train.loop import TrainConfig, fit, seed_torch
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
 LINE_ENDS = "，。！？；"
@@ -157,7 +157,7 @@ class TextGenerator:
         real = train["targets"][real_steps(train["lengths"], train["targets"].shape[1])]
         counts = np.bincount(real.numpy(), minlength=len(self._vocab))
         self._unigram = ((counts + 1) / (counts.sum() + len(counts))).tolist()
-        torch.manual_seed(self.params["seed"])
+        seed_torch(self.params["seed"])
         self.net = self._build()
         val = self._encode(validation_poems) if validation_poems else None
         self.history = fit(self.net, _loss, train, val, self._train_cfg)

@@ -98,6 +98,16 @@ def _size(data: dict[str, Tensor]) -> int:
     return next(iter(sizes.values()))
 
 
+def seed_torch(seed: int) -> None:
+    """Seed torch's default generator(s): ``torch.manual_seed`` where an accelerator exists;
+    on a CPU-only machine the CPU generator alone, which is the same state without the
+    lazy CUDA seeding call (it captures a stack trace, ~0.2 ms — a tenth of a small fit)."""
+    if torch.cuda.is_available():
+        torch.manual_seed(seed)
+    else:
+        torch.random.default_generator.manual_seed(seed)
+
+
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: dict[str, Tensor], batch: int) -> float:
     """Mean loss over all real elements of ``data`` in evaluation mode."""
@@ -130,7 +140,7 @@ def fit(
     n = _size(train)
     if n == 0:
         raise ValueError("training data: expected at least one sample, got 0")
-    torch.manual_seed(cfg.seed)
+    seed_torch(cfg.seed)
     shuffle = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
