@@ -77,17 +77,49 @@ def test_save_load_round_trip_and_class_labels(tmp_path):
         SequenceRegressor.load(tmp_path / "m")
 
 
-def test_regressor_learns_the_sum_and_per_step_output():
+def test_regressor_learns_the_sum():
     rng = np.random.default_rng(2)
     X = [rng.normal(size=(int(n), 1)) for n in rng.integers(3, 12, size=300)]
     y = np.array([x.sum() for x in X])
     model = SequenceRegressor(hidden_size=32, epochs=80, progress=False).fit(X[:250], y[:250])
     report = model.evaluate(X[250:], y[250:])
     assert report["r2"] > 0.9, report
-    per_step = SequenceRegressor(output="sequence", epochs=2, progress=False)
-    per_step.fit(X[:20], [np.cumsum(x[:, 0]) for x in X[:20]])
-    pred = per_step.predict(X[:3])
-    assert [p.shape for p in pred] == [(len(x),) for x in X[:3]]
+
+
+def test_per_step_regressor_learns_the_running_sum():
+    """output="sequence": the running sum needs the past only, so a one-way LSTM can be
+    exact; padding steps get no prediction and no loss."""
+    rng = np.random.default_rng(4)
+    X = [rng.normal(size=(int(n), 1)) for n in rng.integers(3, 12, size=300)]
+    y = [np.cumsum(x[:, 0]) for x in X]
+    model = SequenceRegressor(
+        output="sequence", bidirectional=False, hidden_size=32, epochs=60, progress=False
+    ).fit(X[:250], y[:250])
+    pred = model.predict(X[250:])
+    assert [p.shape for p in pred] == [(len(x),) for x in X[250:]]
+    report = model.evaluate(X[250:], y[250:])
+    assert report["r2"] > 0.99, report
+
+
+def test_regressor_on_a_ts_file_with_regression_targets(tmp_path):
+    """A UEA-style regression file (@targetLabel true, unequal lengths, 2 dimensions) read by
+    read_ts and fitted as is; the target needs both ends of each series (last - first)."""
+    rng = np.random.default_rng(5)
+    X = [rng.normal(size=(int(n), 2)).round(4) for n in rng.integers(5, 20, size=260)]
+    y = np.array([x[-1, 0] - x[0, 0] + x[:, 1].max() for x in X])
+    lines = ["@problemName diffs", "@univariate false", "@dimensions 2", "@equalLength false"]
+    lines += ["@classLabel false", "@targetLabel true", "@data"]
+    for x, target in zip(X, y, strict=True):
+        dims = [",".join(map(str, x[:, d])) for d in range(2)]
+        lines.append(":".join([*dims, repr(float(target))]))
+    path = tmp_path / "diffs_TRAIN.ts"
+    path.write_text("\n".join(lines) + "\n")
+    X_read, y_read = read_ts(path)
+    assert y_read.dtype == np.float64 and [x.shape for x in X_read] == [x.shape for x in X]
+    model = SequenceRegressor(hidden_size=32, epochs=80, progress=False)
+    model.fit(X_read[:220], y_read[:220])
+    report = model.evaluate(X_read[220:], y_read[220:])
+    assert report["r2"] > 0.98, report
 
 
 def test_tagger_marks_steps_after_a_trigger():

@@ -49,6 +49,43 @@ def test_same_seed_same_weights_and_history():
     assert runs[0][1] == runs[1][1]
 
 
+@pytest.mark.parametrize(
+    ("tty", "progress", "shown"),
+    [
+        (False, None, False),
+        (True, None, True),
+        (True, False, False),
+        (False, True, True),
+    ],
+)
+def test_progress_bar_only_on_a_terminal_unless_asked(monkeypatch, capsys, tty, progress, shown):
+    monkeypatch.setattr("sys.stderr.isatty", lambda: tty)
+    fit(_Tiny(), _loss, _data(), None, TrainConfig(epochs=2, batch_size=8, progress=progress))
+    err = capsys.readouterr().err
+    assert ("epoch" in err) == shown, err
+
+
+def test_same_seed_same_metrics_from_an_estimator():
+    """Seeded determinism end to end (CPU): two fits give identical predictions; another
+    seed does not."""
+    from lstmkit.tasks import SequenceClassifier
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(n), 2)) for n in rng.integers(3, 9, size=60)]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    runs = [
+        SequenceClassifier(hidden_size=8, epochs=3, seed=s, progress=False).fit(X, y)
+        for s in (7, 7, 8)
+    ]
+    probs = [r.predict_proba(X) for r in runs]
+    np.testing.assert_array_equal(probs[0], probs[1])
+    assert runs[0].history.epochs == [
+        {**e, "seconds": a["seconds"]}
+        for e, a in zip(runs[1].history.epochs, runs[0].history.epochs, strict=True)
+    ]
+    assert not np.array_equal(probs[0], probs[2])
+
+
 def test_training_reduces_the_loss():
     model = _Tiny()
     history = fit(model, _loss, _data(), None, TrainConfig(epochs=30, batch_size=8, patience=None))
