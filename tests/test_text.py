@@ -13,6 +13,7 @@ from lstmkit.data import read_poems
 from lstmkit.tasks.text import TextGenerator, line_lengths
 
 TANG300 = Path(__file__).resolve().parents[2] / "shared" / "data" / "tang300"
+QUANTANGSHI = TANG300.parent / "quantangshi"
 
 POEMS = [
     "白日依山盡，黃河入海流。",
@@ -76,6 +77,18 @@ def test_tang300_reads_the_corpus():
     assert total == 320
     assert 250 <= len(poems) <= 320
     assert "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。" in poems
+
+
+@pytest.mark.skipif(not QUANTANGSHI.is_dir(), reason="shared quantangshi data not found")
+def test_quantangshi_directory_reads_every_json_file():
+    """The full corpus as a directory: every poet.tang.*.json, nothing else (LICENSE)."""
+    poems = read_poems(QUANTANGSHI)
+    files = sorted(QUANTANGSHI.glob("*.json"))
+    assert len(files) == 58
+    raw = sum(len(json.loads(f.read_text("utf-8"))) for f in files)
+    assert raw == 57607
+    assert poems == [p for f in files for p in read_poems(f)]
+    assert 50_000 <= len(poems) < raw  # poems with editorial marks are left out
 
 
 @pytest.mark.skipif(not TANG300.is_dir(), reason="shared tang300 data not found")
