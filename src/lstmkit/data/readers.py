@@ -1011,12 +1011,11 @@ def as_sequences(X: object) -> list[np.ndarray]:
                 f"sequence {i}: expected {out[0].shape[1]} features (as sequence 0), got "
                 f"{seq.shape[1]}"
             )
-        seq = np.ascontiguousarray(seq, dtype=np.float64)
-        bad = np.argwhere(~np.isfinite(seq))
-        if len(bad):
-            t, d = bad[0]
-            raise ValueError(
-                f"sequence {i}: expected finite values, got {seq[t, d]} at step {t}, feature {d}"
-            )
-        out.append(seq)
+        out.append(np.ascontiguousarray(seq, dtype=np.float64))
+    if not np.isfinite(np.concatenate(out)).all():  # one check; find the culprit only if needed
+        i, seq = next((i, q) for i, q in enumerate(out) if not np.isfinite(q).all())
+        t, d = np.argwhere(~np.isfinite(seq))[0]
+        raise ValueError(
+            f"sequence {i}: expected finite values, got {seq[t, d]} at step {t}, feature {d}"
+        )
     return out
