@@ -861,3 +861,38 @@ def test_fuzz_ts_round_trip(data):
     for got, want in zip(X_read, X, strict=True):
         assert got.shape == want.shape
         assert [repr(v) for v in got.ravel().tolist()] == [repr(v) for v in want.ravel().tolist()]
+
+
+def test_real_pandas_objects():
+    """The duck typing above against real pandas: a DataFrame with a DatetimeIndex, pd.NA
+    and an object column, a Series, and the estimators fed pandas directly."""
+    pd = pytest.importorskip("pandas")
+    from lstmkit.tasks import Forecaster, SequenceClassifier
+
+    index = pd.date_range("2000-01-01", periods=3, freq="MS")
+    df = pd.DataFrame({"y": pd.array([1.0, pd.NA, 3.0], dtype="Float64"), "n": ["4", "5", "6"]})
+    df.index = index
+    frame = as_frame(df, missing="interpolate")
+    assert frame.columns == ("y", "n")
+    assert frame.time == tuple(str(t) for t in index)
+    assert frame.values.tolist() == [[1, 4], [2, 5], [3, 6]]
+    with pytest.raises(ValueError, match=r"^row 1 \(2000-02-01 00:00:00\), column 'y': missing"):
+        as_frame(df)
+    series = as_frame(pd.Series([1.5, 2.5], name="load"))
+    assert series.columns == ("load",) and series.time is None
+    assert series.values.tolist() == [[1.5], [2.5]]
+
+    values = np.sin(np.arange(60) / 3.0) + np.arange(60) / 30
+    kw = {"lookback": 6, "hidden_size": 8, "epochs": 3, "progress": False}
+    from_numpy = Forecaster(**kw).fit(values).predict()
+    from_pandas = Forecaster(**kw).fit(pd.Series(values, index=pd.RangeIndex(60))).predict()
+    np.testing.assert_array_equal(from_numpy, from_pandas)
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(n), 2)) for n in rng.integers(3, 8, size=20)]
+    y = np.arange(20) % 2
+    kw = {"hidden_size": 4, "epochs": 2, "progress": False}
+    a = SequenceClassifier(**kw).fit(X, y).predict_proba(X)
+    frames = [pd.DataFrame(x, columns=["a", "b"]) for x in X]
+    b = SequenceClassifier(**kw).fit(frames, pd.Series(y)).predict_proba(frames)
+    np.testing.assert_array_equal(a, b)
