@@ -86,6 +86,35 @@ def test_same_seed_same_metrics_from_an_estimator():
     assert not np.array_equal(probs[0], probs[2])
 
 
+def test_callback_sees_every_epoch_and_can_stop_the_run():
+    seen = []
+
+    def stop_at_third(record):
+        seen.append(record)
+        return record["epoch"] == 3
+
+    model = _Tiny()
+    history = fit(
+        model,
+        _loss,
+        _data(),
+        _data(10, 2),
+        TrainConfig(epochs=10, batch_size=8),
+        callback=stop_at_third,
+    )
+    assert [r["epoch"] for r in seen] == [1, 2, 3] == [e["epoch"] for e in history.epochs]
+    assert [r["val_loss"] for r in seen] == [e["val_loss"] for e in history.epochs]
+    assert history.stop_reason == "stopped by the callback after epoch 3"
+    # an estimator passes it through
+    from lstmkit.tasks import Forecaster
+
+    epochs = []
+    Forecaster(lookback=4, hidden_size=4, epochs=5, progress=False).fit(
+        np.arange(40.0), callback=lambda r: epochs.append(r["epoch"])
+    )
+    assert epochs == [1, 2, 3, 4, 5]
+
+
 def test_training_reduces_the_loss():
     model = _Tiny()
     history = fit(model, _loss, _data(), None, TrainConfig(epochs=30, batch_size=8, patience=None))

@@ -215,7 +215,9 @@ class Forecaster:
 
     # -- fit / predict --------------------------------------------------------------------
 
-    def fit(self, series, *, covariates=None, future_covariates=None, validation=0.2):
+    def fit(
+        self, series, *, covariates=None, future_covariates=None, validation=0.2, callback=None
+    ):
         """Train on ``series`` (T,) or (T, K); ``covariates`` (T, C) are known up to each
         origin, ``future_covariates`` (T, F) also over the horizon. ``validation``: the
         fraction of the end kept for early stopping (0 for none)."""
@@ -249,7 +251,7 @@ class Forecaster:
             "extra": 0 if fut is None else fut.shape[1] * horizon,
         }
         self.net = self._build()
-        self.history = fit(self.net, _loss, train, val, self._train_cfg)
+        self.history = fit(self.net, _loss, train, val, self._train_cfg, callback=callback)
         self._series, self._past, self._fut = y, past, fut
         return self
 

@@ -113,7 +113,7 @@ class _SequenceEstimator:
         self.net: RecurrentNet | None = None
         self.history = None
 
-    def _fit(self, X, targets: Tensor, strata, out_size: int, extra_fitted: dict):
+    def _fit(self, X, targets: Tensor, strata, out_size: int, extra_fitted: dict, callback):
         seqs = as_sequences(X)
         if len(seqs) != len(targets):
             raise ValueError(
@@ -140,7 +140,7 @@ class _SequenceEstimator:
             cfg = replace(cfg, batch_size=default_batch_size(len(train_idx)))
         seed_torch(self.params["seed"])
         self.net = self._build()
-        self.history = fit(self.net, self._loss, train, val, cfg)
+        self.history = fit(self.net, self._loss, train, val, cfg, callback=callback)
         return self
 
     def _tensors(self, seqs) -> dict[str, Tensor]:
@@ -241,7 +241,7 @@ class SequenceClassifier(_SequenceEstimator):
         super().__init__(**kwargs)
         self.class_weight = class_weight
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, callback=None):
         labels = _labels(y)
         self.classes_ = np.unique(labels)
         if len(self.classes_) < 2:
@@ -253,7 +253,7 @@ class SequenceClassifier(_SequenceEstimator):
             "classes": self.classes_.tolist(),
             "weights": None if weights is None else list(weights),
         }
-        return self._fit(X, torch.from_numpy(index), index, len(self.classes_), extra)
+        return self._fit(X, torch.from_numpy(index), index, len(self.classes_), extra, callback)
 
     def _class_weights(self, index: np.ndarray):
         if self.class_weight is None:
@@ -323,7 +323,7 @@ class SequenceRegressor(_SequenceEstimator):
                 raise ValueError(f"y[{n}]: expected {len(s)} steps (as X[{n}]), got {len(t)}")
         return per_step
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, callback=None):
         seqs = as_sequences(X)
         if len(np.asarray(y, dtype=object)) != len(seqs):
             raise ValueError(f"y: expected {len(seqs)} targets (one per sequence), got {len(y)}")
@@ -336,7 +336,7 @@ class SequenceRegressor(_SequenceEstimator):
         else:
             tensor = pad(targets, mean, std)["x"]
         extra = {"y_mean": mean.tolist(), "y_std": std.tolist()}
-        return self._fit(seqs, tensor, None, real.shape[1], extra)
+        return self._fit(seqs, tensor, None, real.shape[1], extra, callback)
 
     def _criterion(self, pred, target):
         return torch.nn.functional.mse_loss(pred, target)
@@ -365,7 +365,7 @@ class SequenceTagger(_SequenceEstimator):
     _kind = "SequenceTagger"
     _output = "sequence"
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, callback=None):
         seqs = as_sequences(X)
         tags = [np.asarray(t) for t in y]
         if len(tags) != len(seqs):
@@ -378,9 +378,8 @@ class SequenceTagger(_SequenceEstimator):
         padded = torch.zeros(len(index), max(len(t) for t in index), dtype=torch.int64)
         for n, t in enumerate(index):
             padded[n, : len(t)] = torch.from_numpy(t)
-        return self._fit(
-            seqs, padded, None, len(self.classes_), {"classes": self.classes_.tolist()}
-        )
+        classes = {"classes": self.classes_.tolist()}
+        return self._fit(seqs, padded, None, len(self.classes_), classes, callback)
 
     def _setup_loaded(self) -> None:
         self.classes_ = np.array(self._fitted["classes"])

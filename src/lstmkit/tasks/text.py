@@ -135,7 +135,7 @@ class TextGenerator:
             targets[n, : len(s) - 1] = torch.tensor(s[1:])
         return {"tokens": tokens, "targets": targets, "lengths": lengths}
 
-    def fit(self, poems, *, validation_poems=None):
+    def fit(self, poems, *, validation_poems=None, callback=None):
         """Train on ``poems`` (strings); the validation part is a seeded share of them
         unless ``validation_poems`` are given."""
         poems = _check_poems(poems)
@@ -160,7 +160,7 @@ class TextGenerator:
         seed_torch(self.params["seed"])
         self.net = self._build()
         val = self._encode(validation_poems) if validation_poems else None
-        self.history = fit(self.net, _loss, train, val, self._train_cfg)
+        self.history = fit(self.net, _loss, train, val, self._train_cfg, callback=callback)
         self.validation_poems_ = list(validation_poems)
         return self
 

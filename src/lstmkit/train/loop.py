@@ -132,10 +132,16 @@ def fit(
     train: dict[str, Tensor],
     validation: dict[str, Tensor] | None,
     cfg: TrainConfig,
+    *,
+    callback: Callable[[dict], bool | None] | None = None,
 ) -> History:
     """Train ``model`` in place; return its :class:`History`. The best weights (lowest
     validation loss, or training loss without validation) are loaded into ``model`` at the
     end, whatever stopped the run.
+
+    ``callback(record)`` is called after every epoch with that epoch's history record
+    (``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``seconds``); returning True stops
+    the run (e.g. a tuner pruning a trial on its intermediate validation loss).
     """
     n = _size(train)
     if n == 0:
@@ -210,6 +216,9 @@ def fit(
                     history,
                     epoch + 1,
                 )
+            if callback is not None and callback(dict(record)):
+                history.stop_reason = f"stopped by the callback after epoch {epoch + 1}"
+                break
             if cfg.patience is not None and stale >= cfg.patience:
                 history.stop_reason = (
                     f"early stopping: no better validation loss for {cfg.patience} epochs"
