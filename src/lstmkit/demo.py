@@ -13,7 +13,6 @@ report) replaces it when the CLI lands. It does real work:
    (same month last year), in passengers (thousands).
 """
 
-import argparse
 import sys
 import time
 
@@ -104,34 +103,23 @@ def run(epochs: int, hidden: int, seed: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lstmkit",
-        description="lstmkit demo: a BiLSTM forecaster on the built-in Airline series.",
+def report(r: dict) -> str:
+    """The demo's result as the lines it prints."""
+    return "\n".join(
+        [
+            "lstmkit demo: BiLSTM forecaster, Airline passengers (built-in), one month ahead",
+            f"  engine check   fused BPTT vs torch native, max abs diff: "
+            f"{r['fused_vs_native_max_abs_diff']:.2e}",
+            f"  training       {r['epochs']} epochs in {r['train_seconds']:.1f} s "
+            f"(backend {r['backend_used_in_training']}), final MSE "
+            f"{r['final_train_mse_scaled']:.4f}",
+            f"  test {r['test_months']}: RMSE BiLSTM {r['bilstm_rmse']:.1f}  vs  "
+            f"seasonal naive (m=12) {r['seasonal_naive_rmse']:.1f}  (thousands of passengers)",
+        ]
     )
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"])
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.epochs < 1 or args.hidden < 1:
-        parser.error(f"--epochs and --hidden: expected >= 1, got {args.epochs}, {args.hidden}")
-    r = run(args.epochs, args.hidden, args.seed)
-    print("lstmkit demo: BiLSTM forecaster, Airline passengers (built-in), one month ahead")
-    print(
-        f"  engine check   fused BPTT vs torch native, max abs diff: "
-        f"{r['fused_vs_native_max_abs_diff']:.2e}"
-    )
-    print(
-        f"  training       {r['epochs']} epochs in {r['train_seconds']:.1f} s "
-        f"(backend {r['backend_used_in_training']}), final MSE {r['final_train_mse_scaled']:.4f}"
-    )
-    print(
-        f"  test {r['test_months']}: RMSE BiLSTM {r['bilstm_rmse']:.1f}  vs  "
-        f"seasonal naive (m=12) {r['seasonal_naive_rmse']:.1f}  (thousands of passengers)"
-    )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lstmkit.cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))

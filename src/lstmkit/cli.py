@@ -1,0 +1,688 @@
+"""The ``lstmkit`` command line: a thin layer over the library (click).
+
+Every command that trains or evaluates leaves a run directory (:mod:`lstmkit.report.rundir`):
+``config.toml`` (the resolved options), ``metrics.json`` (the model and its baselines),
+``predictions.csv``, ``model/`` and ``log.txt``. Options can come from a TOML file
+(``--config run.toml``, keys as the long option names); flags given on the command line
+override it. Exit codes: 0 success, 2 bad usage or bad input (one line naming the problem,
+no traceback unless ``--debug``), 1 an internal error, 130 interrupted.
+"""
+
+import functools
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+import numpy as np
+
+from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_poems, read_ts
+from lstmkit.report.rundir import RunDir
+from lstmkit.tasks import (
+    Forecaster,
+    SequenceClassifier,
+    SequenceRegressor,
+    SequenceTagger,
+    TextGenerator,
+)
+from lstmkit.train.metrics import classification_metrics, regression_metrics
+
+ESTIMATORS = {
+    cls.__name__: cls
+    for cls in (Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger, TextGenerator)
+}
+_OUTPUT_KEYS = ("config", "out", "json_output", "quiet")
+
+
+# -- options shared by commands -------------------------------------------------------------
+
+
+def _load_config(ctx: click.Context, _param, value):
+    """--config FILE: its keys become the command's defaults (flags still override)."""
+    if value is None:
+        return None
+    try:
+        data = tomllib.loads(Path(value).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise click.BadParameter(f"expected a readable TOML file, got {err}") from None
+    names = {}  # a key may be the parameter's name or any of its long option names
+    for param in ctx.command.params:
+        if param.name in _OUTPUT_KEYS:
+            continue
+        names[param.name] = param.name
+        for opt in getattr(param, "opts", []):
+            names[opt.lstrip("-").replace("-", "_")] = param.name
+    defaults = {}
+    for key, item in data.items():
+        name = names.get(key.replace("-", "_"))
+        if name is None:
+            raise click.BadParameter(
+                f"unknown key {key!r}; expected one of {', '.join(sorted(set(names)))}"
+            )
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def output_options(f):
+    """--out, --config, --json, --quiet."""
+    options = [
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False),
+            callback=_load_config,
+            is_eager=True,
+            expose_value=True,
+            help="TOML file of options (keys as the long option names); flags override it.",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False),
+            help="Run directory [default: runs/<time>-<command>].",
+        ),
+        click.option("--json", "json_output", is_flag=True, help="Print the result as JSON."),
+        click.option("--quiet", is_flag=True, help="Print nothing but errors; no progress bar."),
+    ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+def model_options(f, *, epochs: int, bidirectional: bool):
+    """The estimator options every task shares."""
+    options = [
+        click.option(
+            "--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True
+        ),
+        click.option("--bidirectional/--unidirectional", default=bidirectional, show_default=True),
+        click.option(
+            "--layers", "num_layers", type=click.IntRange(1), default=1, show_default=True
+        ),
+        click.option("--hidden-size", type=click.IntRange(1), default=64, show_default=True),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0),
+        click.option("--epochs", type=click.IntRange(1), default=epochs, show_default=True),
+        click.option(
+            "--lr", type=click.FloatRange(0, min_open=True), default=3e-3, show_default=True
+        ),
+        click.option(
+            "--patience", type=click.IntRange(1), help="Early-stopping patience in epochs."
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+class _Output:
+    """Collects what a command says: printed unless --quiet, and kept for log.txt."""
+
+    def __init__(self, quiet: bool, json_output: bool) -> None:
+        self.quiet, self.json_output, self.lines = quiet, json_output, []
+
+    def say(self, text: str) -> None:
+        self.lines.append(text)
+        if not (self.quiet or self.json_output):
+            click.echo(text)
+
+    def finish(self, run: RunDir | None, result: dict) -> None:
+        if run is not None:
+            self.say(f"run directory: {run.path}")
+            run.write_text("log.txt", "\n".join(self.lines) + "\n")
+        if self.json_output:
+            payload = {"run_dir": None if run is None else str(run.path), **result}
+            click.echo(json.dumps(payload, default=_to_json, ensure_ascii=False))
+
+
+def _to_json(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _resolved(ctx: click.Context) -> dict:
+    return {k: v for k, v in ctx.params.items() if k not in _OUTPUT_KEYS and v is not None}
+
+
+def _estimator_options(params: dict, *, quiet: bool) -> dict:
+    keys = ("cell", "bidirectional", "num_layers", "hidden_size", "dropout", "epochs", "lr", "seed")
+    options = {k: params[k] for k in keys}
+    if params.get("patience") is not None:
+        options["patience"] = params["patience"]
+    return options | {"progress": False if quiet else None}
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else []
+
+
+def _fmt(metrics: dict, keys: tuple[str, ...]) -> str:
+    return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
+
+
+# -- the group ------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="lstmkit")
+def cli(debug: bool) -> None:
+    """lstmkit: LSTM, BiLSTM, GRU and stacked recurrent networks from their gate formulas.
+
+    \b
+    Examples:
+      lstmkit demo
+      lstmkit datasets
+      lstmkit forecast --data airline --horizon 12
+      lstmkit classify --train italy_power_demand
+      lstmkit generate --corpus tang300 --acrostic 春夏秋冬
+    """
+
+
+@cli.command()
+@click.option("--epochs", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--hidden", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(epochs: int, hidden: int, seed: int) -> None:
+    """The main job on built-in data: a BiLSTM forecaster on Airline.
+
+    \b
+    Example:
+      lstmkit demo
+    """
+    from lstmkit.demo import report, run
+
+    click.echo(report(run(epochs, hidden, seed)))
+
+
+@cli.command()
+@click.option("--json", "json_output", is_flag=True, help="Print the list as JSON.")
+def datasets(json_output: bool) -> None:
+    """List the built-in datasets, with their task, source and licence.
+
+    \b
+    Example:
+      lstmkit datasets --json
+    """
+    items = list_datasets()
+    if json_output:
+        click.echo(json.dumps(items, ensure_ascii=False))
+        return
+    for d in items:
+        click.echo(f"{d['name']:20} {d['task']:15} {d['description']}")
+        click.echo(f"{'':20} {'':15} licence: {d['licence']}")
+
+
+# -- forecast -------------------------------------------------------------------------------
+
+
+def _read_frame(data: str, missing: str):
+    builtin = {d["name"] for d in list_datasets() if d["task"] == "forecasting"}
+    if data in builtin:
+        return load_dataset(data)
+    return read_csv(data, missing=missing)
+
+
+@cli.command()
+@click.option(
+    "--data", required=True, help="A CSV file, or a built-in forecasting dataset (airline)."
+)
+@click.option("--target", help="Target column(s), comma-separated [default: the only column].")
+@click.option("--covariates", help="Past covariate columns (known up to each origin).")
+@click.option("--future-covariates", help="Known-future covariate columns.")
+@click.option("--horizon", type=click.IntRange(1), default=12, show_default=True)
+@click.option("--lookback", type=click.IntRange(1), default=24, show_default=True)
+@click.option(
+    "--strategy", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True
+)
+@click.option(
+    "--test",
+    "test_steps",
+    type=click.IntRange(1),
+    help="Steps held out at the end [default: horizon].",
+)
+@click.option(
+    "--season",
+    type=click.IntRange(1),
+    default=12,
+    show_default=True,
+    help="Season of the seasonal-naive baseline.",
+)
+@click.option(
+    "--missing",
+    type=click.Choice(["error", "ffill", "interpolate", "drop"]),
+    default="error",
+    show_default=True,
+)
+@functools.partial(model_options, epochs=300, bidirectional=False)
+@output_options
+@click.pass_context
+def forecast(ctx: click.Context, **p) -> None:
+    """Train a forecaster on a series, test it on the last steps beside the naive baselines.
+
+    \b
+    Examples:
+      lstmkit forecast --data airline --horizon 12
+      lstmkit forecast --data sales.csv --target sales --future-covariates promo --horizon 8
+    """
+    out = _Output(p["quiet"], p["json_output"])
+    frame = _read_frame(p["data"], p["missing"])
+    targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
+    if not targets:
+        raise ValueError(
+            f"--target: expected one of the columns {', '.join(frame.columns)}; the file has "
+            f"{len(frame.columns)} columns, so name the target"
+        )
+    y = frame.select(targets)
+    past = frame.select(_names(p["covariates"])) if p["covariates"] else None
+    fut = frame.select(_names(p["future_covariates"])) if p["future_covariates"] else None
+    test = p["test_steps"] or p["horizon"]
+    if test >= len(y):
+        raise ValueError(f"--test: expected fewer steps than the series has ({len(y)}), got {test}")
+    cut = len(y) - test
+    model = Forecaster(
+        horizon=p["horizon"],
+        lookback=p["lookback"],
+        strategy=p["strategy"],
+        **_estimator_options(p, quiet=p["quiet"]),
+    )
+    model.fit(
+        y[:cut],
+        covariates=None if past is None else past[:cut],
+        future_covariates=None if fut is None else fut[:cut],
+    )
+    fut_test = None if fut is None else fut[cut:]
+    metrics = model.evaluate(y[cut:], future_covariates=fut_test, season=p["season"])
+    pred = model.predict(test, future_covariates=fut_test).reshape(test, -1)
+    run = RunDir.create(p["out"], "forecast")
+    run.write_config(_resolved(ctx))
+    run.write_metrics(metrics)
+    times = frame.time[cut:] if frame.time else [str(t) for t in range(cut, len(y))]
+    rows = [
+        (t, name, y[cut + i, k], pred[i, k])
+        for i, t in enumerate(times)
+        for k, name in enumerate(targets)
+    ]
+    run.write_csv("predictions.csv", ("time", "target", "actual", "predicted"), rows)
+    model.save(run.model)
+    out.say(f"forecast: {', '.join(targets)}, last {test} steps held out")
+    for name, m in metrics.items():
+        out.say(f"  {name:15} {_fmt(m, ('rmse', 'mae', 'mape', 'r2'))}")
+    out.finish(run, {"metrics": metrics})
+
+
+# -- sequence tasks -------------------------------------------------------------------------
+
+
+def _read_labelled(path: str, option: str):
+    """(X, y) from a .ts or .npz file."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ts":
+        return read_ts(path)
+    if suffix == ".npz":
+        X, y = read_npz(path)
+        if y is None:
+            raise ValueError(
+                f"{option} {path}: expected an array 'y' of targets in the file, got none"
+            )
+        return X, y
+    raise ValueError(f"{option} {path}: expected a .ts or .npz file, got {suffix or 'no suffix'}")
+
+
+def _train_test(train: str, test: str | None):
+    builtin = {d["name"] for d in list_datasets() if d["task"] == "classification"}
+    if train in builtin and test is None:
+        data = load_dataset(train)
+        if hasattr(data, "X_test"):
+            return data.X_train, data.y_train, data.X_test, data.y_test
+        raise ValueError(f"--train {train}: this built-in set has no test split; give --test")
+    if test is None:
+        raise ValueError("--test: expected a test file (.ts or .npz), got none")
+    return (*_read_labelled(train, "--train"), *_read_labelled(test, "--test"))
+
+
+def _sequence_options(f):
+    options = [
+        click.option(
+            "--train",
+            "train_path",
+            required=True,
+            help="A .ts or .npz file, or a built-in set with a test split.",
+        ),
+        click.option("--test", "test_path", help="A .ts or .npz file."),
+        click.option(
+            "--pooling",
+            default="last+max",
+            show_default=True,
+            help="last, mean, max joined by '+'.",
+        ),
+        click.option("--batch-size", type=click.IntRange(1), help="[default: from the data size]"),
+    ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+def _majority(y_train, y_test, classes) -> dict:
+    values, counts = np.unique(y_train, return_counts=True)
+    top = values[counts.argmax()]
+    index = np.searchsorted(classes, np.asarray(y_test))
+    return classification_metrics(
+        index, np.full_like(index, np.searchsorted(classes, top)), list(classes)
+    )
+
+
+def _run_sequence(ctx, p, model, kind: str) -> None:
+    out = _Output(p["quiet"], p["json_output"])
+    X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
+    model.fit(X_train, y_train)
+    metrics = {"model": model.evaluate(X_test, y_test)}
+    pred = model.predict(X_test)
+    if kind == "classify":
+        metrics["majority"] = _majority(y_train, y_test, model.classes_)
+        rows = [(i, a, b) for i, (a, b) in enumerate(zip(y_test, pred, strict=True))]
+        keys = ("accuracy", "f1", "precision", "recall")
+    elif kind == "tag":
+        flat_train = np.concatenate([np.asarray(t) for t in y_train])
+        flat_test = np.concatenate([np.asarray(t) for t in y_test])
+        metrics["majority"] = _majority(flat_train, flat_test, model.classes_)
+        rows = [
+            (i, t, a, b)
+            for i, (ya, yp) in enumerate(zip(y_test, pred, strict=True))
+            for t, (a, b) in enumerate(zip(ya, yp, strict=True))
+        ]
+        keys = ("accuracy", "f1")
+    else:
+        truth = np.asarray(y_test, dtype=np.float64)
+        mean = np.full_like(truth, np.mean(np.asarray(y_train, dtype=np.float64)))
+        metrics["mean"] = regression_metrics(truth, mean)
+        rows = [(i, a, b) for i, (a, b) in enumerate(zip(truth, pred, strict=True))]
+        keys = ("rmse", "mae", "r2")
+    run = RunDir.create(p["out"], kind)
+    run.write_config(_resolved(ctx))
+    run.write_metrics(metrics)
+    header = (
+        ("index", "step", "actual", "predicted")
+        if kind == "tag"
+        else ("index", "actual", "predicted")
+    )
+    run.write_csv("predictions.csv", header, rows)
+    model.save(run.model)
+    out.say(f"{kind}: {len(X_train)} training sequences, {len(X_test)} test sequences")
+    for name, m in metrics.items():
+        out.say(f"  {name:10} {_fmt(m, keys)}")
+    out.finish(run, {"metrics": metrics})
+
+
+def _sequence_estimator_options(p: dict) -> dict:
+    options = _estimator_options(p, quiet=p["quiet"]) | {"pooling": p["pooling"]}
+    if p["batch_size"] is not None:
+        options["batch_size"] = p["batch_size"]
+    return options
+
+
+@cli.command()
+@_sequence_options
+@click.option(
+    "--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True
+)
+@functools.partial(model_options, epochs=200, bidirectional=True)
+@output_options
+@click.pass_context
+def classify(ctx: click.Context, **p) -> None:
+    """Sequence classification: train on --train, report on --test beside the majority class.
+
+    \b
+    Examples:
+      lstmkit classify --train italy_power_demand
+      lstmkit classify --train GunPoint_TRAIN.ts --test GunPoint_TEST.ts --epochs 100
+    """
+    weight = None if p["class_weight"] == "none" else p["class_weight"]
+    model = SequenceClassifier(class_weight=weight, **_sequence_estimator_options(p))
+    _run_sequence(ctx, p, model, "classify")
+
+
+@cli.command()
+@_sequence_options
+@click.option(
+    "--output", type=click.Choice(["last", "sequence"]), default="last", show_default=True
+)
+@functools.partial(model_options, epochs=200, bidirectional=True)
+@output_options
+@click.pass_context
+def regress(ctx: click.Context, **p) -> None:
+    """Sequence regression (a value per sequence) beside the training mean.
+
+    \b
+    Example:
+      lstmkit regress --train train.ts --test test.ts
+    """
+    if p["output"] != "last":
+        raise ValueError("--output sequence: per-step targets need .npz files; expected last")
+    model = SequenceRegressor(output=p["output"], **_sequence_estimator_options(p))
+    _run_sequence(ctx, p, model, "regress")
+
+
+@cli.command()
+@_sequence_options
+@functools.partial(model_options, epochs=200, bidirectional=True)
+@output_options
+@click.pass_context
+def tag(ctx: click.Context, **p) -> None:
+    """Sequence tagging (a label per step) beside the majority tag; .npz files whose 'y'
+    holds one label array per sequence.
+
+    \b
+    Example:
+      lstmkit tag --train train.npz --test test.npz
+    """
+    options = _sequence_estimator_options(p)
+    options.pop("pooling")
+    _run_sequence(ctx, p, SequenceTagger(**options), "tag")
+
+
+# -- generate -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--corpus",
+    default="tang300",
+    show_default=True,
+    help="tang300, or a JSON file or directory of poems.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Load a trained generator instead of training.",
+)
+@click.option("--poems", "n_poems", type=click.IntRange(1), default=5, show_default=True)
+@click.option(
+    "--temperature", type=click.FloatRange(0, min_open=True), default=0.8, show_default=True
+)
+@click.option("--top-k", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--opening", default="", help="Text each poem starts with.")
+@click.option("--acrostic", default="", help="Characters that begin each line (藏头诗).")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@output_options
+@click.pass_context
+def generate(ctx: click.Context, **p) -> None:
+    """Train a character-level poem writer on a corpus (or load one), then write poems.
+
+    \b
+    Examples:
+      lstmkit generate --corpus tang300 --poems 3
+      lstmkit generate --model runs/poet/model --acrostic 春夏秋冬
+    """
+    out = _Output(p["quiet"], p["json_output"])
+    metrics = {}
+    if p["model_dir"]:
+        model = TextGenerator.load(p["model_dir"])
+    else:
+        poems = load_dataset("tang300") if p["corpus"] == "tang300" else read_poems(p["corpus"])
+        model = TextGenerator(
+            epochs=p["epochs"], seed=p["seed"], progress=False if p["quiet"] else None
+        )
+        model.fit(poems)
+        pp = model.perplexity(model.validation_poems_)
+        metrics = {"model": {"perplexity": pp["model"]}, "unigram": {"perplexity": pp["unigram"]}}
+        out.say(f"validation perplexity {pp['model']:.1f} (unigram {pp['unigram']:.1f})")
+    written = [
+        model.generate(
+            opening=p["opening"],
+            acrostic=p["acrostic"],
+            temperature=p["temperature"],
+            top_k=p["top_k"],
+            seed=p["seed"] + k,
+        )
+        for k in range(p["n_poems"])
+    ]
+    for poem in written:
+        out.say(poem)
+    run = RunDir.create(p["out"], "generate")
+    run.write_config(_resolved(ctx))
+    run.write_text("poems.txt", "\n".join(written) + "\n")
+    if metrics:
+        run.write_metrics(metrics)
+        model.save(run.model)
+    out.finish(run, {"metrics": metrics, "poems": written})
+
+
+# -- predict / evaluate with a saved model --------------------------------------------------
+
+
+def _load_model(model_dir: str):
+    """A saved estimator of any kind; a run directory stands for its model/ folder."""
+    if not (Path(model_dir) / "config.json").exists() and (Path(model_dir) / "model").is_dir():
+        model_dir = str(Path(model_dir) / "model")
+    config_file = Path(model_dir) / "config.json"
+    try:
+        kind = json.loads(config_file.read_text("utf-8")).get("kind")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(
+            f"--model {model_dir}: expected a saved lstmkit model, got {err}"
+        ) from None
+    if kind not in ESTIMATORS:
+        raise ValueError(
+            f"--model {model_dir}: expected a saved {' or '.join(ESTIMATORS)}, got kind {kind!r}"
+        )
+    return ESTIMATORS[kind].load(model_dir)
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", help="Sequences to predict (.ts or .npz); not for a Forecaster.")
+@click.option(
+    "--steps", type=click.IntRange(1), help="Forecaster: steps ahead [default: its horizon]."
+)
+@output_options
+@click.pass_context
+def predict(ctx: click.Context, **p) -> None:
+    """Predict with a saved model: a forecast past the end of its series, or labels/values
+    for the sequences in --data.
+
+    \b
+    Examples:
+      lstmkit predict --model runs/air/model --steps 12
+      lstmkit predict --model runs/italy/model --data ItalyPowerDemand_TEST.ts
+    """
+    out = _Output(p["quiet"], p["json_output"])
+    model = _load_model(p["model_dir"])
+    if isinstance(model, Forecaster):
+        pred = model.predict(p["steps"])
+        rows = [(i + 1, *np.atleast_1d(v)) for i, v in enumerate(pred)]
+        header = ("step", *(f"predicted_{k}" for k in range(len(rows[0]) - 1)))
+    elif isinstance(model, TextGenerator):
+        raise ValueError("--model: a TextGenerator writes poems: use lstmkit generate --model")
+    else:
+        if not p["data"]:
+            raise ValueError("--data: expected a .ts or .npz file of sequences, got none")
+        X = _read_sequences(p["data"])
+        pred = model.predict(X)
+        rows = [(i, v) for i, v in enumerate(pred)]
+        header = ("index", "predicted")
+    run = RunDir.create(p["out"], "predict")
+    run.write_config(_resolved(ctx))
+    run.write_csv("predictions.csv", header, rows)
+    out.say(f"{len(rows)} predictions written")
+    out.finish(run, {"predictions": pred})
+
+
+def _read_sequences(path: str):
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ts":
+        return read_ts(path)[0]
+    if suffix == ".npz":
+        return read_npz(path)[0]
+    raise ValueError(f"--data {path}: expected a .ts or .npz file, got {suffix or 'no suffix'}")
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--data",
+    required=True,
+    help="Labelled sequences (.ts or .npz); for a Forecaster a CSV of the steps after its series.",
+)
+@click.option("--target", help="Forecaster: the target column(s) of the CSV.")
+@output_options
+@click.pass_context
+def evaluate(ctx: click.Context, **p) -> None:
+    """Evaluate a saved model on labelled data; metrics.json as for training runs.
+
+    \b
+    Example:
+      lstmkit evaluate --model runs/italy/model --data ItalyPowerDemand_TEST.ts
+    """
+    out = _Output(p["quiet"], p["json_output"])
+    model = _load_model(p["model_dir"])
+    if isinstance(model, Forecaster):
+        frame = read_csv(p["data"])
+        actual = frame.select(_names(p["target"]) or list(frame.columns))
+        metrics = model.evaluate(actual)
+    elif isinstance(model, TextGenerator):
+        metrics = {"model": {"perplexity": model.perplexity(read_poems(p["data"]))["model"]}}
+    else:
+        X, y = _read_labelled(p["data"], "--data")
+        metrics = {"model": model.evaluate(X, y)}
+    run = RunDir.create(p["out"], "evaluate")
+    run.write_config(_resolved(ctx))
+    run.write_metrics(metrics)
+    for name, m in metrics.items():
+        out.say(f"  {name:15} {_fmt(m, ('rmse', 'mae', 'r2', 'accuracy', 'f1', 'perplexity'))}")
+    out.finish(run, {"metrics": metrics})
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 2 bad usage or input, 1 internal, 130 ^C)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("lstmkit: interrupted", err=True)
+        return 130
+    except (ValueError, OSError) as err:  # bad input: the library's ValueErrors, files
+        if debug:
+            raise
+        click.echo(f"lstmkit: error: {err}", err=True)
+        return 2
+    except Exception as err:  # an internal error: say so, with the way to see more
+        if debug:
+            raise
+        click.echo(
+            f"lstmkit: internal error: {type(err).__name__}: {err} (rerun with --debug for "
+            "the traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

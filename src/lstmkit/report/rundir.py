@@ -1,0 +1,105 @@
+"""The run directory: every command of the CLI leaves one, and scripts read it.
+
+Layout (files written atomically: a temporary sibling, then ``os.replace``)::
+
+    runs/20261125-153012-forecast/     --out DIR, or a new timestamped folder under runs/
+      config.toml                      the resolved options (config file + flags), re-usable
+                                       with --config
+      metrics.json                     {"model": {"rmse": ...}, "<baseline>": {...}, ...}
+      predictions.csv                  one row per predicted value (or step)
+      model/                           the estimator: model.safetensors + config.json
+      log.txt                          what the command printed
+
+``metrics.json`` is the contract for scripts: top-level keys per model (``"model"`` and
+each baseline), metric names as in :mod:`lstmkit.train.metrics` (``rmse``, ``mae``,
+``mape``, ``r2``, ``accuracy``, ``precision``, ``recall``, ``f1``, …).
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import tomli_w
+
+
+def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename: readers see the
+    old file or the new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value):
+    """Metrics as JSON: numpy scalars and arrays to Python, NaN/inf to null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunDir:
+    """One run's directory; ``RunDir.create(out, command)`` makes it (``out=None``: a new
+    ``runs/<time>-<command>`` folder that does not exist yet)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, out: str | os.PathLike | None, command: str, root: str = "runs") -> "RunDir":
+        if out is not None:
+            path = Path(out)
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"--out {path}: expected a directory, got a file")
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = Path(root) / f"{stamp}-{command}"
+            n = 1
+            while path.exists():
+                n += 1
+                path = Path(root) / f"{stamp}-{command}-{n}"
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model"
+
+    def write_config(self, config: dict) -> Path:
+        clean = {k: v for k, v in config.items() if v is not None}
+        return write_atomically(self.path / "config.toml", tomli_w.dumps(clean).encode())
+
+    def write_metrics(self, metrics: dict) -> Path:
+        text = json.dumps(_jsonable(metrics), indent=1, ensure_ascii=False)
+        return write_atomically(self.path / "metrics.json", text.encode())
+
+    def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return write_atomically(self.path / name, buffer.getvalue().encode())
+
+    def write_text(self, name: str, text: str) -> Path:
+        return write_atomically(self.path / name, text.encode())

@@ -1,0 +1,237 @@
+"""The command line: exit codes (0 / 2 with one line, no traceback / 1), the run directory's
+contract (config.toml re-usable with --config, metrics.json keys, predictions.csv, model/),
+--json, --quiet, and that a saved model predicts what the library predicts."""
+
+import csv
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.cli import main
+from lstmkit.data import load_dataset
+from lstmkit.tasks import Forecaster, SequenceClassifier
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_forecast_run_directory_contract(tmp_path, capsys):
+    out = tmp_path / "air"
+    code, text, err = run(
+        capsys,
+        "forecast",
+        "--data",
+        "airline",
+        "--horizon",
+        6,
+        "--epochs",
+        3,
+        "--hidden-size",
+        8,
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    assert f"run directory: {out}" in text and "seasonal_naive" in text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["model", "naive", "seasonal_naive", "mean"]
+    assert {"rmse", "mae", "mape", "r2"} <= set(metrics["model"])
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert [r["time"] for r in rows] == [f"1960-{m:02d}" for m in range(7, 13)]
+    passengers = load_dataset("airline").column("Passengers")
+    assert [float(r["actual"]) for r in rows] == passengers[-6:].tolist()
+    # the saved model is the library's: same predictions as loading it in Python
+    model = Forecaster.load(out / "model")
+    np.testing.assert_allclose([float(r["predicted"]) for r in rows], model.predict(6))
+    assert (out / "log.txt").read_text().startswith("forecast: Passengers")
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["horizon"] == 6 and config["hidden_size"] == 8 and config["data"] == "airline"
+
+
+def test_config_file_then_flags_override(tmp_path, capsys):
+    (tmp_path / "run.toml").write_text("epochs = 2\nhidden-size = 4\nlayers = 2\nhorizon = 3\n")
+    code, _, err = run(
+        capsys,
+        "forecast",
+        "--data",
+        "airline",
+        "--config",
+        tmp_path / "run.toml",
+        "--horizon",
+        4,
+        "--out",
+        tmp_path / "r",
+        "--quiet",
+    )
+    assert code == 0, err
+    config = tomllib.loads((tmp_path / "r" / "config.toml").read_text())
+    assert (config["epochs"], config["hidden_size"], config["num_layers"]) == (2, 4, 2)
+    assert config["horizon"] == 4  # the flag wins
+    # the saved config runs again as is
+    code, _, err = run(
+        capsys,
+        "forecast",
+        "--config",
+        tmp_path / "r" / "config.toml",
+        "--out",
+        tmp_path / "r2",
+        "--quiet",
+    )
+    assert code == 0, err
+    assert (tmp_path / "r2" / "config.toml").read_text() == (
+        tmp_path / "r" / "config.toml"
+    ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forecast", "--data", "missing.csv"], "lstmkit: error: [Errno 2] No such file"),
+        (["forecast", "--data", "airline", "--target", "Nope"], "unknown column 'Nope'"),
+        (["forecast", "--data", "airline", "--horizon", "0"], "'--horizon': 0 is not in the range"),
+        (["forecast", "--data", "airline", "--test", "500"], "--test: expected fewer steps"),
+        (["classify", "--train", "a.csv", "--test", "b.csv"], "expected a .ts or .npz file"),
+        (["predict", "--model", "."], "expected a saved lstmkit model"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(
+    tmp_path, capsys, monkeypatch, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_bad_csv_cell_names_file_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,x\n")
+    code, _, err = run(capsys, "forecast", "--data", bad, "--target", "a")
+    assert code == 2
+    assert err.strip() == f"lstmkit: error: {bad}, line 3, column 'b': expected a number, got 'x'"
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    (tmp_path / "b.toml").write_text("bogus = 1\n")
+    code, _, err = run(capsys, "forecast", "--data", "airline", "--config", tmp_path / "b.toml")
+    assert code == 2 and "unknown key 'bogus'" in err
+
+
+def test_internal_error_exits_1_and_debug_shows_it(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("lstmkit.cli.list_datasets", broken)
+    code, _, err = run(capsys, "datasets")
+    assert code == 1 and "internal error: RuntimeError: boom" in err and "--debug" in err
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", "datasets"])
+
+
+def test_datasets_json(capsys):
+    code, out, _ = run(capsys, "datasets", "--json")
+    assert code == 0
+    assert [d["name"] for d in json.loads(out)] == [
+        "airline",
+        "italy_power_demand",
+        "tang300",
+        "negation",
+    ]
+
+
+def test_classify_builtin_then_predict_and_evaluate_with_the_saved_model(tmp_path, capsys):
+    code, out, err = run(
+        capsys,
+        "classify",
+        "--train",
+        "italy_power_demand",
+        "--epochs",
+        3,
+        "--hidden-size",
+        8,
+        "--out",
+        tmp_path / "c",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result["metrics"]) == {"model", "majority"}
+    assert {"accuracy", "precision", "recall", "f1"} <= set(result["metrics"]["model"])
+    data = load_dataset("italy_power_demand")
+    model = SequenceClassifier.load(tmp_path / "c" / "model")
+    expected = model.evaluate(data.X_test, data.y_test)
+    for key in ("accuracy", "precision", "recall", "f1", "f1_weighted"):
+        assert result["metrics"]["model"][key] == pytest.approx(expected[key])
+    assert result["metrics"]["model"]["confusion_matrix"] == expected["confusion_matrix"]
+    # majority-class baseline by hand
+    majority = max(set(data.y_train), key=list(data.y_train).count)
+    assert result["metrics"]["majority"]["accuracy"] == pytest.approx(
+        np.mean(data.y_test == majority)
+    )
+    test_file = DATA / "ItalyPowerDemand" / "ItalyPowerDemand_TEST.ts"
+    if test_file.exists():
+        code, _, err = run(
+            capsys,
+            "predict",
+            "--model",
+            tmp_path / "c",
+            "--data",
+            test_file,
+            "--out",
+            tmp_path / "p",
+            "--quiet",
+        )
+        assert code == 0, err
+        rows = list(csv.DictReader((tmp_path / "p" / "predictions.csv").open()))
+        assert [r["predicted"] for r in rows] == model.predict(data.X_test).tolist()
+        code, out, err = run(
+            capsys,
+            "evaluate",
+            "--model",
+            tmp_path / "c" / "model",
+            "--data",
+            test_file,
+            "--out",
+            tmp_path / "e",
+            "--json",
+        )
+        assert code == 0, err
+        assert json.loads(out)["metrics"]["model"]["accuracy"] == pytest.approx(
+            result["metrics"]["model"]["accuracy"]
+        )
+
+
+def test_generate_acrostic_with_a_tiny_model(tmp_path, capsys):
+    corpus = tmp_path / "poems.txt"
+    corpus.write_text("白日依山盡，黃河入海流。\n春眠不覺曉，處處聞啼鳥。\n" * 20, "utf-8")
+    code, out, err = run(
+        capsys,
+        "generate",
+        "--corpus",
+        corpus,
+        "--epochs",
+        2,
+        "--poems",
+        2,
+        "--acrostic",
+        "白春",
+        "--out",
+        tmp_path / "g",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["poems"]) == 2
+    assert all(p.startswith("白") and "春" in p for p in result["poems"])
+    assert set(result["metrics"]) == {"model", "unigram"}
+    assert (tmp_path / "g" / "poems.txt").read_text("utf-8").splitlines() == result["poems"]
