@@ -235,3 +235,9 @@ def test_generate_acrostic_with_a_tiny_model(tmp_path, capsys):
     assert all(p.startswith("白") and "春" in p for p in result["poems"])
     assert set(result["metrics"]) == {"model", "unigram"}
     assert (tmp_path / "g" / "poems.txt").read_text("utf-8").splitlines() == result["poems"]
+
+
+def test_demo_command(capsys):
+    code, out, err = run(capsys, "demo", "--epochs", 5, "--hidden", 4)
+    assert code == 0, err
+    assert "engine check" in out and "seasonal naive (m=12) 50.0" in out
