@@ -135,3 +135,25 @@ def test_bad_options_and_unfitted():
         Forecaster(strategy="magic")
     with pytest.raises(ValueError, match="not fitted yet"):
         Forecaster().predict()
+
+
+def test_gate_activations_explain_the_forecast():
+    """The last hidden state in the gates, through the head, is predict()'s first step."""
+    y = np.sin(np.arange(80) / 4.0) * 10 + 50
+    model = Forecaster(lookback=8, hidden_size=6, epochs=3, progress=False).fit(y)
+    gates = model.gate_activations()
+    assert set(gates) == {"l0"} and set(gates["l0"]) == {"i", "f", "g", "c", "o", "h"}
+    assert gates["l0"]["i"].shape == (8, 6)
+    np.testing.assert_allclose(  # h_t = o_t * tanh(C_t), from the recorded gates
+        gates["l0"]["h"], gates["l0"]["o"] * np.tanh(gates["l0"]["c"]), rtol=1e-6, atol=1e-7
+    )
+    h_last = torch.tensor(gates["l0"]["h"][-1])
+    with torch.no_grad():
+        scaled = float(model.net.head(h_last))
+    scaler = model._scalers[0]
+    level = (y[-1] - scaler.mean[0]) / scaler.std[0]
+    expected = (scaled + level) * scaler.std[0] + scaler.mean[0]
+    assert model.predict(1)[0] == pytest.approx(expected, rel=1e-5)
+    assert not np.allclose(model.gate_activations(back=5)["l0"]["h"], gates["l0"]["h"])
+    with pytest.raises(ValueError, match=r"back: expected an int in \[0, 72\]"):
+        model.gate_activations(back=73)

@@ -149,3 +149,20 @@ def test_bad_input_messages():
         model.predict([np.zeros((3, 3))])
     with pytest.raises(ValueError, match="expected labels seen in fit"):
         model.evaluate([np.zeros((3, 2))], [7])
+
+
+def test_gate_activations_explain_the_prediction():
+    """Forward h at the last step and reverse h at the first, through the head (pooling
+    "last"), give predict_proba's logits for that sequence."""
+    rng = np.random.default_rng(6)
+    X = [rng.normal(size=(int(n), 2)) for n in rng.integers(3, 9, size=40)]
+    y = np.array([int(x[:, 0].mean() > 0) for x in X])
+    model = SequenceClassifier(hidden_size=5, pooling="last", epochs=2, progress=False)
+    model.fit(X, y)
+    gates = model.gate_activations(X[3])
+    assert set(gates) == {"l0", "l0_reverse"}
+    assert gates["l0"]["f"].shape == (len(X[3]), 5)
+    features = torch.tensor(np.concatenate([gates["l0"]["h"][-1], gates["l0_reverse"]["h"][0]]))
+    with torch.no_grad():
+        probs = torch.softmax(model.net.head(features.float()), -1).numpy()
+    np.testing.assert_allclose(model.predict_proba([X[3]])[0], probs, rtol=1e-5, atol=1e-6)

@@ -24,7 +24,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
-from lstmkit.tasks.networks import RecurrentNet, check_cell
+from lstmkit.tasks.networks import RecurrentNet, check_cell, gate_activations
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import regression_metrics
@@ -316,6 +316,29 @@ class Forecaster:
         ahead = self._future_ahead(future_covariates, steps)
         pred = self._forecast(self._series, self._past, self._fut, steps, ahead)
         return pred[:, 0] if pred.shape[1] == 1 else pred
+
+    def gate_activations(self, back: int = 0) -> dict[str, dict[str, np.ndarray]]:
+        """The network's gates on the input window that ends ``back`` steps before the end of
+        the fitted series (0: the window ``predict()`` starts from); see
+        :func:`lstmkit.tasks.networks.gate_activations`."""
+        self._check_fitted()
+        t = self._series.shape[0] - back
+        if (
+            isinstance(back, bool)
+            or not isinstance(back, int)
+            or not (0 <= back <= self._series.shape[0] - self.params["lookback"])
+        ):
+            raise ValueError(
+                f"back: expected an int in [0, {self._series.shape[0] - self.params['lookback']}]"
+                f" (the series has {self._series.shape[0]} steps), got {back!r}"
+            )
+        y_s, past_s, fut_s = (
+            None if a is None else s(a[:t])
+            for s, a in zip(self._scalers, (self._series, self._past, self._fut), strict=True)
+        )
+        chan = self._inputs(y_s, past_s, fut_s)
+        x, _, _ = self._windows(y_s, chan, None, [t])
+        return gate_activations(self.net, torch.tensor(x[0], dtype=torch.float32))
 
     def _rows_needed(self, steps: int) -> int:
         """Future-covariate rows a forecast of ``steps`` reads: whole horizon blocks."""

@@ -16,6 +16,7 @@ every step.
 Shapes: x (N, T, D) batch-first, lengths (N,) or None; output (N, K) or (N, T, K).
 """
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -108,3 +109,12 @@ class RecurrentNet(nn.Module):
         if extra is not None:
             features = torch.cat([features, extra], dim=-1)
         return self.head(self.drop(features))
+
+
+def gate_activations(net: RecurrentNet, x: Tensor) -> dict[str, dict[str, np.ndarray]]:
+    """The gates of ``net``'s recurrent layers for ONE input sequence ``x`` (T, D), as
+    numpy arrays (T, H) keyed like :meth:`lstmkit.LSTM.gate_activations` ("l0",
+    "l0_reverse", …; LSTM gates i, f, g, c, o, h; GRU r, z, n, h)."""
+    with torch.no_grad():
+        gates = net.rnn.gate_activations(x[None])
+    return {layer: {k: v[0].numpy() for k, v in g.items()} for layer, g in gates.items()}

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lstmkit.data.readers import as_sequences
 from lstmkit.recurrence.lengths import real_steps
-from lstmkit.tasks.networks import RecurrentNet, check_cell, check_pooling
+from lstmkit.tasks.networks import RecurrentNet, check_cell, check_pooling, gate_activations
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
@@ -187,6 +187,14 @@ class _SequenceEstimator:
             else:
                 outs.extend(out)
         return outs
+
+    def gate_activations(self, x) -> dict[str, dict[str, np.ndarray]]:
+        """The network's gates on one sequence ``x`` (T, D) or (T,), standardised as in
+        fit; see :func:`lstmkit.tasks.networks.gate_activations`."""
+        self._check_fitted()
+        data = self._tensors(as_sequences([x]))
+        self.net.eval()
+        return gate_activations(self.net, data["x"][0])
 
     def _loss_last(self, net, batch):
         lengths = batch["lengths"]
