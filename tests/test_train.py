@@ -265,3 +265,7 @@ def test_classification_metrics_against_hand_values():
     assert m["f1"] == pytest.approx(f1.mean())
     assert m["f1_weighted"] == pytest.approx((f1 * support).sum())
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    for j, name in enumerate("abc"):
+        got = m["per_class"][name]
+        assert (got["precision"], got["recall"]) == pytest.approx((prec[j], rec[j]))
+        assert got["f1"] == pytest.approx(f1[j]) and got["support"] == [3, 2, 1][j]

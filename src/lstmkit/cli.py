@@ -19,8 +19,11 @@ import numpy as np
 
 from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_poems, read_ts
 from lstmkit.report.rundir import RunDir
+from lstmkit.report.tasks import forecast_report, sequence_report
 from lstmkit.tasks import (
     Forecaster,
+    NaiveForecaster,
+    SeasonalNaiveForecaster,
     SequenceClassifier,
     SequenceRegressor,
     SequenceTagger,
@@ -302,6 +305,24 @@ def forecast(ctx: click.Context, **p) -> None:
     ]
     run.write_csv("predictions.csv", ("time", "target", "actual", "predicted"), rows)
     model.save(run.model)
+    preds = {"model": pred} | {
+        name: baseline.fit(y[:cut]).predict(test)
+        for name, baseline in (
+            ("naive", NaiveForecaster()),
+            ("seasonal_naive", SeasonalNaiveForecaster(p["season"])),
+        )
+    }
+    report, figs = forecast_report(
+        model,
+        data_name=p["data"],
+        targets=targets,
+        history=y[:cut],
+        actual=y[cut:],
+        predictions=preds,
+        metrics=metrics,
+        time_labels=frame.time,
+    )
+    run.write_report(report, figs)
     out.say(f"forecast: {', '.join(targets)}, last {test} steps held out")
     for name, m in metrics.items():
         out.say(f"  {name:15} {_fmt(m, ('rmse', 'mae', 'mape', 'r2'))}")
@@ -403,6 +424,16 @@ def _run_sequence(ctx, p, model, kind: str) -> None:
     )
     run.write_csv("predictions.csv", header, rows)
     model.save(run.model)
+    report, figs = sequence_report(
+        model,
+        kind=kind,
+        data_name=p["train_path"],
+        n_train=len(X_train),
+        n_test=len(X_test),
+        metrics=metrics,
+        sample=X_test[0],
+    )
+    run.write_report(report, figs)
     out.say(f"{kind}: {len(X_train)} training sequences, {len(X_test)} test sequences")
     for name, m in metrics.items():
         out.say(f"  {name:10} {_fmt(m, keys)}")

@@ -8,6 +8,7 @@ Layout (files written atomically: a temporary sibling, then ``os.replace``)::
       metrics.json                     {"model": {"rmse": ...}, "<baseline>": {...}, ...}
       predictions.csv                  one row per predicted value (or step)
       model/                           the estimator: model.safetensors + config.json
+      *.png, report.html               the figures, and the self-contained HTML report
       log.txt                          what the command printed
 
 ``metrics.json`` is the contract for scripts: top-level keys per model (``"model"`` and
@@ -103,3 +104,9 @@ class RunDir:
 
     def write_text(self, name: str, text: str) -> Path:
         return write_atomically(self.path / name, text.encode())
+
+    def write_report(self, report, figures: dict[str, bytes]) -> Path:
+        """The PNG figures, then ``report.html`` (self-contained: the figures embedded)."""
+        for name, png in figures.items():
+            write_atomically(self.path / name, png)
+        return self.write_text("report.html", report.render())

@@ -49,7 +49,11 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
 
 
 def classification_metrics(y_true, y_pred, classes) -> dict:
-    """Metrics of predicted class indices against true ones; ``classes`` names the indices."""
+    """Metrics of predicted class indices against true ones; ``classes`` names the indices.
+
+    ``accuracy``; ``precision``, ``recall``, ``f1`` (macro) and their ``_weighted`` forms;
+    ``confusion_matrix`` (rows true, columns predicted); ``per_class``: precision, recall,
+    f1 and support of each class."""
     y = torch.as_tensor(np.asarray(y_true, dtype=np.int64).reshape(-1))
     p = torch.as_tensor(np.asarray(y_pred, dtype=np.int64).reshape(-1))
     if y.shape != p.shape:
@@ -65,4 +69,13 @@ def classification_metrics(y_true, y_pred, classes) -> dict:
         result["f1" + suffix] = float(tmf.f1_score(p, y, average=average, **common))
     result["confusion_matrix"] = tmf.confusion_matrix(p, y, **common).tolist()
     result["classes"] = [str(c) for c in classes]
+    per_class = {
+        name: fn(p, y, average="none", **common).tolist()
+        for name, fn in (("precision", tmf.precision), ("recall", tmf.recall), ("f1", tmf.f1_score))
+    }
+    support = torch.bincount(y, minlength=k).tolist()
+    result["per_class"] = {
+        str(c): {**{m: per_class[m][j] for m in per_class}, "support": support[j]}
+        for j, c in enumerate(classes)
+    }
     return result

@@ -1,0 +1,132 @@
+"""Reports of the task runs: the sections and figures each kind of run shows.
+
+``forecast_report`` and ``sequence_report`` return the :class:`~lstmkit.report.html.Report`
+and the figures (name → PNG bytes) so that the caller writes both: the HTML with the
+figures embedded, and the PNG files beside it.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from lstmkit.report import figures
+from lstmkit.report.html import GRU_EQUATIONS, LSTM_EQUATIONS, Report
+
+
+def _model_summary(report: Report, model) -> None:
+    p = model.params
+    net = model.net
+    n_params = sum(t.numel() for t in net.parameters())
+    rows = [[k, v] for k, v in p.items()] + [["trainable parameters", n_params]]
+    report.table("Model", ["option", "value"], rows)
+    cell = p.get("cell", "lstm")
+    report.equations(
+        f"The {cell.upper()} cell", LSTM_EQUATIONS if cell == "lstm" else GRU_EQUATIONS
+    )
+
+
+def _gates_figure(model, gates: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
+    """Heatmaps of the last layer's forward direction: i, f, o, C (LSTM) or r, z (GRU)."""
+    layer = f"l{model.params['num_layers'] - 1}"
+    names = ("i", "f", "o", "c") if model.params.get("cell", "lstm") == "lstm" else ("r", "z")
+    shown = {("C" if n == "c" else n): gates[layer][n] for n in names}
+    return figures.gates(shown, title=f"layer {layer[1:]}, forward direction")
+
+
+def _add_figures(report: Report, figs: dict[str, bytes], captions: Mapping[str, str]) -> None:
+    for name, png in figs.items():
+        report.figure(captions[name], png)
+
+
+def forecast_report(
+    model,
+    *,
+    data_name: str,
+    targets: Sequence[str],
+    history: np.ndarray,
+    actual: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    metrics: Mapping[str, Mapping],
+    time_labels: Sequence[str] | None = None,
+) -> tuple[Report, dict[str, bytes]]:
+    """A forecast run: data, model, learning curves, forecast against actual (first target)
+    with the origin marked, residuals, the metrics table with the baselines, and the gates
+    of the window the forecast starts from."""
+    report = Report(f"lstmkit forecast: {data_name}")
+    steps = len(history) + len(actual)
+    report.table(
+        "Data",
+        ["item", "value"],
+        [
+            ["data", data_name],
+            ["targets", ", ".join(targets)],
+            ["steps", steps],
+            ["training steps (incl. validation)", len(history)],
+            ["held-out test steps", len(actual)],
+            ["time span", f"{time_labels[0]} … {time_labels[-1]}" if time_labels else "–"],
+        ],
+    )
+    _model_summary(report, model)
+    report.metrics("Test metrics (original scale) beside the baselines", metrics)
+    first = {k: np.asarray(v).reshape(len(actual), -1)[:, 0] for k, v in predictions.items()}
+    truth = np.asarray(actual).reshape(len(actual), -1)[:, 0]
+    context = min(48, len(history))
+    labels = None
+    if time_labels is not None:
+        labels = list(time_labels[len(history) - context : len(history) + len(actual)])
+    figs = {
+        "learning_curves.png": figures.learning_curves(model.history.epochs),
+        "forecast.png": figures.forecast(
+            np.asarray(history).reshape(len(history), -1)[:, 0], truth, first, labels, context
+        ),
+        "residuals.png": figures.residuals(truth, first["model"]),
+        "gates.png": _gates_figure(model, model.gate_activations()),
+    }
+    captions = {
+        "learning_curves.png": "Learning curves",
+        "forecast.png": f"Forecast against actual ({targets[0]}); dashed line: forecast origin",
+        "residuals.png": "Residuals of the model per step ahead",
+        "gates.png": "Gate activations on the last input window",
+    }
+    _add_figures(report, figs, captions)
+    return report, figs
+
+
+def sequence_report(
+    model,
+    *,
+    kind: str,
+    data_name: str,
+    n_train: int,
+    n_test: int,
+    metrics: Mapping[str, Mapping],
+    sample: np.ndarray,
+) -> tuple[Report, dict[str, bytes]]:
+    """A classify/regress/tag run: data, model, learning curves, the metrics beside the
+    baseline, the confusion matrix and per-class metrics (classification), and the gates
+    of one test sequence (``sample``)."""
+    report = Report(f"lstmkit {kind}: {data_name}")
+    report.table(
+        "Data",
+        ["item", "value"],
+        [["data", data_name], ["training sequences", n_train], ["test sequences", n_test]],
+    )
+    _model_summary(report, model)
+    report.metrics("Test metrics beside the baseline", metrics)
+    figs = {"learning_curves.png": figures.learning_curves(model.history.epochs)}
+    captions = {
+        "learning_curves.png": "Learning curves",
+        "confusion.png": "Confusion matrix (test)",
+        "gates.png": "Gate activations of test sequence 0",
+    }
+    m = metrics["model"]
+    if "confusion_matrix" in m:
+        figs["confusion.png"] = figures.confusion(m["confusion_matrix"], m["classes"])
+        rows = [
+            [c, v["precision"], v["recall"], v["f1"], v["support"]]
+            for c, v in m["per_class"].items()
+        ]
+        report.table("Per-class metrics", ["class", "precision", "recall", "f1", "support"], rows)
+    figs["gates.png"] = _gates_figure(model, model.gate_activations(sample))
+    _add_figures(report, figs, captions)
+    return report, figs
