@@ -157,3 +157,18 @@ def test_gate_activations_explain_the_forecast():
     assert not np.allclose(model.gate_activations(back=5)["l0"]["h"], gates["l0"]["h"])
     with pytest.raises(ValueError, match=r"back: expected an int in \[0, 72\]"):
         model.gate_activations(back=73)
+
+
+def test_resume_from_checkpoint_gives_the_uninterrupted_result(tmp_path):
+    """Stopped after 3 of 6 epochs (as Ctrl-C would), then resumed: the same model as 6
+    epochs in one go."""
+    y = np.sin(np.arange(90) / 5.0) * 10 + 40
+    kw = {"lookback": 8, "hidden_size": 6, "epochs": 6, "patience": None, "progress": False}
+    whole = Forecaster(**kw).fit(y).predict(3)
+    ckpt = str(tmp_path / "ckpt")
+    first = Forecaster(checkpoint=ckpt, **kw)
+    first.fit(y, callback=lambda record: record["epoch"] == 3)
+    assert len(first.history.epochs) == 3
+    resumed = Forecaster(checkpoint=ckpt, resume=True, **kw).fit(y)
+    assert [e["epoch"] for e in resumed.history.epochs] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_array_equal(resumed.predict(3), whole)

@@ -139,6 +139,7 @@ class Forecaster:
         seed: int = 0,
         progress: bool | None = None,
         checkpoint: str | None = None,
+        resume: bool = False,
     ) -> None:
         for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -163,7 +164,7 @@ class Forecaster:
             "seed": seed,
         }
         self._train_cfg = TrainConfig.from_params(
-            self.params, progress=progress, checkpoint=checkpoint
+            self.params, progress=progress, checkpoint=checkpoint, resume=resume
         )
         self.net: RecurrentNet | None = None
         self.history = None

@@ -89,6 +89,7 @@ class _SequenceEstimator:
         seed: int = 0,
         progress: bool | None = None,
         checkpoint: str | None = None,
+        resume: bool = False,
     ) -> None:
         check_cell(cell)
         check_pooling(pooling)
@@ -108,7 +109,11 @@ class _SequenceEstimator:
         }
         # batch_size=None is resolved from the data in fit; 8 stands in until then
         self._train_cfg = TrainConfig.from_params(
-            self.params, batch_size=batch_size or 8, progress=progress, checkpoint=checkpoint
+            self.params,
+            batch_size=batch_size or 8,
+            progress=progress,
+            checkpoint=checkpoint,
+            resume=resume,
         )
         self.net: RecurrentNet | None = None
         self.history = None

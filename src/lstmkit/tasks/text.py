@@ -92,6 +92,7 @@ class TextGenerator:
         seed: int = 0,
         progress: bool | None = None,
         checkpoint: str | None = None,
+        resume: bool = False,
     ) -> None:
         check_cell(cell)
         self.params = {
@@ -110,7 +111,7 @@ class TextGenerator:
             "seed": seed,
         }
         self._train_cfg = TrainConfig.from_params(
-            self.params, progress=progress, checkpoint=checkpoint
+            self.params, progress=progress, checkpoint=checkpoint, resume=resume
         )
         self.net: _CharNet | None = None
         self.history = None
