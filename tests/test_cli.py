@@ -241,3 +241,43 @@ def test_demo_command(capsys):
     code, out, err = run(capsys, "demo", "--epochs", 5, "--hidden", 4)
     assert code == 0, err
     assert "engine check" in out and "seasonal naive (m=12) 50.0" in out
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, capsys, monkeypatch):
+    import lstmkit.train.loop as loop
+
+    args = [
+        "forecast",
+        "--data",
+        "airline",
+        "--horizon",
+        3,
+        "--epochs",
+        5,
+        "--patience",
+        50,
+        "--hidden-size",
+        6,
+        "--quiet",
+    ]
+    code, _, err = run(capsys, *args, "--out", tmp_path / "whole")
+    assert code == 0, err
+    save = loop._save
+
+    def interrupt_after_third(*a):
+        save(*a)
+        if a[-1] == 3:  # epochs_done
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_save", interrupt_after_third)
+    code, _, err = run(capsys, *args, "--out", tmp_path / "cut")
+    assert code == 130
+    assert "interrupted after epoch 3" in err and f"--resume {tmp_path / 'cut'}" in err
+    assert (tmp_path / "cut" / "checkpoint").is_dir()
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    monkeypatch.setattr(loop, "_save", save)
+    code, _, err = run(capsys, "forecast", "--resume", tmp_path / "cut")
+    assert code == 0, err
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text()) == json.loads(
+        (tmp_path / "whole" / "metrics.json").read_text()
+    )

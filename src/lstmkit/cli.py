@@ -35,18 +35,16 @@ ESTIMATORS = {
     cls.__name__: cls
     for cls in (Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger, TextGenerator)
 }
-_OUTPUT_KEYS = ("config", "out", "json_output", "quiet")
+_OUTPUT_KEYS = ("config", "out", "json_output", "quiet", "resume")
 
 
 # -- options shared by commands -------------------------------------------------------------
 
 
-def _load_config(ctx: click.Context, _param, value):
-    """--config FILE: its keys become the command's defaults (flags still override)."""
-    if value is None:
-        return None
+def _apply_defaults(ctx: click.Context, path: Path) -> None:
+    """The keys of the TOML file ``path`` become the command's defaults."""
     try:
-        data = tomllib.loads(Path(value).read_text("utf-8"))
+        data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise click.BadParameter(f"expected a readable TOML file, got {err}") from None
     names = {}  # a key may be the parameter's name or any of its long option names
@@ -65,7 +63,48 @@ def _load_config(ctx: click.Context, _param, value):
             )
         defaults[name] = item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _load_config(ctx: click.Context, _param, value):
+    """--config FILE: its keys become the command's defaults (flags still override)."""
+    if value is not None:
+        _apply_defaults(ctx, Path(value))
     return value
+
+
+def _load_run(ctx: click.Context, _param, value):
+    """--resume DIR: the run's saved options become the defaults; training continues from
+    its checkpoint."""
+    if value is not None:
+        config = Path(value) / "config.toml"
+        if not config.is_file():
+            raise click.BadParameter(f"expected a run directory with config.toml, got {value}")
+        _apply_defaults(ctx, config)
+    return value
+
+
+def resume_option(f):
+    return click.option(
+        "--resume",
+        type=click.Path(file_okay=False),
+        callback=_load_run,
+        is_eager=True,
+        help="Continue an interrupted run from its directory (its options and checkpoint).",
+    )(f)
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C; the best weights are in the run's checkpoint."""
+
+
+def _stop_if_interrupted(model, run: RunDir, command: str) -> None:
+    reason = model.history.stop_reason or ""
+    if reason.startswith("interrupted"):
+        done = len(model.history.epochs)
+        raise Interrupted(
+            f"interrupted after epoch {done}; the checkpoint is in {run.path / 'checkpoint'}; "
+            f"continue with: lstmkit {command} --resume {run.path}"
+        )
 
 
 def output_options(f):
@@ -144,12 +183,17 @@ def _resolved(ctx: click.Context) -> dict:
     return {k: v for k, v in ctx.params.items() if k not in _OUTPUT_KEYS and v is not None}
 
 
-def _estimator_options(params: dict, *, quiet: bool) -> dict:
+def _estimator_options(params: dict, run: RunDir) -> dict:
+    """The estimator's keywords from the command's options; checkpoints go to the run."""
     keys = ("cell", "bidirectional", "num_layers", "hidden_size", "dropout", "epochs", "lr", "seed")
     options = {k: params[k] for k in keys}
     if params.get("patience") is not None:
         options["patience"] = params["patience"]
-    return options | {"progress": False if quiet else None}
+    return options | {
+        "progress": False if params["quiet"] else None,
+        "checkpoint": str(run.path / "checkpoint"),
+        "resume": params.get("resume") is not None,
+    }
 
 
 def _names(text: str | None) -> list[str]:
@@ -256,6 +300,7 @@ def _read_frame(data: str, missing: str):
 )
 @functools.partial(model_options, epochs=300, bidirectional=False)
 @output_options
+@resume_option
 @click.pass_context
 def forecast(ctx: click.Context, **p) -> None:
     """Train a forecaster on a series, test it on the last steps beside the naive baselines.
@@ -280,22 +325,23 @@ def forecast(ctx: click.Context, **p) -> None:
     if test >= len(y):
         raise ValueError(f"--test: expected fewer steps than the series has ({len(y)}), got {test}")
     cut = len(y) - test
+    run = RunDir.create(p["resume"] or p["out"], "forecast")
+    run.write_config(_resolved(ctx))
     model = Forecaster(
         horizon=p["horizon"],
         lookback=p["lookback"],
         strategy=p["strategy"],
-        **_estimator_options(p, quiet=p["quiet"]),
+        **_estimator_options(p, run),
     )
     model.fit(
         y[:cut],
         covariates=None if past is None else past[:cut],
         future_covariates=None if fut is None else fut[:cut],
     )
+    _stop_if_interrupted(model, run, "forecast")
     fut_test = None if fut is None else fut[cut:]
     metrics = model.evaluate(y[cut:], future_covariates=fut_test, season=p["season"])
     pred = model.predict(test, future_covariates=fut_test).reshape(test, -1)
-    run = RunDir.create(p["out"], "forecast")
-    run.write_config(_resolved(ctx))
     run.write_metrics(metrics)
     times = frame.time[cut:] if frame.time else [str(t) for t in range(cut, len(y))]
     rows = [
@@ -388,10 +434,14 @@ def _majority(y_train, y_test, classes) -> dict:
     )
 
 
-def _run_sequence(ctx, p, model, kind: str) -> None:
+def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     out = _Output(p["quiet"], p["json_output"])
     X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
+    run = RunDir.create(p["resume"] or p["out"], kind)
+    run.write_config(_resolved(ctx))
+    model = cls(**options, **_sequence_estimator_options(p, run))
     model.fit(X_train, y_train)
+    _stop_if_interrupted(model, run, kind)
     metrics = {"model": model.evaluate(X_test, y_test)}
     pred = model.predict(X_test)
     if kind == "classify":
@@ -414,8 +464,6 @@ def _run_sequence(ctx, p, model, kind: str) -> None:
         metrics["mean"] = regression_metrics(truth, mean)
         rows = [(i, a, b) for i, (a, b) in enumerate(zip(truth, pred, strict=True))]
         keys = ("rmse", "mae", "r2")
-    run = RunDir.create(p["out"], kind)
-    run.write_config(_resolved(ctx))
     run.write_metrics(metrics)
     header = (
         ("index", "step", "actual", "predicted")
@@ -440,8 +488,10 @@ def _run_sequence(ctx, p, model, kind: str) -> None:
     out.finish(run, {"metrics": metrics})
 
 
-def _sequence_estimator_options(p: dict) -> dict:
-    options = _estimator_options(p, quiet=p["quiet"]) | {"pooling": p["pooling"]}
+def _sequence_estimator_options(p: dict, run: RunDir) -> dict:
+    options = _estimator_options(p, run)
+    if "pooling" in p:
+        options["pooling"] = p["pooling"]
     if p["batch_size"] is not None:
         options["batch_size"] = p["batch_size"]
     return options
@@ -454,6 +504,7 @@ def _sequence_estimator_options(p: dict) -> dict:
 )
 @functools.partial(model_options, epochs=200, bidirectional=True)
 @output_options
+@resume_option
 @click.pass_context
 def classify(ctx: click.Context, **p) -> None:
     """Sequence classification: train on --train, report on --test beside the majority class.
@@ -464,8 +515,7 @@ def classify(ctx: click.Context, **p) -> None:
       lstmkit classify --train GunPoint_TRAIN.ts --test GunPoint_TEST.ts --epochs 100
     """
     weight = None if p["class_weight"] == "none" else p["class_weight"]
-    model = SequenceClassifier(class_weight=weight, **_sequence_estimator_options(p))
-    _run_sequence(ctx, p, model, "classify")
+    _run_sequence(ctx, p, SequenceClassifier, {"class_weight": weight}, "classify")
 
 
 @cli.command()
@@ -475,6 +525,7 @@ def classify(ctx: click.Context, **p) -> None:
 )
 @functools.partial(model_options, epochs=200, bidirectional=True)
 @output_options
+@resume_option
 @click.pass_context
 def regress(ctx: click.Context, **p) -> None:
     """Sequence regression (a value per sequence) beside the training mean.
@@ -485,14 +536,14 @@ def regress(ctx: click.Context, **p) -> None:
     """
     if p["output"] != "last":
         raise ValueError("--output sequence: per-step targets need .npz files; expected last")
-    model = SequenceRegressor(output=p["output"], **_sequence_estimator_options(p))
-    _run_sequence(ctx, p, model, "regress")
+    _run_sequence(ctx, p, SequenceRegressor, {"output": p["output"]}, "regress")
 
 
 @cli.command()
 @_sequence_options
 @functools.partial(model_options, epochs=200, bidirectional=True)
 @output_options
+@resume_option
 @click.pass_context
 def tag(ctx: click.Context, **p) -> None:
     """Sequence tagging (a label per step) beside the majority tag; .npz files whose 'y'
@@ -502,9 +553,7 @@ def tag(ctx: click.Context, **p) -> None:
     Example:
       lstmkit tag --train train.npz --test test.npz
     """
-    options = _sequence_estimator_options(p)
-    options.pop("pooling")
-    _run_sequence(ctx, p, SequenceTagger(**options), "tag")
+    _run_sequence(ctx, p, SequenceTagger, {}, "tag")
 
 
 # -- generate -------------------------------------------------------------------------------
@@ -695,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as err:
         err.show()
         return err.exit_code
+    except Interrupted as stop:
+        click.echo(f"lstmkit: {stop}", err=True)
+        return 130
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("lstmkit: interrupted", err=True)
         return 130
