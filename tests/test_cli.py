@@ -281,3 +281,62 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, capsy
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text()) == json.loads(
         (tmp_path / "whole" / "metrics.json").read_text()
     )
+
+
+def test_explain_writes_the_gates_of_the_sample(tmp_path, capsys):
+    code, _, err = run(
+        capsys,
+        "forecast",
+        "--data",
+        "airline",
+        "--horizon",
+        3,
+        "--epochs",
+        2,
+        "--hidden-size",
+        5,
+        "--layers",
+        2,
+        "--out",
+        tmp_path / "f",
+        "--quiet",
+    )
+    assert code == 0, err
+    code, out, err = run(
+        capsys,
+        "explain",
+        "--model",
+        tmp_path / "f",
+        "--sample",
+        4,
+        "--out",
+        tmp_path / "x",
+        "--json",
+    )
+    assert code == 0, err
+    model = Forecaster.load(tmp_path / "f" / "model")
+    expected = model.gate_activations(back=4)
+    with np.load(tmp_path / "x" / "gates.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == sorted(
+            f"{layer}/{gate}" for layer, g in expected.items() for gate in g
+        )
+        for layer, g in expected.items():
+            for gate, values in g.items():
+                np.testing.assert_array_equal(saved[f"{layer}/{gate}"], values)
+    summary = json.loads(out)["gates"]
+    assert summary["l1/f"]["mean"] == pytest.approx(float(expected["l1"]["f"].mean()))
+    assert {"gates_l0.png", "gates_l1.png", "report.html"} <= {
+        p.name for p in (tmp_path / "x").iterdir()
+    }
+    code, _, err = run(capsys, "explain", "--model", tmp_path / "f", "--sample", 999)
+    assert code == 2 and "back: expected an int in [0," in err
+
+
+def test_bench_reports_same_run_ratios(capsys):
+    code, out, err = run(capsys, "bench", "--hidden", 8, "--steps", 5, "--rounds", 2, "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["case"].split()[0] for r in rows] == ["LSTM", "LSTM", "GRU", "GRU"]
+    for r in rows:
+        assert r["speed"] == pytest.approx(r["torch_ms"] / r["lstmkit_ms"])
+        assert r["backend"] in {"native", "fused", "reference"}

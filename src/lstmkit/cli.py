@@ -9,6 +9,7 @@ no traceback unless ``--debug``), 1 an internal error, 130 interrupted.
 """
 
 import functools
+import io
 import json
 import sys
 import tomllib
@@ -19,7 +20,7 @@ import numpy as np
 
 from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_poems, read_ts
 from lstmkit.report.rundir import RunDir
-from lstmkit.report.tasks import forecast_report, sequence_report
+from lstmkit.report.tasks import explain_report, forecast_report, sequence_report
 from lstmkit.tasks import (
     Forecaster,
     NaiveForecaster,
@@ -728,6 +729,95 @@ def evaluate(ctx: click.Context, **p) -> None:
     for name, m in metrics.items():
         out.say(f"  {name:15} {_fmt(m, ('rmse', 'mae', 'r2', 'accuracy', 'f1', 'perplexity'))}")
     out.finish(run, {"metrics": metrics})
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", help="Sequence models: the .ts or .npz file the sample is taken from.")
+@click.option(
+    "--sample",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Sequence models: the index of the sequence in --data; a Forecaster: how many steps "
+    "before the end of its series the input window ends.",
+)
+@output_options
+@click.pass_context
+def explain(ctx: click.Context, **p) -> None:
+    """The gate activations of one sample: every gate at every step, layer and direction,
+    saved as gates.npz (arrays "<layer>/<gate>", each (T, H)), drawn in gates.png and the report.
+
+    \b
+    Examples:
+      lstmkit explain --model runs/air/model
+      lstmkit explain --model runs/italy --data ItalyPowerDemand_TEST.ts --sample 5
+    """
+    out = _Output(p["quiet"], p["json_output"])
+    model = _load_model(p["model_dir"])
+    if isinstance(model, TextGenerator):
+        raise ValueError("--model: expected a forecaster or a sequence model, got a TextGenerator")
+    if isinstance(model, Forecaster):
+        gates = model.gate_activations(back=p["sample"])
+        what = f"the input window ending {p['sample']} steps before the end of the series"
+    else:
+        if not p["data"]:
+            raise ValueError(
+                "--data: expected a .ts or .npz file to take the sample from, got none"
+            )
+        X = _read_sequences(p["data"])
+        if p["sample"] >= len(X):
+            raise ValueError(
+                f"--sample: expected an index below {len(X)} (sequences), got {p['sample']}"
+            )
+        gates = model.gate_activations(X[p["sample"]])
+        what = f"sequence {p['sample']} of {p['data']}"
+    run = RunDir.create(p["out"], "explain")
+    run.write_config(_resolved(ctx))
+    report, figs = explain_report(model, gates, what)
+    run.write_report(report, figs)
+    arrays = {f"{layer}/{gate}": v for layer, g in gates.items() for gate, v in g.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    run.write_bytes("gates.npz", buffer.getvalue())
+    summary = {
+        name: {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+        for name, v in arrays.items()
+    }
+    out.say(f"gates of {what}:")
+    for name, stats in summary.items():
+        low, high = stats["min"], stats["max"]
+        out.say(f"  {name:14} mean {stats['mean']:+.3f}  min {low:+.3f}  max {high:+.3f}")
+    out.finish(run, {"gates": summary})
+
+
+@cli.command()
+@click.option("--hidden", "hidden_sizes", default="32,128", show_default=True, help="Hidden sizes.")
+@click.option("--steps", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--rounds", type=click.IntRange(1), default=7, show_default=True)
+@click.option("--json", "json_output", is_flag=True, help="Print the results as JSON.")
+def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: bool) -> None:
+    """A quick speed check on this machine: lstmkit against torch.nn, same run, as ratios
+    (the full grid is benchmarks/engine.py in the repository).
+
+    \b
+    Example:
+      lstmkit bench --hidden 64 --steps 200
+    """
+    from lstmkit.bench import quick_bench
+
+    sizes = [int(h) for h in _names(hidden_sizes)]
+    results = quick_bench(sizes, steps=steps, batch=batch, rounds=rounds)
+    if json_output:
+        click.echo(json.dumps(results))
+        return
+    click.echo(f"{'case':36} {'torch.nn ms':>11} {'lstmkit ms':>10} {'speed':>6} backend")
+    for r in results:
+        click.echo(
+            f"{r['case']:36} {r['torch_ms']:11.2f} {r['lstmkit_ms']:10.2f} {r['speed']:6.2f} "
+            f"{r['backend']}"
+        )
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -102,6 +102,9 @@ class RunDir:
         writer.writerows(rows)
         return write_atomically(self.path / name, buffer.getvalue().encode())
 
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        return write_atomically(self.path / name, data)
+
     def write_text(self, name: str, text: str) -> Path:
         return write_atomically(self.path / name, text.encode())
 

@@ -130,3 +130,18 @@ def sequence_report(
     figs["gates.png"] = _gates_figure(model, model.gate_activations(sample))
     _add_figures(report, figs, captions)
     return report, figs
+
+
+def explain_report(model, gates: Mapping[str, Mapping[str, np.ndarray]], what: str):
+    """The gates of one sample: one heatmap figure per layer and direction."""
+    report = Report(f"lstmkit explain: {type(model).__name__}")
+    report.text("Sample", f"Gate activations of {what}.")
+    _model_summary(report, model)
+    lstm = model.params.get("cell", "lstm") == "lstm"
+    names = ("i", "f", "o", "c") if lstm else ("r", "z")
+    figs = {}
+    for layer, g in gates.items():
+        shown = {("C" if n == "c" else n): g[n] for n in names}
+        figs[f"gates_{layer}.png"] = figures.gates(shown, title=layer)
+        report.figure(f"Layer {layer}", figs[f"gates_{layer}.png"])
+    return report, figs
