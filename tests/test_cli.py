@@ -340,3 +340,18 @@ def test_bench_reports_same_run_ratios(capsys):
     for r in rows:
         assert r["speed"] == pytest.approx(r["torch_ms"] / r["lstmkit_ms"])
         assert r["backend"] in {"native", "fused", "reference"}
+
+
+def test_cli_reference_documents_every_command_and_option():
+    doc = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    from lstmkit.cli import cli
+
+    for name, command in cli.commands.items():
+        section = doc.split(f"## lstmkit {name}\n", 1)
+        assert len(section) == 2, (
+            f"docs/cli.md lacks lstmkit {name}; run docs/make_cli_reference.py"
+        )
+        body = section[1].split("\n## ", 1)[0]
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                assert opt in body, f"docs/cli.md: lstmkit {name} lacks {opt}"
