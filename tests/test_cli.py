@@ -355,3 +355,44 @@ def test_cli_reference_documents_every_command_and_option():
         for param in command.params:
             for opt in getattr(param, "opts", []):
                 assert opt in body, f"docs/cli.md: lstmkit {name} lacks {opt}"
+
+
+def test_regress_and_tag_from_npz_files(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 7, 2))
+    running = np.cumsum(X[:, :, 0], axis=1)
+    for name, part in (("train", slice(0, 40)), ("test", slice(40, 60))):
+        np.savez(tmp_path / f"sum_{name}.npz", X=X[part], y=running[part])
+        np.savez(tmp_path / f"last_{name}.npz", X=X[part], y=running[part, -1])
+        tags = np.where(X[part, :, 1] > 0, "up", "down")
+        np.savez(tmp_path / f"tag_{name}.npz", X=X[part], y=tags)
+    common = ["--epochs", 3, "--hidden-size", 6, "--json"]
+    for kind, stem, extra, baseline in (
+        ("regress", "last", [], "mean"),
+        ("regress", "sum", ["--output", "sequence"], "mean"),
+        ("tag", "tag", [], "majority"),
+    ):
+        out = tmp_path / f"{kind}-{stem}"
+        code, text, err = run(
+            capsys,
+            kind,
+            "--train",
+            tmp_path / f"{stem}_train.npz",
+            "--test",
+            tmp_path / f"{stem}_test.npz",
+            *extra,
+            *common,
+            "--out",
+            out,
+        )
+        assert code == 0, err
+        metrics = json.loads(text)["metrics"]
+        assert set(metrics) == {"model", baseline}
+        rows = list(csv.DictReader((out / "predictions.csv").open()))
+        per_step = stem != "last"
+        assert len(rows) == (20 * 7 if per_step else 20)
+        assert ("step" in rows[0]) == per_step
+    truth = running[40:].reshape(-1)
+    mean_rmse = float(np.sqrt(np.mean((truth - running[:40].mean()) ** 2)))
+    sum_metrics = json.loads((tmp_path / "regress-sum" / "metrics.json").read_text())
+    assert sum_metrics["mean"]["rmse"] == pytest.approx(mean_rmse)

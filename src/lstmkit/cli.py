@@ -445,31 +445,29 @@ def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     _stop_if_interrupted(model, run, kind)
     metrics = {"model": model.evaluate(X_test, y_test)}
     pred = model.predict(X_test)
-    if kind == "classify":
-        metrics["majority"] = _majority(y_train, y_test, model.classes_)
-        rows = [(i, a, b) for i, (a, b) in enumerate(zip(y_test, pred, strict=True))]
-        keys = ("accuracy", "f1", "precision", "recall")
-    elif kind == "tag":
-        flat_train = np.concatenate([np.asarray(t) for t in y_train])
-        flat_test = np.concatenate([np.asarray(t) for t in y_test])
-        metrics["majority"] = _majority(flat_train, flat_test, model.classes_)
+    per_step = kind == "tag" or options.get("output") == "sequence"
+    if per_step:  # one row per real step of each sequence
         rows = [
             (i, t, a, b)
             for i, (ya, yp) in enumerate(zip(y_test, pred, strict=True))
-            for t, (a, b) in enumerate(zip(ya, yp, strict=True))
+            for t, (a, b) in enumerate(zip(np.asarray(ya), yp, strict=True))
         ]
-        keys = ("accuracy", "f1")
+        flat_train = np.concatenate([np.asarray(t).reshape(-1) for t in y_train])
+        flat_test = np.concatenate([np.asarray(t).reshape(-1) for t in y_test])
     else:
-        truth = np.asarray(y_test, dtype=np.float64)
-        mean = np.full_like(truth, np.mean(np.asarray(y_train, dtype=np.float64)))
+        rows = [(i, a, b) for i, (a, b) in enumerate(zip(y_test, pred, strict=True))]
+        flat_train, flat_test = np.asarray(y_train), np.asarray(y_test)
+    if kind in ("classify", "tag"):
+        metrics["majority"] = _majority(flat_train, flat_test, model.classes_)
+        keys = ("accuracy", "f1", "precision", "recall")
+    else:
+        truth = flat_test.astype(np.float64).reshape(-1)
+        mean = np.full_like(truth, flat_train.astype(np.float64).mean())
         metrics["mean"] = regression_metrics(truth, mean)
-        rows = [(i, a, b) for i, (a, b) in enumerate(zip(truth, pred, strict=True))]
         keys = ("rmse", "mae", "r2")
     run.write_metrics(metrics)
     header = (
-        ("index", "step", "actual", "predicted")
-        if kind == "tag"
-        else ("index", "actual", "predicted")
+        ("index", "step", "actual", "predicted") if per_step else ("index", "actual", "predicted")
     )
     run.write_csv("predictions.csv", header, rows)
     model.save(run.model)
@@ -529,14 +527,13 @@ def classify(ctx: click.Context, **p) -> None:
 @resume_option
 @click.pass_context
 def regress(ctx: click.Context, **p) -> None:
-    """Sequence regression (a value per sequence) beside the training mean.
+    """Sequence regression beside the training mean: a value per sequence, or with
+    --output sequence a value per step (.npz files whose 'y' is (N, T)).
 
     \b
     Example:
       lstmkit regress --train train.ts --test test.ts
     """
-    if p["output"] != "last":
-        raise ValueError("--output sequence: per-step targets need .npz files; expected last")
     _run_sequence(ctx, p, SequenceRegressor, {"output": p["output"]}, "regress")
 
 
