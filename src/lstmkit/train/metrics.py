@@ -79,3 +79,17 @@ def classification_metrics(y_true, y_pred, classes) -> dict:
         for j, c in enumerate(classes)
     }
     return result
+
+
+def majority_class_metrics(y_train, y_test, classes=None) -> dict:
+    """The majority-class baseline: :func:`classification_metrics` of always predicting
+    the most frequent training label (ties: the first in sorted order) on ``y_test``.
+    ``classes`` (sorted labels) defaults to those of y_train and y_test together."""
+    y_train, y_test = np.asarray(y_train).reshape(-1), np.asarray(y_test).reshape(-1)
+    if classes is None:
+        classes = np.unique(np.concatenate([y_train, y_test]))
+    classes = np.asarray(classes)
+    values, counts = np.unique(y_train, return_counts=True)
+    top = np.searchsorted(classes, values[counts.argmax()])
+    truth = np.searchsorted(classes, y_test)
+    return classification_metrics(truth, np.full_like(truth, top), list(classes))
