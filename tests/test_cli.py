@@ -237,10 +237,24 @@ def test_generate_acrostic_with_a_tiny_model(tmp_path, capsys):
     assert (tmp_path / "g" / "poems.txt").read_text("utf-8").splitlines() == result["poems"]
 
 
-def test_demo_command(capsys):
-    code, out, err = run(capsys, "demo", "--epochs", 5, "--hidden", 4)
+def test_demo_command_writes_the_whole_run(tmp_path, capsys):
+    """The main job with tiny budgets: every part ran and landed in the run directory."""
+    code, out, err = run(capsys, "demo", "--quick", "--out", tmp_path / "d")
     assert code == 0, err
-    assert "engine check" in out and "seasonal naive (m=12) 50.0" in out
+    assert "engine check" in out and "WOA-BiLSTM" in out and f"report: {tmp_path / 'd'}" in out
+    metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert {"BiLSTM", "WOA-BiLSTM", "LSTM", "GRU", "naive", "seasonal_naive", "mean"} <= set(
+        metrics
+    )
+    assert {"BiLSTM classifier", "majority class"} <= set(metrics)
+    passengers = load_dataset("airline").column("Passengers")
+    snaive = passengers[-24:-12]
+    assert metrics["seasonal_naive"]["rmse"] == pytest.approx(
+        float(np.sqrt(np.mean((passengers[-12:] - snaive) ** 2)))
+    )
+    files = {p.name for p in (tmp_path / "d").iterdir()}
+    assert {"report.html", "convergence.png", "forecast.png", "classifier_confusion.png"} <= files
+    assert Forecaster.load(tmp_path / "d" / "forecaster").predict(12).shape == (12,)
 
 
 def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, capsys, monkeypatch):
@@ -396,3 +410,71 @@ def test_regress_and_tag_from_npz_files(tmp_path, capsys):
     mean_rmse = float(np.sqrt(np.mean((truth - running[:40].mean()) ** 2)))
     sum_metrics = json.loads((tmp_path / "regress-sum" / "metrics.json").read_text())
     assert sum_metrics["mean"]["rmse"] == pytest.approx(mean_rmse)
+
+
+def test_tune_and_compare_commands(tmp_path, capsys):
+    code, out, err = run(
+        capsys,
+        "tune",
+        "--data",
+        "airline",
+        "--horizon",
+        6,
+        "--epochs",
+        3,
+        "--whales",
+        2,
+        "--iterations",
+        1,
+        "--out",
+        tmp_path / "t",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    tuning = json.loads((tmp_path / "t" / "tuning.json").read_text())
+    assert tuning == json.loads(json.dumps(result["tuning"]))
+    assert tuning["metric"] == "rmse" and tuning["direction"] == "minimize"
+    assert tuning["trials"]["COMPLETE"] == 4  # 2 whales x (1 + 1) generations
+    assert len(tuning["history"]) == 2 and tuning["history"][1] <= tuning["history"][0]
+    assert set(tuning["best_params"]) == {
+        "hidden_size",
+        "num_layers",
+        "lr",
+        "dropout",
+        "batch_size",
+        "lookback",
+    }
+    model = Forecaster.load(tmp_path / "t" / "model")
+    assert model.params["lookback"] == tuning["best_params"]["lookback"]
+    assert model.params["bidirectional"] is True and model.params["epochs"] == 3
+    assert list(result["metrics"]) == ["model", "naive", "seasonal_naive", "mean"]
+
+    code, out, err = run(
+        capsys,
+        "compare",
+        "--data",
+        "airline",
+        "--horizon",
+        6,
+        "--epochs",
+        2,
+        "--whales",
+        2,
+        "--iterations",
+        1,
+        "--seeds",
+        "0,1",
+        "--out",
+        tmp_path / "c",
+        "--json",
+    )
+    assert code == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert list(metrics)[:5] == ["LSTM", "GRU", "BiLSTM", "WOA-BiLSTM", "random-BiLSTM"]
+    assert {"rmse", "rmse_std", "seconds"} <= set(metrics["GRU"])
+    assert metrics["seasonal_naive"]["rmse_std"] == 0
+    table = (tmp_path / "c" / "comparison.md").read_text()
+    assert table.startswith("| model | rmse | mae | mape | r2 | wall s |")
+    code, _, err = run(capsys, "tune", "--task", "classify")
+    assert code == 2 and "--train: expected" in err

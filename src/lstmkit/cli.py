@@ -19,6 +19,8 @@ import click
 import numpy as np
 
 from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_poems, read_ts
+from lstmkit.report import figures
+from lstmkit.report.html import Report
 from lstmkit.report.rundir import RunDir
 from lstmkit.report.tasks import explain_report, forecast_report, sequence_report
 from lstmkit.tasks import (
@@ -30,7 +32,7 @@ from lstmkit.tasks import (
     SequenceTagger,
     TextGenerator,
 )
-from lstmkit.train.metrics import classification_metrics, regression_metrics
+from lstmkit.train.metrics import majority_class_metrics, regression_metrics
 
 ESTIMATORS = {
     cls.__name__: cls
@@ -225,19 +227,29 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--epochs", type=click.IntRange(1), default=300, show_default=True)
-@click.option("--hidden", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def demo(epochs: int, hidden: int, seed: int) -> None:
-    """The main job on built-in data: a BiLSTM forecaster on Airline.
+@click.option("--quick", is_flag=True, help="Tiny budgets (seconds; the numbers mean little).")
+@output_options
+@click.pass_context
+def demo(ctx: click.Context, **p) -> None:
+    """The main job on built-in data: an engine check, a BiLSTM forecaster on Airline, WOA
+    tuning, a comparison with LSTM/GRU and the naive baselines, a sequence classifier on
+    ItalyPowerDemand, and the HTML report. A few minutes on a 2-core CPU.
 
     \b
     Example:
       lstmkit demo
     """
-    from lstmkit.demo import report, run
+    import optuna
 
-    click.echo(report(run(epochs, hidden, seed)))
+    from lstmkit.demo import run_demo
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = _Output(p["quiet"], p["json_output"])
+    run = RunDir.create(p["out"], "demo")
+    run.write_config(_resolved(ctx))
+    metrics = run_demo(run, say=out.say, quick=p["quick"])
+    out.say(f"report: {run.path / 'report.html'}")
+    out.finish(run, {"metrics": metrics})
 
 
 @cli.command()
@@ -426,15 +438,6 @@ def _sequence_options(f):
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
 
-def _majority(y_train, y_test, classes) -> dict:
-    values, counts = np.unique(y_train, return_counts=True)
-    top = values[counts.argmax()]
-    index = np.searchsorted(classes, np.asarray(y_test))
-    return classification_metrics(
-        index, np.full_like(index, np.searchsorted(classes, top)), list(classes)
-    )
-
-
 def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     out = _Output(p["quiet"], p["json_output"])
     X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
@@ -458,7 +461,7 @@ def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
         rows = [(i, a, b) for i, (a, b) in enumerate(zip(y_test, pred, strict=True))]
         flat_train, flat_test = np.asarray(y_train), np.asarray(y_test)
     if kind in ("classify", "tag"):
-        metrics["majority"] = _majority(flat_train, flat_test, model.classes_)
+        metrics["majority"] = majority_class_metrics(flat_train, flat_test, model.classes_)
         keys = ("accuracy", "f1", "precision", "recall")
     else:
         truth = flat_test.astype(np.float64).reshape(-1)
@@ -642,6 +645,250 @@ def _load_model(model_dir: str):
             f"--model {model_dir}: expected a saved {' or '.join(ESTIMATORS)}, got kind {kind!r}"
         )
     return ESTIMATORS[kind].load(model_dir)
+
+
+# -- tune / compare -------------------------------------------------------------------------
+
+TASK_ESTIMATORS = {
+    "forecast": Forecaster,
+    "classify": SequenceClassifier,
+    "regress": SequenceRegressor,
+    "tag": SequenceTagger,
+}
+
+
+def _tuning_options(f):
+    """The data of a tuning or comparison run, for any task."""
+    options = [
+        click.option(
+            "--task",
+            type=click.Choice(list(TASK_ESTIMATORS)),
+            default="forecast",
+            show_default=True,
+        ),
+        click.option("--data", help="forecast: a CSV file or a built-in set (airline)."),
+        click.option("--target", help="forecast: the target column(s)."),
+        click.option("--horizon", type=click.IntRange(1), default=12, show_default=True),
+        click.option(
+            "--test",
+            "test_steps",
+            type=click.IntRange(1),
+            help="forecast: steps held out [horizon].",
+        ),
+        click.option("--train", "train_path", help="Sequence tasks: .ts/.npz, or a built-in set."),
+        click.option("--test-file", "test_path", help="Sequence tasks: the test .ts/.npz file."),
+        click.option(
+            "--epochs", type=click.IntRange(1), help="Fix the epochs instead of searching them."
+        ),
+        click.option("--whales", type=click.IntRange(2), default=6, show_default=True),
+        click.option("--iterations", type=click.IntRange(1), default=3, show_default=True),
+        click.option("--metric", help="Validation metric [rmse; accuracy for classification]."),
+        click.option(
+            "--validation",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=0.2,
+            show_default=True,
+        ),
+    ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+def _tuning_inputs(p: dict):
+    """(estimator class, fixed keywords, fit arguments, evaluate arguments, data name)."""
+    estimator = TASK_ESTIMATORS[p["task"]]
+    fixed = {} if p["epochs"] is None else {"epochs": p["epochs"]}
+    if p["task"] == "forecast":
+        if not p["data"]:
+            raise ValueError("--data: expected a CSV file or a built-in set for --task forecast")
+        frame = _read_frame(p["data"], "error")
+        targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
+        if not targets:
+            raise ValueError(f"--target: expected one of the columns {', '.join(frame.columns)}")
+        y = frame.select(targets)
+        test = p["test_steps"] or p["horizon"]
+        if test >= len(y):
+            raise ValueError(f"--test: expected fewer steps than the series ({len(y)}), got {test}")
+        fixed["horizon"] = p["horizon"]
+        return estimator, fixed, (y[:-test],), (y[-test:],), p["data"]
+    if not p["train_path"]:
+        raise ValueError(
+            f"--train: expected a .ts/.npz file or a built-in set for --task {p['task']}"
+        )
+    X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
+    return estimator, fixed, (X_train, y_train), (X_test, y_test), p["train_path"]
+
+
+@cli.command()
+@_tuning_options
+@click.option(
+    "--sampler",
+    type=click.Choice(["woa", "tpe", "random", "cmaes"]),
+    default="woa",
+    show_default=True,
+)
+@click.option("--storage", help="Optuna storage: a .db (SQLite), .log/.journal file or a URL.")
+@click.option("--study-name", help="Name of the study in the storage (to resume or share).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@output_options
+@click.pass_context
+def tune(ctx: click.Context, **p) -> None:
+    """Tune a BiLSTM's hyper-parameters with WOA (or another Optuna sampler) on a validation
+    split of the training part, refit the best, and test it once on the held-out part.
+
+    \b
+    Examples:
+      lstmkit tune --data airline --horizon 12 --whales 6 --iterations 3
+      lstmkit tune --task classify --train italy_power_demand --storage tune.db
+      lstmkit tune --data airline --sampler tpe --storage tune.db --study-name air-tpe
+    """
+    import optuna
+
+    from lstmkit.woa.compare import bilstm_space
+    from lstmkit.woa.space import SearchSpace
+    from lstmkit.woa.tune import tune as run_tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own summary instead
+    out = _Output(p["quiet"], p["json_output"])
+    estimator, fixed, train, test, name = _tuning_inputs(p)
+    fixed |= {"cell": "lstm", "bidirectional": True, "seed": p["seed"], "progress": False}
+    space = SearchSpace({k: v for k, v in bilstm_space(p["task"]).items() if k not in fixed})
+    run = RunDir.create(p["out"], "tune")
+    run.write_config(_resolved(ctx))
+    found = run_tune(
+        estimator,
+        space,
+        *train,
+        n_whales=p["whales"],
+        iterations=p["iterations"],
+        sampler=p["sampler"],
+        storage=p["storage"],
+        study_name=p["study_name"],
+        workers=p["workers"],
+        validation=p["validation"],
+        metric=p["metric"],
+        fixed=fixed,
+        seed=p["seed"],
+    )
+    model = found.estimator
+    metrics = _test_metrics(p["task"], model, train, test)
+    tuning = {
+        "sampler": p["sampler"],
+        "metric": found.metric,
+        "direction": found.direction,
+        "best_value": found.best_value,
+        "best_params": found.best_params,
+        "history": found.history,
+        "trials": found.counts,
+    }
+    run.write_text("tuning.json", json.dumps(tuning, indent=1, default=_to_json))
+    run.write_metrics(metrics)
+    model.save(run.model)
+    report = Report(f"lstmkit tune: {name}")
+    report.table(
+        "Search",
+        ["item", "value"],
+        [[k, v] for k, v in tuning.items() if k not in ("best_params", "history")],
+    )
+    report.table("Parameters chosen", ["parameter", "value"], list(found.best_params.items()))
+    figs = {
+        "convergence.png": figures.convergence(found.history, f"best validation {found.metric}")
+    }
+    report.figure(
+        "Convergence (best validation score after each generation)", figs["convergence.png"]
+    )
+    report.metrics("Test metrics of the refitted model beside the baselines", metrics)
+    run.write_report(report, figs)
+    best = f"{found.metric} {found.best_value:.4g}"
+    out.say(f"{p['sampler']}: best validation {best} with {found.best_params}")
+    for key, m in metrics.items():
+        out.say(f"  test {key:15} {_fmt(m, ('rmse', 'mae', 'r2', 'accuracy', 'f1'))}")
+    out.finish(run, {"metrics": metrics, "tuning": tuning})
+
+
+def _test_metrics(task: str, model, train, test) -> dict:
+    """The model's test metrics with the task's baselines, as in metrics.json."""
+    if task == "forecast":
+        return model.evaluate(*test)
+    metrics = {"model": model.evaluate(*test)}
+    (_, y_train), (_, y_test) = train, test
+    if task in ("classify", "tag"):
+        flat = [np.concatenate([np.asarray(t).reshape(-1) for t in y]) for y in (y_train, y_test)]
+        metrics["majority"] = majority_class_metrics(*flat, model.classes_)
+    else:
+        truth = np.asarray(y_test, dtype=np.float64).reshape(-1)
+        guess = np.full_like(truth, np.asarray(y_train, dtype=np.float64).mean())
+        metrics["mean"] = regression_metrics(truth, guess)
+    return metrics
+
+
+@cli.command()
+@_tuning_options
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds, comma-separated.")
+@output_options
+@click.pass_context
+def compare(ctx: click.Context, **p) -> None:
+    """The honest comparison table: LSTM, GRU, BiLSTM (defaults), WOA-BiLSTM and random-search
+    BiLSTM with the same budget, over several seeds, tested once on the held-out part,
+    beside the naive baselines.
+
+    \b
+    Examples:
+      lstmkit compare --data airline --horizon 12 --epochs 60 --seeds 0,1,2
+      lstmkit compare --task classify --train italy_power_demand --whales 4 --iterations 2
+    """
+    import optuna
+
+    from lstmkit.woa.compare import compare as run_compare
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = _Output(p["quiet"], p["json_output"])
+    estimator, fixed, train, test, name = _tuning_inputs(p)
+    seeds = [int(s) for s in _names(p["seeds"])]
+    run = RunDir.create(p["out"], "compare")
+    run.write_config(_resolved(ctx))
+    result = run_compare(
+        estimator,
+        train,
+        test,
+        seeds=seeds,
+        n_whales=p["whales"],
+        iterations=p["iterations"],
+        fixed=fixed,
+        metric=p["metric"],
+        validation=p["validation"],
+        progress=None if p["quiet"] else out.say,
+    )
+    table = result.to_markdown()
+    summary = result.summary()
+    metrics = {
+        row: {k: mean for k, (mean, _) in values.items()}
+        | {f"{k}_std": std for k, (_, std) in values.items()}
+        for row, values in summary.items()
+    }
+    run.write_metrics(metrics)
+    run.write_text("comparison.md", table + "\n")
+    run.write_text("tuning.json", json.dumps(result.tuned, indent=1, default=_to_json))
+    headline = [k for k in next(iter(metrics.values())) if not k.endswith("_std")][:5]
+    rows = [[row, *(_pm_cell(summary[row].get(k)) for k in headline)] for row in summary]
+    report = Report(f"lstmkit compare: {name}")
+    report.text(
+        "Protocol",
+        f"Seeds {', '.join(map(str, seeds))}; tuners {p['whales']} whales x "
+        f"{p['iterations'] + 1} generations (the same number of trials for random search); "
+        "the test part is used once per model and seed; mean ± std over seeds.",
+    )
+    report.table("Comparison", ["model", *headline], rows)
+    run.write_report(report, {})
+    out.say(table)
+    out.finish(run, {"metrics": metrics})
+
+
+def _pm_cell(value) -> str:
+    if value is None:
+        return "–"
+    mean, std = value
+    return f"{mean:.4g} ± {std:.2g}" if std else f"{mean:.4g}"
 
 
 @cli.command()

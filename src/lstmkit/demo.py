@@ -1,125 +1,189 @@
-"""The main job, for now: a BiLSTM forecaster on the built-in Airline series.
+"""The main job (``lstmkit demo``): everything lstmkit does, on built-in data, in a few
+minutes on a 2-core CPU, written to one run directory with its report.
 
-This is the placeholder demo of the engine issue; the full ``lstmkit demo`` (tasks, WOA,
-report) replaces it when the CLI lands. It does real work:
-
-1. checks that the fused backend (our BPTT) and torch's native kernels give the same
-   output and gradients on the model it is about to train;
-2. trains a bidirectional ``lstmkit.LSTM`` + linear head to forecast the next month's
-   year-over-year change in log passengers from the last 13 months (level removed, scale
-   fitted on the training months only); the forecast is that change applied to the
-   value of the same month last year;
-3. reports one-step-ahead RMSE on the last 24 months beside the seasonal-naive baseline
-   (same month last year), in passengers (thousands).
+1. Engine check: our hand-written BPTT (``backend="fused"``) against torch's native kernel
+   on a BiLSTM — outputs and input gradients, max abs difference.
+2. Forecasting: a BiLSTM :class:`~lstmkit.tasks.Forecaster` on Airline (144 months); the
+   last 12 months are held out and predicted in one go (direct, horizon 12), beside the
+   naive, seasonal-naive (m = 12) and mean baselines.
+3. WOA-BiLSTM: :func:`~lstmkit.woa.tune.tune` searches the BiLSTM's hyper-parameters with
+   the Whale Optimization Algorithm on a validation split of the training months only,
+   refits the best, and is tested once on the held-out months.
+4. Comparison: plain LSTM and GRU with the same training budget, beside the above.
+5. Classification: a BiLSTM :class:`~lstmkit.tasks.SequenceClassifier` on
+   ItalyPowerDemand (the archive's own train/test split) beside the majority class.
+6. The report: data, model and cell equations, learning curves, forecast against actual,
+   residuals, WOA convergence and the parameters it chose, the comparison table, the
+   confusion matrix, gate heatmaps.
 """
 
-import sys
 import time
+from collections.abc import Callable
 
-import numpy as np
 import torch
-from torch import nn
 
 from lstmkit import LSTM
-from lstmkit.data import load_airline
+from lstmkit.data import load_airline, load_dataset
+from lstmkit.report import figures
+from lstmkit.report.html import Report
+from lstmkit.report.rundir import RunDir
+from lstmkit.report.tasks import forecast_report, sequence_report
+from lstmkit.tasks import Forecaster, SequenceClassifier
+from lstmkit.tasks.forecast import NaiveForecaster, SeasonalNaiveForecaster
+from lstmkit.train.metrics import majority_class_metrics
+from lstmkit.woa.compare import CONTENDERS, Comparison, bilstm_space
+from lstmkit.woa.space import SearchSpace
+from lstmkit.woa.tune import tune
 
-WINDOW, TEST_MONTHS, SEASON = 12, 24, 12
-
-
-class _Forecaster(nn.Module):
-    def __init__(self, hidden: int, backend: str) -> None:
-        super().__init__()
-        self.rnn = LSTM(1, hidden, batch_first=True, bidirectional=True, backend=backend)
-        self.head = nn.Linear(2 * hidden, 1)
-
-    def forward(self, x):
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1]).squeeze(-1)
-
-
-def _windows(logs: np.ndarray, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each target month t in [start, stop): the last 13 months of log values minus the
-    log value of month t-12 (level removed), and the target log y_t - log y_{t-12}: the
-    model learns the year-over-year change on top of the seasonal-naive forecast."""
-    idx = np.arange(max(start, WINDOW + 1), stop)
-    x = np.stack([logs[t - WINDOW - 1 : t] - logs[t - SEASON] for t in idx])[..., None]
-    y = logs[idx] - logs[idx - SEASON]
-    return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+TEST_MONTHS = 12
 
 
-def _backend_check(model: _Forecaster, x: torch.Tensor) -> float:
-    """Max abs difference of output and input-gradient between fused and native."""
+def engine_check(seed: int = 0) -> float:
+    """Max abs difference between the fused (our BPTT) and native backends: outputs and
+    gradients with respect to the input, on a 2-layer BiLSTM."""
+    torch.manual_seed(seed)
+    lstm = LSTM(3, 16, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(8, 30, 3)
     results = []
     for backend in ("fused", "native"):
-        model.rnn.backend = backend
+        lstm.backend = backend
         xx = x.clone().requires_grad_()
-        out = model(xx)
-        (grad,) = torch.autograd.grad(out.sum(), xx)
+        out, _ = lstm(xx)
+        (grad,) = torch.autograd.grad(out.pow(2).sum(), xx)
         results.append((out.detach(), grad))
-    model.rnn.backend = "auto"
     return max(float((a - b).abs().max()) for a, b in zip(*results, strict=True))
 
 
-def run(epochs: int, hidden: int, seed: int) -> dict:
-    months, values = load_airline()
-    torch.manual_seed(seed)
-    logs = np.log(values)
-    split = len(values) - TEST_MONTHS
-    x_train, y_train = _windows(logs, 0, split)
-    x_test, _ = _windows(logs, split, len(values))
-    scale = float(y_train.std())  # fitted on the training months only
-    x_train, y_train, x_test = x_train / scale, y_train / scale, x_test / scale
+def run_demo(run: RunDir, *, say: Callable[[str], None] = print, quick: bool = False) -> dict:
+    """Do the six steps into ``run``; return metrics.json's content. ``quick`` shrinks every
+    budget (for tests): the numbers are then not meaningful."""
+    epochs = 8 if quick else 80
+    whales, iterations = (2, 1) if quick else (3, 2)
+    began = time.perf_counter()
 
-    model = _Forecaster(hidden, backend="auto")
-    check = _backend_check(model, x_train)
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        optimiser.zero_grad()
-        loss = nn.functional.mse_loss(model(x_train), y_train)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-    seconds = time.perf_counter() - start
-    model.eval()
-    with torch.no_grad():
-        change = model(x_test).numpy().astype(np.float64) * scale
-    naive = values[split - SEASON : len(values) - SEASON]
-    pred = naive * np.exp(change)
-    actual = values[split:]
+    diff = engine_check()
+    say(f"engine check: fused BPTT vs torch native, max abs diff {diff:.2e}")
 
-    def rmse(a):
-        return float(np.sqrt(np.mean((a - actual) ** 2)))
-
-    return {
-        "test_months": f"{months[split]}..{months[-1]}",
-        "bilstm_rmse": rmse(pred),
-        "seasonal_naive_rmse": rmse(naive),
-        "final_train_mse_scaled": float(loss.detach()),
-        "train_seconds": seconds,
-        "epochs": epochs,
-        "fused_vs_native_max_abs_diff": check,
-        "backend_used_in_training": model.rnn.last_backend,
-    }
-
-
-def report(r: dict) -> str:
-    """The demo's result as the lines it prints."""
-    return "\n".join(
-        [
-            "lstmkit demo: BiLSTM forecaster, Airline passengers (built-in), one month ahead",
-            f"  engine check   fused BPTT vs torch native, max abs diff: "
-            f"{r['fused_vs_native_max_abs_diff']:.2e}",
-            f"  training       {r['epochs']} epochs in {r['train_seconds']:.1f} s "
-            f"(backend {r['backend_used_in_training']}), final MSE "
-            f"{r['final_train_mse_scaled']:.4f}",
-            f"  test {r['test_months']}: RMSE BiLSTM {r['bilstm_rmse']:.1f}  vs  "
-            f"seasonal naive (m=12) {r['seasonal_naive_rmse']:.1f}  (thousands of passengers)",
-        ]
+    months, passengers = load_airline()
+    train, test = passengers[:-TEST_MONTHS], passengers[-TEST_MONTHS:]
+    fixed = {"horizon": TEST_MONTHS, "epochs": epochs, "progress": False}
+    clock = time.perf_counter()
+    forecaster = Forecaster(bidirectional=True, **fixed).fit(train)
+    bilstm_seconds = time.perf_counter() - clock
+    forecast_metrics = forecaster.evaluate(test)
+    rmse = {name: m["rmse"] for name, m in forecast_metrics.items()}
+    say(
+        f"BiLSTM forecaster: test RMSE {rmse['model']:.1f} (seasonal naive "
+        f"{rmse['seasonal_naive']:.1f}, naive {rmse['naive']:.1f})"
     )
 
+    space = SearchSpace({k: v for k, v in bilstm_space("forecast").items() if k not in fixed})
+    clock = time.perf_counter()
+    found = tune(
+        Forecaster,
+        space,
+        train,
+        n_whales=whales,
+        iterations=iterations,
+        fixed={**fixed, "cell": "lstm", "bidirectional": True, "seed": 0},
+    )
+    woa_seconds = time.perf_counter() - clock
+    woa_metrics = found.estimator.evaluate(test)["model"]
+    say(
+        f"WOA-BiLSTM: {whales} whales x {iterations + 1} generations, validation RMSE "
+        f"{found.best_value:.1f}, test RMSE {woa_metrics['rmse']:.1f}; chose {found.best_params}"
+    )
 
-if __name__ == "__main__":
-    from lstmkit.cli import main
+    comparison = Comparison("forecast", (0,))
+    comparison.runs["BiLSTM"] = [forecast_metrics["model"]]
+    comparison.runs["WOA-BiLSTM"] = [woa_metrics]
+    for contender in CONTENDERS[:2]:  # LSTM, GRU with the same budget
+        started = time.perf_counter()
+        model = Forecaster(**fixed, **contender.fixed).fit(train)
+        comparison.runs[contender.name] = [model.evaluate(test)["model"]]
+        comparison.seconds[contender.name] = [time.perf_counter() - started]
+    comparison.seconds |= {"BiLSTM": [bilstm_seconds], "WOA-BiLSTM": [woa_seconds]}
+    comparison.baselines = {k: v for k, v in forecast_metrics.items() if k != "model"}
+    say("comparison (test, last 12 months):\n" + comparison.to_markdown())
 
-    sys.exit(main(["demo", *sys.argv[1:]]))
+    italy = load_dataset("italy_power_demand")
+    clock = time.perf_counter()
+    classifier = SequenceClassifier(epochs=epochs, progress=False)
+    classifier.fit(italy.X_train, italy.y_train)
+    class_metrics = classifier.evaluate(italy.X_test, italy.y_test)
+    majority = majority_class_metrics(italy.y_train, italy.y_test, classifier.classes_)
+    say(f"  ({time.perf_counter() - clock:.0f} s)")
+    say(
+        f"BiLSTM classifier, ItalyPowerDemand: test accuracy {class_metrics['accuracy']:.3f} "
+        f"(majority class {majority['accuracy']:.3f})"
+    )
+
+    report, figs = forecast_report(
+        forecaster,
+        data_name="airline (built-in)",
+        targets=["Passengers"],
+        history=train,
+        actual=test,
+        predictions={
+            "model": forecaster.predict(TEST_MONTHS),
+            "WOA-BiLSTM": found.estimator.predict(TEST_MONTHS),
+            "naive": NaiveForecaster().fit(train).predict(TEST_MONTHS)[:, 0],
+            "seasonal_naive": SeasonalNaiveForecaster(12).fit(train).predict(TEST_MONTHS)[:, 0],
+        },
+        metrics=forecast_metrics,
+        time_labels=months,
+    )
+    report.title = "lstmkit demo"
+    intro = Report("").text(
+        "Engine check",
+        f"Our hand-written BPTT (fused backend) against torch's native LSTM kernel on a "
+        f"2-layer BiLSTM: max abs difference of outputs and input gradients {diff:.2e}.",
+    )
+    report.sections[:0] = intro.sections
+    figs["convergence.png"] = figures.convergence(found.history, "best validation RMSE")
+    report.figure(
+        "WOA convergence (validation RMSE after each generation)", figs["convergence.png"]
+    )
+    report.table("Parameters WOA chose", ["parameter", "value"], list(found.best_params.items()))
+    summary = comparison.summary()
+    report.table(
+        "Comparison on the held-out months (one seed; baselines deterministic)",
+        ["model", "rmse", "mae", "mape", "r2"],
+        [
+            [name, *(row[m][0] for m in ("rmse", "mae", "mape", "r2"))]
+            for name, row in summary.items()
+        ],
+    )
+    seq_report, seq_figs = sequence_report(
+        classifier,
+        kind="classify",
+        data_name="italy_power_demand (built-in)",
+        n_train=len(italy.X_train),
+        n_test=len(italy.X_test),
+        metrics={"model": class_metrics, "majority": majority},
+        sample=italy.X_test[0],
+    )
+    for section in seq_report.sections:
+        section.heading = f"Classifier: {section.heading}"
+    report.sections.extend(seq_report.sections)
+    figs |= {f"classifier_{name}": png for name, png in seq_figs.items()}
+
+    metrics = {name: runs[0] for name, runs in comparison.runs.items()} | comparison.baselines
+    metrics |= {"BiLSTM classifier": class_metrics, "majority class": majority}
+    run.write_metrics(metrics)
+    run.write_report(report, figs)
+    forecaster.save(run.path / "forecaster")
+    classifier.save(run.path / "classifier")
+    run.write_csv(
+        "predictions.csv",
+        ("month", "actual", "BiLSTM", "WOA-BiLSTM"),
+        zip(
+            months[-TEST_MONTHS:],
+            test,
+            forecaster.predict(TEST_MONTHS),
+            found.estimator.predict(TEST_MONTHS),
+            strict=True,
+        ),
+    )
+    say(f"done in {time.perf_counter() - began:.0f} s")
+    return metrics
