@@ -57,8 +57,8 @@ def engine_check(seed: int = 0) -> float:
 def run_demo(run: RunDir, *, say: Callable[[str], None] = print, quick: bool = False) -> dict:
     """Do the six steps into ``run``; return metrics.json's content. ``quick`` shrinks every
     budget (for tests): the numbers are then not meaningful."""
-    epochs = 8 if quick else 80
-    whales, iterations = (2, 1) if quick else (3, 2)
+    epochs = 8 if quick else 150
+    whales, iterations = (2, 1) if quick else (6, 3)
     began = time.perf_counter()
 
     diff = engine_check()

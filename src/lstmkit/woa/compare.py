@@ -89,7 +89,8 @@ class Comparison:
             cells = [_pm(*row[m]) if m in row else "–" for m in metrics]
             wall = _pm(*row["seconds"]) if "seconds" in row else "–"
             lines.append("| " + " | ".join([name, *cells, wall]) + " |")
-        note = f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}); mean ± std"
+        count = f"{len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}"
+        note = f"{count} ({', '.join(map(str, self.seeds))}); mean ± std"
         return "\n".join(lines) + f"\n\n{note}; baselines are deterministic."
 
 
