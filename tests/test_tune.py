@@ -494,3 +494,31 @@ def test_tune_two_workers_on_sqlite(tmp_path):
     with pytest.raises(ValueError, match=r"expected the tuning settings .* metric: stored 'rmse'"):
         tune(Forecaster, space, series[:-24], metric="mae", **kwargs)
     assert resolve_storage(tmp_path / "j.journal").__class__.__name__ == "JournalStorage"
+
+
+def test_default_space_leaves_out_what_is_fixed():
+    """space=None: the task's default space without the fixed keywords; an explicit space
+    that overlaps them is an error."""
+    from lstmkit.data import load_airline
+    from lstmkit.tasks import Forecaster
+    from lstmkit.woa.space import default_space
+
+    _, y = load_airline()
+    found = tune(
+        Forecaster,
+        None,
+        y[:-12],
+        n_whales=2,
+        iterations=1,
+        refit=False,
+        fixed={"horizon": 3, "epochs": 2, "cell": "gru", "bidirectional": False},
+    )
+    assert set(found.best_params) == set(default_space("forecast")) - {
+        "epochs",
+        "cell",
+        "bidirectional",
+    }
+    with pytest.raises(
+        ValueError, match=r"fixed: expected names outside the space, got \['epochs'\]"
+    ):
+        tune(Forecaster, default_space("forecast"), y, fixed={"epochs": 2})

@@ -562,17 +562,19 @@ def tune(
     (X, y) (protocol in the module docstring); return a :class:`TuneResult`.
 
     ``space``: a :class:`SearchSpace` of constructor keywords (None: ``default_space`` of
-    the estimator's task). ``n_whales`` × ``iterations``: the WOA population and updates,
+    the estimator's task without the keywords in ``fixed``; an explicit space that shares
+    a name with ``fixed`` raises). ``n_whales`` × ``iterations``: the WOA population and updates,
     ``n_whales·(iterations + 1)`` trials; other samplers (``"tpe"``, ``"random"``,
     ``"cmaes"`` or an Optuna sampler object) get the same number of trials. ``fixed``:
     constructor keywords kept constant (default ``seed=seed, progress=False``). ``timeout``
     (seconds) is each worker's ``study.optimize`` timeout.
     """
     task = task_of(estimator)
-    space = default_space(task) if space is None else space
+    fixed = {"seed": seed, "progress": False} | dict(fixed or {})
+    if space is None:  # the task's default space, without what the caller fixes
+        space = SearchSpace({k: v for k, v in default_space(task).items() if k not in fixed})
     if not isinstance(space, SearchSpace):
         raise TypeError(f"space: expected a SearchSpace or None, got {type(space).__name__}")
-    fixed = {"seed": seed, "progress": False} | dict(fixed or {})
     _check_params(estimator, space, fixed)
     metric, direction = _metric(task, metric)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
