@@ -449,6 +449,10 @@ def test_tune_and_compare_commands(tmp_path, capsys):
     assert model.params["lookback"] == tuning["best_params"]["lookback"]
     assert model.params["bidirectional"] is True and model.params["epochs"] == 3
     assert list(result["metrics"]) == ["model", "naive", "seasonal_naive", "mean"]
+    rows = list(csv.DictReader((tmp_path / "t" / "predictions.csv").open()))
+    passengers = load_dataset("airline").column("Passengers")
+    assert [float(r["actual"]) for r in rows] == passengers[-6:].tolist()
+    np.testing.assert_allclose([float(r["predicted"]) for r in rows], model.predict(6))
 
     code, out, err = run(
         capsys,

@@ -446,33 +446,10 @@ def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     model = cls(**options, **_sequence_estimator_options(p, run))
     model.fit(X_train, y_train)
     _stop_if_interrupted(model, run, kind)
-    metrics = {"model": model.evaluate(X_test, y_test)}
-    pred = model.predict(X_test)
-    per_step = kind == "tag" or options.get("output") == "sequence"
-    if per_step:  # one row per real step of each sequence
-        rows = [
-            (i, t, a, b)
-            for i, (ya, yp) in enumerate(zip(y_test, pred, strict=True))
-            for t, (a, b) in enumerate(zip(np.asarray(ya), yp, strict=True))
-        ]
-        flat_train = np.concatenate([np.asarray(t).reshape(-1) for t in y_train])
-        flat_test = np.concatenate([np.asarray(t).reshape(-1) for t in y_test])
-    else:
-        rows = [(i, a, b) for i, (a, b) in enumerate(zip(y_test, pred, strict=True))]
-        flat_train, flat_test = np.asarray(y_train), np.asarray(y_test)
-    if kind in ("classify", "tag"):
-        metrics["majority"] = majority_class_metrics(flat_train, flat_test, model.classes_)
-        keys = ("accuracy", "f1", "precision", "recall")
-    else:
-        truth = flat_test.astype(np.float64).reshape(-1)
-        mean = np.full_like(truth, flat_train.astype(np.float64).mean())
-        metrics["mean"] = regression_metrics(truth, mean)
-        keys = ("rmse", "mae", "r2")
+    metrics = _test_metrics(kind, model, (X_train, y_train), (X_test, y_test))
     run.write_metrics(metrics)
-    header = (
-        ("index", "step", "actual", "predicted") if per_step else ("index", "actual", "predicted")
-    )
-    run.write_csv("predictions.csv", header, rows)
+    _write_test_predictions(run, kind, model, (X_test, y_test))
+    keys = ("rmse", "mae", "r2") if kind == "regress" else ("accuracy", "f1", "precision", "recall")
     model.save(run.model)
     report, figs = sequence_report(
         model,
@@ -784,6 +761,7 @@ def tune(ctx: click.Context, **p) -> None:
     run.write_text("tuning.json", json.dumps(tuning, indent=1, default=_to_json))
     run.write_metrics(metrics)
     model.save(run.model)
+    _write_test_predictions(run, p["task"], model, test)
     report = Report(f"lstmkit tune: {name}")
     report.table(
         "Search",
@@ -806,15 +784,49 @@ def tune(ctx: click.Context, **p) -> None:
     out.finish(run, {"metrics": metrics, "tuning": tuning})
 
 
+def _per_step(model) -> bool:
+    """True for models with one target per step (tagging, per-step regression)."""
+    return isinstance(model, SequenceTagger) or model.params.get("output") == "sequence"
+
+
+def _write_test_predictions(run: RunDir, task: str, model, test) -> None:
+    """predictions.csv of the held-out part: (step, actual, predicted) for a forecast,
+    (index, actual, predicted) per sequence, or (index, step, actual, predicted) per step."""
+    if task == "forecast":
+        (actual,) = test
+        pred = model.predict(len(actual)).reshape(len(actual), -1)
+        truth = np.asarray(actual).reshape(len(actual), -1)
+        rows = [(i + 1, truth[i, 0], pred[i, 0]) for i in range(len(actual))]
+        run.write_csv("predictions.csv", ("step", "actual", "predicted"), rows)
+        return
+    X_test, y_test = test
+    pairs = enumerate(zip(y_test, model.predict(X_test), strict=True))
+    if _per_step(model):
+        rows = [
+            (i, t, a, b)
+            for i, (ya, yp) in pairs
+            for t, (a, b) in enumerate(zip(np.asarray(ya), yp, strict=True))
+        ]
+        run.write_csv("predictions.csv", ("index", "step", "actual", "predicted"), rows)
+    else:
+        rows = [(i, a, b) for i, (a, b) in pairs]
+        run.write_csv("predictions.csv", ("index", "actual", "predicted"), rows)
+
+
 def _test_metrics(task: str, model, train, test) -> dict:
-    """The model's test metrics with the task's baselines, as in metrics.json."""
+    """The model's test metrics with the task's baselines, as in metrics.json: naive,
+    seasonal-naive and mean (forecast), the majority class (classify, tag), the training
+    mean (regress)."""
     if task == "forecast":
         return model.evaluate(*test)
     metrics = {"model": model.evaluate(*test)}
     (_, y_train), (_, y_test) = train, test
+    if _per_step(model):
+        y_train, y_test = (
+            np.concatenate([np.asarray(t).reshape(-1) for t in y]) for y in (y_train, y_test)
+        )
     if task in ("classify", "tag"):
-        flat = [np.concatenate([np.asarray(t).reshape(-1) for t in y]) for y in (y_train, y_test)]
-        metrics["majority"] = majority_class_metrics(*flat, model.classes_)
+        metrics["majority"] = majority_class_metrics(y_train, y_test, model.classes_)
     else:
         truth = np.asarray(y_test, dtype=np.float64).reshape(-1)
         guess = np.full_like(truth, np.asarray(y_train, dtype=np.float64).mean())
