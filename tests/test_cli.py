@@ -235,6 +235,9 @@ def test_generate_acrostic_with_a_tiny_model(tmp_path, capsys):
     assert all(p.startswith("白") and "春" in p for p in result["poems"])
     assert set(result["metrics"]) == {"model", "unigram"}
     assert (tmp_path / "g" / "poems.txt").read_text("utf-8").splitlines() == result["poems"]
+    page = (tmp_path / "g" / "report.html").read_text("utf-8")
+    assert all(p in page for p in result["poems"]) and "learning_curves" not in page
+    assert (tmp_path / "g" / "learning_curves.png").is_file()
 
 
 def test_demo_command_writes_the_whole_run(tmp_path, capsys):

@@ -597,9 +597,17 @@ def generate(ctx: click.Context, **p) -> None:
     run = RunDir.create(p["out"], "generate")
     run.write_config(_resolved(ctx))
     run.write_text("poems.txt", "\n".join(written) + "\n")
+    report = Report(f"lstmkit generate: {p['model_dir'] or p['corpus']}")
+    report.text("Poems", *written)
+    figs = {}
     if metrics:
         run.write_metrics(metrics)
         model.save(run.model)
+        report.metrics("Validation perplexity beside the unigram model", metrics)
+        figs["learning_curves.png"] = figures.learning_curves(model.history.epochs)
+        report.figure("Learning curves", figs["learning_curves.png"])
+    report.table("Model", ["option", "value"], list(model.params.items()))
+    run.write_report(report, figs)
     out.finish(run, {"metrics": metrics, "poems": written})
 
 
@@ -982,6 +990,8 @@ def evaluate(ctx: click.Context, **p) -> None:
     run = RunDir.create(p["out"], "evaluate")
     run.write_config(_resolved(ctx))
     run.write_metrics(metrics)
+    report = Report(f"lstmkit evaluate: {p['model_dir']} on {p['data']}")
+    run.write_report(report.metrics("Metrics", metrics), {})
     for name, m in metrics.items():
         out.say(f"  {name:15} {_fmt(m, ('rmse', 'mae', 'r2', 'accuracy', 'f1', 'perplexity'))}")
     out.finish(run, {"metrics": metrics})
