@@ -485,3 +485,53 @@ def test_tune_and_compare_commands(tmp_path, capsys):
     assert table.startswith("| model | rmse | mae | mape | r2 | wall s |")
     code, _, err = run(capsys, "tune", "--task", "classify")
     assert code == 2 and "--train: expected" in err
+
+
+def test_json_output_is_strict_json_and_run_files_are_readable(tmp_path, capsys):
+    csv_file = tmp_path / "flat.csv"
+    csv_file.write_text("v\n" + "1.0\n" * 40 + "0.0\n" * 3)  # a test part of zeros: mape NaN
+    code, out, err = run(
+        capsys,
+        "forecast",
+        "--data",
+        csv_file,
+        "--horizon",
+        3,
+        "--lookback",
+        4,
+        "--epochs",
+        2,
+        "--hidden-size",
+        4,
+        "--out",
+        tmp_path / "r",
+        "--json",
+    )
+    assert code == 0, err
+    payload = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    assert payload["metrics"]["model"]["mape"] is None
+    mode = (tmp_path / "r" / "metrics.json").stat().st_mode & 0o777
+    assert mode & 0o044 == 0o044  # group and others may read it (umask 022 here)
+
+
+def test_target_as_its_own_covariate_is_refused(capsys):
+    code, _, err = run(
+        capsys,
+        "forecast",
+        "--data",
+        "airline",
+        "--target",
+        "Passengers",
+        "--future-covariates",
+        "Passengers",
+    )
+    assert code == 2 and "expected columns other than the target, got Passengers" in err
+
+
+def test_two_runs_in_the_same_second_get_two_directories(tmp_path, monkeypatch):
+    from lstmkit.report import rundir
+
+    monkeypatch.setattr(rundir.time, "strftime", lambda fmt: "20261125-000000")
+    first = rundir.RunDir.create(None, "x", root=str(tmp_path))
+    second = rundir.RunDir.create(None, "x", root=str(tmp_path))
+    assert (first.path.name, second.path.name) == ("20261125-000000-x", "20261125-000000-x-2")

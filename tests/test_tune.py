@@ -462,7 +462,7 @@ def test_tune_records_failing_trials_and_goes_on():
     _, series = load_airline()
     space = SearchSpace(lookback=Int(90, 100), epochs=Int(1, 2))  # longer than the train part
     msg = r"expected at least one successful trial.*'FAIL': 6.*first reason: ValueError: series"
-    with pytest.raises(RuntimeError, match=msg):
+    with pytest.raises(ValueError, match=msg):
         tune(Forecaster, space, series[:100], n_whales=2, iterations=2)
 
 
@@ -522,3 +522,30 @@ def test_default_space_leaves_out_what_is_fixed():
         ValueError, match=r"fixed: expected names outside the space, got \['epochs'\]"
     ):
         tune(Forecaster, default_space("forecast"), y, fixed={"epochs": 2})
+
+
+def test_a_study_resumed_on_other_data_is_refused(tmp_path):
+    """The stored trials were scored on the first series; a second series under the same
+    storage and study name must not reuse them."""
+    from lstmkit.tasks import Forecaster
+
+    storage = str(tmp_path / "t.db")
+    series = np.sin(np.arange(60) / 3.0) + 5
+    kw = {
+        "n_whales": 2,
+        "iterations": 1,
+        "refit": False,
+        "storage": storage,
+        "fixed": {"horizon": 2, "epochs": 2},
+    }
+    tune(Forecaster, None, series, **kw)
+    tune(Forecaster, None, series, **kw)  # the same data resumes
+    with pytest.raises(ValueError, match=r"expected the tuning settings it was started with.*data"):
+        tune(Forecaster, None, series * 2, **kw)
+
+
+def test_bad_storage_is_a_value_error(tmp_path):
+    from lstmkit.tasks import Forecaster
+
+    with pytest.raises(ValueError, match=r"storage: expected a usable SQLite/journal path"):
+        tune(Forecaster, None, np.arange(60.0), storage="bogus://x", n_whales=2, iterations=1)

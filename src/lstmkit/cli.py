@@ -21,7 +21,7 @@ import numpy as np
 from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_poems, read_ts
 from lstmkit.report import figures
 from lstmkit.report.html import Report
-from lstmkit.report.rundir import RunDir
+from lstmkit.report.rundir import RunDir, jsonable
 from lstmkit.report.tasks import explain_report, forecast_report, sequence_report
 from lstmkit.tasks import (
     Forecaster,
@@ -173,13 +173,7 @@ class _Output:
             run.write_text("log.txt", "\n".join(self.lines) + "\n")
         if self.json_output:
             payload = {"run_dir": None if run is None else str(run.path), **result}
-            click.echo(json.dumps(payload, default=_to_json, ensure_ascii=False))
-
-
-def _to_json(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+            click.echo(json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False))
 
 
 def _resolved(ctx: click.Context) -> dict:
@@ -243,7 +237,7 @@ def demo(ctx: click.Context, **p) -> None:
 
     from lstmkit.demo import run_demo
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = _Output(p["quiet"], p["json_output"])
     run = RunDir.create(p["out"], "demo")
     run.write_config(_resolved(ctx))
@@ -330,6 +324,12 @@ def forecast(ctx: click.Context, **p) -> None:
         raise ValueError(
             f"--target: expected one of the columns {', '.join(frame.columns)}; the file has "
             f"{len(frame.columns)} columns, so name the target"
+        )
+    overlap = set(targets) & set(_names(p["covariates"]) + _names(p["future_covariates"]))
+    if overlap:
+        raise ValueError(
+            f"--covariates/--future-covariates: expected columns other than the target, got "
+            f"{', '.join(sorted(overlap))} (the target would be its own input)"
         )
     y = frame.select(targets)
     past = frame.select(_names(p["covariates"])) if p["covariates"] else None
@@ -733,7 +733,7 @@ def tune(ctx: click.Context, **p) -> None:
     from lstmkit.woa.space import SearchSpace
     from lstmkit.woa.tune import tune as run_tune
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own summary instead
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our summary; failures in tuning.json
     out = _Output(p["quiet"], p["json_output"])
     estimator, fixed, train, test, name = _tuning_inputs(p)
     fixed |= {"cell": "lstm", "bidirectional": True, "seed": p["seed"], "progress": False}
@@ -766,7 +766,7 @@ def tune(ctx: click.Context, **p) -> None:
         "history": found.history,
         "trials": found.counts,
     }
-    run.write_text("tuning.json", json.dumps(tuning, indent=1, default=_to_json))
+    run.write_text("tuning.json", json.dumps(jsonable(tuning), indent=1))
     run.write_metrics(metrics)
     model.save(run.model)
     _write_test_predictions(run, p["task"], model, test)
@@ -859,9 +859,10 @@ def compare(ctx: click.Context, **p) -> None:
     """
     import optuna
 
+    from lstmkit.woa.compare import HEADLINE
     from lstmkit.woa.compare import compare as run_compare
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = _Output(p["quiet"], p["json_output"])
     estimator, fixed, train, test, name = _tuning_inputs(p)
     seeds = [int(s) for s in _names(p["seeds"])]
@@ -888,8 +889,8 @@ def compare(ctx: click.Context, **p) -> None:
     }
     run.write_metrics(metrics)
     run.write_text("comparison.md", table + "\n")
-    run.write_text("tuning.json", json.dumps(result.tuned, indent=1, default=_to_json))
-    headline = [k for k in next(iter(metrics.values())) if not k.endswith("_std")][:5]
+    run.write_text("tuning.json", json.dumps(jsonable(result.tuned), indent=1))
+    headline = [*HEADLINE[result.task], "seconds"]
     rows = [[row, *(_pm_cell(summary[row].get(k)) for k in headline)] for row in summary]
     report = Report(f"lstmkit compare: {name}")
     report.text(

@@ -79,8 +79,8 @@ _REGISTRY = {
         _Dataset(
             name="tang300",
             task="text",
-            description="唐诗三百首: 320 Tang poems, traditional characters (chinese-poetry "
-            "project); poems with editorial marks left out",
+            description="唐诗三百首: 263 Tang poems (320 entries less those with editorial "
+            "marks), traditional characters (chinese-poetry project)",
             files=("tang300.json",),
             load=read_poems,
             licence="MIT (builtin/tang300-LICENSE.txt)",

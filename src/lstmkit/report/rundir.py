@@ -40,6 +40,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files are for reading
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -47,14 +48,20 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def _jsonable(value):
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def jsonable(value):
     """Metrics as JSON: numpy scalars and arrays to Python, NaN/inf to null."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -73,15 +80,18 @@ class RunDir:
             path = Path(out)
             if path.exists() and not path.is_dir():
                 raise ValueError(f"--out {path}: expected a directory, got a file")
-        else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path(root) / f"{stamp}-{command}"
-            n = 1
-            while path.exists():
-                n += 1
-                path = Path(root) / f"{stamp}-{command}-{n}"
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(path)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        Path(root).mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):  # mkdir is atomic: two runs started together get two folders
+            path = Path(root) / (f"{stamp}-{command}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise ValueError(f"{root}: expected a free run directory name, found 999 taken")
 
     @property
     def model(self) -> Path:
@@ -92,7 +102,7 @@ class RunDir:
         return write_atomically(self.path / "config.toml", tomli_w.dumps(clean).encode())
 
     def write_metrics(self, metrics: dict) -> Path:
-        text = json.dumps(_jsonable(metrics), indent=1, ensure_ascii=False)
+        text = json.dumps(jsonable(metrics), indent=1, ensure_ascii=False)
         return write_atomically(self.path / "metrics.json", text.encode())
 
     def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence]) -> Path:

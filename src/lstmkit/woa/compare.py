@@ -8,7 +8,7 @@ Protocol (``SPEC.md`` §7):
   is evaluated once per model and seed, after fitting;
 * WOA-BiLSTM and random-BiLSTM search the same space (the task's default space without
   ``cell`` and ``bidirectional``, which are fixed to a BiLSTM) with the same budget of
-  ``n_whales × iterations`` trials, then refit the best on all of ``train``;
+  ``n_whales × (iterations + 1)`` trials, then refit the best on all of ``train``;
 * every contender runs with seeds ``seeds`` (the estimator's seed and the tuner's), and the
   table reports the mean ± standard deviation (ddof = 1) of each test metric and of the wall
   time; the naive baselines (forecasting: naive, seasonal-naive, mean; classification: the
@@ -27,7 +27,7 @@ import numpy as np
 
 from lstmkit.train.metrics import majority_class_metrics, regression_metrics
 from lstmkit.woa.space import SearchSpace, default_space
-from lstmkit.woa.tune import task_of, tune
+from lstmkit.woa.tune import _metric, task_of, tune
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,7 @@ def compare(
         progress: ``callable(str)`` told what runs, e.g. ``print``.
     """
     task = task_of(estimator)
+    _metric(task, metric)  # a wrong metric fails now, not after the plain models trained
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
     if task == "forecast" and len(test) != 1:

@@ -44,13 +44,15 @@ this process and k − 1 spawned ones (multiprocessing, spawn), each running
 ``study.optimize`` with ``torch.set_num_threads(cpu_count // k)`` (this process's setting
 is restored afterwards). Running tune again on the same storage and ``study_name`` resumes
 the study: finished trials are kept, a slot whose worker died is evaluated again (see
-:mod:`lstmkit.woa.sampler`). If a worker dies and leaves a slot of the last generations
-unevaluated, tune evaluates it in its own process before returning.
+:mod:`lstmkit.woa.sampler`). If a spawned worker dies, tune raises once the others are done,
+and running it again on the same storage evaluates the dead worker's slot (after its lease
+expires).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import inspect
 import json
@@ -64,6 +66,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
@@ -264,15 +267,22 @@ def resolve_storage(storage) -> BaseStorage | None:
             f"{type(storage).__name__}"
         )
     text = os.fspath(storage)
-    if "://" in text:
-        return optuna.storages.RDBStorage(text, engine_kwargs=_sqlite_kwargs(text))
-    path = Path(text).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix in JOURNAL_SUFFIXES:
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
-        return optuna.storages.journal.JournalStorage(backend)
-    url = f"sqlite:///{path}"
-    return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
+    try:
+        if "://" in text:
+            return optuna.storages.RDBStorage(text, engine_kwargs=_sqlite_kwargs(text))
+        path = Path(text).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in JOURNAL_SUFFIXES:
+            backend = optuna.storages.journal.JournalFileBackend(str(path))
+            return optuna.storages.journal.JournalStorage(backend)
+        url = f"sqlite:///{path}"
+        return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
+    except (OSError, ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"storage: expected a usable SQLite/journal path or database URL, got {text!r} "
+            f"({first})"
+        ) from err
 
 
 def _sqlite_kwargs(url: str) -> dict | None:
@@ -469,6 +479,21 @@ def _pruner(prune, n_whales: int) -> optuna.pruners.BasePruner:
     raise TypeError(f"prune: expected a bool or an Optuna pruner, got {prune!r}")
 
 
+def data_fingerprint(X, y=None) -> str:
+    """SHA-256 of the data's values and shapes: a study resumed on other data is refused."""
+    digest = hashlib.sha256()
+    for part in (X, y):
+        if part is None:
+            digest.update(b"none")
+            continue
+        items = part if isinstance(part, list | tuple) else [part]
+        for item in items:
+            array = np.ascontiguousarray(np.asarray(item))
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes() if array.dtype != object else repr(array).encode())
+    return digest.hexdigest()
+
+
 def _check_resumed(study: optuna.Study, direction: str, config: dict) -> None:
     """A study found in the storage must be the same tuning problem."""
     if study.direction.name.lower() != direction:
@@ -522,7 +547,7 @@ def _best_trial(study: optuna.Study):
             for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get("fail_reason")
         ]
-        raise RuntimeError(
+        raise ValueError(
             f"tune: expected at least one successful trial, got none of "
             f"{len(study.trials)} ({_counts(study)}); first reason: "
             f"{reasons[0] if reasons else 'see the FAIL trials logged above'}"
@@ -613,6 +638,7 @@ def tune(
         "space": space.describe(),
         "sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
         "seed": seed,
+        "data": data_fingerprint(X, y),
     }
     _check_resumed(study, direction, config)
     job = _Job(
