@@ -10,8 +10,9 @@ INTRO = """# Command-line reference
 
 Generated from `lstmkit <command> --help` by `python docs/make_cli_reference.py` (a test
 checks that every command and option is here). Exit codes: 0 success; 2 bad usage or bad
-input (one line, no traceback unless `--debug`); 1 internal error; 130 interrupted
-(training runs print how to `--resume`).
+input (bad input: one line naming the problem; bad usage: click's usage line, a hint and the
+error; no traceback unless `--debug`); 1 internal error; 130 interrupted (training runs
+print how to `--resume`).
 
 Options of a command can also come from a TOML file, `--config run.toml`, whose keys are the
 long option names (`hidden-size = 32`) or the saved names (`hidden_size`); flags given on the

@@ -197,6 +197,13 @@ def _names(text: str | None) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
 
 
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in _names(text)]
+    except ValueError:
+        raise ValueError(f"{option}: expected integers separated by commas, got {text!r}") from None
+
+
 def _fmt(metrics: dict, keys: tuple[str, ...]) -> str:
     return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
 
@@ -865,7 +872,7 @@ def compare(ctx: click.Context, **p) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = _Output(p["quiet"], p["json_output"])
     estimator, fixed, train, test, name = _tuning_inputs(p)
-    seeds = [int(s) for s in _names(p["seeds"])]
+    seeds = _ints(p["seeds"], "--seeds")
     run = RunDir.create(p["out"], "compare")
     run.write_config(_resolved(ctx))
     result = run_compare(
@@ -1074,7 +1081,7 @@ def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: b
     """
     from lstmkit.bench import quick_bench
 
-    sizes = [int(h) for h in _names(hidden_sizes)]
+    sizes = _ints(hidden_sizes, "--hidden")
     results = quick_bench(sizes, steps=steps, batch=batch, rounds=rounds)
     if json_output:
         click.echo(json.dumps(results))
