@@ -84,7 +84,6 @@ fitness                          (P,)            every whale's training loss
 from __future__ import annotations
 
 import math
-import operator
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,23 +94,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.tasks.networks import RecurrentNet
-from lstmkit.woa.optimizer import WOA, WOAResult
+from lstmkit.woa.optimizer import WOA, WOAResult, _check_int
 
 TASKS = ("regression", "classification")
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}"
-        ) from None
-    if number < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {number}")
-    return number
 
 
 def _check_positive(name: str, value: object) -> float:
