@@ -32,7 +32,7 @@ from lstmkit.tasks import (
     SequenceTagger,
     TextGenerator,
 )
-from lstmkit.train.metrics import majority_class_metrics, regression_metrics
+from lstmkit.train.metrics import baseline_metrics
 
 ESTIMATORS = {
     cls.__name__: cls
@@ -281,6 +281,23 @@ def _read_frame(data: str, missing: str):
     return read_csv(data, missing=missing)
 
 
+def _target_series(p: dict, missing: str):
+    """(frame, target names, target values (T, K), held-out steps) of --data/--target/--test
+    (default: the horizon)."""
+    frame = _read_frame(p["data"], missing)
+    targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
+    if not targets:
+        raise ValueError(
+            f"--target: expected one of the columns {', '.join(frame.columns)}; the file has "
+            f"{len(frame.columns)} columns, so name the target"
+        )
+    y = frame.select(targets)
+    test = p["test_steps"] or p["horizon"]
+    if test >= len(y):
+        raise ValueError(f"--test: expected fewer steps than the series has ({len(y)}), got {test}")
+    return frame, targets, y, test
+
+
 @cli.command()
 @click.option(
     "--data", required=True, help="A CSV file, or a built-in forecasting dataset (airline)."
@@ -325,25 +342,15 @@ def forecast(ctx: click.Context, **p) -> None:
       lstmkit forecast --data sales.csv --target sales --future-covariates promo --horizon 8
     """
     out = _Output(p["quiet"], p["json_output"])
-    frame = _read_frame(p["data"], p["missing"])
-    targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
-    if not targets:
-        raise ValueError(
-            f"--target: expected one of the columns {', '.join(frame.columns)}; the file has "
-            f"{len(frame.columns)} columns, so name the target"
-        )
+    frame, targets, y, test = _target_series(p, p["missing"])
     overlap = set(targets) & set(_names(p["covariates"]) + _names(p["future_covariates"]))
     if overlap:
         raise ValueError(
             f"--covariates/--future-covariates: expected columns other than the target, got "
             f"{', '.join(sorted(overlap))} (the target would be its own input)"
         )
-    y = frame.select(targets)
     past = frame.select(_names(p["covariates"])) if p["covariates"] else None
     fut = frame.select(_names(p["future_covariates"])) if p["future_covariates"] else None
-    test = p["test_steps"] or p["horizon"]
-    if test >= len(y):
-        raise ValueError(f"--test: expected fewer steps than the series has ({len(y)}), got {test}")
     cut = len(y) - test
     run = RunDir.create(p["resume"] or p["out"], "forecast")
     run.write_config(_resolved(ctx))
@@ -398,19 +405,22 @@ def forecast(ctx: click.Context, **p) -> None:
 # -- sequence tasks -------------------------------------------------------------------------
 
 
-def _read_labelled(path: str, option: str):
-    """(X, y) from a .ts or .npz file."""
+def _read_file(path: str, option: str):
+    """(X, y or None) from a .ts or .npz file."""
     suffix = Path(path).suffix.lower()
     if suffix == ".ts":
         return read_ts(path)
     if suffix == ".npz":
-        X, y = read_npz(path)
-        if y is None:
-            raise ValueError(
-                f"{option} {path}: expected an array 'y' of targets in the file, got none"
-            )
-        return X, y
+        return read_npz(path)
     raise ValueError(f"{option} {path}: expected a .ts or .npz file, got {suffix or 'no suffix'}")
+
+
+def _read_labelled(path: str, option: str):
+    """(X, y) from a .ts or .npz file that holds targets."""
+    X, y = _read_file(path, option)
+    if y is None:
+        raise ValueError(f"{option} {path}: expected an array 'y' of targets in the file, got none")
+    return X, y
 
 
 def _train_test(train: str, test: str | None):
@@ -692,14 +702,7 @@ def _tuning_inputs(p: dict):
     if p["task"] == "forecast":
         if not p["data"]:
             raise ValueError("--data: expected a CSV file or a built-in set for --task forecast")
-        frame = _read_frame(p["data"], "error")
-        targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
-        if not targets:
-            raise ValueError(f"--target: expected one of the columns {', '.join(frame.columns)}")
-        y = frame.select(targets)
-        test = p["test_steps"] or p["horizon"]
-        if test >= len(y):
-            raise ValueError(f"--test: expected fewer steps than the series ({len(y)}), got {test}")
+        _, _, y, test = _target_series(p, "error")
         fixed["horizon"] = p["horizon"]
         return estimator, fixed, (y[:-test],), (y[-test:],), p["data"]
     if not p["train_path"]:
@@ -834,19 +837,8 @@ def _test_metrics(task: str, model, train, test) -> dict:
     mean (regress)."""
     if task == "forecast":
         return model.evaluate(*test)
-    metrics = {"model": model.evaluate(*test)}
-    (_, y_train), (_, y_test) = train, test
-    if _per_step(model):
-        y_train, y_test = (
-            np.concatenate([np.asarray(t).reshape(-1) for t in y]) for y in (y_train, y_test)
-        )
-    if task in ("classify", "tag"):
-        metrics["majority"] = majority_class_metrics(y_train, y_test, model.classes_)
-    else:
-        truth = np.asarray(y_test, dtype=np.float64).reshape(-1)
-        guess = np.full_like(truth, np.asarray(y_train, dtype=np.float64).mean())
-        metrics["mean"] = regression_metrics(truth, guess)
-    return metrics
+    classes = getattr(model, "classes_", None)
+    return {"model": model.evaluate(*test)} | baseline_metrics(task, train[1], test[1], classes)
 
 
 @cli.command()
@@ -947,7 +939,7 @@ def predict(ctx: click.Context, **p) -> None:
     else:
         if not p["data"]:
             raise ValueError("--data: expected a .ts or .npz file of sequences, got none")
-        X = _read_sequences(p["data"])
+        X = _read_file(p["data"], "--data")[0]
         pred = model.predict(X)
         rows = [(i, v) for i, v in enumerate(pred)]
         header = ("index", "predicted")
@@ -956,15 +948,6 @@ def predict(ctx: click.Context, **p) -> None:
     run.write_csv("predictions.csv", header, rows)
     out.say(f"{len(rows)} predictions written")
     out.finish(run, {"predictions": pred})
-
-
-def _read_sequences(path: str):
-    suffix = Path(path).suffix.lower()
-    if suffix == ".ts":
-        return read_ts(path)[0]
-    if suffix == ".npz":
-        return read_npz(path)[0]
-    raise ValueError(f"--data {path}: expected a .ts or .npz file, got {suffix or 'no suffix'}")
 
 
 @cli.command()
@@ -1039,7 +1022,7 @@ def explain(ctx: click.Context, **p) -> None:
             raise ValueError(
                 "--data: expected a .ts or .npz file to take the sample from, got none"
             )
-        X = _read_sequences(p["data"])
+        X = _read_file(p["data"], "--data")[0]
         if p["sample"] >= len(X):
             raise ValueError(
                 f"--sample: expected an index below {len(X)} (sequences), got {p['sample']}"

@@ -93,3 +93,20 @@ def majority_class_metrics(y_train, y_test, classes=None) -> dict:
     top = np.searchsorted(classes, values[counts.argmax()])
     truth = np.searchsorted(classes, y_test)
     return classification_metrics(truth, np.full_like(truth, top), list(classes))
+
+
+def baseline_metrics(task: str, y_train, y_test, classes=None) -> dict[str, dict]:
+    """The naive baseline of a sequence task on the test targets: ``{"majority": ...}``
+    (classify, tag: :func:`majority_class_metrics`) or ``{"mean": ...}`` (regress: the
+    training targets' mean predicted everywhere). Per-step targets (lists of arrays) are
+    flattened over all steps; a task without such a baseline gives ``{}``."""
+    y_train, y_test = (
+        np.concatenate([np.asarray(t).reshape(-1) for t in y]) for y in (y_train, y_test)
+    )
+    if task in ("classify", "tag"):
+        return {"majority": majority_class_metrics(y_train, y_test, classes)}
+    if task == "regress":
+        truth = y_test.astype(np.float64)
+        guess = np.full_like(truth, y_train.astype(np.float64).mean())
+        return {"mean": regression_metrics(truth, guess)}
+    return {}

@@ -23,9 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from lstmkit.train.metrics import majority_class_metrics, regression_metrics
+from lstmkit.train.metrics import baseline_metrics
 from lstmkit.woa.space import SearchSpace, default_space
 from lstmkit.woa.tune import _metric, task_of, tune
 
@@ -123,17 +121,6 @@ def _evaluate(task: str, model, test) -> tuple[dict, dict]:
     return metrics, {}
 
 
-def _static_baselines(task: str, train, test) -> dict[str, dict]:
-    if task == "classify":
-        return {"majority": majority_class_metrics(train[1], test[1])}
-    if task == "regress":
-        (_, y_train), (_, y_test) = train, test
-        truth = np.asarray(y_test, dtype=np.float64).reshape(-1)
-        guess = np.full_like(truth, np.asarray(y_train, dtype=np.float64).mean())
-        return {"mean": regression_metrics(truth, guess)}
-    return {}
-
-
 def compare(
     estimator: type,
     train: Sequence,
@@ -172,7 +159,7 @@ def compare(
         raise ValueError(f"test: expected (X_test, y_test), got {len(test)} items")
     space = space or bilstm_space(task)
     result = Comparison(task, tuple(seeds))
-    result.baselines = _static_baselines(task, train, test)
+    result.baselines = {} if task == "forecast" else baseline_metrics(task, train[1], test[1])
     for contender in contenders:
         for seed in seeds:
             if progress:
