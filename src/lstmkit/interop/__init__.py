@@ -1,0 +1,1 @@
+"""The ways in and out: Keras weights, ONNX export, torch.nn modules."""
