@@ -29,6 +29,10 @@ Keyword-only extras beyond torch.nn:
 * ``reset_after`` (GRU): ``True`` is PyTorch's/cuDNN's form, ``False`` Cho et al.'s.
 * ``backend``: ``"auto"`` (default), ``"reference"``, ``"fused"`` or ``"native"``;
   see :mod:`lstmkit.backends`. ``m.last_backend`` says which one ran last.
+* the cell variants (``docs/variants.md``): ``layer_norm`` (Ba et al. 2016),
+  ``peephole`` (LSTM; Gers & Schmidhuber 2000), ``recurrent_dropout`` (Gal & Ghahramani
+  2016), ``zoneout`` and ``zoneout_cell`` (LSTM; Krueger et al. 2016), ``forget_bias``
+  (LSTM, initial b_f; Jozefowicz et al. 2015). They run on ``reference`` and ``fused``.
 
 Variable lengths: ``forward(input, hx, lengths=...)`` or a ``PackedSequence`` input.
 Outputs past each sequence's length are zero, ``h_n``/``c_n`` are the states at each
@@ -62,6 +66,14 @@ def _check_int(name: str, value, low: int) -> int:
     return value
 
 
+def _check_rate(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
+    return value
+
+
 class _RecurrentBase(nn.Module):
     """Shared parameters, checks and forward of :class:`LSTM` and :class:`GRU`."""
 
@@ -83,6 +95,12 @@ class _RecurrentBase(nn.Module):
         merge_mode: str = "concat",
         reset_after: bool = True,
         backend: str = "auto",
+        layer_norm: bool = False,
+        peephole: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        zoneout_cell: float = 0.0,
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__()
         _check_int("input_size", input_size, 1)
@@ -101,6 +119,19 @@ class _RecurrentBase(nn.Module):
             raise ValueError(
                 f"merge_mode: expected one of {', '.join(MERGE_MODES)}, got {merge_mode!r}"
             )
+        for name, rate in (
+            ("recurrent_dropout", recurrent_dropout),
+            ("zoneout", zoneout),
+            ("zoneout_cell", zoneout_cell),
+        ):
+            _check_rate(name, rate)
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, int | float):
+                raise TypeError(
+                    f"forget_bias: expected a number or None, got {type(forget_bias).__name__}"
+                )
+            if not bias:
+                raise ValueError("forget_bias: expected bias=True (it initialises b_f), got False")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 "dropout applies between layers: with num_layers=1 it does nothing",
@@ -117,7 +148,23 @@ class _RecurrentBase(nn.Module):
             proj_size=proj_size,
             merge_mode=merge_mode,
             reset_after=bool(reset_after),
+            layer_norm=bool(layer_norm),
+            peephole=bool(peephole),
+            recurrent_dropout=float(recurrent_dropout),
+            zoneout=float(zoneout),
+            zoneout_cell=float(zoneout_cell),
         )
+        if self.cfg.variant and proj_size > 0:
+            raise ValueError(
+                "proj_size: expected 0 with the cell variants (layer_norm, peephole, "
+                f"recurrent_dropout, zoneout), got {proj_size}"
+            )
+        if self.cfg.layer_norm and self._mode == "GRU" and not self.cfg.reset_after:
+            raise ValueError(
+                "layer_norm: expected reset_after=True for a GRU (Cho's form has no single "
+                "recurrent pre-activation to normalise), got reset_after=False"
+            )
+        self.forget_bias = None if forget_bias is None else float(forget_bias)
         self.backend = backends.check_name(backend)
         self.last_backend: str | None = None
         self.batch_first = bool(batch_first)
@@ -142,6 +189,21 @@ class _RecurrentBase(nn.Module):
                     )
                 names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
                 self._weight_names.append(tuple(n + suffix if n in shapes else "" for n in names))
+        # the variants' parameters come after all of torch.nn's, so that the same seed still
+        # draws torch.nn's weights (docs/variants.md)
+        for k, names in enumerate(self._weight_names):
+            suffix = names[0].removeprefix("weight_ih")
+            shapes = {}
+            if cfg.layer_norm:
+                shapes |= {"ln_weight_ih": (gates,), "ln_weight_hh": (gates,)}
+                if self._mode == "LSTM":
+                    shapes |= {"ln_weight_c": (hidden_size,), "ln_bias_c": (hidden_size,)}
+            if cfg.peephole:
+                shapes["weight_ph"] = (3 * hidden_size,)
+            for name, shape in shapes.items():
+                self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory)))
+            extra = ("ln_weight_ih", "ln_weight_hh", "ln_weight_c", "ln_bias_c", "weight_ph")
+            self._weight_names[k] = names + tuple(n + suffix if n in shapes else "" for n in extra)
         self.reset_parameters()
 
     # torch.nn's attribute names, for code written against it
@@ -156,10 +218,22 @@ class _RecurrentBase(nn.Module):
     mode = property(lambda self: self.cfg.mode)
 
     def reset_parameters(self) -> None:
-        """U(-1/√H, 1/√H) for every parameter, in torch.nn's order."""
+        """U(-1/√H, 1/√H) for every weight and bias in torch.nn's order, then the
+        peepholes; layer-norm gains 1 and shifts 0; ``forget_bias`` sets b_f."""
         bound = 1.0 / math.sqrt(self.cfg.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        for name, weight in self.named_parameters():
+            if name.startswith("ln_weight"):
+                nn.init.ones_(weight)
+            elif name.startswith("ln_bias"):
+                nn.init.zeros_(weight)
+            else:
+                nn.init.uniform_(weight, -bound, bound)
+        if self.forget_bias is not None:
+            hidden = self.cfg.hidden_size
+            with torch.no_grad():
+                for w in self.direction_weights():
+                    w.b_ih[hidden : 2 * hidden] = self.forget_bias
+                    w.b_hh[hidden : 2 * hidden] = 0.0
 
     def flatten_parameters(self) -> None:
         """Accepted for torch.nn compatibility; lstmkit keeps its parameters separate."""
@@ -180,6 +254,11 @@ class _RecurrentBase(nn.Module):
             text += ", batch_first=True"
         if cfg.bidirectional and cfg.merge_mode != "concat":
             text += f", merge_mode={cfg.merge_mode!r}"
+        for name in ("layer_norm", "peephole", "recurrent_dropout", "zoneout", "zoneout_cell"):
+            if getattr(cfg, name):
+                text += f", {name}={getattr(cfg, name)}"
+        if self.forget_bias is not None:
+            text += f", forget_bias={self.forget_bias}"
         if self.backend != "auto":
             text += f", backend={self.backend!r}"
         return text
@@ -337,9 +416,9 @@ class _RecurrentBase(nn.Module):
         x, h0, c0, lengths, unbatched, _ = self._prepare(input, hx, lengths)
         records: list[list] = []
 
-        def recording(cfg, x, h0, c0, w, mask, reverse):
+        def recording(cfg, x, h0, c0, w, mask, reverse, noise):
             records.append([])
-            return reference.run_direction(cfg, x, h0, c0, w, mask, reverse, records[-1])
+            return reference.run_direction(cfg, x, h0, c0, w, mask, reverse, noise, records[-1])
 
         mask = step_mask(lengths, x.shape[0])
         run_stack(self.cfg, x, h0, c0, self.direction_weights(), mask, False, recording)
@@ -381,7 +460,9 @@ class LSTM(_RecurrentBase):
 
     Arguments as ``torch.nn.LSTM`` (``input_size, hidden_size, num_layers=1, bias=True,
     batch_first=False, dropout=0.0, bidirectional=False, proj_size=0``) plus the
-    keyword-only ``merge_mode`` and ``backend``; see :mod:`lstmkit.nn` for shapes.
+    keyword-only ``merge_mode``, ``backend`` and the cell variants ``layer_norm``,
+    ``peephole``, ``recurrent_dropout``, ``zoneout``, ``zoneout_cell``, ``forget_bias``
+    (``docs/variants.md``); see :mod:`lstmkit.nn` for shapes.
 
     Returns ``output, (h_n, c_n)``; ``output`` is a ``PackedSequence`` when the input is.
     """
@@ -403,6 +484,12 @@ class LSTM(_RecurrentBase):
         *,
         merge_mode: str = "concat",
         backend: str = "auto",
+        layer_norm: bool = False,
+        peephole: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        zoneout_cell: float = 0.0,
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__(
             input_size,
@@ -417,6 +504,12 @@ class LSTM(_RecurrentBase):
             dtype,
             merge_mode=merge_mode,
             backend=backend,
+            layer_norm=layer_norm,
+            peephole=peephole,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            zoneout_cell=zoneout_cell,
+            forget_bias=forget_bias,
         )
 
     def forward(self, input, hx=None, *, lengths=None):
@@ -439,7 +532,9 @@ class GRU(_RecurrentBase):
 
     Arguments as ``torch.nn.GRU`` (``input_size, hidden_size, num_layers=1, bias=True,
     batch_first=False, dropout=0.0, bidirectional=False``) plus the keyword-only
-    ``merge_mode``, ``reset_after`` and ``backend``; see :mod:`lstmkit.nn` for shapes.
+    ``merge_mode``, ``reset_after``, ``backend`` and the cell variants ``layer_norm``,
+    ``recurrent_dropout``, ``zoneout`` (``docs/variants.md``); see :mod:`lstmkit.nn` for
+    shapes.
 
     Returns ``output, h_n``; ``output`` is a ``PackedSequence`` when the input is.
     """
@@ -461,6 +556,9 @@ class GRU(_RecurrentBase):
         merge_mode: str = "concat",
         reset_after: bool = True,
         backend: str = "auto",
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__(
             input_size,
@@ -476,6 +574,9 @@ class GRU(_RecurrentBase):
             merge_mode=merge_mode,
             reset_after=reset_after,
             backend=backend,
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
 
     def extra_repr(self) -> str:

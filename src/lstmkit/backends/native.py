@@ -17,6 +17,8 @@ from lstmkit.recurrence.stack import merge
 
 def why_not(cfg: RNNConfig) -> str | None:
     """Why the native kernels cannot compute this configuration exactly, or None."""
+    if cfg.variant:
+        return "torch's kernels compute the plain cells only, not the cell variants"
     if cfg.mode == "GRU" and not cfg.reset_after:
         return "torch's GRU kernels apply the reset gate after the matmul (reset_after=True only)"
     if cfg.bidirectional and cfg.merge_mode != "concat" and cfg.num_layers > 1:

@@ -33,12 +33,23 @@ w_hh        (4H, P)      recurrent weights, gate order i, f, g, o
 b_hh        (4H,)        optional; pass None when already folded into gx
 w_hr        (P, H)       optional projection
 ==========  ===========  ===========================================
+
+Variants (``docs/variants.md``), all optional keywords: peepholes ``w_ph`` (3H,) in the
+order i, f, o (Gers & Schmidhuber 2000): :math:`i_t = \sigma(\cdot + p_i \odot C_{t-1})`,
+:math:`f_t = \sigma(\cdot + p_f \odot C_{t-1})`, :math:`o_t = \sigma(\cdot + p_o \odot C_t)`;
+layer normalisation (Ba et al. 2016) of the recurrent pre-activation with gain ``ln_hh``
+(4H,) (the input side, LN(x W_ih^T) ⊙ γ_ih, is in ``gx``) and of the cell state before
+its tanh, :math:`h_t = o_t \odot \tanh(\mathrm{LN}(C_t) \odot \gamma_c + \beta_c)`, with
+``ln_c``, ``ln_c_bias`` (H,). Recurrent dropout and zoneout act on the states around the
+cell; they live in the recurrence.
 """
 
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from lstmkit.cells.norm import layer_norm
 
 
 class LSTMStep(NamedTuple):
@@ -59,15 +70,29 @@ def lstm_cell(
     w_hh: Tensor,
     b_hh: Tensor | None = None,
     w_hr: Tensor | None = None,
+    *,
+    w_ph: Tensor | None = None,
+    ln_hh: Tensor | None = None,
+    ln_c: Tensor | None = None,
+    ln_c_bias: Tensor | None = None,
 ) -> LSTMStep:
     """One LSTM step from the precomputed input projection ``gx``; see the module docstring."""
-    gates = gx + h @ w_hh.T
+    recurrent = h @ w_hh.T
+    if ln_hh is not None:
+        recurrent = layer_norm(recurrent, ln_hh)
+    gates = gx + recurrent
     if b_hh is not None:
         gates = gates + b_hh
     i, f, g, o = gates.chunk(4, dim=-1)
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    if w_ph is not None:
+        p_i, p_f, p_o = w_ph.chunk(3)
+        i, f = i + p_i * c, f + p_f * c
+    i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
     c = f * c + i * g
-    h = o * torch.tanh(c)
+    if w_ph is not None:
+        o = o + p_o * c
+    o = torch.sigmoid(o)
+    h = o * torch.tanh(c if ln_c is None else layer_norm(c, ln_c, ln_c_bias))
     if w_hr is not None:
         h = h @ w_hr.T
     return LSTMStep(i, f, g, c, o, h)

@@ -201,8 +201,12 @@ def run_direction(
     w: DirectionWeights,
     mask: Tensor | None,
     reverse: bool,
+    noise=None,
 ) -> tuple[Tensor, Tensor, None]:
-    """The fused GRU direction: autograd node when gradients are needed, plain loop otherwise."""
+    """The fused GRU direction: autograd node when gradients are needed, plain loop otherwise.
+
+    ``noise`` is accepted for the common signature; the plain cell draws none.
+    """
     if needs_autograd(x, h0, *w):
         out, h = GRUDirection.apply(
             x, h0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, mask, reverse, cfg.reset_after

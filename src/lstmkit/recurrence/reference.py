@@ -8,7 +8,9 @@ import torch
 from torch import Tensor
 
 from lstmkit.cells import gru_cell, lstm_cell
+from lstmkit.cells.norm import layer_norm
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
+from lstmkit.recurrence.noise import Noise
 
 
 def project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
@@ -22,11 +24,22 @@ def input_projection(cfg: RNNConfig, x: Tensor, w: DirectionWeights) -> Tensor:
     """:func:`project` with the bias that folds into the input side.
 
     For the LSTM both biases fold in here (b = b_ih + b_hh); for the GRU only b_ih does,
-    because b_hn sits inside the reset product.
+    because b_hn sits inside the reset product. With layer normalisation the projection
+    is normalised first, LN(x W_ih^T) ⊙ γ_ih + bias (``docs/variants.md``).
     """
-    if w.b_ih is None:
-        return project(x, w.w_ih, None)
-    return project(x, w.w_ih, w.b_ih + w.b_hh if cfg.mode == "LSTM" else w.b_ih)
+    bias = None
+    if w.b_ih is not None:
+        bias = w.b_ih + w.b_hh if cfg.mode == "LSTM" else w.b_ih
+    if w.ln_ih is None:
+        return project(x, w.w_ih, bias)
+    return layer_norm(project(x, w.w_ih, None), w.ln_ih, bias)
+
+
+def zone(d: Tensor | float | None, prev: Tensor, new: Tensor) -> Tensor:
+    """Zoneout: d ⊙ prev + (1 − d) ⊙ new (d = 1 keeps the previous value); new when off."""
+    if d is None:
+        return new
+    return torch.lerp(new, prev, d) if isinstance(d, Tensor) else new + d * (prev - new)
 
 
 def run_direction(
@@ -37,14 +50,18 @@ def run_direction(
     w: DirectionWeights,
     mask: Tensor | None,
     reverse: bool,
+    noise: Noise | None = None,
     record: list | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one direction over x (T, N, H_in) from (h0, c0); return (out (T, N, P), h_T, c_T).
 
     ``mask`` (T, N, 1) bool marks real steps; states are carried unchanged through padding
-    and outputs there are zero. With ``record`` a list, each step's cell output (masked)
-    is stored at its time index.
+    and outputs there are zero. ``noise`` holds the recurrent-dropout and zoneout masks
+    (:mod:`lstmkit.recurrence.noise`). With ``record`` a list, each step's cell output
+    (masked) is stored at its time index; with zoneout, its ``h`` (and ``c``) are the
+    zoned states.
     """
+    noise = noise or Noise()
     steps = x.shape[0]
     gx = input_projection(cfg, x, w)
     outs: list[Tensor] = [x.new_empty(0)] * steps
@@ -52,10 +69,20 @@ def run_direction(
         record.extend([None] * steps)
     h, c = h0, c0
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        h_in = h if noise.recurrent is None else h * noise.recurrent
+        zh = noise.zoneout_h[t] if isinstance(noise.zoneout_h, Tensor) else noise.zoneout_h
         if cfg.mode == "LSTM":
-            step = lstm_cell(gx[t], h, c, w.w_hh, None, w.w_hr)
+            step = lstm_cell(
+                gx[t], h_in, c, w.w_hh, None, w.w_hr,
+                w_ph=w.w_ph, ln_hh=w.ln_hh, ln_c=w.ln_c, ln_c_bias=w.ln_c_bias,
+            )  # fmt: skip
+            zc = noise.zoneout_c[t] if isinstance(noise.zoneout_c, Tensor) else noise.zoneout_c
+            step = step._replace(c=zone(zc, c, step.c), h=zone(zh, h, step.h))
         else:
-            step = gru_cell(gx[t], h, w.w_hh, w.b_hh, reset_after=cfg.reset_after)
+            step = gru_cell(
+                gx[t], h, w.w_hh, w.b_hh, reset_after=cfg.reset_after, ln_hh=w.ln_hh, h_in=h_in
+            )
+            step = step._replace(h=zone(zh, h, step.h))
         if mask is None:
             h = step.h
             c = step.c if cfg.mode == "LSTM" else None

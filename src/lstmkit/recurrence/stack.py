@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
+from lstmkit.recurrence.noise import sample_noise
 
-# direction_fn(cfg, x, h0, c0, weights, mask, reverse) -> (out, h_T, c_T)
+# direction_fn(cfg, x, h0, c0, weights, mask, reverse, noise) -> (out, h_T, c_T)
 DirectionFn = Callable[..., tuple[Tensor, Tensor, Tensor | None]]
 
 
@@ -48,6 +49,8 @@ def run_stack(
     """Run all layers and directions; x (T, N, H_in), h0 (L·D, N, P), c0 (L·D, N, H).
 
     ``mask`` (T, N, 1) bool marks the real steps of a variable-length batch (or None).
+    The recurrent-dropout and zoneout masks of each direction are drawn here, just before
+    it runs (:func:`lstmkit.recurrence.noise.sample_noise`).
     Returns (output (T, N, output_size), h_n (L·D, N, P), c_n (L·D, N, H) or None).
     """
     layer_in = x
@@ -57,9 +60,9 @@ def run_stack(
         outs = []
         for d in range(dirs):
             k = layer * dirs + d
-            out, h, c = direction_fn(
-                cfg, layer_in, h0[k], None if c0 is None else c0[k], weights[k], mask, d == 1
-            )
+            noise = sample_noise(cfg, x.shape[0], x.shape[1], x, training)
+            c0_k = None if c0 is None else c0[k]
+            out, h, c = direction_fn(cfg, layer_in, h0[k], c0_k, weights[k], mask, d == 1, noise)
             outs.append(out)
             h_n.append(h)
             c_n.append(c)
