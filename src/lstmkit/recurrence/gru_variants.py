@@ -39,7 +39,15 @@ from torch import Tensor
 from lstmkit.cells.norm import EPS
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
-from lstmkit.recurrence.lstm_variants import _at, input_side, norm_backward
+from lstmkit.recurrence.lstm_variants import (
+    _NONE3,
+    _at,
+    _stats,
+    _store,
+    input_side,
+    norm_backward,
+    normalised,
+)
 from lstmkit.recurrence.noise import Noise
 
 
@@ -58,8 +66,7 @@ def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool,
     ns = gx.new_empty(steps, batch, hidden) if save else None
     n_hat = gx.new_empty(steps, batch, hidden) if save else None
     hs = gx.new_empty(steps, batch, hidden) if save else None
-    a_hat = gx.new_empty(steps, batch, three_h) if (save and w.ln_hh is not None) else None
-    rho_h = gx.new_empty(steps, batch, 1) if a_hat is not None else None
+    stats_h = _stats(gx, steps, batch, three_h) if (save and w.ln_hh is not None) else None
     w_hh_t = w.w_hh.T  # (H, 3H)
     w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
     b_rz = b_n = None
@@ -74,10 +81,11 @@ def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool,
             if w.ln_hh is None:
                 gh = torch.mm(h_in, w_hh_t) if w.b_hh is None else torch.addmm(w.b_hh, h_in, w_hh_t)
             else:
-                a, _, rho = torch.native_layer_norm(h_in @ w_hh_t, (three_h,), None, None, EPS)
-                gh = a * w.ln_hh if w.b_hh is None else torch.addcmul(w.b_hh, a, w.ln_hh)
+                a = h_in @ w_hh_t
+                a_hat, mean, rho = torch.native_layer_norm(a, (three_h,), None, None, EPS)
+                gh = a_hat * w.ln_hh if w.b_hh is None else torch.addcmul(w.b_hh, a_hat, w.ln_hh)
                 if save:
-                    a_hat[t], rho_h[t] = a, rho
+                    _store(stats_h, t, a, mean, rho)
             torch.add(g[:, : 2 * hidden], gh[:, : 2 * hidden], out=act).sigmoid_()
             r, z = act.split(hidden, dim=1)
             recurrent_n = gh[:, 2 * hidden :]
@@ -104,7 +112,7 @@ def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool,
             h = torch.where(keep, h_new, h)
         if save:
             ns[t], n_hat[t], hs[t] = n, recurrent_n, h
-    saved = (rz, ns, n_hat, hs, a_hat, rho_h) if save else None
+    saved = (rz, ns, n_hat, hs, *(stats_h or _NONE3)) if save else None
     return out, h, saved
 
 
@@ -113,7 +121,7 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
 
     Returns the gradients of (x, h0) and a DirectionWeights of parameter gradients.
     """
-    rz, ns, n_hat, hs, a_hat, rho_h = saved
+    rz, ns, n_hat, hs, *stats_h = saved
     m, zh, _ = noise
     steps, batch, hidden = ns.shape
     r, z = rz.split(hidden, dim=2)
@@ -152,7 +160,7 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
             dg = grad_h[t]
             dg.view(batch, 3, hidden).mul_(dh.unsqueeze(1))
             if w.ln_hh is not None:
-                grad_a[t] = norm_backward(dg * w.ln_hh, a_hat[t], rho_h[t])
+                grad_a[t] = norm_backward(dg, *(v[t] for v in stats_h), w.ln_hh)
             dh_in = grad_a[t] @ w_hh_nt
         else:
             drh = (dh * a_n[t]) @ w_n  # δ(r ⊙ h̄_{t-1}), (N, H)
@@ -175,7 +183,7 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         if w.b_hh is not None:
             grads["b_hh"] = grad_h.reshape(-1, 3 * hidden).sum(0)
         if w.ln_hh is not None:
-            grads["ln_hh"] = (grad_h * a_hat).sum((0, 1))
+            grads["ln_hh"] = (grad_h * normalised(*stats_h)).sum((0, 1))
     else:
         dw_n = dn_flat.T @ n_hat.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h̄_{t-1})
         grads["w_hh"] = torch.cat([sum_prev_outer(grad_rz, h_in, h0_in, reverse), dw_n])
@@ -187,9 +195,8 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         if not reset_after:  # b_hn adds beside b_in: the two gradients agree
             grads["b_hh"] = grads["b_ih"]
     if x_norm is not None:
-        x_hat, rho_x = x_norm
-        grads["ln_ih"] = (dgx * x_hat).sum((0, 1))
-        dax = norm_backward(dgx * w.ln_ih, x_hat, rho_x).view(-1, 3 * hidden)
+        grads["ln_ih"] = (dgx * normalised(*x_norm)).sum((0, 1))
+        dax = norm_backward(dgx, *x_norm, w.ln_ih).view(-1, 3 * hidden)
     else:
         dax = flat
     dx = (dax @ w.w_ih).view(steps, batch, -1)
@@ -206,12 +213,10 @@ class GRUVariantDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, mask, reverse, reset_after, noise, *weights):
         w = DirectionWeights(*weights)
-        gx, x_hat, rho_x = input_side(x, w.w_ih, w.b_ih, w.ln_ih)
+        gx, norm = input_side(x, w.w_ih, w.b_ih, w.ln_ih)
         out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True)
         ctx.reverse, ctx.reset_after, ctx.noise = reverse, reset_after, noise
-        ctx.has_norm = x_hat is not None
-        norm = (x_hat, rho_x) if x_hat is not None else ()
-        ctx.save_for_backward(x, h0, mask, *weights, *saved, *norm)
+        ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
         return out, h
 
     @staticmethod
@@ -219,8 +224,8 @@ class GRUVariantDirection(torch.autograd.Function):
         x, h0, mask, *rest = ctx.saved_tensors
         count = len(_FIELDS)
         w = DirectionWeights(*rest[:count])
-        saved = rest[count : count + 6]
-        x_norm = tuple(rest[count + 6 :]) if ctx.has_norm else None
+        saved = rest[count : count + 7]
+        x_norm = tuple(rest[count + 7 :]) if w.ln_ih is not None else None
         dx, dh0, dw = gru_backward(
             saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, ctx.reverse, ctx.reset_after
         )
@@ -243,6 +248,6 @@ def run_direction(
     if needs_autograd(x, h0, *w):
         out, h = GRUVariantDirection.apply(x, h0, mask, reverse, cfg.reset_after, noise, *w)
         return out, h, None
-    gx, _, _ = input_side(x, w.w_ih, w.b_ih, w.ln_ih)
+    gx, _ = input_side(x, w.w_ih, w.b_ih, w.ln_ih)
     out, h, _ = gru_forward(gx, h0, w, noise, mask, reverse, cfg.reset_after, False)
     return out, h, None

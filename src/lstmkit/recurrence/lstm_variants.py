@@ -58,18 +58,26 @@ from lstmkit.recurrence.noise import Noise
 from lstmkit.recurrence.reference import project
 
 
-def normalise(v: Tensor) -> tuple[Tensor, Tensor]:
-    """(v̂, ρ): v normalised over its last axis and the reciprocal std, (..., 1)."""
-    flat = v.reshape(-1, v.shape[-1])
-    out, _, rstd = torch.native_layer_norm(flat, flat.shape[-1:], None, None, EPS)
-    return out.view(v.shape), rstd.view(*v.shape[:-1], 1)
+def normalise(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(v̂, μ, ρ): v normalised over its last axis, its mean and reciprocal std (..., 1)."""
+    return torch.native_layer_norm(v, v.shape[-1:], None, None, EPS)
 
 
-def norm_backward(dv_hat: Tensor, v_hat: Tensor, rstd: Tensor) -> Tensor:
-    """𝓑: the gradient reaching v from the gradient of its normalised value v̂."""
-    mean_d = dv_hat.mean(-1, keepdim=True)
-    mean_dv = (dv_hat * v_hat).mean(-1, keepdim=True)
-    return (dv_hat - mean_d - v_hat * mean_dv) * rstd
+def norm_backward(dy: Tensor, v: Tensor, mean: Tensor, rstd: Tensor, gain: Tensor) -> Tensor:
+    """𝓑: the gradient reaching v from the gradient of y = v̂ ⊙ gain.
+
+    ATen's layer-norm backward: the formula of the module docstring in one kernel, its
+    row means accumulated in double on CPU — as exact as autograd's own layer norm.
+    """
+    out_mask = [True, False, False]
+    return torch.ops.aten.native_layer_norm_backward(
+        dy, v, v.shape[-1:], mean, rstd, gain, None, out_mask
+    )[0]
+
+
+def normalised(v: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
+    """v̂ again from the saved statistics, for the gains' gradients after the loop."""
+    return (v - mean) * rstd
 
 
 def _at(d: Tensor | float | None, t: int):
@@ -82,12 +90,30 @@ def _one_minus(d: Tensor | float | None):
 
 
 def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | None):
-    """(gx (T, N, 4H), x̂, ρ_x): x W_ih^T (normalised, scaled by γ_ih) + bias, all steps."""
+    """(gx (T, N, G·H), norm): x W_ih^T (normalised, scaled by γ_ih) + bias for all steps;
+    norm = (a^x, μ, ρ) with layer norm, else None."""
     if ln_ih is None:
-        return project(x, w_ih, bias), None, None
-    x_hat, rstd = normalise(project(x, w_ih, None))
-    gx = x_hat * ln_ih if bias is None else torch.addcmul(bias, x_hat, ln_ih)
-    return gx, x_hat, rstd
+        return project(x, w_ih, bias), None
+    a = project(x, w_ih, None)
+    a_hat, mean, rstd = normalise(a)
+    gx = a_hat * ln_ih if bias is None else torch.addcmul(bias, a_hat, ln_ih)
+    return gx, (a, mean, rstd)
+
+
+_NONE3 = (None, None, None)
+
+
+def _stats(like: Tensor, steps: int, batch: int, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Buffers for a layer norm's input (T, N, size), mean and ρ (T, N, 1) at every step."""
+    return (
+        like.new_empty(steps, batch, size),
+        like.new_empty(steps, batch, 1),
+        like.new_empty(steps, batch, 1),
+    )
+
+
+def _store(stats, t: int, v: Tensor, mean: Tensor, rho: Tensor) -> None:
+    stats[0][t], stats[1][t], stats[2][t] = v, mean, rho
 
 
 def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
@@ -105,10 +131,9 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
     taus = gx.new_empty(steps, batch, hidden) if save else None
     cs = gx.new_empty(steps, batch, hidden) if save else None
     hs = gx.new_empty(steps, batch, hidden) if save else None
-    a_hat = gx.new_empty(steps, batch, four_h) if (save and w.ln_hh is not None) else None
-    c_hat = gx.new_empty(steps, batch, hidden) if (save and w.ln_c is not None) else None
-    rho_h = gx.new_empty(steps, batch, 1) if a_hat is not None else None
-    rho_c = gx.new_empty(steps, batch, 1) if c_hat is not None else None
+    # with layer norm: the raw recurrent pre-activations and cells, their means and ρ
+    stats_h = _stats(gx, steps, batch, four_h) if (save and w.ln_hh is not None) else None
+    stats_c = _stats(gx, steps, batch, hidden) if (save and w.ln_c is not None) else None
     w_hh_t = w.w_hh.T  # (H, 4H)
     if w.w_ph is not None:
         p_i, p_f, p_o = w.w_ph.chunk(3)
@@ -118,10 +143,11 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
         if w.ln_hh is None:
             pre = torch.addmm(gx[t], h_in, w_hh_t)
         else:
-            a, _, rho = torch.native_layer_norm(h_in @ w_hh_t, (four_h,), None, None, EPS)
-            pre = torch.addcmul(gx[t], a, w.ln_hh)
+            a = h_in @ w_hh_t
+            a_hat, mean, rho = torch.native_layer_norm(a, (four_h,), None, None, EPS)
+            pre = torch.addcmul(gx[t], a_hat, w.ln_hh)
             if save:
-                a_hat[t], rho_h[t] = a, rho
+                _store(stats_h, t, a, mean, rho)
         act = gates[t]  # (N, 4H): i, f, g, o after their nonlinearity
         if w.w_ph is not None:
             pre[:, :hidden].addcmul_(p_i, c)
@@ -137,10 +163,10 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
         if w.ln_c is None:
             tau = torch.tanh(c_new)
         else:
-            u_hat, _, rho = torch.native_layer_norm(c_new, (hidden,), None, None, EPS)
+            u_hat, mean, rho = torch.native_layer_norm(c_new, (hidden,), None, None, EPS)
             tau = torch.addcmul(w.ln_c_bias, u_hat, w.ln_c).tanh_()
             if save:
-                c_hat[t], rho_c[t] = u_hat, rho
+                _store(stats_c, t, c_new, mean, rho)
         h_new = o * tau
         if save:
             new_c[t], taus[t] = c_new, tau
@@ -160,8 +186,8 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
             c = torch.where(keep, c_new, c)
         if save:
             hs[t], cs[t] = h, c
-    saved = (gates, new_c, taus, cs, hs, a_hat, rho_h, c_hat, rho_c) if save else None
-    return out, h, c, saved
+    saved = (gates, new_c, taus, cs, hs, *(stats_h or _NONE3), *(stats_c or _NONE3))
+    return out, h, c, saved if save else None
 
 
 def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse):
@@ -169,7 +195,8 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
 
     Returns the gradients of (x, h0, c0) and a DirectionWeights of parameter gradients.
     """
-    gates, new_c, taus, cs, hs, a_hat, rho_h, c_hat, rho_c = saved
+    gates, new_c, taus, cs, hs, *stats = saved
+    stats_h, stats_c = stats[:3], stats[3:]
     m, zh, zc = noise
     steps, batch, four_h = gates.shape
     hidden = four_h // 4
@@ -215,14 +242,14 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
         if w.ln_c is None:
             dc = torch.addcmul(dc, dh, k[t])
         else:
-            dc = dc + norm_backward(dh * k[t], c_hat[t], rho_c[t])
+            dc = dc + norm_backward(dh * k[t], *(v[t] for v in stats_c), None)
             if direct_o is not None:
                 dc = torch.addcmul(dc, dh, direct_o[t])
         dg_t = grad[t]
         dg_t.view(batch, 4, hidden)[:, :3].mul_(dc.unsqueeze(1))
         dg_t[:, 3 * hidden :].mul_(dh)
         if w.ln_hh is not None:
-            grad_a[t] = norm_backward(dg_t * w.ln_hh, a_hat[t], rho_h[t])
+            grad_a[t] = norm_backward(dg_t, *(v[t] for v in stats_h), w.ln_hh)
         dh_in = grad_a[t] @ w_hh_nt
         if m is not None:
             dh_in.mul_(m)
@@ -237,9 +264,8 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
     flat = grad.view(-1, four_h)
     grads = {}
     if x_norm is not None:  # the input-side layer norm, all steps at once
-        x_hat, rho_x = x_norm
-        grads["ln_ih"] = (flat * x_hat.view(-1, four_h)).sum(0)
-        dax = norm_backward(grad * w.ln_ih, x_hat, rho_x).view(-1, four_h)
+        grads["ln_ih"] = (grad * normalised(*x_norm)).sum((0, 1))
+        dax = norm_backward(grad, *x_norm, w.ln_ih).view(-1, four_h)
     else:
         dax = flat
     dx = (dax @ w.w_ih).view(steps, batch, -1)
@@ -249,10 +275,10 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
     if w.b_ih is not None:
         grads["b_ih"] = grads["b_hh"] = flat.sum(0)
     if w.ln_hh is not None:
-        grads["ln_hh"] = (flat * a_hat.view(-1, four_h)).sum(0)
+        grads["ln_hh"] = (grad * normalised(*stats_h)).sum((0, 1))
     if w.ln_c is not None:
         du = (dh_store * k_plain).view(-1, hidden)  # δu, the gradient reaching LN(C̃)γ+β
-        grads["ln_c"] = (du * c_hat.view(-1, hidden)).sum(0)
+        grads["ln_c"] = (du * normalised(*stats_c).view(-1, hidden)).sum(0)
         grads["ln_c_bias"] = du.sum(0)
     if w.w_ph is not None:
         dp_i = (grad[..., :hidden] * c_prev).sum((0, 1))
@@ -277,19 +303,18 @@ class LSTMVariantDirection(torch.autograd.Function):
     def forward(ctx, x, h0, c0, mask, reverse, noise, *weights):
         w = DirectionWeights(*weights)
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
-        gx, x_hat, rho_x = input_side(x, w.w_ih, bias, w.ln_ih)
+        gx, norm = input_side(x, w.w_ih, bias, w.ln_ih)
         out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True)
-        ctx.reverse, ctx.noise, ctx.has_norm = reverse, noise, x_hat is not None
-        norm = (x_hat, rho_x) if x_hat is not None else ()
-        ctx.save_for_backward(x, h0, c0, mask, *weights, *saved, *norm)
+        ctx.reverse, ctx.noise = reverse, noise
+        ctx.save_for_backward(x, h0, c0, mask, *weights, *saved, *(norm or _NONE3))
         return out, h, c
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
         x, h0, c0, mask, *rest = ctx.saved_tensors
         w = DirectionWeights(*rest[: len(_FIELDS)])
-        saved = rest[len(_FIELDS) : len(_FIELDS) + 9]
-        x_norm = tuple(rest[len(_FIELDS) + 9 :]) if ctx.has_norm else None
+        saved = rest[len(_FIELDS) : len(_FIELDS) + 11]
+        x_norm = tuple(rest[len(_FIELDS) + 11 :]) if w.ln_ih is not None else None
         dx, dh0, dc0, dw = lstm_backward(
             saved, x, h0, c0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse
         )
@@ -312,6 +337,6 @@ def run_direction(
     if needs_autograd(x, h0, c0, *w):
         return LSTMVariantDirection.apply(x, h0, c0, mask, reverse, noise, *w)
     bias = None if w.b_ih is None else w.b_ih + w.b_hh
-    gx, _, _ = input_side(x, w.w_ih, bias, w.ln_ih)
+    gx, _ = input_side(x, w.w_ih, bias, w.ln_ih)
     out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False)
     return out, h, c

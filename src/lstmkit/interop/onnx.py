@@ -1,0 +1,669 @@
+r"""ONNX export of the recurrent modules and the task estimators, and ``torch.export``.
+
+:func:`export_onnx` writes a graph of the standard ONNX operators ``LSTM`` and ``GRU``
+(one node per layer, both directions in one node), built directly with
+:mod:`onnx.helper` from the module's parameters, so every configuration the operators
+can express exports the same way, whatever backend runs it in PyTorch. Batch size and
+sequence length are dynamic axes. What the operators cannot express is refused with a
+``ValueError`` that says why (:func:`why_not_onnx`).
+
+Layout conversion (torch.nn / lstmkit → ONNX), per layer, D = 2 if bidirectional else 1:
+
+==========  =======================================  ====================================
+ONNX input  shape                                    from
+==========  =======================================  ====================================
+W           (D, G·H, H_in)                           ``weight_ih_l{k}[_reverse]``
+R           (D, G·H, H)                              ``weight_hh_l{k}[_reverse]``
+B           (D, 2·G·H) = [Wb, Rb]                    ``bias_ih``, ``bias_hh`` (absent
+                                                     without bias: ONNX's default is 0)
+P           (D, 3H)                                  ``weight_ph`` (peephole LSTM only)
+==========  =======================================  ====================================
+
+Gate blocks are reordered: LSTM i, f, g, o → ONNX i, o, f, c; GRU r, z, n → ONNX z, r,
+h; peepholes i, f, o → ONNX ``P`` order i, o, f. The GRU's ``linear_before_reset`` is 1
+for ``reset_after=True`` (torch's form, :math:`r \odot (W_{hn} h + b_{hn})`) and 0 for
+Cho et al.'s form (:math:`W_{hn}(r \odot h) + b_{hn}`) — ONNX has both.
+
+The ONNX node returns Y (L, D, N, H); the directions are merged as lstmkit merges them
+(``concat``: transpose and reshape to (L, N, D·H), forward first; ``sum``, ``mean`` =
+(fwd + bwd)·0.5, ``mul``) before the next layer reads them. Variable lengths are the
+operator's ``sequence_lens``: outputs past a length are zero, the final states are those
+of each sequence's last real step and the reverse direction starts there, as in lstmkit.
+
+The graph is the module in evaluation mode (no dropout between layers, no recurrent
+dropout), in float32.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as err:  # the onnx extra is optional
+    raise ImportError(
+        "lstmkit.interop.onnx needs the onnx package: pip install 'lstmkit[onnx]'"
+    ) from err
+
+from lstmkit import __version__, backends
+from lstmkit.nn import GRU, LSTM
+from lstmkit.report.rundir import write_atomically
+from lstmkit.tasks import (
+    Forecaster,
+    SequenceClassifier,
+    SequenceRegressor,
+    SequenceTagger,
+    TextGenerator,
+)
+from lstmkit.tasks.networks import RecurrentNet
+
+OPSET = 17
+"""The ONNX opset of the exported graphs (LSTM-14, GRU-14; ONNX Runtime ≥ 1.13)."""
+
+# gate blocks, as indices into torch's order
+_LSTM_ORDER = (0, 3, 1, 2)  # torch i, f, g, o  ->  ONNX i, o, f, c
+_GRU_ORDER = (1, 0, 2)  # torch r, z, n  ->  ONNX z, r, h
+_PEEPHOLE_ORDER = (0, 2, 1)  # lstmkit i, f, o  ->  ONNX P: i, o, f
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+# -- what the module is -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What the export needs to know of an LSTM/GRU module (lstmkit or torch.nn)."""
+
+    mode: str
+    hidden_size: int
+    num_layers: int
+    bias: bool
+    bidirectional: bool
+    merge_mode: str
+    reset_after: bool
+    peephole: bool
+    batch_first: bool
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+
+def why_not_onnx(module: nn.Module) -> str | None:
+    """Why the standard ONNX ``LSTM``/``GRU`` operators cannot express ``module``, or None.
+
+    Refused: projections (``proj_size > 0``: ONNX's LSTM has none), layer normalisation
+    and zoneout (no operator has them). Recurrent dropout and dropout between layers are
+    training-only and absent from the exported (inference) graph, so they export.
+    """
+    if isinstance(module, LSTM | GRU):
+        cfg = module.cfg
+        reasons = []
+        if cfg.proj_size > 0:
+            reasons.append(f"proj_size={cfg.proj_size} (ONNX's LSTM has no projection)")
+        if cfg.layer_norm:
+            reasons.append("layer_norm=True (no ONNX operator normalises inside the recurrence)")
+        if cfg.zoneout > 0 or cfg.zoneout_cell > 0:
+            reasons.append(
+                "zoneout (its evaluation mixes each state with the previous one; "
+                "no ONNX operator does)"
+            )
+        return "; ".join(reasons) or None
+    if isinstance(module, nn.LSTM | nn.GRU):
+        if getattr(module, "proj_size", 0) > 0:
+            return f"proj_size={module.proj_size} (ONNX's LSTM has no projection)"
+        return None
+    return f"expected lstmkit.LSTM/GRU or torch.nn.LSTM/GRU, got {type(module).__name__}"
+
+
+def _spec(module: nn.Module) -> _Spec:
+    reason = why_not_onnx(module)
+    if reason is not None:
+        raise ValueError(f"cannot export {type(module).__name__} to ONNX: {reason}")
+    if isinstance(module, LSTM | GRU):
+        cfg = module.cfg
+        return _Spec(
+            cfg.mode,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.bias,
+            cfg.bidirectional,
+            cfg.merge_mode,
+            cfg.reset_after,
+            cfg.peephole,
+            module.batch_first,
+        )
+    return _Spec(
+        module.mode,
+        module.hidden_size,
+        module.num_layers,
+        module.bias,
+        module.bidirectional,
+        "concat",
+        True,
+        False,
+        module.batch_first,
+    )
+
+
+def onnx_weights(module: nn.Module) -> list[dict[str, np.ndarray]]:
+    """The parameters of each layer in the layout and gate order of the ONNX operators.
+
+    Returns one dict per layer with ``W`` (D, G·H, H_in), ``R`` (D, G·H, H), and, when
+    present, ``B`` (D, 2·G·H) and ``P`` (D, 3H), float32; G = 4 (ONNX i, o, f, c) for
+    the LSTM, 3 (z, r, h) for the GRU.
+    """
+    spec = _spec(module)
+    order = _LSTM_ORDER if spec.mode == "LSTM" else _GRU_ORDER
+    layers = []
+    for layer in range(spec.num_layers):
+        found: dict[str, list[np.ndarray]] = {}
+        for direction in range(spec.num_directions):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+
+            def get(name, suffix=suffix):
+                return getattr(module, name + suffix)
+
+            found.setdefault("W", []).append(_reorder(get("weight_ih"), order))
+            found.setdefault("R", []).append(_reorder(get("weight_hh"), order))
+            if spec.bias:
+                b = [_reorder(get(n), order) for n in ("bias_ih", "bias_hh")]
+                found.setdefault("B", []).append(np.concatenate(b))
+            if spec.peephole:
+                found.setdefault("P", []).append(_reorder(get("weight_ph"), _PEEPHOLE_ORDER))
+        layers.append({k: np.stack(v) for k, v in found.items()})
+    return layers
+
+
+def _reorder(t: torch.Tensor, order: Sequence[int]) -> np.ndarray:
+    """The equal gate blocks of ``t`` along its first axis, rearranged into ``order``."""
+    array = t.detach().cpu().to(torch.float32).numpy()
+    blocks = np.split(array, len(order))
+    return np.ascontiguousarray(np.concatenate([blocks[i] for i in order]))
+
+
+# -- building the graph -------------------------------------------------------------------
+
+
+class _Graph:
+    """Nodes and initializers of one ONNX graph, with fresh value names."""
+
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.initializers: list = []
+        self.inputs: list = []
+        self._count = 0
+
+    def fresh(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def const(self, stem: str, value) -> str:
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        name = self.fresh(stem)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: Sequence[str], outputs: int | Sequence[str] = 1, **attrs):
+        """Add a node; returns its output name (or the list of names when several)."""
+        names = (
+            [self.fresh(op_type.lower()) for _ in range(outputs)]
+            if isinstance(outputs, int)
+            else list(outputs)
+        )
+        while inputs and inputs[-1] == "":  # trailing optional inputs may be left out
+            inputs = inputs[:-1]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        return names[0] if len(names) == 1 else names
+
+    def input(self, name: str, elem_type: int, shape: Sequence) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
+        return name
+
+    def model(self, outputs: dict[str, tuple[str, int, Sequence]], doc: str, metadata: dict):
+        """The ModelProto; ``outputs`` maps a public name to (value, elem_type, shape)."""
+        declared = []
+        for name, (value, elem_type, shape) in outputs.items():
+            self.op("Identity", [value], [name])
+            declared.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
+        graph = helper.make_graph(
+            self.nodes, "lstmkit", self.inputs, declared, initializer=self.initializers
+        )
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            producer_name="lstmkit",
+            producer_version=__version__,
+            doc_string=doc,
+        )
+        model.ir_version = min(model.ir_version, 8)  # IR 8 is what opset 17 runtimes read
+        helper.set_model_props(model, {k: str(v) for k, v in metadata.items()})
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def _steps(g: _Graph, x: str, axis: int) -> str:
+    """The scalar int64 length of ``x`` along ``axis``."""
+    return g.op("Gather", [g.op("Shape", [x]), g.const("axis", np.array(axis, np.int64))], axis=0)
+
+
+def _step_mask(g: _Graph, y: str, lengths: str) -> str:
+    """Boolean (T, N, 1) mask of the real steps of the time-major ``y`` (T, N, F)."""
+    t = g.op(
+        "Range",
+        [
+            g.const("zero", np.array(0, np.int64)),
+            _steps(g, y, 0),
+            g.const("one", np.array(1, np.int64)),
+        ],
+    )
+    real = g.op("Less", [g.op("Unsqueeze", [t, g.const("axes", [1])]), lengths])  # (T, N)
+    return g.op("Unsqueeze", [real, g.const("axes", [2])])
+
+
+def _rows(g: _Graph, x: str, start: int, stop: int) -> str:
+    """``x[start:stop]`` along the first axis ("" stays "": an absent optional input)."""
+    if not x:
+        return ""
+    bounds = (g.const("start", [start]), g.const("end", [stop]), g.const("axes", [0]))
+    return g.op("Slice", [x, *bounds])
+
+
+def _merge(g: _Graph, y: str, spec: _Spec) -> str:
+    """ONNX's Y (T, D, N, H) as lstmkit's merged layer output (T, N, H_out)."""
+    if spec.num_directions == 1:
+        return g.op("Squeeze", [y, g.const("axes", [1])])
+    if spec.merge_mode == "concat":  # (T, N, D, H) -> (T, N, D·H), forward first
+        nd = g.op("Transpose", [y], perm=[0, 2, 1, 3])
+        return g.op("Reshape", [nd, g.const("shape", [0, 0, -1])])
+    fwd, bwd = (g.op("Gather", [y, g.const("dir", np.array(d, np.int64))], axis=1) for d in (0, 1))
+    if spec.merge_mode == "sum":
+        return g.op("Add", [fwd, bwd])
+    if spec.merge_mode == "mean":
+        return g.op("Mul", [g.op("Add", [fwd, bwd]), g.const("half", np.float32(0.5))])
+    return g.op("Mul", [fwd, bwd])
+
+
+def _recurrent(
+    g: _Graph, module: nn.Module, x: str, lengths: str = "", h0: str = "", c0: str = ""
+) -> tuple[str, str, str | None]:
+    """The layers of ``module`` on the time-major ``x`` (T, N, H_in); ``lengths`` (N,)
+    int64, ``h0``/``c0`` (layers·D, N, H) are value names or "" for none.
+    Returns (output (T, N, H_out), h_n (layers·D, N, H), c_n or None)."""
+    spec = _spec(module)
+    dirs = spec.num_directions
+    seq_lens = g.op("Cast", [lengths], to=TensorProto.INT32) if lengths else ""  # ONNX: int32
+    attrs = {
+        "hidden_size": spec.hidden_size,
+        "direction": "bidirectional" if spec.bidirectional else "forward",
+    }
+    if spec.mode == "GRU":
+        attrs["linear_before_reset"] = int(spec.reset_after)
+    h_parts, c_parts = [], []
+    for layer, w in enumerate(onnx_weights(module)):
+        k = f"l{layer}"
+        rows = (layer * dirs, (layer + 1) * dirs)  # this layer's rows of h_0 / c_0
+        inputs = [
+            x,
+            g.const(f"W_{k}", w["W"]),
+            g.const(f"R_{k}", w["R"]),
+            g.const(f"B_{k}", w["B"]) if "B" in w else "",
+            seq_lens,
+            _rows(g, h0, *rows),
+        ]
+        if spec.mode == "LSTM":
+            inputs += [_rows(g, c0, *rows), g.const(f"P_{k}", w["P"]) if "P" in w else ""]
+            y, y_h, y_c = g.op("LSTM", inputs, 3, **attrs)
+            c_parts.append(y_c)
+        else:
+            y, y_h = g.op("GRU", inputs, 2, **attrs)
+        h_parts.append(y_h)
+        x = _merge(g, y, spec)
+
+    def stack(parts):
+        return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=0)
+
+    return x, stack(h_parts), (stack(c_parts) if c_parts else None)
+
+
+def _linear(g: _Graph, x: str, linear: nn.Linear, stem: str) -> str:
+    """x @ W^T + b over the last axis of ``x`` (any rank)."""
+    weight = linear.weight.detach().cpu().to(torch.float32).numpy()
+    out = g.op("MatMul", [x, g.const(f"{stem}_weight_T", np.ascontiguousarray(weight.T))])
+    if linear.bias is None:
+        return out
+    return g.op("Add", [out, g.const(f"{stem}_bias", linear.bias.detach().cpu().numpy())])
+
+
+def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -> str:
+    """:class:`~lstmkit.tasks.networks.RecurrentNet` on the batch-first ``x`` (N, T, D):
+    encoder, pooling (``last``/``mean``/``max`` over the real steps), the head.
+    Returns (N, K) for ``output="last"``, (N, T, K) for ``"sequence"``."""
+    y, h_n, _ = _recurrent(g, net.rnn, g.op("Transpose", [x], perm=[1, 0, 2]), lengths)
+    if net.output == "sequence":
+        return _linear(g, g.op("Transpose", [y], perm=[1, 0, 2]), net.head, "head")
+    mask = _step_mask(g, y, lengths) if lengths else None
+    parts = []
+    for kind in net.pooling:
+        if kind == "last":  # the last layer's final states, [h_T, h'_1]: (D, N, H) -> (N, D·H)
+            last = _rows(g, h_n, -net.directions, _INT64_MAX)
+            nd = g.op("Transpose", [last], perm=[1, 0, 2])
+            parts.append(g.op("Reshape", [nd, g.const("shape", [0, -1])]))
+        elif kind == "mean":
+            if mask is None:
+                parts.append(g.op("ReduceMean", [y], axes=[0], keepdims=0))
+            else:
+                real = g.op("Cast", [mask], to=TensorProto.FLOAT)
+                total = g.op(
+                    "ReduceSum", [g.op("Mul", [y, real]), g.const("axes", [0])], keepdims=0
+                )
+                count = g.op(
+                    "Unsqueeze",
+                    [g.op("Cast", [lengths], to=TensorProto.FLOAT), g.const("axes", [1])],
+                )
+                parts.append(g.op("Div", [total, count]))
+        else:  # max
+            if mask is not None:
+                y_max = g.op("Where", [mask, y, g.const("minus_inf", np.float32(-np.inf))])
+            else:
+                y_max = y
+            parts.append(g.op("ReduceMax", [y_max], axes=[0], keepdims=0))
+    if extra:
+        parts.append(extra)
+    features = parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=-1)
+    return _linear(g, features, net.head, "head")
+
+
+# -- the graphs of a module and of each estimator -------------------------------------------
+
+
+def _module_model(module: nn.Module, lengths: bool, initial_state: bool):
+    spec = _spec(module)
+    f = TensorProto.FLOAT
+    g = _Graph()
+    dirs, states = spec.num_directions, spec.num_layers * spec.num_directions
+    out_size = spec.hidden_size * (dirs if spec.merge_mode == "concat" else 1)
+    axes = ("batch", "steps") if spec.batch_first else ("steps", "batch")
+    x = g.input("input", f, [*axes, module.input_size])
+    lens = g.input("lengths", TensorProto.INT64, ["batch"]) if lengths else ""
+    state_shape = [states, "batch", spec.hidden_size]
+    h0 = g.input("h_0", f, state_shape) if initial_state else ""
+    c0 = g.input("c_0", f, state_shape) if initial_state and spec.mode == "LSTM" else ""
+    if spec.batch_first:
+        x = g.op("Transpose", [x], perm=[1, 0, 2])
+    y, h_n, c_n = _recurrent(g, module, x, lens, h0, c0)
+    if spec.batch_first:
+        y = g.op("Transpose", [y], perm=[1, 0, 2])
+    outputs = {"output": (y, f, [*axes, out_size]), "h_n": (h_n, f, state_shape)}
+    if c_n is not None:
+        outputs["c_n"] = (c_n, f, state_shape)
+    doc = f"lstmkit {type(module).__name__}: {module!r}"
+    return g.model(outputs, doc, {"lstmkit.kind": spec.mode})
+
+
+def _standardise(g: _Graph, x: str, mean, std) -> str:
+    return g.op("Div", [g.op("Sub", [x, g.const("mean", mean)]), g.const("std", std)])
+
+
+def _net_model(net):
+    """A RecurrentNet alone: inputs x (N, T, D), lengths (N,), extra (N, E) when its head
+    reads extra features; output (N, K) or (N, T, K)."""
+    f = TensorProto.FLOAT
+    g = _Graph()
+    x = g.input("x", f, ["batch", "steps", net.rnn.input_size])
+    lens = g.input("lengths", TensorProto.INT64, ["batch"])
+    extra_size = _extra_size(net)
+    extra = g.input("extra", f, ["batch", extra_size]) if extra_size else ""
+    out = _recurrent_net(g, net, x, lens, extra)
+    k = net.head.out_features
+    shape = ["batch", "steps", k] if net.output == "sequence" else ["batch", k]
+    return g.model(
+        {"output": (out, f, shape)}, "lstmkit RecurrentNet", {"lstmkit.kind": "RecurrentNet"}
+    )
+
+
+def _extra_size(net) -> int:
+    if net.output == "sequence":
+        return 0
+    pooled = net.directions * net.rnn.hidden_size * len(net.pooling)
+    return net.head.in_features - pooled
+
+
+def _sequence_model(est):
+    """Sequence estimators: raw x (N, T, D) padded anyhow + lengths (N,) → standardised as
+    in fit → network → class logits and probabilities, or predictions on y's scale."""
+    est._check_fitted()
+    fitted, net = est._fitted, est.net
+    f = TensorProto.FLOAT
+    g = _Graph()
+    x = g.input("x", f, ["batch", "steps", fitted["input_size"]])
+    lens = g.input("lengths", TensorProto.INT64, ["batch"])
+    out = _recurrent_net(g, net, _standardise(g, x, fitted["mean"], fitted["std"]), lens)
+    k = fitted["output_size"]
+    shape = ["batch", "steps", k] if net.output == "sequence" else ["batch", k]
+    meta = {"lstmkit.kind": est._kind}
+    if isinstance(est, SequenceRegressor):
+        pred = g.op(
+            "Add",
+            [
+                g.op("Mul", [out, g.const("y_std", fitted["y_std"])]),
+                g.const("y_mean", fitted["y_mean"]),
+            ],
+        )
+        outputs = {"prediction": (pred, f, shape)}
+    else:
+        probs = g.op("Softmax", [out], axis=-1)
+        outputs = {"logits": (out, f, shape), "probabilities": (probs, f, shape)}
+        meta["lstmkit.classes"] = json.dumps(est.classes_.tolist())
+    return g.model(outputs, f"lstmkit {est._kind}", meta)
+
+
+def _forecaster_model(est):
+    """Forecaster: the last ``lookback`` rows of the series (and covariates) on their own
+    scale → the next H rows on the series' scale (H = horizon, 1 for ``recursive``)."""
+    est._check_fitted()
+    f = TensorProto.FLOAT
+    g = _Graph()
+    y_scaler, past_scaler, fut_scaler = est._scalers
+    targets, horizon = est._shapes["targets"], est._step_horizon
+    series = g.input("series", f, ["batch", "steps", targets])
+    y_s = _standardise(g, series, y_scaler.mean, y_scaler.std)
+    # level-relative: the window's last scaled target y_{t-1}, (N, 1, K)
+    level = g.op(
+        "Slice", [y_s, g.const("start", [-1]), g.const("end", [_INT64_MAX]), g.const("axes", [1])]
+    )
+    channels = [g.op("Sub", [y_s, level])]
+    if past_scaler is not None:
+        past = g.input("covariates", f, ["batch", "steps", len(past_scaler.mean)])
+        channels.append(_standardise(g, past, past_scaler.mean, past_scaler.std))
+    extra = ""
+    if fut_scaler is not None:  # rows t-L … t+H-1: the window, then the horizon
+        fut = g.input("future_covariates", f, ["batch", "steps_plus_horizon", len(fut_scaler.mean)])
+        fut_s = _standardise(g, fut, fut_scaler.mean, fut_scaler.std)
+        steps = g.op("Unsqueeze", [_steps(g, series, 1), g.const("axes", [0])])
+        zero, end, axis = g.const("start", [0]), g.const("end", [_INT64_MAX]), g.const("axes", [1])
+        channels.append(g.op("Slice", [fut_s, zero, steps, axis]))
+        ahead = g.op("Slice", [fut_s, steps, end, axis])  # (N, H, F) -> step-major (N, H·F)
+        extra = g.op("Reshape", [ahead, g.const("shape", [0, -1])])
+    x = channels[0] if len(channels) == 1 else g.op("Concat", channels, axis=-1)
+    out = _recurrent_net(g, est.net, x, "", extra)
+    block = g.op("Add", [g.op("Reshape", [out, g.const("shape", [0, horizon, targets])]), level])
+    forecast = g.op(
+        "Add",
+        [g.op("Mul", [block, g.const("y_std", y_scaler.std)]), g.const("y_mean", y_scaler.mean)],
+    )
+    p = est.params
+    meta = {
+        "lstmkit.kind": "Forecaster",
+        "lstmkit.lookback": p["lookback"],
+        "lstmkit.horizon": horizon,
+        "lstmkit.strategy": p["strategy"],
+    }
+    return g.model(
+        {"forecast": (forecast, f, ["batch", horizon, targets])}, "lstmkit Forecaster", meta
+    )
+
+
+def _text_model(est):
+    """TextGenerator: token ids (N, T), lengths (N,) and the initial state → next-character
+    logits (N, T, V) and the final state; the vocabulary is in the metadata."""
+    est._check_fitted()
+    net = est.net
+    f = TensorProto.FLOAT
+    g = _Graph()
+    rnn = net.rnn
+    tokens = g.input("tokens", TensorProto.INT64, ["batch", "steps"])
+    lens = g.input("lengths", TensorProto.INT64, ["batch"])
+    state_shape = [rnn.num_layers, "batch", rnn.hidden_size]
+    h0 = g.input("h_0", f, state_shape)
+    c0 = g.input("c_0", f, state_shape) if rnn.mode == "LSTM" else ""
+    table = g.const("embedding", net.embed.weight.detach().cpu().numpy())
+    x = g.op("Gather", [table, g.op("Transpose", [tokens], perm=[1, 0])], axis=0)  # (T, N, E)
+    y, h_n, c_n = _recurrent(g, rnn, x, lens, h0, c0)
+    logits = _linear(g, g.op("Transpose", [y], perm=[1, 0, 2]), net.head, "head")
+    outputs = {
+        "logits": (logits, f, ["batch", "steps", net.head.out_features]),
+        "h_n": (h_n, f, state_shape),
+    }
+    if c_n is not None:
+        outputs["c_n"] = (c_n, f, state_shape)
+    meta = {"lstmkit.kind": "TextGenerator", "lstmkit.vocab": json.dumps(est._vocab)}
+    return g.model(outputs, "lstmkit TextGenerator", meta)
+
+
+def to_onnx(obj, *, lengths: bool = False, initial_state: bool = False) -> onnx.ModelProto:
+    """The ONNX model of ``obj``, checked with ``onnx.checker``; :func:`export_onnx` writes it.
+
+    ``obj`` and the graph's inputs → outputs (``batch`` and ``steps`` dynamic; float32
+    unless marked; D = directions, K = outputs, H = horizon, V = vocabulary):
+
+    ==================  ==============================================  =====================
+    obj                 inputs                                          outputs
+    ==================  ==============================================  =====================
+    LSTM, GRU           ``input`` (steps, batch, H_in), batch first as  ``output``, ``h_n``,
+    (lstmkit or         the module; ``lengths`` (batch,) int64 if       ``c_n``, as the
+    torch.nn)           ``lengths``; ``h_0``, ``c_0`` if                module's ``forward``
+                        ``initial_state``
+    RecurrentNet        ``x`` (batch, steps, D_in), ``lengths``,        ``output`` (batch, K)
+                        ``extra`` (batch, E) if its head reads extras   or (batch, steps, K)
+    SequenceClassifier  ``x`` raw values (batch, steps, D_in), padded   ``logits``,
+    SequenceTagger      anyhow; ``lengths`` (batch,) int64              ``probabilities``
+    SequenceRegressor   as above                                        ``prediction``
+    Forecaster          ``series`` (batch, lookback, K) raw;            ``forecast``
+                        ``covariates`` (batch, lookback, C) and         (batch, H, K) on the
+                        ``future_covariates`` (batch, lookback + H, F)  series' scale
+                        if fitted with them
+    TextGenerator       ``tokens`` (batch, steps) int64, ``lengths``,   ``logits``
+                        ``h_0`` (``c_0``) (layers, batch, H)            (batch, steps, V),
+                                                                        ``h_n`` (``c_n``)
+    ==================  ==============================================  =====================
+
+    ``lengths``/``initial_state`` add those inputs to a module's graph; an estimator's
+    graph has the fixed inputs above (a ``ValueError`` otherwise). Raises ``ValueError``
+    for what the operators cannot express (:func:`why_not_onnx`) and for an unfitted
+    estimator, ``TypeError`` for anything else. See ``docs/onnx.md``.
+    """
+    if isinstance(obj, LSTM | GRU | nn.LSTM | nn.GRU):
+        return _module_model(obj, bool(lengths), bool(initial_state))
+    if lengths or initial_state:
+        raise ValueError(
+            f"lengths/initial_state: options of a module's export; a {type(obj).__name__}'s "
+            f"graph has fixed inputs, got lengths={lengths!r}, initial_state={initial_state!r}"
+        )
+    if isinstance(obj, RecurrentNet):
+        return _net_model(obj)
+    if isinstance(obj, SequenceClassifier | SequenceRegressor | SequenceTagger):
+        return _sequence_model(obj)
+    if isinstance(obj, Forecaster):
+        return _forecaster_model(obj)
+    if isinstance(obj, TextGenerator):
+        return _text_model(obj)
+    raise TypeError(
+        "expected an lstmkit.LSTM/GRU, torch.nn.LSTM/GRU, RecurrentNet or a fitted "
+        f"Forecaster/SequenceClassifier/SequenceRegressor/SequenceTagger/TextGenerator, "
+        f"got {type(obj).__name__}"
+    )
+
+
+def export_onnx(obj, path, *, lengths: bool = False, initial_state: bool = False) -> Path:
+    """Write :func:`to_onnx`'s graph of ``obj`` to ``path`` and return the path.
+
+    Written atomically (a temporary sibling, then a rename): readers see the old file or
+    the new one, and a refused export leaves the old file as it was.
+    """
+    model = to_onnx(obj, lengths=lengths, initial_state=initial_state)
+    return write_atomically(path, model.SerializeToString())
+
+
+# -- torch.export -------------------------------------------------------------------------
+
+
+def export_program(module: nn.Module, input: torch.Tensor, *, dynamic_steps: bool = True):
+    """``torch.export.export`` of an lstmkit LSTM/GRU for inference, traced on the example
+    ``input`` laid out as the module reads it ((L, N, H_in), or (N, L, H_in) with
+    ``batch_first``). The batch size is always dynamic.
+
+    ``dynamic_steps=True``: the sequence length is dynamic too. That needs the native
+    backend (``torch.lstm``/``torch.gru``, which ``auto`` picks in inference wherever it
+    computes the configuration exactly), exported through torch's while-loop
+    decomposition of those operators (``torch.export._patches``, the one ``torch.onnx``
+    uses). The reference and fused backends loop over time in Python, and tracing a
+    Python loop unrolls it at the example's length: for the configurations only they run
+    (Cho GRU, non-concat stacks, the cell variants) pass ``dynamic_steps=False``, and the
+    program holds for the example's sequence length only (it refuses others). The
+    program runs the module in evaluation mode; it is not for training (torch's while
+    loop has no autograd).
+    """
+    if not isinstance(module, LSTM | GRU):
+        raise TypeError(f"module: expected an lstmkit.LSTM or GRU, got {type(module).__name__}")
+    if not isinstance(input, torch.Tensor) or input.dim() != 3:
+        raise ValueError(
+            "input: expected a 3-dim example tensor, "
+            f"got {getattr(input, 'shape', type(input).__name__)}"
+        )
+    from torch.export import Dim, export
+    from torch.export._patches import (
+        register_gru_while_loop_decomposition,
+        register_lstm_while_loop_decomposition,
+    )
+
+    batch_axis, steps_axis = (0, 1) if module.batch_first else (1, 0)
+    for axis, name, dynamic in ((batch_axis, "batch", True), (steps_axis, "steps", dynamic_steps)):
+        if dynamic and input.shape[axis] < 2:  # torch.export fixes sizes 0 and 1 as constants
+            raise ValueError(
+                f"input: expected an example with {name} >= 2 on axis {axis} (a dynamic axis), "
+                f"got shape {tuple(input.shape)}"
+            )
+    axes = {batch_axis: Dim("batch", min=1)}
+    was_training, chosen = module.training, module.backend
+    module.eval()
+    try:
+        with torch.no_grad():
+            backend = module.backend_for(input, needs_grad=False)
+            if not dynamic_steps:
+                if backend == "fused":
+                    # the fused forward writes into buffers (out= ops), which a program can
+                    # run only without autograd; the reference cells are plain ops, same values
+                    module.backend = "reference"
+                return export(module, (input,), dynamic_shapes=(axes,))
+            if backend != "native":
+                reason = backends.why_not("native", module.cfg) or f"backend={chosen!r}"
+                raise ValueError(
+                    "dynamic_steps=True: a dynamic sequence length needs the native backend, "
+                    f"but this module runs {backend!r} ({reason}); export with "
+                    "dynamic_steps=False for the example's length, or to ONNX with export_onnx"
+                )
+            axes[steps_axis] = Dim("steps", min=1)
+            with register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
+                return export(module, (input,), dynamic_shapes=(axes,))
+    finally:
+        module.backend = chosen
+        module.train(was_training)
