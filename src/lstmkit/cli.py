@@ -153,7 +153,45 @@ def model_options(f, *, epochs: int, bidirectional: bool):
         ),
         click.option("--seed", type=int, default=0, show_default=True),
     ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), variant_options(f))
+
+
+def variant_options(f):
+    """The cell variants (docs/variants.md), for every command that trains a network."""
+    rate = click.FloatRange(0, 1, max_open=True)
+    options = [
+        click.option("--layer-norm", is_flag=True, help="Layer-normalised cell (Ba et al. 2016)."),
+        click.option("--peephole", is_flag=True, help="Peephole LSTM (Gers & Schmidhuber 2000)."),
+        click.option(
+            "--recurrent-dropout",
+            type=rate,
+            default=0.0,
+            help="Per-sequence dropout on h before W_hh (Gal & Ghahramani 2016).",
+        ),
+        click.option(
+            "--zoneout", type=rate, default=0.0, help="Zoneout rate of h (Krueger et al. 2016)."
+        ),
+        click.option(
+            "--zoneout-cell", type=rate, default=0.0, help="Zoneout rate of the LSTM cell state."
+        ),
+        click.option(
+            "--forget-bias",
+            type=float,
+            help="Initial forget-gate bias of the LSTM (1.0: Jozefowicz et al. 2015).",
+        ),
+    ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+_VARIANT_KEYS = ("layer_norm", "peephole", "recurrent_dropout", "zoneout", "zoneout_cell")
+
+
+def _cell_options(params: dict) -> dict:
+    """The cell variants the options ask for (only those not at their default)."""
+    options = {k: params[k] for k in _VARIANT_KEYS if params.get(k)}
+    if params.get("forget_bias") is not None:
+        options["forget_bias"] = params["forget_bias"]
+    return options
 
 
 class _Output:
@@ -186,6 +224,8 @@ def _estimator_options(params: dict, run: RunDir) -> dict:
     options = {k: params[k] for k in keys}
     if params.get("patience") is not None:
         options["patience"] = params["patience"]
+    if _cell_options(params):
+        options["cell_options"] = _cell_options(params)
     return options | {
         "progress": False if params["quiet"] else None,
         "checkpoint": str(run.path / "checkpoint"),
@@ -576,6 +616,7 @@ def tag(ctx: click.Context, **p) -> None:
 @click.option("--acrostic", default="", help="Characters that begin each line (藏头诗).")
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@variant_options
 @output_options
 @click.pass_context
 def generate(ctx: click.Context, **p) -> None:
@@ -593,7 +634,10 @@ def generate(ctx: click.Context, **p) -> None:
     else:
         poems = load_dataset("tang300") if p["corpus"] == "tang300" else read_poems(p["corpus"])
         model = TextGenerator(
-            epochs=p["epochs"], seed=p["seed"], progress=False if p["quiet"] else None
+            epochs=p["epochs"],
+            seed=p["seed"],
+            progress=False if p["quiet"] else None,
+            cell_options=_cell_options(p) or None,
         )
         model.fit(poems)
         pp = model.perplexity(model.validation_poems_)

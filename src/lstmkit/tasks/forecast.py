@@ -24,7 +24,12 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
-from lstmkit.tasks.networks import RecurrentNet, check_cell, gate_activations
+from lstmkit.tasks.networks import (
+    RecurrentNet,
+    check_cell,
+    check_cell_options,
+    gate_activations,
+)
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import regression_metrics
@@ -118,6 +123,9 @@ class Forecaster:
     ``fit(series, *, covariates=None, future_covariates=None, validation=0.2)``; then
     ``predict(steps)`` continues from the end of the fitted series: shape ``(steps,)`` for
     one target, ``(steps, n_targets)`` otherwise.
+
+    ``cell_options`` asks for cell variants (``docs/variants.md``), e.g.
+    ``{"layer_norm": True, "zoneout": 0.1}``; the keys are checked against the cell.
     """
 
     def __init__(
@@ -140,6 +148,7 @@ class Forecaster:
         progress: bool | None = None,
         checkpoint: str | None = None,
         resume: bool = False,
+        cell_options: dict | None = None,
     ) -> None:
         for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -153,6 +162,7 @@ class Forecaster:
             "stride": stride,
             "strategy": strategy,
             "cell": cell,
+            "cell_options": check_cell_options(cell, cell_options),
             "bidirectional": bidirectional,
             "num_layers": num_layers,
             "hidden_size": hidden_size,
@@ -267,6 +277,7 @@ class Forecaster:
             bidirectional=p["bidirectional"],
             dropout=p["dropout"],
             extra_size=s["extra"],
+            cell_options=p["cell_options"],
         )
 
     def _check_fitted(self) -> None:

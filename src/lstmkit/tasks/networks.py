@@ -32,6 +32,39 @@ def check_cell(cell: str) -> str:
     return cell
 
 
+# the cell variants an estimator can ask for (docs/variants.md), per cell
+CELL_OPTIONS = {
+    "lstm": (
+        "layer_norm",
+        "peephole",
+        "recurrent_dropout",
+        "zoneout",
+        "zoneout_cell",
+        "forget_bias",
+    ),
+    "gru": ("layer_norm", "recurrent_dropout", "zoneout"),
+}
+
+
+def check_cell_options(cell: str, options: dict | None) -> dict:
+    """The cell-variant keywords for ``cell`` (e.g. ``{"layer_norm": True}``), checked now
+    — names against :data:`CELL_OPTIONS`, values by the module's own constructor — so a bad
+    option fails before any data is read."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"cell_options: expected a dict or None, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(CELL_OPTIONS[cell]))
+    if unknown:
+        raise ValueError(
+            f"cell_options: expected keys among {', '.join(CELL_OPTIONS[cell])} for "
+            f"cell={cell!r}, got {', '.join(map(repr, unknown))}"
+        )
+    if options:  # on the meta device: checks the values, draws no random numbers
+        CELLS[cell](1, 2, device="meta", **options)
+    return dict(options)
+
+
 POOLINGS = ("last", "mean", "max")
 
 
@@ -56,7 +89,8 @@ def _masked_pool(out: Tensor, lengths: Tensor | None, kind: str) -> Tensor:
 
 class RecurrentNet(nn.Module):
     """Recurrent encoder + dropout + linear head; ``extra_size`` features (e.g. known-future
-    covariates) can join the encoding before the head in ``last`` mode."""
+    covariates) can join the encoding before the head in ``last`` mode; ``cell_options``
+    are the cell variants (:func:`check_cell_options`)."""
 
     def __init__(
         self,
@@ -71,6 +105,7 @@ class RecurrentNet(nn.Module):
         output: str = "last",
         pooling: str = "last",
         extra_size: int = 0,
+        cell_options: dict | None = None,
     ) -> None:
         super().__init__()
         if output not in ("last", "sequence"):
@@ -84,6 +119,7 @@ class RecurrentNet(nn.Module):
             batch_first=True,
             dropout=rnn_dropout,
             bidirectional=bidirectional,
+            **check_cell_options(cell, cell_options),
         )
         self.output = output
         self.directions = 2 if bidirectional else 1

@@ -21,7 +21,13 @@ from torch import Tensor
 
 from lstmkit.data.readers import as_sequences
 from lstmkit.recurrence.lengths import real_steps
-from lstmkit.tasks.networks import RecurrentNet, check_cell, check_pooling, gate_activations
+from lstmkit.tasks.networks import (
+    RecurrentNet,
+    check_cell,
+    check_cell_options,
+    check_pooling,
+    gate_activations,
+)
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
@@ -67,7 +73,11 @@ def default_batch_size(n: int) -> int:
 
 
 class _SequenceEstimator:
-    """Shared fitting, prediction and persistence; subclasses define targets and loss."""
+    """Shared fitting, prediction and persistence; subclasses define targets and loss.
+
+    ``cell_options`` asks for cell variants (``docs/variants.md``), e.g.
+    ``{"layer_norm": True, "zoneout": 0.1}``; the keys are checked against the cell.
+    """
 
     _output = "last"
     _kind = ""
@@ -90,11 +100,13 @@ class _SequenceEstimator:
         progress: bool | None = None,
         checkpoint: str | None = None,
         resume: bool = False,
+        cell_options: dict | None = None,
     ) -> None:
         check_cell(cell)
         check_pooling(pooling)
         self.params = {
             "cell": cell,
+            "cell_options": check_cell_options(cell, cell_options),
             "bidirectional": bidirectional,
             "num_layers": num_layers,
             "hidden_size": hidden_size,
@@ -169,6 +181,7 @@ class _SequenceEstimator:
             dropout=p["dropout"],
             output=self._output,
             pooling=p["pooling"],
+            cell_options=p["cell_options"],
         )
 
     def _check_fitted(self) -> None:

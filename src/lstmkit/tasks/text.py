@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.recurrence.lengths import real_steps
-from lstmkit.tasks.networks import CELLS, check_cell
+from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 
@@ -46,7 +46,14 @@ def line_lengths(poem: str) -> list[int]:
 
 class _CharNet(nn.Module):
     def __init__(
-        self, vocab: int, embed: int, hidden: int, layers: int, cell: str, dropout: float
+        self,
+        vocab: int,
+        embed: int,
+        hidden: int,
+        layers: int,
+        cell: str,
+        dropout: float,
+        cell_options: dict,
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, embed)
@@ -56,6 +63,7 @@ class _CharNet(nn.Module):
             num_layers=layers,
             batch_first=True,
             dropout=dropout if layers > 1 else 0.0,
+            **cell_options,
         )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab)
@@ -70,6 +78,9 @@ class TextGenerator:
 
     ``fit(poems)`` takes a list of strings (see :func:`lstmkit.data.read_poems`); ``generate(...)``
     writes one poem; ``perplexity(poems)`` scores held-out text.
+
+    ``cell_options`` asks for cell variants (``docs/variants.md``), e.g.
+    ``{"layer_norm": True, "zoneout": 0.1}``; the keys are checked against the cell.
     """
 
     _kind = "TextGenerator"
@@ -93,10 +104,12 @@ class TextGenerator:
         progress: bool | None = None,
         checkpoint: str | None = None,
         resume: bool = False,
+        cell_options: dict | None = None,
     ) -> None:
         check_cell(cell)
         self.params = {
             "cell": cell,
+            "cell_options": check_cell_options(cell, cell_options),
             "num_layers": num_layers,
             "hidden_size": hidden_size,
             "embedding_size": embedding_size,
@@ -178,6 +191,7 @@ class TextGenerator:
             p["num_layers"],
             p["cell"],
             p["dropout"],
+            p["cell_options"],
         )
 
     def _check_fitted(self) -> None:
