@@ -535,3 +535,28 @@ def test_two_runs_in_the_same_second_get_two_directories(tmp_path, monkeypatch):
     first = rundir.RunDir.create(None, "x", root=str(tmp_path))
     second = rundir.RunDir.create(None, "x", root=str(tmp_path))
     assert (first.path.name, second.path.name) == ("20261125-000000-x", "20261125-000000-x-2")
+
+
+def test_export_writes_an_onnx_file_that_predicts_as_the_model(tmp_path, capsys):
+    """ONNX Runtime on the exported file gives the saved classifier's probabilities; a cell
+    without an ONNX operator (layer norm) is refused with one line and no file."""
+    import onnxruntime as ort
+
+    run_dir = tmp_path / "italy"
+    args = ["classify", "--train", "italy_power_demand", "--epochs", 2, "--hidden-size", 6]
+    code, _, err = run(capsys, *args, "--peephole", "--out", run_dir, "--quiet")
+    assert code == 0, err
+    code, text, err = run(capsys, "export", "--model", run_dir, "--onnx", tmp_path / "m.onnx")
+    assert code == 0, err
+    assert "1 LSTM" in text
+    model = SequenceClassifier.load(run_dir / "model")
+    X = np.stack(load_dataset("italy_power_demand").X_test[:20]).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    lengths = np.full(len(X), X.shape[1], dtype=np.int64)
+    probabilities = session.run(["probabilities"], {"x": X, "lengths": lengths})[0]
+    np.testing.assert_allclose(probabilities, model.predict_proba(list(X)), atol=1e-5)
+    code, _, err = run(capsys, *args, "--layer-norm", "--out", tmp_path / "ln", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "export", "--model", tmp_path / "ln", "--onnx", tmp_path / "x.onnx")
+    assert code == 2 and "layer_norm" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.onnx").exists()

@@ -957,6 +957,46 @@ def _pm_cell(value) -> str:
 
 @cli.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="File to write."
+)
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")
+def export(model_dir: str, onnx_path: str, quiet: bool, json_output: bool) -> None:
+    """Export a saved model to ONNX: standard LSTM/GRU operators (gate order converted) with
+    the estimator's scaling and head around them, dynamic batch and sequence length;
+    written atomically and checked with onnx.checker. Needs the onnx extra
+    (pip install 'lstmkit[onnx]'); docs/onnx.md says what stays in Python.
+
+    \b
+    Examples:
+      lstmkit export --model runs/italy/model --onnx italy.onnx
+      lstmkit export --model runs/air --onnx air.onnx --json
+    """
+    try:
+        from lstmkit.interop.onnx import export_onnx
+    except ImportError as err:
+        raise ValueError(str(err)) from err
+    model = _load_model(model_dir)
+    path = export_onnx(model, onnx_path)
+    graph = onnx_graph_summary(path)
+    out = _Output(quiet, json_output)
+    out.say(f"wrote {path}: {graph['operators']} ({graph['bytes']} bytes)")
+    out.finish(None, {"onnx": str(path), **graph})
+
+
+def onnx_graph_summary(path) -> dict:
+    """The recurrent operators and the size of an exported file, for the export message."""
+    import onnx
+
+    nodes = [n.op_type for n in onnx.load(str(path)).graph.node]
+    recurrent = [op for op in nodes if op in ("LSTM", "GRU")]
+    text = ", ".join(f"{recurrent.count(op)} {op}" for op in ("LSTM", "GRU") if op in recurrent)
+    return {"operators": text or "no recurrent operator", "bytes": Path(path).stat().st_size}
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", help="Sequences to predict (.ts or .npz); not for a Forecaster.")
 @click.option(
     "--steps", type=click.IntRange(1), help="Forecaster: steps ahead [default: its horizon]."
