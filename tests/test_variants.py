@@ -361,3 +361,17 @@ def test_option_product_builds_and_runs():
             m = _module("LSTM", kw, backend, torch.float64).train()
             out = _run(m, torch.randn(T, N, IN, dtype=torch.float64), None, None)[0]
             assert out.shape == (T, N, H) and torch.isfinite(out).all()
+
+
+def test_layer_norm_on_one_input_feature_warns():
+    """LN of a rank-one projection keeps only the sign of x_t (docs/variants.md)."""
+    with pytest.warns(UserWarning, match="keeps only the sign"):
+        lstmkit.GRU(1, 4, layer_norm=True)
+    x = torch.tensor([[[0.5], [3.0], [-0.5]]])  # one step, three sequences
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning):
+        m = lstmkit.LSTM(1, 4, layer_norm=True)
+    gates = m.gate_activations(x)["l0"]["i"][0]
+    # from zero states the gates see only LN(x W_ih^T): 0.5 and 3.0 look the same, -0.5 not
+    assert torch.allclose(gates[0], gates[1], atol=1e-4)
+    assert (gates[0] - gates[2]).abs().max() > 1e-2

@@ -164,6 +164,12 @@ class _RecurrentBase(nn.Module):
                 "layer_norm: expected reset_after=True for a GRU (Cho's form has no single "
                 "recurrent pre-activation to normalise), got reset_after=False"
             )
+        if self.cfg.layer_norm and input_size == 1:
+            warnings.warn(
+                "layer_norm with input_size=1: normalising a one-feature input projection "
+                "keeps only the sign of x_t (docs/variants.md)",
+                stacklevel=3,
+            )
         self.forget_bias = None if forget_bias is None else float(forget_bias)
         self.backend = backends.check_name(backend)
         self.last_backend: str | None = None

@@ -61,7 +61,7 @@ def check_cell_options(cell: str, options: dict | None) -> dict:
             f"cell={cell!r}, got {', '.join(map(repr, unknown))}"
         )
     if options:  # on the meta device: checks the values, draws no random numbers
-        CELLS[cell](1, 2, device="meta", **options)
+        CELLS[cell](2, 2, device="meta", **options)
     return dict(options)
 
 
