@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmkit.data import load_airline
+from lstmkit.data import load_airline, load_dataset
 from lstmkit.tasks import Forecaster, SequenceClassifier
 from lstmkit.woa import WOA
 from lstmkit.woa.sampler import EXPIRED, LEASE, SLOT, SURPLUS, TOLD, WOASampler
@@ -549,3 +549,12 @@ def test_bad_storage_is_a_value_error(tmp_path):
 
     with pytest.raises(ValueError, match=r"storage: expected a usable SQLite/journal path"):
         tune(Forecaster, None, np.arange(60.0), storage="bogus://x", n_whales=2, iterations=1)
+
+
+def test_tuning_under_torchrun_is_refused(monkeypatch):
+    """Ranks of one process group would fit different trials inside the same DDP
+    collectives; tuning workers are separate processes on one storage instead."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    X, y = load_dataset("italy_power_demand")[:2]
+    with pytest.raises(ValueError, match=r"outside a torch\.distributed process group"):
+        tune(SequenceClassifier, None, X, y, n_whales=2, iterations=1)

@@ -7,6 +7,11 @@ stopping with the best weights restored, and optionally an atomic checkpoint fro
 :func:`fit` resumes exactly (weights, best weights, optimizer, scheduler, RNG states,
 history). A loss that becomes NaN or infinite stops the run with a clear reason and keeps
 the best weights; so does Ctrl-C.
+
+In a process group of several ranks (``torchrun``, or a group the caller initialised),
+:func:`fit` trains data-parallel with DistributedDataParallel: each rank takes its share of
+every global batch of ``batch_size`` samples and the gradient is that of the global batch's
+mean loss, as in one process (:mod:`lstmkit.train.distributed`).
 """
 
 import math
@@ -22,6 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lstmkit.train.checkpoint import load_checkpoint, save_checkpoint
+from lstmkit.train.distributed import Ranks, process_group
 
 # loss_fn(model, batch) -> (mean loss over the batch's real elements, number of elements)
 LossFn = Callable[[nn.Module, dict[str, Tensor]], tuple[Tensor, int]]
@@ -43,6 +49,7 @@ class TrainConfig:
     progress: bool | None = None  # None: a bar only when stderr is a terminal
     checkpoint: str | None = None  # directory, rewritten atomically every epoch
     resume: bool = False
+    distributed: bool | None = None  # None: data-parallel in a process group of > 1 ranks
 
     @classmethod
     def from_params(cls, params: dict, **options) -> "TrainConfig":
@@ -64,6 +71,8 @@ class TrainConfig:
             raise ValueError(
                 f"clip_norm: expected None or a positive number, got {self.clip_norm!r}"
             )
+        if self.distributed is not None and not isinstance(self.distributed, bool):
+            raise TypeError(f"distributed: expected None, True or False, got {self.distributed!r}")
         if self.resume and not self.checkpoint:
             raise ValueError("resume: expected a checkpoint directory to resume from, got none")
 
@@ -108,9 +117,15 @@ def seed_torch(seed: int) -> None:
         torch.random.default_generator.manual_seed(seed)
 
 
-@torch.no_grad()
 def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: dict[str, Tensor], batch: int) -> float:
     """Mean loss over all real elements of ``data`` in evaluation mode."""
+    total, count = _loss_sum(model, loss_fn, data, batch)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def _loss_sum(model, loss_fn, data, batch) -> tuple[float, int]:
+    """(sum of the loss over the real elements of ``data``, their number), in eval mode."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -119,6 +134,34 @@ def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: dict[str, Tensor], ba
         total += float(loss) * n
         count += n
     model.train(was_training)
+    return total, count
+
+
+def _batch_loss(net, loss_fn, data, index, ranks: Ranks | None) -> tuple[Tensor, float, int]:
+    """(the loss this process back-propagates, the global batch's mean loss, its number of
+    elements). One process: the batch's loss itself. Rank r of W: its part's mean loss
+    scaled by W n_r / N, whose DDP average is the gradient of the global mean (the
+    derivation is in :mod:`lstmkit.train.distributed`)."""
+    if ranks is None:
+        loss, size = loss_fn(net, take(data, index))
+        return loss, float(loss.detach()), size
+    mine = ranks.part(index)
+    if len(mine):
+        loss, size = loss_fn(net, take(data, mine))
+    else:  # a last batch shorter than the world: weight 0, but DDP's all-reduce must run
+        loss, size = loss_fn(net, take(data, index[:1]))[0], 0
+    total, count = ranks.all_sum([float(loss.detach()) * size if size else 0.0, size])
+    if count == 0:
+        return loss * 0.0, math.nan, 0
+    return loss * (ranks.world_size * size / count), total / count, int(count)
+
+
+def _validation_loss(model, loss_fn, validation, batch: int, ranks: Ranks | None) -> float:
+    """The mean loss over ``validation``; with ranks, each evaluates its contiguous part."""
+    if ranks is None:
+        return evaluate_loss(model, loss_fn, validation, batch)
+    part = take(validation, ranks.part(torch.arange(_size(validation))))
+    total, count = ranks.all_sum(_loss_sum(model, loss_fn, part, batch))
     return total / max(count, 1)
 
 
@@ -142,11 +185,23 @@ def fit(
     ``callback(record)`` is called after every epoch with that epoch's history record
     (``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``seconds``); returning True stops
     the run (e.g. a tuner pruning a trial on its intermediate validation loss).
+
+    In a process group of W > 1 ranks (``cfg.distributed``; see
+    :mod:`lstmkit.train.distributed`) every rank calls ``fit`` with the same data and
+    config; ``loss_fn`` then receives the DistributedDataParallel wrapper in training (call
+    it, as ``loss_fn(model, batch)`` does; its attributes are under ``.module``) and
+    ``model`` itself in evaluation. ``cfg.batch_size`` is the global batch.
     """
     n = _size(train)
     if n == 0:
         raise ValueError("training data: expected at least one sample, got 0")
-    seed_torch(cfg.seed)
+    ranks = process_group(model, cfg.distributed)
+    if ranks is not None and cfg.batch_size < ranks.world_size:
+        raise ValueError(
+            f"batch_size: expected at least the world size {ranks.world_size} (the global "
+            f"batch is shared by the ranks), got {cfg.batch_size}"
+        )
+    seed_torch(cfg.seed + (ranks.rank if ranks is not None else 0))
     shuffle = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -157,21 +212,23 @@ def fit(
     start_epoch = 0
     if cfg.resume and cfg.checkpoint and Path(cfg.checkpoint).exists():
         start_epoch, best_state = _resume(
-            cfg.checkpoint, model, optimizer, scheduler, shuffle, history
+            cfg.checkpoint, model, optimizer, scheduler, shuffle, history, ranks
         )
+    net = model if ranks is None else ranks.wrap(model)
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
+    show = show and (ranks is None or ranks.rank == 0)
     bar = tqdm(range(start_epoch, cfg.epochs), disable=not show, unit="epoch", leave=False)
     stale = 0 if history.best_epoch is None else len(history.epochs) - 1 - history.best_epoch
     try:
         for epoch in bar:
             began = time.perf_counter()
-            model.train()
+            net.train()
             total, count = 0.0, 0
             for index in batches(n, cfg.batch_size, shuffle):
-                loss, size = loss_fn(model, take(train, index))
-                if not torch.isfinite(loss):
+                loss, mean, size = _batch_loss(net, loss_fn, train, index, ranks)
+                if not math.isfinite(mean):
                     history.stop_reason = (
-                        f"the training loss became {float(loss.detach())} at epoch {epoch + 1}; "
+                        f"the training loss became {mean} at epoch {epoch + 1}; "
                         f"stopped and kept the best weights (epoch {_human(history.best_epoch)})"
                     )
                     warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=2)
@@ -181,14 +238,16 @@ def fit(
                 if cfg.clip_norm is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
                 optimizer.step()
-                total += float(loss.detach()) * size
+                total += mean * size
                 count += size
             train_loss = total / max(count, 1)
             val_loss = (
-                evaluate_loss(model, loss_fn, validation, max(cfg.batch_size, 256))
+                _validation_loss(model, loss_fn, validation, max(cfg.batch_size, 256), ranks)
                 if validation is not None
                 else train_loss
             )
+            if ranks is not None:  # rank 0's numbers decide, bit for bit, on every rank
+                train_loss, val_loss = ranks.from_rank0([train_loss, val_loss])
             scheduler.step(val_loss)
             record = {
                 "epoch": epoch + 1,
@@ -215,8 +274,9 @@ def fit(
                     shuffle,
                     history,
                     epoch + 1,
+                    ranks,
                 )
-            if callback is not None and callback(dict(record)):
+            if callback is not None and _agreed(callback(dict(record)), ranks):
                 history.stop_reason = f"stopped by the callback after epoch {epoch + 1}"
                 break
             if cfg.patience is not None and stale >= cfg.patience:
@@ -242,20 +302,40 @@ def _human(epoch: int | None) -> str:
     return "none yet: the initial weights" if epoch is None else str(epoch + 1)
 
 
-def _save(path, model, best_state, optimizer, scheduler, shuffle, history, epochs_done):
-    state = {f"current.{k}": v for k, v in model.state_dict().items()}
-    state |= {f"best.{k}": v for k, v in best_state.items()}
-    state["rng.shuffle"] = shuffle.get_state()
-    state["rng.torch"] = torch.get_rng_state()
-    meta = {
-        "epochs_done": epochs_done,
-        "history": history.to_dict(),
-        "scheduler": scheduler.state_dict(),
-    }
-    save_checkpoint(path, state, meta, optimizer)
+def _agreed(stop: bool | None, ranks: Ranks | None) -> bool:
+    """The callback's answer; with ranks, rank 0's."""
+    if ranks is None:
+        return bool(stop)
+    return bool(ranks.from_rank0([float(bool(stop))])[0])
 
 
-def _resume(path, model, optimizer, scheduler, shuffle, history):
+def _rng_key(rank: int) -> str:
+    return "rng.torch" if rank == 0 else f"rng.torch.{rank}"
+
+
+def _save(path, model, best_state, optimizer, scheduler, shuffle, history, epochs_done, ranks):
+    """Write the checkpoint (rank 0 only, with every rank's torch RNG state; then a
+    barrier, so that no rank reads an older checkpoint after this epoch)."""
+    if ranks is None:
+        rng = {_rng_key(0): torch.get_rng_state()}
+    else:
+        rng = {_rng_key(r): s for r, s in enumerate(ranks.gather(torch.get_rng_state()))}
+    if ranks is None or ranks.rank == 0:
+        state = {f"current.{k}": v for k, v in model.state_dict().items()}
+        state |= {f"best.{k}": v for k, v in best_state.items()}
+        state["rng.shuffle"] = shuffle.get_state()
+        state |= rng
+        meta = {
+            "epochs_done": epochs_done,
+            "history": history.to_dict(),
+            "scheduler": scheduler.state_dict(),
+        }
+        save_checkpoint(path, state, meta, optimizer)
+    if ranks is not None:
+        ranks.barrier()
+
+
+def _resume(path, model, optimizer, scheduler, shuffle, history, ranks):
     state, meta, optim = load_checkpoint(path)
     try:
         current = {
@@ -267,7 +347,9 @@ def _resume(path, model, optimizer, scheduler, shuffle, history):
             optimizer.load_state_dict(optim)
         scheduler.load_state_dict(meta["scheduler"])
         shuffle.set_state(state["rng.shuffle"])
-        torch.set_rng_state(state["rng.torch"])
+        rng = _rng_key(0 if ranks is None else ranks.rank)
+        if rng in state or ranks is None:  # a rank the saving run lacked keeps its seed
+            torch.set_rng_state(state[rng])
         saved = meta["history"]
     except (KeyError, RuntimeError) as err:
         raise ValueError(

@@ -71,6 +71,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
 from lstmkit.data.readers import as_sequences
+from lstmkit.train.distributed import in_process_group
 from lstmkit.woa.sampler import SURPLUS, WaitTimeout, WOASampler
 from lstmkit.woa.space import SearchSpace, default_space
 
@@ -269,20 +270,29 @@ def resolve_storage(storage) -> BaseStorage | None:
     text = os.fspath(storage)
     try:
         if "://" in text:
-            return optuna.storages.RDBStorage(text, engine_kwargs=_sqlite_kwargs(text))
+            return _rdb(text)
         path = Path(text).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix in JOURNAL_SUFFIXES:
             backend = optuna.storages.journal.JournalFileBackend(str(path))
             return optuna.storages.journal.JournalStorage(backend)
-        url = f"sqlite:///{path}"
-        return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
+        return _rdb(f"sqlite:///{path}")
     except (OSError, ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
             f"storage: expected a usable SQLite/journal path or database URL, got {text!r} "
             f"({first})"
         ) from err
+
+
+def _rdb(url: str) -> BaseStorage:
+    """An RDB storage; tried twice, because two workers opening one new database at the
+    same instant can both try to create Optuna's tables and the later one fails with
+    "already exists" (optuna#4621) — the second try finds them made."""
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+        return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
 
 
 def _sqlite_kwargs(url: str) -> dict | None:
@@ -604,6 +614,12 @@ def tune(
     metric, direction = _metric(task, metric)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
+    if in_process_group():
+        raise ValueError(
+            "tune: expected to run outside a torch.distributed process group (torchrun), got "
+            "one: each rank would fit a different trial inside the same DDP collectives. "
+            "Start tuning workers as separate processes on one storage (docs/distributed.md)"
+        )
     if not (isinstance(sampler, optuna.samplers.BaseSampler) or sampler in SAMPLERS):
         raise ValueError(
             f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {sampler!r}"
