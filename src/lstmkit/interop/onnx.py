@@ -634,6 +634,7 @@ def export_program(module: nn.Module, input: torch.Tensor, *, dynamic_steps: boo
         register_gru_while_loop_decomposition,
         register_lstm_while_loop_decomposition,
     )
+    from torch.fx.experimental import _config as shape_config
 
     batch_axis, steps_axis = (0, 1) if module.batch_first else (1, 0)
     for axis, name, dynamic in ((batch_axis, "batch", True), (steps_axis, "steps", dynamic_steps)):
@@ -662,7 +663,19 @@ def export_program(module: nn.Module, input: torch.Tensor, *, dynamic_steps: boo
                     "dynamic_steps=False for the example's length, or to ONNX with export_onnx"
                 )
             axes[steps_axis] = Dim("steps", min=1)
-            with register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
+            # Each direction's while loop is traced by a nested torch.compile; the
+            # decomposition hands it that direction's h_0 as a view of the (layers·D, N, H)
+            # state at storage offset k·N·H. With duck sizing, a symbol created for that
+            # offset is unified with any other size of the same value (the GRU's 3H gate
+            # rows when N = 3), which fixes N to the example's batch: torch.export then
+            # refuses the dynamic batch, or not, depending on what earlier exports left in
+            # the compile cache. Without duck sizing every such size gets its own symbol.
+            # The input's own axes are Dims, never duck sized: only the nested trace changes.
+            with (
+                register_lstm_while_loop_decomposition(),
+                register_gru_while_loop_decomposition(),
+                shape_config.patch(use_duck_shape=False),
+            ):
                 return export(module, (input,), dynamic_shapes=(axes,))
     finally:
         module.backend = chosen
