@@ -41,93 +41,126 @@ from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.lstm_variants import (
     _NONE3,
-    _at,
-    _stats,
-    _store,
+    _stack,
+    buffer,
+    carried,
     input_side,
     norm_backward,
-    normalised,
+    norm_grads,
+    rates,
+    rows,
+    shift_views,
+    step_views,
 )
 from lstmkit.recurrence.noise import Noise
 
 
-def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool, save: bool):
-    """The forward loop over gx (T, N, 3H) (the input side with b_ih).
+def input_bias(w: DirectionWeights, reset_after: bool) -> Tensor | None:
+    """The bias added on the input side for all steps: b_ih, and with the reset before
+    the matmul all of b_hh too (no part of it sits inside the reset product there)."""
+    if w.b_ih is None:
+        return None
+    return w.b_ih if reset_after else w.b_ih + w.b_hh
 
-    Returns (out (T, N, H), h_T, saved) with saved = (rz (T, N, 2H), n, n̂, hs, â, ρ_h):
-    n̂ as in the module docstring, hs the carried states, â and ρ_h the normalised
-    recurrent pre-activation and its reciprocal std (None without layer norm).
+
+def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool, save: bool):
+    """The forward loop over gx (T, N, 3H), the input side with :func:`input_bias`.
+
+    Returns (out (T, N, H), h_T, saved) with saved = (rz (T, N, 2H), n, n̂, hs, a, μ, ρ):
+    n̂ as in the module docstring, hs the carried states, a the raw recurrent
+    pre-activation and its layer norm's μ and ρ (None without layer norm); None unless
+    ``save``.
     """
     steps, batch, three_h = gx.shape
     hidden = three_h // 3
     m, zh, _ = noise
+    ln_hh = w.ln_hh is not None
+    zh_t = rates(zh, steps, gx)
+    rz_cols, n_cols = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
+    gx_rz_t, gx_n_t = rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
+    rz = buffer(gx, steps, (batch, 2 * hidden), save)
+    rz_t = rows(rz, steps)
+    r_t, z_t = rows(rz, steps, slice(0, hidden)), rows(rz, steps, slice(hidden, 2 * hidden))
+    ns = buffer(gx, steps, (batch, hidden), save)
+    n_t = rows(ns, steps)
     out = gx.new_empty(steps, batch, hidden)
-    rz = gx.new_empty(steps, batch, 2 * hidden)
-    ns = gx.new_empty(steps, batch, hidden) if save else None
-    n_hat = gx.new_empty(steps, batch, hidden) if save else None
-    hs = gx.new_empty(steps, batch, hidden) if save else None
-    stats_h = _stats(gx, steps, batch, three_h) if (save and w.ln_hh is not None) else None
+    if mask is None:
+        hs, h_now, h_before = out, step_views(out), shift_views(step_views(out), h0, reverse)
+        hnew_t = h_now if zh is None else rows(buffer(gx, steps, (batch, hidden), False), steps)
+    else:
+        hs, h_now, h_before = carried(h0, steps, reverse, save)
+        hnew_t = rows(buffer(gx, steps, (batch, hidden), False), steps)
+    hzone_t = h_now if mask is None else hnew_t
+    keep_t = step_views(mask) if mask is not None else None
+    out_t = step_views(out)
+    h_in = gx.new_empty(batch, hidden) if m is not None else None
+    stats = [None] * steps
     w_hh_t = w.w_hh.T  # (H, 3H)
-    w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
-    b_rz = b_n = None
-    if w.b_hh is not None:
-        b_rz, b_n = w.b_hh[: 2 * hidden], w.b_hh[2 * hidden :]
-    h = h0
+    if reset_after:
+        # g^h = h̄ W_hh^T (+ b_hh), normalised with layer norm; n̂ is its n block
+        gh = buffer(gx, steps, (batch, three_h), save)
+        gh_t, gh_rz_t, n_hat_t = rows(gh, steps), rows(gh, steps, rz_cols), rows(gh, steps, n_cols)
+        n_hat = gh[..., n_cols]
+        a_h = buffer(gx, steps, (batch, three_h), save) if ln_hh else None
+        a_t = rows(a_h, steps) if ln_hh else None
+    else:
+        n_hat = buffer(gx, steps, (batch, hidden), save)  # r ⊙ h̄
+        n_hat_t = rows(n_hat, steps)
+        w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
+        a_h = None
     for t in _order(steps, reverse):
-        g = gx[t]
-        act = rz[t]
-        h_in = h if m is None else h * m
+        h_prev = h_before[t]
+        h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
+        r, z = r_t[t], z_t[t]
         if reset_after:
-            if w.ln_hh is None:
-                gh = torch.mm(h_in, w_hh_t) if w.b_hh is None else torch.addmm(w.b_hh, h_in, w_hh_t)
-            else:
-                a = h_in @ w_hh_t
+            if ln_hh:
+                a = torch.mm(h_bar, w_hh_t, out=a_t[t])
                 a_hat, mean, rho = torch.native_layer_norm(a, (three_h,), None, None, EPS)
-                gh = a_hat * w.ln_hh if w.b_hh is None else torch.addcmul(w.b_hh, a_hat, w.ln_hh)
-                if save:
-                    _store(stats_h, t, a, mean, rho)
-            torch.add(g[:, : 2 * hidden], gh[:, : 2 * hidden], out=act).sigmoid_()
-            r, z = act.split(hidden, dim=1)
-            recurrent_n = gh[:, 2 * hidden :]
-            n = torch.addcmul(g[:, 2 * hidden :], r, recurrent_n).tanh_()
+                if w.b_hh is None:
+                    torch.mul(a_hat, w.ln_hh, out=gh_t[t])
+                else:
+                    torch.addcmul(w.b_hh, a_hat, w.ln_hh, out=gh_t[t])
+                stats[t] = (mean, rho)
+            elif w.b_hh is None:
+                torch.mm(h_bar, w_hh_t, out=gh_t[t])
+            else:
+                torch.addmm(w.b_hh, h_bar, w_hh_t, out=gh_t[t])
+            torch.add(gx_rz_t[t], gh_rz_t[t], out=rz_t[t]).sigmoid_()
+            n = torch.addcmul(gx_n_t[t], r, n_hat_t[t], out=n_t[t]).tanh_()
         else:
-            gh = torch.mm(h_in, w_rz_t) if b_rz is None else torch.addmm(b_rz, h_in, w_rz_t)
-            torch.add(g[:, : 2 * hidden], gh, out=act).sigmoid_()
-            r, z = act.split(hidden, dim=1)
-            recurrent_n = r * h_in
-            pre = torch.addmm(g[:, 2 * hidden :], recurrent_n, w_n_t)
-            if b_n is not None:
-                pre += b_n
-            n = pre.tanh_()
-        h_new = torch.lerp(n, h, z)
-        d = _at(zh, t)
-        if d is not None:
-            h_new = torch.lerp(h_new, h, d) if isinstance(d, Tensor) else h_new + d * (h - h_new)
-        if mask is None:
-            out[t] = h_new
-            h = h_new
-        else:
-            keep = mask[t]
-            torch.mul(h_new, keep, out=out[t])
-            h = torch.where(keep, h_new, h)
-        if save:
-            ns[t], n_hat[t], hs[t] = n, recurrent_n, h
-    saved = (rz, ns, n_hat, hs, *(stats_h or _NONE3)) if save else None
-    return out, h, saved
+            torch.addmm(gx_rz_t[t], h_bar, w_rz_t, out=rz_t[t]).sigmoid_()
+            rh = torch.mul(r, h_bar, out=n_hat_t[t])
+            n = torch.addmm(gx_n_t[t], rh, w_n_t, out=n_t[t]).tanh_()
+        h_new = torch.lerp(n, h_prev, z, out=hnew_t[t])
+        if zh_t is not None:
+            h_new = torch.lerp(h_new, h_prev, zh_t[t], out=hzone_t[t])
+        if keep_t is not None:
+            keep = keep_t[t]
+            torch.mul(h_new, keep, out=out_t[t])
+            torch.where(keep, h_new, h_prev, out=h_now[t])
+    last = 0 if reverse else steps - 1
+    if not save:
+        return out, h_now[last], None
+    mean_h, rho_h = _stack(stats) if ln_hh else (None, None)
+    return out, h_now[last], (rz, ns, n_hat, hs, a_h, mean_h, rho_h)
 
 
-def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, reverse, reset_after):
+def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, reverse, reset_after,
+                 need_dx=True):  # fmt: skip
     """The reverse loop and the weight-gradient matmuls; see the module docstring.
 
-    Returns the gradients of (x, h0) and a DirectionWeights of parameter gradients.
+    Returns the gradients of (x, h0) and a DirectionWeights of parameter gradients (the
+    gradient of x is None unless ``need_dx``).
     """
-    rz, ns, n_hat, hs, *stats_h = saved
+    rz, ns, n_hat, hs, a_h, mean_h, rho_h = saved
     m, zh, _ = noise
     steps, batch, hidden = ns.shape
+    ln_hh = w.ln_hh is not None
     r, z = rz.split(hidden, dim=2)
-    h_prev = _shift_prev(hs, h0, reverse)
-    a_n = (1 - z).mul_(1 - ns * ns)
-    a_z = (h_prev - ns).mul_(z).mul_(1 - z)
+    a_n = torch.mul(ns, ns).mul_(-1).add_(1)  # 1 - n²
+    torch.addcmul(a_n, a_n, z, value=-1, out=a_n)  # (1 - z)(1 - n²)
+    a_z = _shift_prev(hs, h0, reverse).sub_(ns).mul_(z)  # (h_{t-1} - n) z
+    torch.addcmul(a_z, a_z, z, value=-1, out=a_z)  # (h_{t-1} - n) z (1 - z)
     zeta = z
     if zh is not None:
         keep = 1 - zh
@@ -135,76 +168,101 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         a_z.mul_(keep)
         zeta = z * keep + zh
     mf = None if mask is None else mask.to(ns.dtype)
+    if mf is not None:
+        mf_t, pass_t = step_views(mf), step_views(1 - mf)
     dh_all = torch.empty_like(ns)  # δh_t after masking, kept for the n-gate gradients
+    dh_t = step_views(dh_all)
+    dout_t, zeta_t = step_views(dout), step_views(zeta)
     w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)
+    dhc = ns.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
     if reset_after:
         grad_h = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
         g_r, g_z, g_n = grad_h.split(hidden, dim=2)
         torch.mul(a_n, n_hat, out=g_r).mul_(r).mul_(1 - r)
         g_z.copy_(a_z)
         torch.mul(a_n, r, out=g_n)
-        grad_a = torch.empty_like(grad_h) if w.ln_hh is not None else grad_h
+        grad_t = step_views(grad_h)
+        g3_t, dh1_t = (
+            step_views(grad_h.view(steps, batch, 3, hidden)),
+            step_views(dh_all.view(steps, batch, 1, hidden)),
+        )
+        if ln_hh:
+            a_t, mh_t, rh_t = step_views(a_h), step_views(mean_h), step_views(rho_h)
+            da = [None] * steps
     else:
-        grad_rz = torch.empty(steps, batch, 2 * hidden, dtype=ns.dtype, device=ns.device)
-        h_in_prev = h_prev if m is None else h_prev * m
-        b_r = h_in_prev * r * (1 - r)
+        h_in_prev = _shift_prev(hs, h0, reverse)
+        if m is not None:
+            h_in_prev.mul_(m)
+        b_r = h_in_prev.mul_(r)
+        torch.addcmul(b_r, b_r, r, value=-1, out=b_r)  # h̄_{t-1} r (1 - r)
         w_n = w.w_hh[2 * hidden :]
         w_rz_nt = w_hh_nt[: 2 * hidden]
+        dgx = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
+        grad_rz, dn = dgx[..., : 2 * hidden], dgx[..., 2 * hidden :]  # δn: of n's pre-activation
+        rz_grad_t, dn_t = step_views(grad_rz), step_views(dn)
+        gr_t, gz_t = step_views(grad_rz[..., :hidden]), step_views(grad_rz[..., hidden:])
+        an_t, az_t, br_t, r_t = step_views(a_n), step_views(a_z), step_views(b_r), step_views(r)
+        drh = ns.new_empty(batch, hidden)
+        drh_r = ns.new_empty(batch, hidden)
     carry = dh_n
     for t in reversed(_order(steps, reverse)):
-        dh = torch.add(dout[t], carry, out=dh_all[t])
+        dh = torch.add(dout_t[t], carry, out=dh_t[t])
         if mf is not None:
-            dh_pass = carry * (1 - mf[t])
-            dh.mul_(mf[t])
+            dh_pass = carry * pass_t[t]
+            dh.mul_(mf_t[t])
         if reset_after:
-            dg = grad_h[t]
-            dg.view(batch, 3, hidden).mul_(dh.unsqueeze(1))
-            if w.ln_hh is not None:
-                grad_a[t] = norm_backward(dg, *(v[t] for v in stats_h), w.ln_hh)
-            dh_in = grad_a[t] @ w_hh_nt
+            g3_t[t].mul_(dh1_t[t])
+            if ln_hh:
+                da[t] = d_a = norm_backward(grad_t[t], a_t[t], mh_t[t], rh_t[t], w.ln_hh)
+            else:
+                d_a = grad_t[t]
+            dh_in = torch.mm(d_a, w_hh_nt, out=dhc)
         else:
-            drh = (dh * a_n[t]) @ w_n  # δ(r ⊙ h̄_{t-1}), (N, H)
-            dg = grad_rz[t]
-            torch.mul(drh, b_r[t], out=dg[:, :hidden])
-            torch.mul(dh, a_z[t], out=dg[:, hidden:])
-            dh_in = torch.addmm(drh * r[t], dg, w_rz_nt)
+            d_n = torch.mul(dh, an_t[t], out=dn_t[t])
+            torch.mm(d_n, w_n, out=drh)  # δ(r ⊙ h̄_{t-1}), (N, H)
+            torch.mul(drh, br_t[t], out=gr_t[t])
+            torch.mul(dh, az_t[t], out=gz_t[t])
+            torch.mul(drh, r_t[t], out=drh_r)
+            dh_in = torch.addmm(drh_r, rz_grad_t[t], w_rz_nt, out=dhc)
         if m is not None:
             dh_in.mul_(m)
-        carry = torch.addcmul(dh_in, dh, _at(zeta, t))
+        carry = dh_in.addcmul_(dh, zeta_t[t])
         if mf is not None:
-            carry = carry + dh_pass
-    dn_flat = dh_all.mul_(a_n).view(-1, hidden)  # δ of the n pre-activation, all steps
+            carry.add_(dh_pass)
     h_in = hs if m is None else hs * m
     h0_in = h0 if m is None else h0 * m
     grads = {}
     if reset_after:
-        grad_rz = grad_h[..., : 2 * hidden]
+        grad_a = torch.stack(da) if ln_hh else grad_h
         grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0_in, reverse)
         if w.b_hh is not None:
-            grads["b_hh"] = grad_h.reshape(-1, 3 * hidden).sum(0)
-        if w.ln_hh is not None:
-            grads["ln_hh"] = (grad_h * normalised(*stats_h)).sum((0, 1))
+            grads["b_hh"] = grad_h.view(-1, 3 * hidden).sum(0)
+        if ln_hh:
+            grads["ln_hh"] = norm_grads(grad_h, a_h, mean_h, rho_h, w.ln_hh)[1]
+        # the recurrent side is done: grad_h's n block becomes δn_pre = δh a^n, so the
+        # buffer holds the input side's δg^x = [δg_rz, δn_pre]
+        dgx = grad_h
+        torch.mul(dh_all, a_n, out=grad_h[..., 2 * hidden :])
     else:
-        dw_n = dn_flat.T @ n_hat.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h̄_{t-1})
+        dw_n = dn.reshape(-1, hidden).T @ n_hat.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h̄)
         grads["w_hh"] = torch.cat([sum_prev_outer(grad_rz, h_in, h0_in, reverse), dw_n])
-    # the input side: δg^x = [δg_rz, δn_pre] (T, N, 3H)
-    dgx = torch.cat([grad_rz, dn_flat.view(steps, batch, hidden)], dim=2)
     flat = dgx.view(-1, 3 * hidden)
     if w.b_ih is not None:
         grads["b_ih"] = flat.sum(0)
-        if not reset_after:  # b_hn adds beside b_in: the two gradients agree
+        if not reset_after:  # all of b_hh sits on the input side beside b_ih
             grads["b_hh"] = grads["b_ih"]
     if x_norm is not None:
-        grads["ln_ih"] = (dgx * normalised(*x_norm)).sum((0, 1))
-        dax = norm_backward(dgx, *x_norm, w.ln_ih).view(-1, 3 * hidden)
+        dax, grads["ln_ih"], _ = norm_grads(dgx, *x_norm, w.ln_ih, dv=True)
+        dax = dax.view(-1, 3 * hidden)
     else:
         dax = flat
-    dx = (dax @ w.w_ih).view(steps, batch, -1)
+    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
     grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
     return dx, carry, DirectionWeights(**{name: grads.get(name) for name in _FIELDS})
 
 
 _FIELDS = DirectionWeights._fields
+_SAVED = 7  # the length of gru_forward's saved tuple
 
 
 class GRUVariantDirection(torch.autograd.Function):
@@ -213,7 +271,7 @@ class GRUVariantDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, mask, reverse, reset_after, noise, *weights):
         w = DirectionWeights(*weights)
-        gx, norm = input_side(x, w.w_ih, w.b_ih, w.ln_ih)
+        gx, norm = input_side(x, w.w_ih, input_bias(w, reset_after), w.ln_ih)
         out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True)
         ctx.reverse, ctx.reset_after, ctx.noise = reverse, reset_after, noise
         ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
@@ -224,11 +282,12 @@ class GRUVariantDirection(torch.autograd.Function):
         x, h0, mask, *rest = ctx.saved_tensors
         count = len(_FIELDS)
         w = DirectionWeights(*rest[:count])
-        saved = rest[count : count + 7]
-        x_norm = tuple(rest[count + 7 :]) if w.ln_ih is not None else None
+        saved = rest[count : count + _SAVED]
+        x_norm = tuple(rest[count + _SAVED :]) if w.ln_ih is not None else None
         dx, dh0, dw = gru_backward(
-            saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, ctx.reverse, ctx.reset_after
-        )
+            saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, ctx.reverse, ctx.reset_after,
+            ctx.needs_input_grad[0],
+        )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
         return dx, dh0, None, None, None, None, *dw
 
@@ -248,6 +307,6 @@ def run_direction(
     if needs_autograd(x, h0, *w):
         out, h = GRUVariantDirection.apply(x, h0, mask, reverse, cfg.reset_after, noise, *w)
         return out, h, None
-    gx, _ = input_side(x, w.w_ih, w.b_ih, w.ln_ih)
+    gx, _ = input_side(x, w.w_ih, input_bias(w, cfg.reset_after), w.ln_ih)
     out, h, _ = gru_forward(gx, h0, w, noise, mask, reverse, cfg.reset_after, False)
     return out, h, None

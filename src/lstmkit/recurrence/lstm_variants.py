@@ -53,7 +53,7 @@ from torch import Tensor
 
 from lstmkit.cells.norm import EPS
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
-from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
+from lstmkit.recurrence.lstm_fused import _order, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.noise import Noise
 from lstmkit.recurrence.reference import project
 
@@ -75,18 +75,16 @@ def norm_backward(dy: Tensor, v: Tensor, mean: Tensor, rstd: Tensor, gain: Tenso
     )[0]
 
 
-def normalised(v: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
-    """v̂ again from the saved statistics, for the gains' gradients after the loop."""
-    return (v - mean) * rstd
+def norm_grads(dy, v, mean, rstd, gain, shift=None, dv=False):
+    """(δv or None, Σ dy ⊙ v̂, Σ dy or None) over all rows of y = v̂ ⊙ gain (+ shift).
 
-
-def _at(d: Tensor | float | None, t: int):
-    """The zoneout mask of step t: a (N, ·) slice, the evaluation rate, or None."""
-    return d[t] if isinstance(d, Tensor) else d
-
-
-def _one_minus(d: Tensor | float | None):
-    return None if d is None else 1 - d
+    One call of ATen's layer-norm backward gives the gains' (and shifts') gradients of
+    every step at once, without the (T, N, ·) products a sum written out would make.
+    """
+    mask = [dv, True, shift is not None]
+    return torch.ops.aten.native_layer_norm_backward(
+        dy, v, v.shape[-1:], mean, rstd, gain, shift, mask
+    )
 
 
 def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | None):
@@ -95,195 +93,307 @@ def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | Non
     if ln_ih is None:
         return project(x, w_ih, bias), None
     a = project(x, w_ih, None)
-    a_hat, mean, rstd = normalise(a)
-    gx = a_hat * ln_ih if bias is None else torch.addcmul(bias, a_hat, ln_ih)
+    gx, mean, rstd = torch.native_layer_norm(a, a.shape[-1:], ln_ih, bias, EPS)
     return gx, (a, mean, rstd)
 
 
 _NONE3 = (None, None, None)
 
 
-def _stats(like: Tensor, steps: int, batch: int, size: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Buffers for a layer norm's input (T, N, size), mean and ρ (T, N, 1) at every step."""
-    return (
-        like.new_empty(steps, batch, size),
-        like.new_empty(steps, batch, 1),
-        like.new_empty(steps, batch, 1),
-    )
+# -- per-step views ----------------------------------------------------------------------
+#
+# The loops below index Python lists of views made before the loop (one ``unbind`` per
+# buffer) and write every result into its place with ``out=``: a step is then only the
+# arithmetic, with no slicing, no allocation and no copy into a buffer afterwards. At
+# the sizes where the step is short that bookkeeping was a third of its time.
 
 
-def _store(stats, t: int, v: Tensor, mean: Tensor, rho: Tensor) -> None:
-    stats[0][t], stats[1][t], stats[2][t] = v, mean, rho
+def step_views(buf: Tensor) -> tuple[Tensor, ...]:
+    """The T views buf[t] of a (T, ...) buffer, made in one call."""
+    return buf.unbind(0)
+
+
+def buffer(like: Tensor, steps: int, shape: tuple[int, ...], keep: bool) -> Tensor:
+    """A new (T, *shape) buffer when ``keep``, else a (1, *shape) scratch for a value
+    that is used within its step only."""
+    return like.new_empty(steps if keep else 1, *shape)
+
+
+def rows(buf: Tensor, steps: int, cols: slice | None = None) -> tuple[Tensor, ...]:
+    """The T per-step views ``buf[t]`` (of the columns ``cols`` of the last axis): those
+    of a (T, ...) buffer, or a one-row scratch's one view T times."""
+    views = step_views(buf if cols is None else buf[..., cols])
+    return views if len(views) == steps else views * steps
+
+
+def carried(first: Tensor, steps: int, reverse: bool, keep: bool):
+    """(buffer, now, before) for a state carried from step to step.
+
+    ``now[t]`` is where step t writes its state and ``before[t]`` the state it reads:
+    ``first`` for the first step processed, else the previous step's ``now``. With
+    ``keep`` every step has its own (T, N, ·) row; without, two scratch tensors take
+    turns, so a step never overwrites the state it is reading.
+    """
+    if keep:
+        buf = first.new_empty(steps, *first.shape)
+        now = step_views(buf)
+    else:
+        buf = None
+        pair = (first.new_empty(first.shape), first.new_empty(first.shape))
+        now = tuple(pair[(steps - 1 - t if reverse else t) % 2] for t in range(steps))
+    return buf, now, shift_views(now, first, reverse)
+
+
+def shift_views(now, first: Tensor, reverse: bool) -> tuple:
+    """before[t]: the state step t reads (``first`` for the first step processed)."""
+    if reverse:
+        return (*now[1:], first)
+    return (first, *now[:-1])
+
+
+def rates(d: Tensor | float | None, steps: int, like: Tensor):
+    """A zoneout mask as T per-step tensors: the (N, ·) rows of a training mask, or the
+    evaluation rate p as a 0-dim tensor (it broadcasts); None when off."""
+    if d is None:
+        return None
+    if isinstance(d, Tensor):
+        return step_views(d)
+    return (like.new_tensor(d),) * steps
 
 
 def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
     """The forward loop over gx (T, N, 4H) = the input side with the biases.
 
-    Returns (out (T, N, H), h_T, c_T, saved); saved holds the activated gates, the new
-    cells C̃, τ = tanh(u), the carried states, and the normalised values with their ρ.
+    Returns (out (T, N, H), h_T, c_T, saved); saved (None unless ``save``) holds the
+    activated gates (T, N, 4H), τ = tanh(u), C̃ (or None when the backward needs it not),
+    the carried h (T, N, H), the carried C with its initial value (T+1, N, H), and with
+    layer norm the raw recurrent pre-activations and both norms' μ and ρ (T, N, 1).
     """
     steps, batch, four_h = gx.shape
     hidden = four_h // 4
     m, zh, zc = noise
-    out = gx.new_empty(steps, batch, hidden)
-    gates = gx.new_empty(steps, batch, four_h)
-    new_c = gx.new_empty(steps, batch, hidden) if save else None
-    taus = gx.new_empty(steps, batch, hidden) if save else None
-    cs = gx.new_empty(steps, batch, hidden) if save else None
-    hs = gx.new_empty(steps, batch, hidden) if save else None
-    # with layer norm: the raw recurrent pre-activations and cells, their means and ρ
-    stats_h = _stats(gx, steps, batch, four_h) if (save and w.ln_hh is not None) else None
-    stats_c = _stats(gx, steps, batch, hidden) if (save and w.ln_c is not None) else None
+    peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
+    zh_t, zc_t = rates(zh, steps, gx), rates(zc, steps, gx)
+    new = gx.new_empty
+    gx_t = step_views(gx)
+    # the gates step t writes, and the views of each gate (T rows, or one scratch)
+    gates = buffer(gx, steps, (batch, four_h), save)
+    gate_t = rows(gates, steps)
+    i_t, f_t, g_t, o_t = (rows(gates, steps, slice(k * hidden, (k + 1) * hidden)) for k in range(4))
+    if_t = rows(gates, steps, slice(0, 2 * hidden))  # (N, 2H): i and f
+    pre = new(batch, four_h)  # the pre-activations of the step being computed
+    pre4 = pre.view(batch, 4, hidden)
+    pre_if, pre_g, pre_o = pre[:, : 2 * hidden], pre4[:, 2], pre4[:, 3]
+    # the carried states: C with its initial value in one (T+1, N, H) buffer when saving
+    if save:
+        c_ext = new(steps + 1, batch, hidden)
+        c_ext[steps if reverse else 0] = c0
+        c_now = step_views(c_ext[:-1] if reverse else c_ext[1:])
+        c_before = shift_views(c_now, c_ext[steps if reverse else 0], reverse)
+    else:
+        c_ext, c_now, c_before = carried(c0, steps, reverse, False)
+    out = new(steps, batch, hidden)
+    if mask is None:
+        hs, h_now, h_before = out, step_views(out), shift_views(step_views(out), h0, reverse)
+    else:
+        hs, h_now, h_before = carried(h0, steps, reverse, save)
+    # where C̃ and h̃ go: straight into the carried state when nothing is applied after
+    plain_c, plain_h = zc is None and mask is None, zh is None and mask is None
+    keep_new_c = save and not plain_c and (peephole or ln_c)
+    new_c = None if plain_c else buffer(gx, steps, (batch, hidden), keep_new_c)
+    cnew_t = c_now if plain_c else rows(new_c, steps)
+    new_c = new_c if keep_new_c else None
+    hnew_t = h_now if plain_h else rows(buffer(gx, steps, (batch, hidden), False), steps)
+    if mask is None:
+        czone_t = c_now
+    else:  # a scratch, but never over the C̃ the backward reads
+        czone_t = rows(buffer(gx, steps, (batch, hidden), False), steps) if keep_new_c else cnew_t
+    hzone_t = h_now if mask is None else hnew_t
+    taus = buffer(gx, steps, (batch, hidden), save)
+    tau_t = rows(taus, steps)
+    a_h = buffer(gx, steps, (batch, four_h), save) if ln_hh else None
+    a_t = rows(a_h, steps) if ln_hh else None
+    stats_h, stats_c = [None] * steps, [None] * steps
+    h_in = new(batch, hidden) if m is not None else None
+    keep_t = step_views(mask) if mask is not None else None
+    out_t = step_views(out)
     w_hh_t = w.w_hh.T  # (H, 4H)
-    if w.w_ph is not None:
-        p_i, p_f, p_o = w.w_ph.chunk(3)
-    h, c = h0, c0
+    if peephole:
+        p_if, p_o = w.w_ph[: 2 * hidden].view(2, hidden), w.w_ph[2 * hidden :]
     for t in _order(steps, reverse):
-        h_in = h if m is None else h * m
-        if w.ln_hh is None:
-            pre = torch.addmm(gx[t], h_in, w_hh_t)
-        else:
-            a = h_in @ w_hh_t
+        h_prev, c_prev = h_before[t], c_before[t]
+        h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
+        if ln_hh:
+            a = torch.mm(h_bar, w_hh_t, out=a_t[t])
             a_hat, mean, rho = torch.native_layer_norm(a, (four_h,), None, None, EPS)
-            pre = torch.addcmul(gx[t], a_hat, w.ln_hh)
-            if save:
-                _store(stats_h, t, a, mean, rho)
-        act = gates[t]  # (N, 4H): i, f, g, o after their nonlinearity
-        if w.w_ph is not None:
-            pre[:, :hidden].addcmul_(p_i, c)
-            pre[:, hidden : 2 * hidden].addcmul_(p_f, c)
-        torch.sigmoid(pre[:, : 2 * hidden], out=act[:, : 2 * hidden])
-        torch.tanh(pre[:, 2 * hidden : 3 * hidden], out=act[:, 2 * hidden : 3 * hidden])
-        i, f, g, o = act.split(hidden, dim=1)
-        c_new = torch.addcmul(f * c, i, g)
-        pre_o = pre[:, 3 * hidden :]
-        if w.w_ph is not None:
+            torch.addcmul(gx_t[t], a_hat, w.ln_hh, out=pre)
+            stats_h[t] = (mean, rho)
+        else:
+            torch.addmm(gx_t[t], h_bar, w_hh_t, out=pre)
+        if peephole:
+            pre4[:, :2].addcmul_(p_if, c_prev.unsqueeze(1))
+            torch.sigmoid(pre_if, out=if_t[t])
+        else:
+            torch.sigmoid(pre, out=gate_t[t])
+        g = torch.tanh(pre_g, out=g_t[t])
+        o = o_t[t]
+        c_new = torch.mul(f_t[t], c_prev, out=cnew_t[t]).addcmul_(i_t[t], g)
+        if peephole:
             pre_o.addcmul_(p_o, c_new)
-        torch.sigmoid(pre_o, out=o)
-        if w.ln_c is None:
-            tau = torch.tanh(c_new)
+            torch.sigmoid(pre_o, out=o)
+        if ln_c:
+            u, mean, rho = torch.native_layer_norm(c_new, (hidden,), w.ln_c, w.ln_c_bias, EPS)
+            tau = torch.tanh(u, out=tau_t[t])
+            stats_c[t] = (mean, rho)
         else:
-            u_hat, mean, rho = torch.native_layer_norm(c_new, (hidden,), None, None, EPS)
-            tau = torch.addcmul(w.ln_c_bias, u_hat, w.ln_c).tanh_()
-            if save:
-                _store(stats_c, t, c_new, mean, rho)
-        h_new = o * tau
-        if save:
-            new_c[t], taus[t] = c_new, tau
-        d = _at(zh, t)
-        if d is not None:
-            h_new = torch.lerp(h_new, h, d) if isinstance(d, Tensor) else h_new + d * (h - h_new)
-        d = _at(zc, t)
-        if d is not None:
-            c_new = torch.lerp(c_new, c, d) if isinstance(d, Tensor) else c_new + d * (c - c_new)
-        if mask is None:
-            out[t] = h_new
-            h, c = h_new, c_new
-        else:
-            keep = mask[t]
-            torch.mul(h_new, keep, out=out[t])
-            h = torch.where(keep, h_new, h)
-            c = torch.where(keep, c_new, c)
-        if save:
-            hs[t], cs[t] = h, c
-    saved = (gates, new_c, taus, cs, hs, *(stats_h or _NONE3), *(stats_c or _NONE3))
-    return out, h, c, saved if save else None
+            tau = torch.tanh(c_new, out=tau_t[t])
+        h_new = torch.mul(o, tau, out=hnew_t[t])
+        if zh_t is not None:
+            h_new = torch.lerp(h_new, h_prev, zh_t[t], out=hzone_t[t])
+        if zc_t is not None:
+            c_new = torch.lerp(c_new, c_prev, zc_t[t], out=czone_t[t])
+        if keep_t is not None:
+            keep = keep_t[t]
+            torch.mul(h_new, keep, out=out_t[t])
+            torch.where(keep, h_new, h_prev, out=h_now[t])
+            torch.where(keep, c_new, c_prev, out=c_now[t])
+    last = 0 if reverse else steps - 1
+    if not save:
+        return out, h_now[last], c_now[last], None
+    if new_c is None and (peephole or ln_c):
+        new_c = c_ext[:-1] if reverse else c_ext[1:]  # C̃ is the carried C
+    mean_h, rho_h = _stack(stats_h) if ln_hh else (None, None)
+    mean_c, rho_c = _stack(stats_c) if ln_c else (None, None)
+    saved = (gates, taus, new_c, hs, c_ext, a_h, mean_h, rho_h, mean_c, rho_c)
+    return out, h_now[last], c_now[last], saved
 
 
-def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse):
+def _stack(stats: list) -> tuple[Tensor, Tensor]:
+    """The per-step (μ, ρ) pairs of a layer norm as two (T, N, 1) tensors."""
+    means, rhos = zip(*stats, strict=True)
+    return torch.stack(means), torch.stack(rhos)
+
+
+def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse,
+                  need_dx=True):  # fmt: skip
     """The reverse loop and the weight-gradient matmuls; see the module docstring.
 
-    Returns the gradients of (x, h0, c0) and a DirectionWeights of parameter gradients.
+    Returns the gradients of (x, h0, c0) and a DirectionWeights of parameter gradients
+    (the gradient of x is None unless ``need_dx``).
     """
-    gates, new_c, taus, cs, hs, *stats = saved
-    stats_h, stats_c = stats[:3], stats[3:]
+    gates, taus, new_c, hs, c_ext, a_h, mean_h, rho_h, mean_c, rho_c = saved
     m, zh, zc = noise
     steps, batch, four_h = gates.shape
     hidden = four_h // 4
+    peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
+    c_prev = c_ext[1:] if reverse else c_ext[:-1]
     i, f, g, o = gates.split(hidden, dim=2)
-    c_prev = _shift_prev(cs, c0, reverse)
-    keep_h, keep_c = _one_minus(zh), _one_minus(zc)
     # A holds the local derivatives first and is overwritten by δG step by step.
     grad = torch.empty_like(gates)
     ai, af, ag, ao = grad.split(hidden, dim=2)
-    torch.mul(g, i * (1 - i), out=ai)
-    torch.mul(c_prev, f * (1 - f), out=af)
-    torch.mul(i, 1 - g * g, out=ag)
-    torch.mul(taus, o * (1 - o), out=ao)
-    k_plain = o * (1 - taus * taus)  # δu / δh̃
-    if keep_h is not None:
+    torch.addcmul(i, i, i, value=-1, out=ai).mul_(g)  # g i (1 - i)
+    torch.addcmul(f, f, f, value=-1, out=af).mul_(c_prev)  # C_{t-1} f (1 - f)
+    torch.sub(i, torch.mul(g, g, out=ag).mul_(i), out=ag)  # i (1 - g²)
+    torch.addcmul(o, o, o, value=-1, out=ao).mul_(taus)  # τ o (1 - o)
+    k = torch.mul(taus, taus).mul_(o)
+    torch.sub(o, k, out=k)  # o (1 - τ²): δu / δh̃
+    if zh is not None:
+        keep_h = 1 - zh
         ao.mul_(keep_h)
-        k_plain.mul_(keep_h)
-    k = k_plain if w.ln_c is None else k_plain * w.ln_c
-    if w.w_ph is not None:
+        k.mul_(keep_h)
+    direct_o_t = None
+    if peephole:
         p_i, p_f, p_o = w.w_ph.chunk(3)
-        f_total = f + p_i * ai + p_f * af
-        if w.ln_c is None:
-            k = k + ao * p_o  # the output peephole joins the tanh path: both scale δh
-            direct_o = None
+        f_total = torch.addcmul(f, ai, p_i).addcmul_(af, p_f)
+        if ln_c:
+            direct_o_t = step_views(ao * p_o)
         else:
-            direct_o = ao * p_o
+            k.addcmul_(ao, p_o)  # the output peephole joins the tanh path: both scale δh
     else:
-        f_total, direct_o = f, None
-    dh_store = torch.empty(steps, batch, hidden, dtype=gates.dtype, device=gates.device)
-    grad_a = torch.empty_like(grad) if w.ln_hh is not None else grad
+        f_total = f
+    zh_t, zc_t = rates(zh, steps, gates), rates(zc, steps, gates)
+    keepc_t = None if zc is None else rates(1 - zc, steps, gates)
+    dout_t, k_t, ftot_t = step_views(dout), step_views(k), step_views(f_total)
+    grad_t = step_views(grad)
+    g3_t = step_views(grad.view(steps, batch, 4, hidden)[:, :, :3])
+    go_t = step_views(ao)
+    dcs = gates.new_empty(steps, batch, hidden)  # δC̃ of every step
+    dc_t, dc1_t = step_views(dcs), step_views(dcs.view(steps, batch, 1, hidden))
+    du = gates.new_empty(steps, batch, hidden) if ln_c else None  # δu, for γ_c and β_c
+    du_t = step_views(du) if ln_c else None
+    dh_t = rows(buffer(gates, steps, (batch, hidden), False), steps)  # δh_t, step by step
+    if ln_c:
+        cn_t, mc_t, rc_t = step_views(new_c), step_views(mean_c), step_views(rho_c)
+    if ln_hh:
+        a_t, mh_t, rh_t = step_views(a_h), step_views(mean_h), step_views(rho_h)
+        da = [None] * steps
     mf = None if mask is None else mask.to(gates.dtype)
+    if mf is not None:
+        mf_t, pass_t = step_views(mf), step_views(1 - mf)
     w_hh_nt = w.w_hh.t().contiguous().T  # (H, 4H) contiguous: NT products (see lstm_fused)
+    dhc = gates.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
+    dcc = (gates.new_empty(batch, hidden), gates.new_empty(batch, hidden))  # δC, in turns
     dh_carry, dc_carry = dh_n, dc_n
-    for t in reversed(_order(steps, reverse)):
-        dh = torch.add(dout[t], dh_carry, out=dh_store[t])
+    for n, t in enumerate(reversed(_order(steps, reverse))):
+        dh = torch.add(dout_t[t], dh_carry, out=dh_t[t])
         if mf is not None:
-            keep = 1 - mf[t]
-            dh.mul_(mf[t])
-            dc_pass, dh_pass = dc_carry * keep, dh_carry * keep
-            dc_carry = dc_carry * mf[t]
-        kc = _at(keep_c, t)
-        dc = dc_carry if kc is None else dc_carry * kc  # δC̃ from the zoned C
-        if w.ln_c is None:
-            dc = torch.addcmul(dc, dh, k[t])
+            dh.mul_(mf_t[t])
+            dh_pass, dc_pass = dh_carry * pass_t[t], dc_carry * pass_t[t]
+            dc_carry = dc_carry * mf_t[t]
+        dc = dc_t[t]
+        if ln_c:
+            base = dc_carry if zc_t is None else torch.mul(dc_carry, keepc_t[t], out=dc)
+            du_now = torch.mul(dh, k_t[t], out=du_t[t])
+            torch.add(base, norm_backward(du_now, cn_t[t], mc_t[t], rc_t[t], w.ln_c), out=dc)
+            if direct_o_t is not None:
+                dc.addcmul_(dh, direct_o_t[t])
+        elif zc_t is None:
+            torch.addcmul(dc_carry, dh, k_t[t], out=dc)
         else:
-            dc = dc + norm_backward(dh * k[t], *(v[t] for v in stats_c), None)
-            if direct_o is not None:
-                dc = torch.addcmul(dc, dh, direct_o[t])
-        dg_t = grad[t]
-        dg_t.view(batch, 4, hidden)[:, :3].mul_(dc.unsqueeze(1))
-        dg_t[:, 3 * hidden :].mul_(dh)
-        if w.ln_hh is not None:
-            grad_a[t] = norm_backward(dg_t, *(v[t] for v in stats_h), w.ln_hh)
-        dh_in = grad_a[t] @ w_hh_nt
+            torch.mul(dc_carry, keepc_t[t], out=dc).addcmul_(dh, k_t[t])
+        g3_t[t].mul_(dc1_t[t])
+        go_t[t].mul_(dh)
+        if ln_hh:
+            da[t] = d_a = norm_backward(grad_t[t], a_t[t], mh_t[t], rh_t[t], w.ln_hh)
+        else:
+            d_a = grad_t[t]
+        dh_carry = torch.mm(d_a, w_hh_nt, out=dhc)
         if m is not None:
-            dh_in.mul_(m)
-        dc_prev = dc * f_total[t]
-        for d, prev, grad_now in ((_at(zh, t), dh_in, dh), (_at(zc, t), dc_prev, dc_carry)):
-            if d is not None:  # zoneout: the kept share of the state passes straight back
-                prev.add_(grad_now * d)
-        dh_carry, dc_carry = dh_in, dc_prev
+            dh_carry.mul_(m)
+        if zh_t is not None:  # zoneout: the kept share of the state passes straight back
+            dh_carry.addcmul_(dh, zh_t[t])
+        dc_next = torch.mul(dc, ftot_t[t], out=dcc[n % 2])
+        if zc_t is not None:
+            dc_next.addcmul_(dc_carry, zc_t[t])
         if mf is not None:
-            dh_carry = dh_carry + dh_pass
-            dc_carry = dc_carry + dc_pass
+            dh_carry.add_(dh_pass)
+            dc_next.add_(dc_pass)
+        dc_carry = dc_next
+    grad_a = torch.stack(da) if ln_hh else grad
     flat = grad.view(-1, four_h)
     grads = {}
     if x_norm is not None:  # the input-side layer norm, all steps at once
-        grads["ln_ih"] = (grad * normalised(*x_norm)).sum((0, 1))
-        dax = norm_backward(grad, *x_norm, w.ln_ih).view(-1, four_h)
+        dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
+        dax = dax.view(-1, four_h)
     else:
         dax = flat
-    dx = (dax @ w.w_ih).view(steps, batch, -1)
+    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
     grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
     h_in = hs if m is None else hs * m
     grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0 if m is None else h0 * m, reverse)
     if w.b_ih is not None:
         grads["b_ih"] = grads["b_hh"] = flat.sum(0)
-    if w.ln_hh is not None:
-        grads["ln_hh"] = (grad * normalised(*stats_h)).sum((0, 1))
-    if w.ln_c is not None:
-        du = (dh_store * k_plain).view(-1, hidden)  # δu, the gradient reaching LN(C̃)γ+β
-        grads["ln_c"] = (du * normalised(*stats_c).view(-1, hidden)).sum(0)
-        grads["ln_c_bias"] = du.sum(0)
-    if w.w_ph is not None:
-        dp_i = (grad[..., :hidden] * c_prev).sum((0, 1))
-        dp_f = (grad[..., hidden : 2 * hidden] * c_prev).sum((0, 1))
-        dp_o = (grad[..., 3 * hidden :] * new_c).sum((0, 1))
+    if ln_hh:
+        grads["ln_hh"] = norm_grads(grad, a_h, mean_h, rho_h, w.ln_hh)[1]
+    if ln_c:
+        _, grads["ln_c"], grads["ln_c_bias"] = norm_grads(
+            du, new_c, mean_c, rho_c, w.ln_c, w.ln_c_bias
+        )
+    if peephole:  # Σ over all steps and samples, the products written into δC̃'s buffer
+        count = steps * batch
+        dp_i = torch.mul(ai, c_prev, out=dcs).view(count, hidden).sum(0)
+        dp_f = torch.mul(af, c_prev, out=dcs).view(count, hidden).sum(0)
+        dp_o = torch.mul(ao, new_c, out=dcs).view(count, hidden).sum(0)
         grads["w_ph"] = torch.cat([dp_i, dp_f, dp_o])
     return (
         dx,
@@ -294,6 +404,7 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
 
 
 _FIELDS = DirectionWeights._fields
+_SAVED = 10  # the length of lstm_forward's saved tuple
 
 
 class LSTMVariantDirection(torch.autograd.Function):
@@ -313,11 +424,12 @@ class LSTMVariantDirection(torch.autograd.Function):
     def backward(ctx, dout, dh_n, dc_n):
         x, h0, c0, mask, *rest = ctx.saved_tensors
         w = DirectionWeights(*rest[: len(_FIELDS)])
-        saved = rest[len(_FIELDS) : len(_FIELDS) + 11]
-        x_norm = tuple(rest[len(_FIELDS) + 11 :]) if w.ln_ih is not None else None
+        saved = rest[len(_FIELDS) : len(_FIELDS) + _SAVED]
+        x_norm = tuple(rest[len(_FIELDS) + _SAVED :]) if w.ln_ih is not None else None
         dx, dh0, dc0, dw = lstm_backward(
-            saved, x, h0, c0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse
-        )
+            saved, x, h0, c0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse,
+            ctx.needs_input_grad[0],
+        )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
         return dx, dh0, dc0, None, None, None, *dw
 
