@@ -5,15 +5,40 @@ computation or an independent NumPy implementation); the helpers here only build
 inputs and measure the difference.
 """
 
+import pytest
 import torch
 
 import lstmkit
+from lstmkit.recurrence import kernels
 
 # Two xdist workers on two cores: one intra-op thread each keeps them from fighting.
 torch.set_num_threads(1)
 
 BACKENDS = ("reference", "fused", "native", "auto")
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+# The cell variants' fused kernels have two step implementations (lstmkit.recurrence.
+# kernels): a test parametrized with backend "fused" runs the compiled one (an error if it
+# cannot be built: this machine has a compiler), "fused-python" the python one.
+FUSED_STEPS = {"fused": "compiled", "fused-python": "python"}
+
+
+def backend_name(backend: str) -> str:
+    """The module's backend for a test's backend parameter ("fused-python" is "fused")."""
+    return "fused" if backend in FUSED_STEPS else backend
+
+
+@pytest.fixture(autouse=True)
+def variant_steps(request):
+    """Runs a test whose ``backend`` or ``kernel_steps`` parameter names a step implementation
+    under :func:`lstmkit.recurrence.kernels.use`."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    steps = params.get("kernel_steps") or FUSED_STEPS.get(params.get("backend"))
+    if steps is None:
+        yield None
+        return
+    with kernels.use(steps):
+        yield steps
 
 
 def max_abs_err(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_close
+from conftest import assert_close, backend_name
 
 import lstmkit
 from lstmkit.recurrence.noise import sample_noise
@@ -39,7 +39,7 @@ from lstmkit.recurrence.noise import sample_noise
 T, N, IN, H = 6, 3, 4, 5
 TOL = 1e-10
 EPS = 1e-5
-BACKENDS = ("reference", "fused")
+BACKENDS = ("reference", "fused", "fused-python")  # fused: both step implementations
 LENGTHS = [6, 2, 4]  # unsorted, with a full sequence
 
 # module name prefix -> the oracle's key
@@ -319,7 +319,7 @@ def make_module(mode, opts, backend, *, layers=1, bidirectional=False, seed=0):
         num_layers=layers,
         bidirectional=bidirectional,
         dtype=torch.float64,
-        backend=backend,
+        backend=backend_name(backend),
         **opts,
     )
     gen = torch.Generator().manual_seed(seed + 1)

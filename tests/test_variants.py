@@ -13,11 +13,11 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import TOL, assert_close
+from conftest import TOL, assert_close, backend_name
 from torch.func import functional_call
 
 import lstmkit
-from lstmkit.recurrence import gru_variants, lstm_variants, reference
+from lstmkit.recurrence import gru_variants, kernels, lstm_variants, reference
 from lstmkit.recurrence.noise import Noise, sample_noise
 
 LSTM_VARIANTS = {
@@ -66,6 +66,10 @@ def _run(m, x, lengths, hx, seed=5):
     return out, *(state if isinstance(state, tuple) else (state,))
 
 
+STEPS = ["compiled", "python"]  # the fused kernels' two step implementations (conftest)
+
+
+@pytest.mark.parametrize("kernel_steps", STEPS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize(
@@ -75,7 +79,7 @@ def _run(m, x, lengths, hx, seed=5):
 )
 @pytest.mark.parametrize(("mode", "kw"), CASES)
 def test_fused_equals_reference_forward_and_every_gradient(
-    mode, kw, layers, bidirectional, with_lengths, train, dtype
+    mode, kw, layers, bidirectional, with_lengths, train, dtype, kernel_steps
 ):
     lengths = torch.tensor([T, 3, 1]) if with_lengths else None
     runs = [("reference", dtype), ("fused", dtype)]
@@ -150,23 +154,25 @@ def _gradcheck(m, mode, lengths, seed=5):
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("backend", ["reference", "fused", "fused-python"])
 @pytest.mark.parametrize(("mode", "kw"), CASES)
 def test_gradcheck_float64_with_lengths(mode, kw, backend, train):
     torch.manual_seed(3)
-    m = _module(mode, kw, backend, torch.float64).train(train)
+    m = _module(mode, kw, backend_name(backend), torch.float64).train(train)
     assert _gradcheck(m, mode, torch.tensor([4, 2]))
 
 
+@pytest.mark.parametrize("kernel_steps", STEPS)
 @pytest.mark.parametrize(("mode", "kw"), [CASES[-8], CASES[-1]], ids=["LSTM-all", "GRU-all"])
-def test_gradcheck_bidirectional_two_layers_fused(mode, kw):
+def test_gradcheck_bidirectional_two_layers_fused(mode, kw, kernel_steps):
     torch.manual_seed(4)
     m = _module(mode, kw, "fused", torch.float64, layers=2, bidirectional=True).train()
     assert _gradcheck(m, mode, torch.tensor([3, 4]))
 
 
+@pytest.mark.parametrize("kernel_steps", STEPS)
 @pytest.mark.parametrize(("mode", "kw"), CASES)
-def test_without_bias(mode, kw):
+def test_without_bias(mode, kw, kernel_steps):
     outs = {}
     for backend in ("reference", "fused"):
         m = _module(mode, kw, backend, torch.float64, bias=False).train()
@@ -220,7 +226,8 @@ def test_zoneout_masks_and_evaluation_expectation():
     assert sample_noise(cfg, 4, 2, like, training=False) == Noise(None, 0.25, 0.5)
 
 
-def test_zoneout_one_step_by_hand():
+@pytest.mark.parametrize("kernel_steps", STEPS)
+def test_zoneout_one_step_by_hand(kernel_steps):
     """One step from h0, c0 with eval zoneout p: the mix of the plain cell's step and the
     previous state, weights copied into a plain lstmkit.LSTM (itself checked against
     torch.nn in test_parity)."""
@@ -375,3 +382,83 @@ def test_layer_norm_on_one_input_feature_warns():
     # from zero states the gates see only LN(x W_ih^T): 0.5 and 3.0 look the same, -0.5 not
     assert torch.allclose(gates[0], gates[1], atol=1e-4)
     assert (gates[0] - gates[2]).abs().max() > 1e-2
+
+
+# -- the two step implementations of the fused kernels (lstmkit.recurrence.kernels) -----
+
+
+def _grads_of_sum(mode, kw, steps):
+    """out.sum() + h_n.sum(): autograd hands the kernels expanded (stride 0) gradients."""
+    with kernels.use(steps):
+        m = _module(mode, kw, "fused", torch.float64, 2, True).train()
+        x = torch.randn(T, N, IN, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        x.requires_grad_()
+        outs = _run(m, x, torch.tensor([T, 2, 4]), None)
+        sum(o.sum() for o in outs).backward()
+        return [x.grad, *(p.grad for p in m.parameters())]
+
+
+@pytest.mark.parametrize(("mode", "kw"), [CASES[-8], CASES[-1]], ids=["LSTM-all", "GRU-all"])
+def test_compiled_steps_equal_python_steps_under_expanded_gradients(mode, kw):
+    for a, b in zip(
+        _grads_of_sum(mode, kw, "compiled"), _grads_of_sum(mode, kw, "python"), strict=True
+    ):
+        assert_close(a, b, 1e-10, "gradient")
+
+
+@pytest.mark.parametrize(("mode", "kw"), [CASES[0], CASES[-5]], ids=["LSTM-ln", "GRU-ln"])
+def test_the_compiled_kernels_are_what_runs(mode, kw):
+    """A spy on torch.ops.lstmkit: the compiled steps run one kernel per step and
+    direction, forward and backward; the python steps run none."""
+    ops = kernels.ops()
+    assert ops is not None and kernels.implementation() == "compiled"
+    m = _module(mode, kw, "fused", torch.float32, bidirectional=True).train()
+    x = torch.randn(T, N, IN)
+    name = mode.lower() + "_step"
+    calls = {}
+    for steps in ("compiled", "python"):
+        with kernels.use(steps), mock.patch.object(kernels, "ops", wraps=kernels.ops) as get:
+            forward = mock.MagicMock(wraps=getattr(ops, name))
+            backward = mock.MagicMock(wraps=getattr(ops, name + "_backward"))
+            get.side_effect = lambda f=forward, b=backward: (
+                None if kernels.choice() == "python" else _Ops(**{name: f, name + "_backward": b})
+            )
+            m(x)[0].sum().backward()
+        calls[steps] = (forward.call_count, backward.call_count)
+    assert calls["compiled"] == (2 * T, 2 * T)  # T steps x 2 directions, each way
+    assert calls["python"] == (0, 0)
+
+
+class _Ops:
+    """A stand-in for torch.ops.lstmkit holding the spied kernels."""
+
+    def __init__(self, **kernels_by_name):
+        self.__dict__.update(kernels_by_name)
+
+
+def test_a_failed_build_warns_once_and_runs_the_python_steps(monkeypatch):
+    monkeypatch.setattr(kernels, "_build", lambda: (None, "OSError: no compiler here"))
+    kernels._warn_once.cache_clear()
+    m = _module("LSTM", {"layer_norm": True}, "fused", torch.float64)
+    x = torch.randn(T, N, IN, dtype=torch.float64)
+    with kernels.use("auto"):
+        with pytest.warns(RuntimeWarning, match="could not be built .*no compiler here"):
+            got = m(x)[0]
+        assert kernels.implementation() == "python"
+    with kernels.use("python"):
+        assert_close(got, m(x)[0], 0.0, "python steps")
+    with kernels.use("compiled"), pytest.raises(RuntimeError, match="no compiler here"):
+        m(x)
+    kernels._warn_once.cache_clear()
+
+
+def test_the_step_choice_is_checked(monkeypatch):
+    monkeypatch.setenv("LSTMKIT_KERNELS", "fast")
+    with pytest.raises(ValueError, match=r"LSTMKIT_KERNELS: expected one of auto, compiled, "
+                       r"python, got 'fast'"):  # fmt: skip
+        kernels.choice()
+    monkeypatch.setenv("LSTMKIT_KERNELS", "python")
+    assert kernels.implementation() == "python"
+    with pytest.raises(ValueError, match=r"kernels\.use: expected one of"):
+        with kernels.use("C++"):
+            pass

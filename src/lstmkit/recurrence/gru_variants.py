@@ -33,15 +33,21 @@ at once; the weight gradients are matmuls over all steps after the loop.
 Shapes: x (T, N, H_in), gx (T, N, 3H), h (T, N, H); gate order r, z, n.
 """
 
+from functools import partial
+
 import torch
 from torch import Tensor
 
 from lstmkit.cells.norm import EPS
+from lstmkit.recurrence import kernels
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.lstm_variants import (
     _NONE3,
+    _rows_contiguous,
     _stack,
+    _vector,
+    _zone_args,
     buffer,
     carried,
     input_side,
@@ -63,11 +69,14 @@ def input_bias(w: DirectionWeights, reset_after: bool) -> Tensor | None:
     return w.b_ih if reset_after else w.b_ih + w.b_hh
 
 
-def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool, save: bool):
+def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool, save: bool,
+                ops=None):  # fmt: skip
     """The forward loop over gx (T, N, 3H), the input side with :func:`input_bias`.
 
-    Returns (out (T, N, H), h_T, saved) with saved = (rz (T, N, 2H), n, n̂, hs, a, μ, ρ):
-    n̂ as in the module docstring, hs the carried states, a the raw recurrent
+    Each step is the recurrent matmul(s) and then the compiled step kernel ``ops`` (see
+    :mod:`lstmkit.recurrence.kernels`), or with ``ops=None`` the same arithmetic as torch
+    calls. Returns (out (T, N, H), h_T, saved) with saved = (rz (T, N, 2H), n, n̂, hs, a,
+    μ, ρ): n̂ as in the module docstring, hs the carried states, a the raw recurrent
     pre-activation and its layer norm's μ and ρ (None without layer norm); None unless
     ``save``.
     """
@@ -75,39 +84,94 @@ def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool,
     hidden = three_h // 3
     m, zh, _ = noise
     ln_hh = w.ln_hh is not None
-    zh_t = rates(zh, steps, gx)
     rz_cols, n_cols = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
-    gx_rz_t, gx_n_t = rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
+    gx_t, gx_rz_t, gx_n_t = step_views(gx), rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
     rz = buffer(gx, steps, (batch, 2 * hidden), save)
     rz_t = rows(rz, steps)
     r_t, z_t = rows(rz, steps, slice(0, hidden)), rows(rz, steps, slice(hidden, 2 * hidden))
     ns = buffer(gx, steps, (batch, hidden), save)
     n_t = rows(ns, steps)
     out = gx.new_empty(steps, batch, hidden)
+    out_t = step_views(out)
     if mask is None:
-        hs, h_now, h_before = out, step_views(out), shift_views(step_views(out), h0, reverse)
-        hnew_t = h_now if zh is None else rows(buffer(gx, steps, (batch, hidden), False), steps)
+        hs, h_now, h_before = out, out_t, shift_views(out_t, h0, reverse)
     else:
         hs, h_now, h_before = carried(h0, steps, reverse, save)
-        hnew_t = rows(buffer(gx, steps, (batch, hidden), False), steps)
-    hzone_t = h_now if mask is None else hnew_t
     keep_t = step_views(mask) if mask is not None else None
-    out_t = step_views(out)
-    h_in = gx.new_empty(batch, hidden) if m is not None else None
-    stats = [None] * steps
     w_hh_t = w.w_hh.T  # (H, 3H)
+    a_h = a_t = None
     if reset_after:
         # g^h = h̄ W_hh^T (+ b_hh), normalised with layer norm; n̂ is its n block
         gh = buffer(gx, steps, (batch, three_h), save)
         gh_t, gh_rz_t, n_hat_t = rows(gh, steps), rows(gh, steps, rz_cols), rows(gh, steps, n_cols)
         n_hat = gh[..., n_cols]
-        a_h = buffer(gx, steps, (batch, three_h), save) if ln_hh else None
-        a_t = rows(a_h, steps) if ln_hh else None
+        if ln_hh:
+            a_h = buffer(gx, steps, (batch, three_h), save)
+            a_t = rows(a_h, steps)
     else:
         n_hat = buffer(gx, steps, (batch, hidden), save)  # r ⊙ h̄
         n_hat_t = rows(n_hat, steps)
         w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
-        a_h = None
+    if ops is not None:  # the compiled steps
+        zh_v, zh_rate = _zone_args(zh, steps)
+        keep_v = keep_t or (None,) * steps
+        stats = [buffer(gx, steps, (batch, 1), save) if ln_hh else None for _ in range(2)]
+        mh_t, rh_t = (rows(s, steps) if s is not None else (None,) * steps for s in stats)
+        bars = (gx.new_empty(batch, hidden), gx.new_empty(batch, hidden)) if m is not None else None
+        h_bar = h0 if m is None else h0 * m
+        ln_w, b_hh = _vector(w.ln_hh), _vector(w.b_hh)
+        for k, t in enumerate(_order(steps, reverse)):
+            if reset_after:
+                if ln_hh:
+                    torch.mm(h_bar, w_hh_t, out=a_t[t])
+                elif b_hh is None:
+                    torch.mm(h_bar, w_hh_t, out=gh_t[t])
+                else:
+                    torch.addmm(b_hh, h_bar, w_hh_t, out=gh_t[t])
+                gx_now, gh_now = gx_t[t], gh_t[t]
+            else:
+                torch.addmm(gx_rz_t[t], h_bar, w_rz_t, out=rz_t[t]).sigmoid_()
+                rh = torch.mul(r_t[t], h_bar, out=n_hat_t[t])
+                torch.addmm(gx_n_t[t], rh, w_n_t, out=n_t[t])
+                gx_now = gh_now = None
+            bar = None if bars is None else bars[k % 2]
+            ops.gru_step(
+                gx_now, gh_now, a_t[t] if ln_hh else None, h_before[t], ln_w,
+                b_hh if ln_hh else None, zh_v[t], zh_rate, keep_v[t], m, reset_after,
+                rz_t[t], n_t[t], out_t[t], h_now[t], bar, mh_t[t], rh_t[t],
+            )  # fmt: skip
+            h_bar = h_now[t] if bar is None else bar
+        mean_h, rho_h = stats
+    else:
+        mean_h, rho_h = _python_steps(
+            gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t, n_t, n_hat_t,
+            out_t, h_now, h_before, *((gh_t, gh_rz_t) if reset_after else (None, None)), a_t,
+        )  # fmt: skip
+    last = 0 if reverse else steps - 1
+    if not save:
+        return out, h_now[last], None
+    return out, h_now[last], (rz, ns, n_hat, hs, a_h, mean_h, rho_h)
+
+
+def _python_steps(gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t, n_t,
+                  n_hat_t, out_t, h_now, h_before, gh_t, gh_rz_t, a_t):  # fmt: skip
+    """The forward steps of :func:`gru_forward` as torch calls; returns LN's (μ, ρ)."""
+    steps, batch, three_h = gx.shape
+    hidden = three_h // 3
+    m, zh, _ = noise
+    ln_hh = w.ln_hh is not None
+    zh_t = rates(zh, steps, gx)
+    rz_cols, n_cols = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
+    gx_rz_t, gx_n_t = rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
+    scratch = rows(buffer(gx, steps, (batch, hidden), False), steps)
+    hnew_t = h_now if (zh is None and mask is None) else scratch
+    hzone_t = h_now if mask is None else hnew_t
+    keep_t = step_views(mask) if mask is not None else None
+    h_in = gx.new_empty(batch, hidden) if m is not None else None
+    stats = [None] * steps
+    w_hh_t = w.w_hh.T  # (H, 3H)
+    if not reset_after:
+        w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
     for t in _order(steps, reverse):
         h_prev = h_before[t]
         h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
@@ -138,20 +202,120 @@ def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool,
             keep = keep_t[t]
             torch.mul(h_new, keep, out=out_t[t])
             torch.where(keep, h_new, h_prev, out=h_now[t])
-    last = 0 if reverse else steps - 1
-    if not save:
-        return out, h_now[last], None
-    mean_h, rho_h = _stack(stats) if ln_hh else (None, None)
-    return out, h_now[last], (rz, ns, n_hat, hs, a_h, mean_h, rho_h)
+    if not (save and ln_hh):
+        return None, None
+    return _stack(stats)
 
 
 def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, reverse, reset_after,
-                 need_dx=True):  # fmt: skip
+                 need_dx=True, ops=None):  # fmt: skip
     """The reverse loop and the weight-gradient matmuls; see the module docstring.
 
     Returns the gradients of (x, h0) and a DirectionWeights of parameter gradients (the
-    gradient of x is None unless ``need_dx``).
+    gradient of x is None unless ``need_dx``). ``ops`` as in :func:`gru_forward`.
     """
+    _, ns, n_hat, hs, a_h, mean_h, rho_h = saved
+    m = noise.recurrent
+    steps, batch, hidden = ns.shape
+    ln_hh = w.ln_hh is not None
+    # δg^h (reset after) or δg^x (before): (T, N, 3H); δn: of n's pre-activation, (T, N, H)
+    dg = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
+    loop = _python_backward if ops is None else partial(_compiled_backward, ops)
+    grad_a, dn, dh0 = loop(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg)
+    h_in = hs if m is None else hs * m
+    h0_in = h0 if m is None else h0 * m
+    grads = {}
+    if reset_after:
+        grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0_in, reverse)
+        if w.b_hh is not None:
+            grads["b_hh"] = dg.view(-1, 3 * hidden).sum(0)
+        if ln_hh:
+            grads["ln_hh"] = norm_grads(dg, a_h, mean_h, rho_h, w.ln_hh)[1]
+        # the recurrent side is done: the n block becomes δn_pre, so the buffer holds the
+        # input side's δg^x = [δg_rz, δn_pre]
+        dg[..., 2 * hidden :] = dn
+    else:
+        dw_n = dn.reshape(-1, hidden).T @ n_hat.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h̄)
+        grads["w_hh"] = torch.cat(
+            [sum_prev_outer(dg[..., : 2 * hidden], h_in, h0_in, reverse), dw_n]
+        )
+    flat = dg.view(-1, 3 * hidden)
+    if w.b_ih is not None:
+        grads["b_ih"] = flat.sum(0)
+        if not reset_after:  # all of b_hh sits on the input side beside b_ih
+            grads["b_hh"] = grads["b_ih"]
+    if x_norm is not None:
+        dax, grads["ln_ih"], _ = norm_grads(dg, *x_norm, w.ln_ih, dv=True)
+        dax = dax.view(-1, 3 * hidden)
+    else:
+        dax = flat
+    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
+    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
+    return dx, dh0, DirectionWeights(**{name: grads.get(name) for name in _FIELDS})
+
+
+def _reset_before_terms(rz, hs, h0, m, reverse):
+    """h̄_{t-1} r (1 - r) for all steps: δr_pre = δ(r ⊙ h̄) ⊙ this (reset before)."""
+    hidden = rz.shape[-1] // 2
+    r = rz[..., :hidden]
+    b_r = _shift_prev(hs, h0, reverse)
+    if m is not None:
+        b_r.mul_(m)
+    b_r.mul_(r)
+    return torch.addcmul(b_r, b_r, r, value=-1, out=b_r)
+
+
+def _compiled_backward(ops, saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg):
+    """The reverse loop with ``torch.ops.lstmkit.gru_step_backward``; fills dg and
+    returns (δa (T, N, 3H) or δg^h itself, δn (T, N, H), δh_0)."""
+    rz, ns, n_hat, hs, a_h, mean_h, rho_h = saved
+    m, zh, _ = noise
+    steps, batch, hidden = ns.shape
+    ln_hh = w.ln_hh is not None
+    none = (None,) * steps
+    dn = torch.empty_like(ns) if reset_after else dg[..., 2 * hidden :]
+    grad_a = torch.empty_like(dg) if ln_hh else dg
+    dout_t, rz_t, n_t = step_views(_rows_contiguous(dout)), step_views(rz), step_views(ns)
+    hp_t = shift_views(step_views(hs), h0, reverse)
+    dn_t = step_views(dn)
+    a_t, mh_t, rh_t = (step_views(v) for v in (a_h, mean_h, rho_h)) if ln_hh else (none,) * 3
+    zh_v, zh_rate = _zone_args(zh, steps)
+    keep_t = step_views(mask) if mask is not None else none
+    ln_w = _vector(w.ln_hh)
+    new = ns.new_empty
+    carries = (new(batch, hidden), new(batch, hidden))  # ζ δh (+ the passed carry), in turns
+    r = new(batch, hidden)  # the recurrent matmul's gradient for the step before
+    w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)
+    if reset_after:
+        dg_t, da_t, n_hat_t = step_views(dg), step_views(grad_a), step_views(n_hat)
+    else:
+        dg_t, da_t, n_hat_t = step_views(dg[..., : 2 * hidden]), none, none
+        dr_t = step_views(dg[..., :hidden])
+        br_t = step_views(_reset_before_terms(rz, hs, h0, m, reverse))
+        r_only_t = step_views(rz[..., :hidden])
+        w_n, w_rz_nt = w.w_hh[2 * hidden :], w_hh_nt[: 2 * hidden]
+        drh = new(batch, hidden)
+    r_in, m_in, e_in = _rows_contiguous(dh_n), None, None
+    for k, t in enumerate(reversed(_order(steps, reverse))):
+        e_out = carries[k % 2]
+        ops.gru_step_backward(
+            dout_t[t], r_in, m_in, e_in, rz_t[t], n_t[t], n_hat_t[t], hp_t[t], a_t[t],
+            mh_t[t], rh_t[t], ln_w, zh_v[t], zh_rate, keep_t[t], reset_after,
+            dg_t[t], da_t[t] if ln_hh else None, dn_t[t], e_out,
+        )  # fmt: skip
+        if reset_after:
+            torch.mm(da_t[t] if ln_hh else dg_t[t], w_hh_nt, out=r)
+        else:
+            torch.mm(dn_t[t], w_n, out=drh)  # δ(r ⊙ h̄_{t-1})
+            torch.mul(drh, br_t[t], out=dr_t[t])
+            torch.mul(drh, r_only_t[t], out=r).addmm_(dg_t[t], w_rz_nt)
+        r_in, m_in, e_in = r, m, e_out
+    dh0 = r if m is None else r * m
+    return grad_a, dn, dh0 + e_in
+
+
+def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg):
+    """The reverse loop as torch calls; returns what :func:`_compiled_backward` does."""
     rz, ns, n_hat, hs, a_h, mean_h, rho_h = saved
     m, zh, _ = noise
     steps, batch, hidden = ns.shape
@@ -176,29 +340,23 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
     w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)
     dhc = ns.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
     if reset_after:
-        grad_h = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
-        g_r, g_z, g_n = grad_h.split(hidden, dim=2)
+        g_r, g_z, g_n = dg.split(hidden, dim=2)
         torch.mul(a_n, n_hat, out=g_r).mul_(r).mul_(1 - r)
         g_z.copy_(a_z)
         torch.mul(a_n, r, out=g_n)
-        grad_t = step_views(grad_h)
+        grad_t = step_views(dg)
         g3_t, dh1_t = (
-            step_views(grad_h.view(steps, batch, 3, hidden)),
+            step_views(dg.view(steps, batch, 3, hidden)),
             step_views(dh_all.view(steps, batch, 1, hidden)),
         )
         if ln_hh:
             a_t, mh_t, rh_t = step_views(a_h), step_views(mean_h), step_views(rho_h)
             da = [None] * steps
     else:
-        h_in_prev = _shift_prev(hs, h0, reverse)
-        if m is not None:
-            h_in_prev.mul_(m)
-        b_r = h_in_prev.mul_(r)
-        torch.addcmul(b_r, b_r, r, value=-1, out=b_r)  # h̄_{t-1} r (1 - r)
+        b_r = _reset_before_terms(rz, hs, h0, m, reverse)
         w_n = w.w_hh[2 * hidden :]
         w_rz_nt = w_hh_nt[: 2 * hidden]
-        dgx = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
-        grad_rz, dn = dgx[..., : 2 * hidden], dgx[..., 2 * hidden :]  # δn: of n's pre-activation
+        grad_rz, dn = dg[..., : 2 * hidden], dg[..., 2 * hidden :]
         rz_grad_t, dn_t = step_views(grad_rz), step_views(dn)
         gr_t, gz_t = step_views(grad_rz[..., :hidden]), step_views(grad_rz[..., hidden:])
         an_t, az_t, br_t, r_t = step_views(a_n), step_views(a_z), step_views(b_r), step_views(r)
@@ -229,36 +387,9 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         carry = dh_in.addcmul_(dh, zeta_t[t])
         if mf is not None:
             carry.add_(dh_pass)
-    h_in = hs if m is None else hs * m
-    h0_in = h0 if m is None else h0 * m
-    grads = {}
     if reset_after:
-        grad_a = torch.stack(da) if ln_hh else grad_h
-        grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0_in, reverse)
-        if w.b_hh is not None:
-            grads["b_hh"] = grad_h.view(-1, 3 * hidden).sum(0)
-        if ln_hh:
-            grads["ln_hh"] = norm_grads(grad_h, a_h, mean_h, rho_h, w.ln_hh)[1]
-        # the recurrent side is done: grad_h's n block becomes δn_pre = δh a^n, so the
-        # buffer holds the input side's δg^x = [δg_rz, δn_pre]
-        dgx = grad_h
-        torch.mul(dh_all, a_n, out=grad_h[..., 2 * hidden :])
-    else:
-        dw_n = dn.reshape(-1, hidden).T @ n_hat.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h̄)
-        grads["w_hh"] = torch.cat([sum_prev_outer(grad_rz, h_in, h0_in, reverse), dw_n])
-    flat = dgx.view(-1, 3 * hidden)
-    if w.b_ih is not None:
-        grads["b_ih"] = flat.sum(0)
-        if not reset_after:  # all of b_hh sits on the input side beside b_ih
-            grads["b_hh"] = grads["b_ih"]
-    if x_norm is not None:
-        dax, grads["ln_ih"], _ = norm_grads(dgx, *x_norm, w.ln_ih, dv=True)
-        dax = dax.view(-1, 3 * hidden)
-    else:
-        dax = flat
-    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
-    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
-    return dx, carry, DirectionWeights(**{name: grads.get(name) for name in _FIELDS})
+        return torch.stack(da) if ln_hh else dg, dh_all.mul_(a_n), carry
+    return dg, dn, carry
 
 
 _FIELDS = DirectionWeights._fields
@@ -272,8 +403,9 @@ class GRUVariantDirection(torch.autograd.Function):
     def forward(ctx, x, h0, mask, reverse, reset_after, noise, *weights):
         w = DirectionWeights(*weights)
         gx, norm = input_side(x, w.w_ih, input_bias(w, reset_after), w.ln_ih)
-        out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True)
-        ctx.reverse, ctx.reset_after, ctx.noise = reverse, reset_after, noise
+        ops = kernels.ops()  # the backward runs the same step implementation
+        out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True, ops)
+        ctx.reverse, ctx.reset_after, ctx.noise, ctx.ops = reverse, reset_after, noise, ops
         ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
         return out, h
 
@@ -286,7 +418,7 @@ class GRUVariantDirection(torch.autograd.Function):
         x_norm = tuple(rest[count + _SAVED :]) if w.ln_ih is not None else None
         dx, dh0, dw = gru_backward(
             saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, ctx.reverse, ctx.reset_after,
-            ctx.needs_input_grad[0],
+            ctx.needs_input_grad[0], ctx.ops,
         )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
         return dx, dh0, None, None, None, None, *dw
@@ -308,5 +440,6 @@ def run_direction(
         out, h = GRUVariantDirection.apply(x, h0, mask, reverse, cfg.reset_after, noise, *w)
         return out, h, None
     gx, _ = input_side(x, w.w_ih, input_bias(w, cfg.reset_after), w.ln_ih)
-    out, h, _ = gru_forward(gx, h0, w, noise, mask, reverse, cfg.reset_after, False)
+    ops = kernels.ops()
+    out, h, _ = gru_forward(gx, h0, w, noise, mask, reverse, cfg.reset_after, False, ops)
     return out, h, None

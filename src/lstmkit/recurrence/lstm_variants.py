@@ -48,10 +48,14 @@ Shapes: x (T, N, H_in), gates (T, N, 4H), C (T, N, H), h (T, N, H); zoneout mask
 (T, N, H) or a float (evaluation), recurrent mask (N, H).
 """
 
+from functools import partial
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
 from lstmkit.cells.norm import EPS
+from lstmkit.recurrence import kernels
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.noise import Noise
@@ -161,29 +165,34 @@ def rates(d: Tensor | float | None, steps: int, like: Tensor):
     return (like.new_tensor(d),) * steps
 
 
-def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
-    """The forward loop over gx (T, N, 4H) = the input side with the biases.
+class _Layout(NamedTuple):
+    """Where one forward call keeps what its steps write: the saved (T, ...) buffers (or
+    None) and, per step, the views each step reads and writes (see :func:`lstm_forward`)."""
 
-    Returns (out (T, N, H), h_T, c_T, saved); saved (None unless ``save``) holds the
-    activated gates (T, N, 4H), τ = tanh(u), C̃ (or None when the backward needs it not),
-    the carried h (T, N, H), the carried C with its initial value (T+1, N, H), and with
-    layer norm the raw recurrent pre-activations and both norms' μ and ρ (T, N, 1).
-    """
+    gates: Tensor | None
+    gate_t: tuple
+    c_ext: Tensor | None  # the carried C with its initial value, (T+1, N, H)
+    c_now: tuple
+    c_before: tuple
+    out: Tensor
+    out_t: tuple
+    hs: Tensor | None  # the carried h (out itself without a length mask)
+    h_now: tuple
+    h_before: tuple
+    new_c: Tensor | None  # C̃, when the backward reads it and it is not the carried C
+    cnew_t: tuple
+    taus: Tensor | None
+    tau_t: tuple
+    a_h: Tensor | None  # h̄ W_hh^T (layer norm), before its normalisation
+    a_t: tuple | None
+
+
+def _layout(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool) -> _Layout:
     steps, batch, four_h = gx.shape
     hidden = four_h // 4
-    m, zh, zc = noise
-    peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
-    zh_t, zc_t = rates(zh, steps, gx), rates(zc, steps, gx)
+    zc = noise.zoneout_c
     new = gx.new_empty
-    gx_t = step_views(gx)
-    # the gates step t writes, and the views of each gate (T rows, or one scratch)
     gates = buffer(gx, steps, (batch, four_h), save)
-    gate_t = rows(gates, steps)
-    i_t, f_t, g_t, o_t = (rows(gates, steps, slice(k * hidden, (k + 1) * hidden)) for k in range(4))
-    if_t = rows(gates, steps, slice(0, 2 * hidden))  # (N, 2H): i and f
-    pre = new(batch, four_h)  # the pre-activations of the step being computed
-    pre4 = pre.view(batch, 4, hidden)
-    pre_if, pre_g, pre_o = pre[:, : 2 * hidden], pre4[:, 2], pre4[:, 3]
     # the carried states: C with its initial value in one (T+1, N, H) buffer when saving
     if save:
         c_ext = new(steps + 1, batch, hidden)
@@ -197,26 +206,121 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
         hs, h_now, h_before = out, step_views(out), shift_views(step_views(out), h0, reverse)
     else:
         hs, h_now, h_before = carried(h0, steps, reverse, save)
-    # where C̃ and h̃ go: straight into the carried state when nothing is applied after
-    plain_c, plain_h = zc is None and mask is None, zh is None and mask is None
-    keep_new_c = save and not plain_c and (peephole or ln_c)
+    # C̃ goes straight into the carried state when nothing is applied after it
+    plain_c = zc is None and mask is None
+    keep_new_c = save and not plain_c and (w.w_ph is not None or w.ln_c is not None)
     new_c = None if plain_c else buffer(gx, steps, (batch, hidden), keep_new_c)
     cnew_t = c_now if plain_c else rows(new_c, steps)
-    new_c = new_c if keep_new_c else None
-    hnew_t = h_now if plain_h else rows(buffer(gx, steps, (batch, hidden), False), steps)
-    if mask is None:
-        czone_t = c_now
-    else:  # a scratch, but never over the C̃ the backward reads
-        czone_t = rows(buffer(gx, steps, (batch, hidden), False), steps) if keep_new_c else cnew_t
-    hzone_t = h_now if mask is None else hnew_t
     taus = buffer(gx, steps, (batch, hidden), save)
-    tau_t = rows(taus, steps)
-    a_h = buffer(gx, steps, (batch, four_h), save) if ln_hh else None
-    a_t = rows(a_h, steps) if ln_hh else None
+    a_h = buffer(gx, steps, (batch, four_h), save) if w.ln_hh is not None else None
+    return _Layout(
+        gates if save else None, rows(gates, steps), c_ext, c_now, c_before,
+        out, step_views(out), hs, h_now, h_before,
+        new_c if keep_new_c else None, cnew_t,
+        taus if save else None, rows(taus, steps),
+        a_h if save else None, None if a_h is None else rows(a_h, steps),
+    )  # fmt: skip
+
+
+def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, ops=None):
+    """The forward loop over gx (T, N, 4H) = the input side with the biases.
+
+    Each step is the recurrent matmul and then the compiled step kernel ``ops`` (see
+    :mod:`lstmkit.recurrence.kernels`), or with ``ops=None`` the same arithmetic as torch
+    calls.
+    Returns (out (T, N, H), h_T, c_T, saved); saved (None unless ``save``) holds the
+    activated gates (T, N, 4H), τ = tanh(u), C̃ (or None when the backward needs it not),
+    the carried h (T, N, H), the carried C with its initial value (T+1, N, H), and with
+    layer norm the raw recurrent pre-activations and both norms' μ and ρ (T, N, 1).
+    """
+    lay = _layout(gx, h0, c0, w, noise, mask, reverse, save)
+    if ops is None:
+        stats = _python_steps(lay, gx, h0, w, noise, mask, reverse, save)
+    else:
+        stats = _compiled_steps(ops, lay, gx, h0, w, noise, mask, reverse, save)
+    last = 0 if reverse else gx.shape[0] - 1
+    h_last, c_last = lay.h_now[last], lay.c_now[last]
+    if not save:
+        return lay.out, h_last, c_last, None
+    new_c = lay.new_c
+    if new_c is None and (w.w_ph is not None or w.ln_c is not None):
+        new_c = lay.c_ext[:-1] if reverse else lay.c_ext[1:]  # C̃ is the carried C
+    saved = (lay.gates, lay.taus, new_c, lay.hs, lay.c_ext, lay.a_h, *stats)
+    return lay.out, h_last, c_last, saved
+
+
+def _compiled_steps(ops, lay: _Layout, gx, h0, w, noise: Noise, mask, reverse, save):
+    """The forward steps with ``torch.ops.lstmkit.lstm_step``; returns the norms' (μ, ρ)."""
+    steps, batch, four_h = gx.shape
+    hidden = four_h // 4
+    m, zh, zc = noise
+    ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
+    zh_t, zh_rate = _zone_args(zh, steps)
+    zc_t, zc_rate = _zone_args(zc, steps)
+    keep_t = step_views(mask) if mask is not None else (None,) * steps
+    gx_t = step_views(gx)
+    norms = (ln_hh, ln_hh, ln_c, ln_c)  # (μ, ρ) of LN(h̄ W_hh^T), then of LN(C̃)
+    stats = [buffer(gx, steps, (batch, 1), save) if on else None for on in norms]
+    mh_t, rh_t, mc_t, rc_t = (rows(s, steps) if s is not None else (None,) * steps for s in stats)
+    rec = None if ln_hh else gx.new_empty(batch, four_h)  # gx + h̄ W_hh^T
+    bars = (gx.new_empty(batch, hidden), gx.new_empty(batch, hidden)) if m is not None else None
+    h_bar = h0 if m is None else h0 * m
+    w_hh_t = w.w_hh.T  # (H, 4H)
+    w_ph, ln_w, ln_c_w, ln_c_b = (_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c, w.ln_c_bias))
+    step = ops.lstm_step
+    for n, t in enumerate(_order(steps, reverse)):
+        if ln_hh:
+            r = torch.mm(h_bar, w_hh_t, out=lay.a_t[t])
+        else:
+            r = torch.addmm(gx_t[t], h_bar, w_hh_t, out=rec)
+        bar = None if bars is None else bars[n % 2]
+        step(
+            r, gx_t[t] if ln_hh else None, lay.c_before[t], lay.h_before[t],
+            w_ph, ln_w, ln_c_w, ln_c_b, zh_t[t], zh_rate, zc_t[t], zc_rate, keep_t[t], m,
+            lay.gate_t[t], lay.cnew_t[t], lay.tau_t[t], lay.out_t[t], lay.h_now[t],
+            lay.c_now[t], bar, mh_t[t], rh_t[t], mc_t[t], rc_t[t],
+        )  # fmt: skip
+        h_bar = lay.h_now[t] if bar is None else bar
+    return tuple(s if save else None for s in stats)
+
+
+def _zone_args(d, steps: int):
+    """A zoneout mask as the kernels take it: (T per-step rows or Nones, the rate)."""
+    if isinstance(d, Tensor):
+        return step_views(d), 0.0
+    return (None,) * steps, float(d or 0.0)
+
+
+def _vector(v: Tensor | None) -> Tensor | None:
+    return None if v is None else v.contiguous()
+
+
+def _python_steps(lay: _Layout, gx, h0, w, noise: Noise, mask, reverse, save):
+    """The forward steps as torch calls; returns the norms' (μ, ρ) stacked, or Nones."""
+    steps, batch, four_h = gx.shape
+    hidden = four_h // 4
+    m, zh, zc = noise
+    peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
+    zh_t, zc_t = rates(zh, steps, gx), rates(zc, steps, gx)
+    gx_t = step_views(gx)
+    gates = lay.gate_t[0].unsqueeze(0) if lay.gates is None else lay.gates
+    i_t, f_t, g_t, o_t = (rows(gates, steps, slice(k * hidden, (k + 1) * hidden)) for k in range(4))
+    if_t = rows(gates, steps, slice(0, 2 * hidden))  # (N, 2H): i and f
+    pre = gx.new_empty(batch, four_h)  # the pre-activations of the step being computed
+    pre4 = pre.view(batch, 4, hidden)
+    pre_if, pre_g, pre_o = pre[:, : 2 * hidden], pre4[:, 2], pre4[:, 3]
+    scratch = (gx.new_empty(1, batch, hidden) for _ in range(2))
+    plain_h = zh is None and mask is None
+    hnew_t = lay.h_now if plain_h else rows(next(scratch), steps)
+    hzone_t = lay.h_now if mask is None else hnew_t
+    if mask is None:
+        czone_t = lay.c_now
+    else:  # a scratch, but never over the C̃ the backward reads
+        czone_t = rows(next(scratch), steps) if lay.new_c is not None else lay.cnew_t
+    c_now, c_before, h_now, h_before = lay.c_now, lay.c_before, lay.h_now, lay.h_before
     stats_h, stats_c = [None] * steps, [None] * steps
-    h_in = new(batch, hidden) if m is not None else None
+    h_in = gx.new_empty(batch, hidden) if m is not None else None
     keep_t = step_views(mask) if mask is not None else None
-    out_t = step_views(out)
     w_hh_t = w.w_hh.T  # (H, 4H)
     if peephole:
         p_if, p_o = w.w_ph[: 2 * hidden].view(2, hidden), w.w_ph[2 * hidden :]
@@ -224,7 +328,7 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
         h_prev, c_prev = h_before[t], c_before[t]
         h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
         if ln_hh:
-            a = torch.mm(h_bar, w_hh_t, out=a_t[t])
+            a = torch.mm(h_bar, w_hh_t, out=lay.a_t[t])
             a_hat, mean, rho = torch.native_layer_norm(a, (four_h,), None, None, EPS)
             torch.addcmul(gx_t[t], a_hat, w.ln_hh, out=pre)
             stats_h[t] = (mean, rho)
@@ -234,19 +338,19 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
             pre4[:, :2].addcmul_(p_if, c_prev.unsqueeze(1))
             torch.sigmoid(pre_if, out=if_t[t])
         else:
-            torch.sigmoid(pre, out=gate_t[t])
+            torch.sigmoid(pre, out=lay.gate_t[t])
         g = torch.tanh(pre_g, out=g_t[t])
         o = o_t[t]
-        c_new = torch.mul(f_t[t], c_prev, out=cnew_t[t]).addcmul_(i_t[t], g)
+        c_new = torch.mul(f_t[t], c_prev, out=lay.cnew_t[t]).addcmul_(i_t[t], g)
         if peephole:
             pre_o.addcmul_(p_o, c_new)
             torch.sigmoid(pre_o, out=o)
         if ln_c:
             u, mean, rho = torch.native_layer_norm(c_new, (hidden,), w.ln_c, w.ln_c_bias, EPS)
-            tau = torch.tanh(u, out=tau_t[t])
+            tau = torch.tanh(u, out=lay.tau_t[t])
             stats_c[t] = (mean, rho)
         else:
-            tau = torch.tanh(c_new, out=tau_t[t])
+            tau = torch.tanh(c_new, out=lay.tau_t[t])
         h_new = torch.mul(o, tau, out=hnew_t[t])
         if zh_t is not None:
             h_new = torch.lerp(h_new, h_prev, zh_t[t], out=hzone_t[t])
@@ -254,18 +358,14 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool):
             c_new = torch.lerp(c_new, c_prev, zc_t[t], out=czone_t[t])
         if keep_t is not None:
             keep = keep_t[t]
-            torch.mul(h_new, keep, out=out_t[t])
+            torch.mul(h_new, keep, out=lay.out_t[t])
             torch.where(keep, h_new, h_prev, out=h_now[t])
             torch.where(keep, c_new, c_prev, out=c_now[t])
-    last = 0 if reverse else steps - 1
     if not save:
-        return out, h_now[last], c_now[last], None
-    if new_c is None and (peephole or ln_c):
-        new_c = c_ext[:-1] if reverse else c_ext[1:]  # C̃ is the carried C
+        return None, None, None, None
     mean_h, rho_h = _stack(stats_h) if ln_hh else (None, None)
     mean_c, rho_c = _stack(stats_c) if ln_c else (None, None)
-    saved = (gates, taus, new_c, hs, c_ext, a_h, mean_h, rho_h, mean_c, rho_c)
-    return out, h_now[last], c_now[last], saved
+    return mean_h, rho_h, mean_c, rho_c
 
 
 def _stack(stats: list) -> tuple[Tensor, Tensor]:
@@ -275,18 +375,116 @@ def _stack(stats: list) -> tuple[Tensor, Tensor]:
 
 
 def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse,
-                  need_dx=True):  # fmt: skip
+                  need_dx=True, ops=None):  # fmt: skip
     """The reverse loop and the weight-gradient matmuls; see the module docstring.
 
     Returns the gradients of (x, h0, c0) and a DirectionWeights of parameter gradients
-    (the gradient of x is None unless ``need_dx``).
+    (the gradient of x is None unless ``need_dx``). ``ops`` as in :func:`lstm_forward`.
     """
     gates, taus, new_c, hs, c_ext, a_h, mean_h, rho_h, mean_c, rho_c = saved
+    m = noise.recurrent
+    steps, batch, four_h = gates.shape
+    hidden = four_h // 4
+    ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
+    c_prev = c_ext[1:] if reverse else c_ext[:-1]
+    loop = _python_backward if ops is None else partial(_compiled_backward, ops)
+    grad, grad_a, du, dh0, dc0 = loop(saved, c_prev, w, noise, mask, dout, dh_n, dc_n, reverse)
+    flat = grad.view(-1, four_h)
+    grads = {}
+    if x_norm is not None:  # the input-side layer norm, all steps at once
+        dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
+        dax = dax.view(-1, four_h)
+    else:
+        dax = flat
+    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
+    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
+    h_in = hs if m is None else hs * m
+    grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0 if m is None else h0 * m, reverse)
+    if w.b_ih is not None:
+        grads["b_ih"] = grads["b_hh"] = flat.sum(0)
+    if ln_hh:
+        grads["ln_hh"] = norm_grads(grad, a_h, mean_h, rho_h, w.ln_hh)[1]
+    if ln_c:
+        _, grads["ln_c"], grads["ln_c_bias"] = norm_grads(
+            du, new_c, mean_c, rho_c, w.ln_c, w.ln_c_bias
+        )
+    if w.w_ph is not None:  # Σ over all steps and samples of δG ⊙ the cell each gate reads
+        count, products = steps * batch, torch.empty_like(taus)
+        dp = [
+            torch.mul(grad[..., k * hidden : (k + 1) * hidden], cell, out=products)
+            .view(count, hidden)
+            .sum(0)
+            for k, cell in ((0, c_prev), (1, c_prev), (3, new_c))
+        ]
+        grads["w_ph"] = torch.cat(dp)
+    return (
+        dx,
+        dh0,
+        dc0,
+        DirectionWeights(**{name: grads.get(name) for name in DirectionWeights._fields}),
+    )
+
+
+def _rows_contiguous(v: Tensor) -> Tensor:
+    """v itself when its rows are contiguous (what the kernels read), else a copy."""
+    return v if v.stride(-1) == 1 else v.contiguous()
+
+
+def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
+    """The reverse loop with ``torch.ops.lstmkit.lstm_step_backward``.
+
+    Returns (δG, δa, δu, δh_0, δC_0): δG (T, N, 4H), δa its layer-norm backward (δG
+    itself without LN), δu (T, N, H) or None.
+    """
+    gates, taus, new_c, _, _, a_h, mean_h, rho_h, mean_c, rho_c = saved
+    m, zh, zc = noise
+    steps, batch, four_h = gates.shape
+    hidden = four_h // 4
+    ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
+    grad = torch.empty_like(gates)
+    grad_a = torch.empty_like(gates) if ln_hh else grad
+    du = torch.empty_like(taus) if ln_c else None
+    none = (None,) * steps
+    dout_t, gate_t, tau_t = step_views(_rows_contiguous(dout)), step_views(gates), step_views(taus)
+    grad_t, da_t, cp_t = step_views(grad), step_views(grad_a), step_views(c_prev)
+    du_t, cn_t = (step_views(du), step_views(new_c)) if ln_c else (none, none)
+    mc_t, rc_t = (step_views(mean_c), step_views(rho_c)) if ln_c else (none, none)
+    a_t, mh_t, rh_t = (step_views(v) for v in (a_h, mean_h, rho_h)) if ln_hh else (none,) * 3
+    zh_t, zh_rate = _zone_args(zh, steps)
+    zc_t, zc_rate = _zone_args(zc, steps)
+    keep_t = step_views(mask) if mask is not None else none
+    w_ph, ln_w, ln_c_w = (_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c))
+    new = gates.new_empty
+    dcs = (new(batch, hidden), new(batch, hidden))  # δC carried, in turns
+    passes = zh is not None or mask is not None  # a share of δh passes straight back
+    carries = (new(batch, hidden), new(batch, hidden)) if passes else None
+    r = new(batch, hidden)  # δa W_hh, written by the matmul
+    w_hh_nt = w.w_hh.t().contiguous().T  # (H, 4H) contiguous: NT products (see lstm_fused)
+    r_in, m_in, e_in, dc_in = _rows_contiguous(dh_n), None, None, _rows_contiguous(dc_n)
+    step = ops.lstm_step_backward
+    for n, t in enumerate(reversed(_order(steps, reverse))):
+        e_out = None if carries is None else carries[n % 2]
+        step(
+            dout_t[t], r_in, m_in, e_in, dc_in, gate_t[t], tau_t[t], cp_t[t], cn_t[t],
+            a_t[t], mh_t[t], rh_t[t], mc_t[t], rc_t[t], w_ph, ln_w, ln_c_w,
+            zh_t[t], zh_rate, zc_t[t], zc_rate, keep_t[t],
+            grad_t[t], da_t[t] if ln_hh else None, du_t[t], dcs[n % 2], e_out,
+        )  # fmt: skip
+        torch.mm(da_t[t], w_hh_nt, out=r)
+        r_in, m_in, e_in, dc_in = r, m, e_out, dcs[n % 2]
+    dh0 = r if m is None else r * m
+    if e_in is not None:
+        dh0 = dh0 + e_in
+    return grad, grad_a, du, dh0, dc_in
+
+
+def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
+    """The reverse loop as torch calls; returns what :func:`_compiled_backward` does."""
+    gates, taus, new_c, _, _, a_h, mean_h, rho_h, mean_c, rho_c = saved
     m, zh, zc = noise
     steps, batch, four_h = gates.shape
     hidden = four_h // 4
     peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
-    c_prev = c_ext[1:] if reverse else c_ext[:-1]
     i, f, g, o = gates.split(hidden, dim=2)
     # A holds the local derivatives first and is overwritten by δG step by step.
     grad = torch.empty_like(gates)
@@ -370,37 +568,7 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
             dc_next.add_(dc_pass)
         dc_carry = dc_next
     grad_a = torch.stack(da) if ln_hh else grad
-    flat = grad.view(-1, four_h)
-    grads = {}
-    if x_norm is not None:  # the input-side layer norm, all steps at once
-        dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
-        dax = dax.view(-1, four_h)
-    else:
-        dax = flat
-    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
-    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
-    h_in = hs if m is None else hs * m
-    grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0 if m is None else h0 * m, reverse)
-    if w.b_ih is not None:
-        grads["b_ih"] = grads["b_hh"] = flat.sum(0)
-    if ln_hh:
-        grads["ln_hh"] = norm_grads(grad, a_h, mean_h, rho_h, w.ln_hh)[1]
-    if ln_c:
-        _, grads["ln_c"], grads["ln_c_bias"] = norm_grads(
-            du, new_c, mean_c, rho_c, w.ln_c, w.ln_c_bias
-        )
-    if peephole:  # Σ over all steps and samples, the products written into δC̃'s buffer
-        count = steps * batch
-        dp_i = torch.mul(ai, c_prev, out=dcs).view(count, hidden).sum(0)
-        dp_f = torch.mul(af, c_prev, out=dcs).view(count, hidden).sum(0)
-        dp_o = torch.mul(ao, new_c, out=dcs).view(count, hidden).sum(0)
-        grads["w_ph"] = torch.cat([dp_i, dp_f, dp_o])
-    return (
-        dx,
-        dh_carry,
-        dc_carry,
-        DirectionWeights(**{name: grads.get(name) for name in DirectionWeights._fields}),
-    )
+    return grad, grad_a, du, dh_carry, dc_carry
 
 
 _FIELDS = DirectionWeights._fields
@@ -415,8 +583,9 @@ class LSTMVariantDirection(torch.autograd.Function):
         w = DirectionWeights(*weights)
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
         gx, norm = input_side(x, w.w_ih, bias, w.ln_ih)
-        out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True)
-        ctx.reverse, ctx.noise = reverse, noise
+        ops = kernels.ops()  # the backward runs the same step implementation
+        out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True, ops)
+        ctx.reverse, ctx.noise, ctx.ops = reverse, noise, ops
         ctx.save_for_backward(x, h0, c0, mask, *weights, *saved, *(norm or _NONE3))
         return out, h, c
 
@@ -428,7 +597,7 @@ class LSTMVariantDirection(torch.autograd.Function):
         x_norm = tuple(rest[len(_FIELDS) + _SAVED :]) if w.ln_ih is not None else None
         dx, dh0, dc0, dw = lstm_backward(
             saved, x, h0, c0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse,
-            ctx.needs_input_grad[0],
+            ctx.needs_input_grad[0], ctx.ops,
         )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
         return dx, dh0, dc0, None, None, None, *dw
@@ -450,5 +619,5 @@ def run_direction(
         return LSTMVariantDirection.apply(x, h0, c0, mask, reverse, noise, *w)
     bias = None if w.b_ih is None else w.b_ih + w.b_hh
     gx, _ = input_side(x, w.w_ih, bias, w.ln_ih)
-    out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False)
+    out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False, kernels.ops())
     return out, h, c

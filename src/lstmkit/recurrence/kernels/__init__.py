@@ -1,0 +1,145 @@
+"""lstmkit's compiled step kernels for the cell variants, built on first use.
+
+``variant_steps.cpp`` holds the pointwise work of one time step of the variant LSTM and
+GRU, forward and backward, as one CPU kernel each (``torch.ops.lstmkit.*``). The loops of
+:mod:`lstmkit.recurrence.lstm_variants` and :mod:`~lstmkit.recurrence.gru_variants` call
+them between the recurrent matmuls; without them they run the same arithmetic as a
+dozen torch calls per step (the "python" step implementation), which is exact too but
+slower (figures in ``docs/benchmarks.md``).
+
+The library is compiled with torch's own extension builder (``torch.utils.cpp_extension``,
+ninja and the system C++ compiler) the first time a variant runs on the ``fused``
+backend, into :func:`cache_dir` (by default ``~/.cache/lstmkit/kernels``); that takes
+about 15 s once per machine and source version. The environment variable
+``LSTMKIT_KERNELS`` chooses:
+
+* ``auto`` (default): the compiled kernels; if they cannot be built, one warning names
+  the reason and the python steps run;
+* ``compiled``: the compiled kernels or an error;
+* ``python``: the python steps.
+"""
+
+import functools
+import hashlib
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("variant_steps.cpp")
+CHOICES = ("auto", "compiled", "python")
+_choice: str | None = None  # set by use(); None: the environment variable decides
+
+
+def _flags() -> list[str]:
+    """Compiler flags for the vector width torch itself runs at on this CPU."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        isa = ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]
+    elif capability == "AVX2":
+        isa = ["-mavx2", "-mfma"]
+    else:  # torch's portable vector type, which the compiler vectorises as it can
+        return ["-O3"]
+    return ["-O3", *isa, f"-DCPU_CAPABILITY={capability}", f"-DCPU_CAPABILITY_{capability}"]
+
+
+def _name(flags: list[str]) -> str:
+    """One build per source text, flags and torch version."""
+    digest = hashlib.sha256(SOURCE.read_bytes())
+    digest.update(" ".join([*flags, torch.__version__]).encode())
+    return f"lstmkit_steps_{digest.hexdigest()[:12]}"
+
+
+@functools.cache
+def _build():
+    """(torch.ops.lstmkit, None) once the library is loaded, or (None, why it is not)."""
+    from torch.utils import cpp_extension
+
+    flags = _flags()
+    name = _name(flags)
+    directory = cache_dir() / name
+    if not (directory / f"{name}.so").exists():
+        print(f"lstmkit: compiling the variant step kernels (once, ~15 s) into {directory}",
+              file=sys.stderr, flush=True)  # fmt: skip
+    path = os.environ.get("PATH", "")
+    try:
+        import ninja  # its binary, for a virtual environment that is not activated
+
+        directory.mkdir(parents=True, exist_ok=True)
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, path])
+        cpp_extension.load(
+            name,
+            [str(SOURCE)],
+            extra_cflags=flags,
+            build_directory=str(directory),
+            is_python_module=False,
+            verbose=False,
+        )
+    except (ImportError, OSError, RuntimeError, SystemExit) as err:  # no compiler, no ninja
+        return None, f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
+    finally:
+        os.environ["PATH"] = path
+    return torch.ops.lstmkit, None
+
+
+def cache_dir() -> Path:
+    """Where the builds go: ``LSTMKIT_CACHE``, else ``$XDG_CACHE_HOME/lstmkit`` (by default
+    ``~/.cache/lstmkit``), one folder per source version, flags and torch version."""
+    if os.environ.get("LSTMKIT_CACHE"):
+        return Path(os.environ["LSTMKIT_CACHE"]) / "kernels"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lstmkit" / "kernels"
+
+
+def choice() -> str:
+    """The step implementation asked for: use()'s, else ``LSTMKIT_KERNELS``, else auto."""
+    value = _choice or os.environ.get("LSTMKIT_KERNELS", "auto")
+    if value not in CHOICES:
+        raise ValueError(f"LSTMKIT_KERNELS: expected one of {', '.join(CHOICES)}, got {value!r}")
+    return value
+
+
+def ops():
+    """The compiled kernels (``torch.ops.lstmkit``), or None for the python steps."""
+    wanted = choice()
+    if wanted == "python":
+        return None
+    lib, reason = _build()
+    if lib is not None:
+        return lib
+    if wanted == "compiled":
+        raise RuntimeError(f"lstmkit's compiled step kernels could not be built: {reason}")
+    _warn_once(reason)
+    return None
+
+
+@functools.cache
+def _warn_once(reason: str) -> None:
+    warnings.warn(
+        "lstmkit: the compiled variant step kernels could not be built "
+        f"({reason}); the fused backend runs its python steps, which are slower. "
+        "Set LSTMKIT_KERNELS=python to silence this.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def implementation() -> str:
+    """Which step implementation the variant kernels run now: "compiled" or "python"."""
+    return "python" if ops() is None else "compiled"
+
+
+@contextmanager
+def use(value: str):
+    """Run the variant kernels with the given step implementation (tests, benchmarks)."""
+    global _choice
+    if value not in CHOICES:
+        raise ValueError(f"kernels.use: expected one of {', '.join(CHOICES)}, got {value!r}")
+    previous, _choice = _choice, value
+    try:
+        yield
+    finally:
+        _choice = previous
