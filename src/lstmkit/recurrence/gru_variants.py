@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.cells.norm import EPS
-from lstmkit.recurrence import kernels
+from lstmkit.recurrence import kernels, workspace
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.lstm_variants import (
@@ -56,7 +56,9 @@ from lstmkit.recurrence.lstm_variants import (
     rates,
     rows,
     shift_views,
+    state_store,
     step_views,
+    stored,
 )
 from lstmkit.recurrence.noise import Noise
 
@@ -73,89 +75,56 @@ def gru_forward(gx, h0, w, noise: Noise, mask, reverse: bool, reset_after: bool,
                 ops=None):  # fmt: skip
     """The forward loop over gx (T, N, 3H), the input side with :func:`input_bias`.
 
-    Each step is the recurrent matmul(s) and then the compiled step kernel ``ops`` (see
-    :mod:`lstmkit.recurrence.kernels`), or with ``ops=None`` the same arithmetic as torch
-    calls. Returns (out (T, N, H), h_T, saved) with saved = (rz (T, N, 2H), n, n̂, hs, a,
-    μ, ρ): n̂ as in the module docstring, hs the carried states, a the raw recurrent
-    pre-activation and its layer norm's μ and ρ (None without layer norm); None unless
-    ``save``.
+    ``ops``: the compiled loops (:mod:`lstmkit.recurrence.kernels`); with None the same
+    arithmetic runs as torch calls step by step. Returns (out (T, N, H), h_T, saved) with
+    saved = (rz (T, N, 2H), n, n̂, hs, a, μ, ρ): n̂ as in the module docstring, hs the
+    carried states, a the raw recurrent pre-activation and its layer norm's μ and ρ (None
+    without layer norm); None unless ``save``.
     """
     steps, batch, three_h = gx.shape
     hidden = three_h // 3
-    m, zh, _ = noise
-    ln_hh = w.ln_hh is not None
-    rz_cols, n_cols = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
-    gx_t, gx_rz_t, gx_n_t = step_views(gx), rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
     rz = buffer(gx, steps, (batch, 2 * hidden), save)
-    rz_t = rows(rz, steps)
-    r_t, z_t = rows(rz, steps, slice(0, hidden)), rows(rz, steps, slice(hidden, 2 * hidden))
     ns = buffer(gx, steps, (batch, hidden), save)
-    n_t = rows(ns, steps)
-    out = gx.new_empty(steps, batch, hidden)
-    out_t = step_views(out)
-    if mask is None:
-        hs, h_now, h_before = out, out_t, shift_views(out_t, h0, reverse)
-    else:
-        hs, h_now, h_before = carried(h0, steps, reverse, save)
-    keep_t = step_views(mask) if mask is not None else None
-    w_hh_t = w.w_hh.T  # (H, 3H)
-    a_h = a_t = None
-    if reset_after:
-        # g^h = h̄ W_hh^T (+ b_hh), normalised with layer norm; n̂ is its n block
+    if reset_after:  # g^h = h̄ W_hh^T + b_hh (normalised with layer norm); n̂ its n block
         gh = buffer(gx, steps, (batch, three_h), save)
-        gh_t, gh_rz_t, n_hat_t = rows(gh, steps), rows(gh, steps, rz_cols), rows(gh, steps, n_cols)
-        n_hat = gh[..., n_cols]
-        if ln_hh:
-            a_h = buffer(gx, steps, (batch, three_h), save)
-            a_t = rows(a_h, steps)
+        n_hat = gh[..., 2 * hidden :]
     else:
-        n_hat = buffer(gx, steps, (batch, hidden), save)  # r ⊙ h̄
-        n_hat_t = rows(n_hat, steps)
-        w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
-    if ops is not None:  # the compiled steps
-        zh_v, zh_rate = _zone_args(zh, steps)
-        keep_v = keep_t or (None,) * steps
-        stats = [buffer(gx, steps, (batch, 1), save) if ln_hh else None for _ in range(2)]
-        mh_t, rh_t = (rows(s, steps) if s is not None else (None,) * steps for s in stats)
-        bars = (gx.new_empty(batch, hidden), gx.new_empty(batch, hidden)) if m is not None else None
-        h_bar = h0 if m is None else h0 * m
-        ln_w, b_hh = _vector(w.ln_hh), _vector(w.b_hh)
-        for k, t in enumerate(_order(steps, reverse)):
-            if reset_after:
-                if ln_hh:
-                    torch.mm(h_bar, w_hh_t, out=a_t[t])
-                elif b_hh is None:
-                    torch.mm(h_bar, w_hh_t, out=gh_t[t])
-                else:
-                    torch.addmm(b_hh, h_bar, w_hh_t, out=gh_t[t])
-                gx_now, gh_now = gx_t[t], gh_t[t]
-            else:
-                torch.addmm(gx_rz_t[t], h_bar, w_rz_t, out=rz_t[t]).sigmoid_()
-                rh = torch.mul(r_t[t], h_bar, out=n_hat_t[t])
-                torch.addmm(gx_n_t[t], rh, w_n_t, out=n_t[t])
-                gx_now = gh_now = None
-            bar = None if bars is None else bars[k % 2]
-            ops.gru_step(
-                gx_now, gh_now, a_t[t] if ln_hh else None, h_before[t], ln_w,
-                b_hh if ln_hh else None, zh_v[t], zh_rate, keep_v[t], m, reset_after,
-                rz_t[t], n_t[t], out_t[t], h_now[t], bar, mh_t[t], rh_t[t],
-            )  # fmt: skip
-            h_bar = h_now[t] if bar is None else bar
-        mean_h, rho_h = stats
-    else:
-        mean_h, rho_h = _python_steps(
-            gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t, n_t, n_hat_t,
-            out_t, h_now, h_before, *((gh_t, gh_rz_t) if reset_after else (None, None)), a_t,
-        )  # fmt: skip
-    last = 0 if reverse else steps - 1
+        gh, n_hat = None, buffer(gx, steps, (batch, hidden), save)  # r ⊙ h̄
+    a_h = buffer(gx, steps, (batch, three_h), save) if w.ln_hh is not None else None
+    out = gx.new_empty(steps, batch, hidden)  # the layer output: never a cached buffer
+    bufs = (rz, ns, n_hat, gh, a_h, out)
+    steps_fn = _python_steps if ops is None else partial(_compiled_forward, ops)
+    hs, h_last, stats = steps_fn(gx, h0, w, noise, mask, reverse, reset_after, save, *bufs)
     if not save:
-        return out, h_now[last], None
-    return out, h_now[last], (rz, ns, n_hat, hs, a_h, mean_h, rho_h)
+        return out, h_last, None
+    return out, h_last, (rz, ns, n_hat, hs, a_h, *stats)
 
 
-def _python_steps(gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t, n_t,
-                  n_hat_t, out_t, h_now, h_before, gh_t, gh_rz_t, a_t):  # fmt: skip
-    """The forward steps of :func:`gru_forward` as torch calls; returns LN's (μ, ρ)."""
+def _compiled_forward(ops, gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_hat,
+                      gh, a_h, out):  # fmt: skip
+    """The steps of :func:`gru_forward` with ``torch.ops.lstmkit.gru_forward``; returns
+    (hs, h_T, (μ, ρ) of LN or Nones)."""
+    steps, batch = gx.shape[:2]
+    m, zh, _ = noise
+    h0 = _rows_contiguous(h0)
+    h_store = None if mask is None else state_store(h0, steps, reverse, save)
+    ln_hh = w.ln_hh is not None
+    stats = [buffer(gx, steps, (batch, 1), save) if ln_hh else None for _ in range(2)]
+    ops.gru_forward(
+        gx, h0, w.w_hh.T, _vector(w.b_hh), _vector(w.ln_hh), *_zone_args(zh), mask, m,
+        reset_after, reverse, save, rz, ns, None if reset_after else n_hat, gh, a_h, out,
+        h_store, *stats,
+    )  # fmt: skip
+    if h_store is None:
+        return out, out[0 if reverse else steps - 1], stats
+    hs, h_last = stored(h_store, steps, reverse, save)
+    return hs, h_last, stats
+
+
+def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_hat, gh, a_h,
+                  out):  # fmt: skip
+    """The steps of :func:`gru_forward` as torch calls; returns what
+    :func:`_compiled_forward` does."""
     steps, batch, three_h = gx.shape
     hidden = three_h // 3
     m, zh, _ = noise
@@ -163,6 +132,13 @@ def _python_steps(gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t
     zh_t = rates(zh, steps, gx)
     rz_cols, n_cols = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
     gx_rz_t, gx_n_t = rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
+    rz_t, n_t = rows(rz, steps), rows(ns, steps)
+    r_t, z_t = rows(rz, steps, slice(0, hidden)), rows(rz, steps, slice(hidden, 2 * hidden))
+    out_t = step_views(out)
+    if mask is None:
+        hs, h_now, h_before = out, out_t, shift_views(out_t, h0, reverse)
+    else:
+        hs, h_now, h_before = carried(h0, steps, reverse, save)
     scratch = rows(buffer(gx, steps, (batch, hidden), False), steps)
     hnew_t = h_now if (zh is None and mask is None) else scratch
     hzone_t = h_now if mask is None else hnew_t
@@ -170,7 +146,11 @@ def _python_steps(gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t
     h_in = gx.new_empty(batch, hidden) if m is not None else None
     stats = [None] * steps
     w_hh_t = w.w_hh.T  # (H, 3H)
-    if not reset_after:
+    if reset_after:
+        gh_t, gh_rz_t, n_hat_t = rows(gh, steps), rows(gh, steps, rz_cols), rows(gh, steps, n_cols)
+        a_t = rows(a_h, steps) if ln_hh else None
+    else:
+        n_hat_t = rows(n_hat, steps)
         w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
     for t in _order(steps, reverse):
         h_prev = h_before[t]
@@ -202,9 +182,8 @@ def _python_steps(gx, w, noise, mask, reverse, reset_after, save, rz_t, r_t, z_t
             keep = keep_t[t]
             torch.mul(h_new, keep, out=out_t[t])
             torch.where(keep, h_new, h_prev, out=h_now[t])
-    if not (save and ln_hh):
-        return None, None
-    return _stack(stats)
+    last = 0 if reverse else steps - 1
+    return hs, h_now[last], _stack(stats) if (save and ln_hh) else (None, None)
 
 
 def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, reverse, reset_after,
@@ -219,7 +198,7 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
     steps, batch, hidden = ns.shape
     ln_hh = w.ln_hh is not None
     # δg^h (reset after) or δg^x (before): (T, N, 3H); δn: of n's pre-activation, (T, N, H)
-    dg = torch.empty(steps, batch, 3 * hidden, dtype=ns.dtype, device=ns.device)
+    dg = workspace.empty(ns, steps, batch, 3 * hidden)
     loop = _python_backward if ops is None else partial(_compiled_backward, ops)
     grad_a, dn, dh0 = loop(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg)
     h_in = hs if m is None else hs * m
@@ -266,52 +245,22 @@ def _reset_before_terms(rz, hs, h0, m, reverse):
 
 
 def _compiled_backward(ops, saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg):
-    """The reverse loop with ``torch.ops.lstmkit.gru_step_backward``; fills dg and
-    returns (δa (T, N, 3H) or δg^h itself, δn (T, N, H), δh_0)."""
+    """The reverse loop with ``torch.ops.lstmkit.gru_backward``; fills dg and returns
+    (δa (T, N, 3H) or δg^h itself, δn (T, N, H), δh_0)."""
     rz, ns, n_hat, hs, a_h, mean_h, rho_h = saved
     m, zh, _ = noise
-    steps, batch, hidden = ns.shape
+    hidden = ns.shape[-1]
     ln_hh = w.ln_hh is not None
-    none = (None,) * steps
-    dn = torch.empty_like(ns) if reset_after else dg[..., 2 * hidden :]
-    grad_a = torch.empty_like(dg) if ln_hh else dg
-    dout_t, rz_t, n_t = step_views(_rows_contiguous(dout)), step_views(rz), step_views(ns)
-    hp_t = shift_views(step_views(hs), h0, reverse)
-    dn_t = step_views(dn)
-    a_t, mh_t, rh_t = (step_views(v) for v in (a_h, mean_h, rho_h)) if ln_hh else (none,) * 3
-    zh_v, zh_rate = _zone_args(zh, steps)
-    keep_t = step_views(mask) if mask is not None else none
-    ln_w = _vector(w.ln_hh)
-    new = ns.new_empty
-    carries = (new(batch, hidden), new(batch, hidden))  # ζ δh (+ the passed carry), in turns
-    r = new(batch, hidden)  # the recurrent matmul's gradient for the step before
+    dn = workspace.empty(ns, *ns.shape) if reset_after else dg[..., 2 * hidden :]
+    grad_a = workspace.empty(dg, *dg.shape) if ln_hh else None
+    dh0 = ns.new_empty(ns.shape[1:])
     w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)
-    if reset_after:
-        dg_t, da_t, n_hat_t = step_views(dg), step_views(grad_a), step_views(n_hat)
-    else:
-        dg_t, da_t, n_hat_t = step_views(dg[..., : 2 * hidden]), none, none
-        dr_t = step_views(dg[..., :hidden])
-        br_t = step_views(_reset_before_terms(rz, hs, h0, m, reverse))
-        r_only_t = step_views(rz[..., :hidden])
-        w_n, w_rz_nt = w.w_hh[2 * hidden :], w_hh_nt[: 2 * hidden]
-        drh = new(batch, hidden)
-    r_in, m_in, e_in = _rows_contiguous(dh_n), None, None
-    for k, t in enumerate(reversed(_order(steps, reverse))):
-        e_out = carries[k % 2]
-        ops.gru_step_backward(
-            dout_t[t], r_in, m_in, e_in, rz_t[t], n_t[t], n_hat_t[t], hp_t[t], a_t[t],
-            mh_t[t], rh_t[t], ln_w, zh_v[t], zh_rate, keep_t[t], reset_after,
-            dg_t[t], da_t[t] if ln_hh else None, dn_t[t], e_out,
-        )  # fmt: skip
-        if reset_after:
-            torch.mm(da_t[t] if ln_hh else dg_t[t], w_hh_nt, out=r)
-        else:
-            torch.mm(dn_t[t], w_n, out=drh)  # δ(r ⊙ h̄_{t-1})
-            torch.mul(drh, br_t[t], out=dr_t[t])
-            torch.mul(drh, r_only_t[t], out=r).addmm_(dg_t[t], w_rz_nt)
-        r_in, m_in, e_in = r, m, e_out
-    dh0 = r if m is None else r * m
-    return grad_a, dn, dh0 + e_in
+    ops.gru_backward(
+        _rows_contiguous(dout), _rows_contiguous(dh_n), _rows_contiguous(h0), w_hh_nt, rz, ns,
+        n_hat if reset_after else None, hs, a_h, mean_h, rho_h, _vector(w.ln_hh),
+        *_zone_args(zh), mask, m, reset_after, reverse, dg, grad_a, dn, dh0,
+    )  # fmt: skip
+    return dg if grad_a is None else grad_a, dn, dh0
 
 
 def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg):
@@ -334,7 +283,7 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
     mf = None if mask is None else mask.to(ns.dtype)
     if mf is not None:
         mf_t, pass_t = step_views(mf), step_views(1 - mf)
-    dh_all = torch.empty_like(ns)  # δh_t after masking, kept for the n-gate gradients
+    dh_all = workspace.empty(ns, *ns.shape)  # δh_t after masking, for the n-gate gradients
     dh_t = step_views(dh_all)
     dout_t, zeta_t = step_views(dout), step_views(zeta)
     w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)

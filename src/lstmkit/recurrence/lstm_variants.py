@@ -55,11 +55,10 @@ import torch
 from torch import Tensor
 
 from lstmkit.cells.norm import EPS
-from lstmkit.recurrence import kernels
+from lstmkit.recurrence import kernels, workspace
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.noise import Noise
-from lstmkit.recurrence.reference import project
 
 
 def normalise(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -94,10 +93,21 @@ def norm_grads(dy, v, mean, rstd, gain, shift=None, dv=False):
 def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | None):
     """(gx (T, N, G·H), norm): x W_ih^T (normalised, scaled by γ_ih) + bias for all steps;
     norm = (a^x, μ, ρ) with layer norm, else None."""
+    steps, batch = x.shape[:2]
+    a = workspace.empty(x, steps, batch, w_ih.shape[0])  # x W_ih^T (+ bias)
+    flat = x.reshape(-1, x.shape[-1])
     if ln_ih is None:
-        return project(x, w_ih, bias), None
-    a = project(x, w_ih, None)
-    gx, mean, rstd = torch.native_layer_norm(a, a.shape[-1:], ln_ih, bias, EPS)
+        if bias is None:
+            torch.mm(flat, w_ih.T, out=a.view(-1, a.shape[-1]))
+        else:
+            torch.addmm(bias, flat, w_ih.T, out=a.view(-1, a.shape[-1]))
+        return a, None
+    torch.mm(flat, w_ih.T, out=a.view(-1, a.shape[-1]))
+    gx = workspace.empty(x, *a.shape)
+    mean, rstd = workspace.empty(x, steps, batch, 1), workspace.empty(x, steps, batch, 1)
+    torch.ops.aten.native_layer_norm.out(
+        a, a.shape[-1:], ln_ih, bias, EPS, out0=gx, out1=mean, out2=rstd
+    )
     return gx, (a, mean, rstd)
 
 
@@ -120,7 +130,7 @@ def step_views(buf: Tensor) -> tuple[Tensor, ...]:
 def buffer(like: Tensor, steps: int, shape: tuple[int, ...], keep: bool) -> Tensor:
     """A new (T, *shape) buffer when ``keep``, else a (1, *shape) scratch for a value
     that is used within its step only."""
-    return like.new_empty(steps if keep else 1, *shape)
+    return workspace.empty(like, steps if keep else 1, *shape)
 
 
 def rows(buf: Tensor, steps: int, cols: slice | None = None) -> tuple[Tensor, ...]:
@@ -139,7 +149,7 @@ def carried(first: Tensor, steps: int, reverse: bool, keep: bool):
     turns, so a step never overwrites the state it is reading.
     """
     if keep:
-        buf = first.new_empty(steps, *first.shape)
+        buf = workspace.empty(first, steps, *first.shape)
         now = step_views(buf)
     else:
         buf = None
@@ -195,7 +205,7 @@ def _layout(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool) -> _La
     gates = buffer(gx, steps, (batch, four_h), save)
     # the carried states: C with its initial value in one (T+1, N, H) buffer when saving
     if save:
-        c_ext = new(steps + 1, batch, hidden)
+        c_ext = workspace.empty(gx, steps + 1, batch, hidden)
         c_ext[steps if reverse else 0] = c0
         c_now = step_views(c_ext[:-1] if reverse else c_ext[1:])
         c_before = shift_views(c_now, c_ext[steps if reverse else 0], reverse)
@@ -225,19 +235,17 @@ def _layout(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool) -> _La
 def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, ops=None):
     """The forward loop over gx (T, N, 4H) = the input side with the biases.
 
-    Each step is the recurrent matmul and then the compiled step kernel ``ops`` (see
-    :mod:`lstmkit.recurrence.kernels`), or with ``ops=None`` the same arithmetic as torch
-    calls.
-    Returns (out (T, N, H), h_T, c_T, saved); saved (None unless ``save``) holds the
-    activated gates (T, N, 4H), τ = tanh(u), C̃ (or None when the backward needs it not),
-    the carried h (T, N, H), the carried C with its initial value (T+1, N, H), and with
-    layer norm the raw recurrent pre-activations and both norms' μ and ρ (T, N, 1).
+    ``ops``: the compiled loops (:mod:`lstmkit.recurrence.kernels`); with None the same
+    arithmetic runs as torch calls step by step. Returns (out (T, N, H), h_T, c_T, saved);
+    saved (None unless ``save``) holds the activated gates (T, N, 4H), τ = tanh(u), C̃ (or
+    None when the backward needs it not), the carried h (T, N, H), the carried C with its
+    initial value (T+1, N, H), and with layer norm the raw recurrent pre-activations and
+    both norms' μ and ρ (T, N, 1).
     """
+    if ops is not None:
+        return _compiled_forward(ops, gx, h0, c0, w, noise, mask, reverse, save)
     lay = _layout(gx, h0, c0, w, noise, mask, reverse, save)
-    if ops is None:
-        stats = _python_steps(lay, gx, h0, w, noise, mask, reverse, save)
-    else:
-        stats = _compiled_steps(ops, lay, gx, h0, w, noise, mask, reverse, save)
+    stats = _python_steps(lay, gx, h0, w, noise, mask, reverse, save)
     last = 0 if reverse else gx.shape[0] - 1
     h_last, c_last = lay.h_now[last], lay.c_now[last]
     if not save:
@@ -249,46 +257,66 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, o
     return lay.out, h_last, c_last, saved
 
 
-def _compiled_steps(ops, lay: _Layout, gx, h0, w, noise: Noise, mask, reverse, save):
-    """The forward steps with ``torch.ops.lstmkit.lstm_step``; returns the norms' (μ, ρ)."""
+def state_store(first: Tensor, steps: int, reverse: bool, save: bool) -> Tensor:
+    """Where the compiled loops keep a carried state: (T+1, N, ·) with ``first`` at the
+    "previous" end when saving (step t writes row t+1, or row t in reverse), else two
+    rows taking turns."""
+    store = workspace.empty(first, steps + 1 if save else 2, *first.shape)
+    if save:
+        store[steps if reverse else 0] = first
+    return store
+
+
+def stored(store: Tensor, steps: int, reverse: bool, save: bool):
+    """(the states of all steps (T, N, ·) or None, the last state) of a state_store."""
+    if not save:
+        return None, store[(steps - 1) % 2]
+    states = store[:-1] if reverse else store[1:]
+    return states, store[0 if reverse else steps]
+
+
+def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
+    """:func:`lstm_forward` with ``torch.ops.lstmkit.lstm_forward``."""
     steps, batch, four_h = gx.shape
     hidden = four_h // 4
     m, zh, zc = noise
-    ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
-    zh_t, zh_rate = _zone_args(zh, steps)
-    zc_t, zc_rate = _zone_args(zc, steps)
-    keep_t = step_views(mask) if mask is not None else (None,) * steps
-    gx_t = step_views(gx)
+    peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
+    h0, c0 = _rows_contiguous(h0), _rows_contiguous(c0)
+    gates = buffer(gx, steps, (batch, four_h), save)
+    taus = buffer(gx, steps, (batch, hidden), save)
+    a_h = buffer(gx, steps, (batch, four_h), save) if ln_hh else None
+    c_store = state_store(c0, steps, reverse, save)
+    h_store = None if mask is None else state_store(h0, steps, reverse, save)
+    out = gx.new_empty(steps, batch, hidden)  # the layer output: never a cached buffer
+    plain_c = zc is None and mask is None  # C̃ is then the carried C itself
+    new_c = None if plain_c else buffer(gx, steps, (batch, hidden), save)
     norms = (ln_hh, ln_hh, ln_c, ln_c)  # (μ, ρ) of LN(h̄ W_hh^T), then of LN(C̃)
     stats = [buffer(gx, steps, (batch, 1), save) if on else None for on in norms]
-    mh_t, rh_t, mc_t, rc_t = (rows(s, steps) if s is not None else (None,) * steps for s in stats)
-    rec = None if ln_hh else gx.new_empty(batch, four_h)  # gx + h̄ W_hh^T
-    bars = (gx.new_empty(batch, hidden), gx.new_empty(batch, hidden)) if m is not None else None
-    h_bar = h0 if m is None else h0 * m
-    w_hh_t = w.w_hh.T  # (H, 4H)
-    w_ph, ln_w, ln_c_w, ln_c_b = (_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c, w.ln_c_bias))
-    step = ops.lstm_step
-    for n, t in enumerate(_order(steps, reverse)):
-        if ln_hh:
-            r = torch.mm(h_bar, w_hh_t, out=lay.a_t[t])
-        else:
-            r = torch.addmm(gx_t[t], h_bar, w_hh_t, out=rec)
-        bar = None if bars is None else bars[n % 2]
-        step(
-            r, gx_t[t] if ln_hh else None, lay.c_before[t], lay.h_before[t],
-            w_ph, ln_w, ln_c_w, ln_c_b, zh_t[t], zh_rate, zc_t[t], zc_rate, keep_t[t], m,
-            lay.gate_t[t], lay.cnew_t[t], lay.tau_t[t], lay.out_t[t], lay.h_now[t],
-            lay.c_now[t], bar, mh_t[t], rh_t[t], mc_t[t], rc_t[t],
-        )  # fmt: skip
-        h_bar = lay.h_now[t] if bar is None else bar
-    return tuple(s if save else None for s in stats)
+    ops.lstm_forward(
+        gx, h0, c0, w.w_hh.T, *(_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c, w.ln_c_bias)),
+        *_zone_args(zh), *_zone_args(zc), mask, m, reverse, save,
+        gates, taus, a_h, c_store, out, h_store, new_c, *stats,
+    )  # fmt: skip
+    cs, c_last = stored(c_store, steps, reverse, save)
+    if h_store is None:
+        hs, h_last = out, out[0 if reverse else steps - 1]
+    else:
+        hs, h_last = stored(h_store, steps, reverse, save)
+    if not save:
+        return out, h_last, c_last, None
+    if not (peephole or ln_c):
+        new_c = None  # the backward reads C̃ for the output peephole and LN(C̃) only
+    elif new_c is None:
+        new_c = cs
+    return out, h_last, c_last, (gates, taus, new_c, hs, c_store, a_h, *stats)
 
 
-def _zone_args(d, steps: int):
-    """A zoneout mask as the kernels take it: (T per-step rows or Nones, the rate)."""
+def _zone_args(d):
+    """A zoneout mask as the compiled loops take it: (the (T, N, ·) mask or None, the rate
+    of evaluation, 0 when off)."""
     if isinstance(d, Tensor):
-        return step_views(d), 0.0
-    return (None,) * steps, float(d or 0.0)
+        return d, 0.0
+    return None, float(d or 0.0)
 
 
 def _vector(v: Tensor | None) -> Tensor | None:
@@ -409,7 +437,7 @@ def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, d
             du, new_c, mean_c, rho_c, w.ln_c, w.ln_c_bias
         )
     if w.w_ph is not None:  # Σ over all steps and samples of δG ⊙ the cell each gate reads
-        count, products = steps * batch, torch.empty_like(taus)
+        count, products = steps * batch, workspace.empty(taus, *taus.shape)
         dp = [
             torch.mul(grad[..., k * hidden : (k + 1) * hidden], cell, out=products)
             .view(count, hidden)
@@ -431,51 +459,26 @@ def _rows_contiguous(v: Tensor) -> Tensor:
 
 
 def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
-    """The reverse loop with ``torch.ops.lstmkit.lstm_step_backward``.
+    """The reverse loop with ``torch.ops.lstmkit.lstm_backward``.
 
     Returns (δG, δa, δu, δh_0, δC_0): δG (T, N, 4H), δa its layer-norm backward (δG
     itself without LN), δu (T, N, H) or None.
     """
     gates, taus, new_c, _, _, a_h, mean_h, rho_h, mean_c, rho_c = saved
     m, zh, zc = noise
-    steps, batch, four_h = gates.shape
-    hidden = four_h // 4
     ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
-    grad = torch.empty_like(gates)
-    grad_a = torch.empty_like(gates) if ln_hh else grad
-    du = torch.empty_like(taus) if ln_c else None
-    none = (None,) * steps
-    dout_t, gate_t, tau_t = step_views(_rows_contiguous(dout)), step_views(gates), step_views(taus)
-    grad_t, da_t, cp_t = step_views(grad), step_views(grad_a), step_views(c_prev)
-    du_t, cn_t = (step_views(du), step_views(new_c)) if ln_c else (none, none)
-    mc_t, rc_t = (step_views(mean_c), step_views(rho_c)) if ln_c else (none, none)
-    a_t, mh_t, rh_t = (step_views(v) for v in (a_h, mean_h, rho_h)) if ln_hh else (none,) * 3
-    zh_t, zh_rate = _zone_args(zh, steps)
-    zc_t, zc_rate = _zone_args(zc, steps)
-    keep_t = step_views(mask) if mask is not None else none
-    w_ph, ln_w, ln_c_w = (_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c))
-    new = gates.new_empty
-    dcs = (new(batch, hidden), new(batch, hidden))  # δC carried, in turns
-    passes = zh is not None or mask is not None  # a share of δh passes straight back
-    carries = (new(batch, hidden), new(batch, hidden)) if passes else None
-    r = new(batch, hidden)  # δa W_hh, written by the matmul
+    grad = workspace.empty(gates, *gates.shape)
+    grad_a = workspace.empty(gates, *gates.shape) if ln_hh else None
+    du = workspace.empty(taus, *taus.shape) if ln_c else None
+    dh0, dc0 = taus.new_empty(taus.shape[1:]), taus.new_empty(taus.shape[1:])
     w_hh_nt = w.w_hh.t().contiguous().T  # (H, 4H) contiguous: NT products (see lstm_fused)
-    r_in, m_in, e_in, dc_in = _rows_contiguous(dh_n), None, None, _rows_contiguous(dc_n)
-    step = ops.lstm_step_backward
-    for n, t in enumerate(reversed(_order(steps, reverse))):
-        e_out = None if carries is None else carries[n % 2]
-        step(
-            dout_t[t], r_in, m_in, e_in, dc_in, gate_t[t], tau_t[t], cp_t[t], cn_t[t],
-            a_t[t], mh_t[t], rh_t[t], mc_t[t], rc_t[t], w_ph, ln_w, ln_c_w,
-            zh_t[t], zh_rate, zc_t[t], zc_rate, keep_t[t],
-            grad_t[t], da_t[t] if ln_hh else None, du_t[t], dcs[n % 2], e_out,
-        )  # fmt: skip
-        torch.mm(da_t[t], w_hh_nt, out=r)
-        r_in, m_in, e_in, dc_in = r, m, e_out, dcs[n % 2]
-    dh0 = r if m is None else r * m
-    if e_in is not None:
-        dh0 = dh0 + e_in
-    return grad, grad_a, du, dh0, dc_in
+    ops.lstm_backward(
+        _rows_contiguous(dout), _rows_contiguous(dh_n), _rows_contiguous(dc_n), w_hh_nt,
+        gates, taus, c_prev, new_c if ln_c else None, a_h, mean_h, rho_h, mean_c, rho_c,
+        *(_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c)), *_zone_args(zh), *_zone_args(zc),
+        mask, m, reverse, grad, grad_a, du, dh0, dc0,
+    )  # fmt: skip
+    return grad, grad if grad_a is None else grad_a, du, dh0, dc0
 
 
 def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
@@ -487,7 +490,7 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
     peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
     i, f, g, o = gates.split(hidden, dim=2)
     # A holds the local derivatives first and is overwritten by δG step by step.
-    grad = torch.empty_like(gates)
+    grad = workspace.empty(gates, *gates.shape)
     ai, af, ag, ao = grad.split(hidden, dim=2)
     torch.addcmul(i, i, i, value=-1, out=ai).mul_(g)  # g i (1 - i)
     torch.addcmul(f, f, f, value=-1, out=af).mul_(c_prev)  # C_{t-1} f (1 - f)
@@ -515,9 +518,9 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
     grad_t = step_views(grad)
     g3_t = step_views(grad.view(steps, batch, 4, hidden)[:, :, :3])
     go_t = step_views(ao)
-    dcs = gates.new_empty(steps, batch, hidden)  # δC̃ of every step
+    dcs = workspace.empty(gates, steps, batch, hidden)  # δC̃ of every step
     dc_t, dc1_t = step_views(dcs), step_views(dcs.view(steps, batch, 1, hidden))
-    du = gates.new_empty(steps, batch, hidden) if ln_c else None  # δu, for γ_c and β_c
+    du = workspace.empty(gates, steps, batch, hidden) if ln_c else None  # δu: γ_c, β_c
     du_t = step_views(du) if ln_c else None
     dh_t = rows(buffer(gates, steps, (batch, hidden), False), steps)  # δh_t, step by step
     if ln_c:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("variant_steps.cpp")
+SOURCE = Path(__file__).with_name("variant_loops.cpp")
 CHOICES = ("auto", "compiled", "python")
 _choice: str | None = None  # set by use(); None: the environment variable decides
 
@@ -79,10 +79,17 @@ def _build():
             verbose=False,
         )
     except (ImportError, OSError, RuntimeError, SystemExit) as err:  # no compiler, no ninja
-        return None, f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
+        return None, _reason(err)
     finally:
         os.environ["PATH"] = path
     return torch.ops.lstmkit, None
+
+
+def _reason(err: BaseException) -> str:
+    """One line for a failed build: the compiler's first error, else the last line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+    first_error = next((line for line in lines if "error:" in line), lines[-1])
+    return f"{type(err).__name__}: {first_error[:300]}"
 
 
 def cache_dir() -> Path:

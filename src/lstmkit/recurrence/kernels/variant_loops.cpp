@@ -1,0 +1,943 @@
+// The time loops of the cell variants (docs/variants.md), forward and backward, for one
+// direction: lstmkit's own CPU kernels, compiled on first use by lstmkit.recurrence.kernels
+// and called by lstm_variants.py / gru_variants.py in place of their python steps.
+//
+// Per step a loop runs the recurrent matmul (ATen, i.e. MKL) and then one pass over each
+// row doing what the python steps do in ten to twenty torch calls: the gate
+// nonlinearities, the layer norms of the row (statistics, normalisation, backward),
+// peepholes, zoneout, the length mask and recurrent dropout. Everything before and after
+// the loop (the input projection, the weight gradients over all steps) stays in Python.
+// The equations and their derivatives are those of the module docstrings of
+// lstm_variants.py and gru_variants.py; the tests check these loops against the reference
+// backend (autograd over the cell functions) and the python steps.
+//
+// Layout. Per-step buffers are (S, N, K) with S = T (kept for the backward) or 1 (a
+// scratch row reused by every step); rows are contiguous. A carried state lives in a
+// store: (T+1, N, K) with the initial state at the "previous" end when kept (step t
+// writes row t+1, or row t in the reverse direction), else (2, N, K) rows taking turns.
+// Gate order i, f, g, o (LSTM) and r, z, n (GRU), as torch.nn. float and double.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+namespace {
+
+using at::Tensor;
+using OptTensor = std::optional<Tensor>;
+
+// -- rows of a matrix, steps of a buffer -----------------------------------------------
+
+template <typename T>
+struct Rows {  // an (N, K) matrix with contiguous rows
+  T* p = nullptr;
+  int64_t s = 0;
+  T* operator[](int64_t n) const { return p + n * s; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+template <typename T>
+constexpr c10::ScalarType dtype_of() {
+  return c10::CppTypeToScalarType<std::remove_const_t<T>>::value;
+}
+
+void check_cpu(const Tensor& t, c10::ScalarType dtype, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, ": expected a CPU tensor, got ", t.device());
+  TORCH_CHECK(t.scalar_type() == dtype, name, ": expected dtype ", dtype, ", got ",
+              t.scalar_type());
+}
+
+template <typename T>
+Rows<T> rows(const Tensor& t, int64_t n, int64_t k, const char* name) {
+  check_cpu(t, dtype_of<T>(), name);
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == n && t.size(1) == k, name, ": expected shape (", n,
+              ", ", k, "), got ", t.sizes());
+  TORCH_CHECK(k == 1 || t.stride(1) == 1, name, ": expected contiguous rows, got strides ",
+              t.strides());
+  return {static_cast<T*>(t.data_ptr()), t.stride(0)};
+}
+
+template <typename T>
+struct Steps {  // an (S, N, K) buffer: S = T, or 1 for a row every step reuses
+  T* p = nullptr;
+  int64_t step = 0, row = 0, count = 0;
+  Rows<T> at(int64_t t) const { return {p + (count == 1 ? 0 : t) * step, row}; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+template <typename T>
+Steps<T> steps(const Tensor& t, int64_t s, int64_t n, int64_t k, const char* name) {
+  check_cpu(t, dtype_of<T>(), name);
+  TORCH_CHECK(t.dim() == 3 && (t.size(0) == s || t.size(0) == 1) && t.size(1) == n &&
+                  t.size(2) == k,
+              name, ": expected shape (", s, " or 1, ", n, ", ", k, "), got ", t.sizes());
+  TORCH_CHECK(k == 1 || t.stride(2) == 1, name, ": expected contiguous rows, got strides ",
+              t.strides());
+  return {static_cast<T*>(t.data_ptr()), t.stride(0), t.stride(1), t.size(0)};
+}
+
+template <typename T>
+Steps<T> steps(const OptTensor& t, int64_t s, int64_t n, int64_t k, const char* name) {
+  return t ? steps<T>(*t, s, n, k, name) : Steps<T>{};
+}
+
+template <typename T>
+const T* vector_of(const OptTensor& t, int64_t k, const char* name) {
+  if (!t) return nullptr;
+  check_cpu(*t, dtype_of<T>(), name);
+  TORCH_CHECK(t->dim() == 1 && t->size(0) == k && t->is_contiguous(), name,
+              ": expected a contiguous vector of ", k, ", got ", t->sizes());
+  return t->data_ptr<T>();
+}
+
+// A carried state: the initial one, then a store of (T+1, N, K) rows (kept) or two rows
+// in turns. now(k, t) is what the k-th step processed (time t) writes, before(k, t) what
+// it reads.
+template <typename T>
+struct Carried {
+  Rows<T> first;
+  Steps<T> store;
+  bool kept = false, reverse = false;
+  int64_t steps = 0;
+  Rows<T> now(int64_t k, int64_t t) const {
+    return kept ? store.at(reverse ? t : t + 1) : store.at(k % 2);
+  }
+  Rows<T> before(int64_t k, int64_t t) const {
+    if (k == 0) return first;
+    return kept ? store.at(reverse ? t + 1 : t) : store.at((k - 1) % 2);
+  }
+  int64_t now_index(int64_t k, int64_t t) const { return kept ? (reverse ? t : t + 1) : k % 2; }
+};
+
+template <typename T>
+Carried<T> carried(const Tensor& first, const Tensor& store, bool kept, bool reverse,
+                   int64_t T_, const char* name) {
+  const int64_t n = first.size(0), k = first.size(1);
+  Carried<T> c;
+  c.first = rows<T>(first, n, k, name);
+  TORCH_CHECK(store.dim() == 3 && store.size(0) == (kept ? T_ + 1 : 2), name,
+              ": expected a store of ", kept ? T_ + 1 : 2, " rows, got ", store.sizes());
+  c.store = steps<T>(store, store.size(0), n, k, name);
+  c.store.count = store.size(0);
+  c.kept = kept;
+  c.reverse = reverse;
+  c.steps = T_;
+  return c;
+}
+
+// -- vector helpers ---------------------------------------------------------------------
+
+template <typename T>
+using V = at::vec::Vectorized<T>;
+
+template <typename T>
+inline V<T> load(const T* p, int64_t k) {
+  return V<T>::loadu(p, k);
+}
+
+template <typename T>
+inline V<T> sigmoid(const V<T>& x) {
+  return (V<T>(T(1)) + x.neg().exp()).reciprocal();
+}
+
+// a + w (b - a), the form of torch.lerp for the weights zoneout uses
+template <typename T>
+inline V<T> lerp(const V<T>& a, const V<T>& b, const V<T>& w) {
+  return at::vec::fmadd(w, b - a, a);
+}
+
+template <typename T>
+inline double hsum(const V<T>& v) {
+  alignas(64) T buf[V<T>::size()];
+  v.store(buf);
+  double s = 0;
+  for (int64_t k = 0; k < V<T>::size(); ++k) s += buf[k];
+  return s;
+}
+
+// the first k lanes of v, zeros elsewhere (for the sums over a row's last chunk)
+template <typename T>
+inline V<T> head(const V<T>& v, int64_t k) {
+  return k == V<T>::size() ? v : V<T>::set(V<T>(T(0)), v, k);
+}
+
+#define LSTMKIT_FOR_CHUNKS(j, k, len)                                      \
+  for (int64_t j = 0, k = std::min<int64_t>(V<T>::size(), len); j < (len); \
+       j += V<T>::size(), k = std::min<int64_t>(V<T>::size(), (len) - j))
+
+// (mean, 1/sqrt(var + eps)) of a row of length len, biased variance, two passes
+template <typename T>
+inline std::pair<T, T> moments(const T* x, int64_t len, double eps) {
+  V<T> acc(T(0));
+  LSTMKIT_FOR_CHUNKS(j, k, len) { acc += head(load(x + j, k), k); }
+  const T mean = static_cast<T>(hsum(acc) / len);
+  V<T> sq(T(0));
+  const V<T> mu(mean);
+  LSTMKIT_FOR_CHUNKS(j, k, len) {
+    const V<T> d = head(load(x + j, k) - mu, k);
+    sq = at::vec::fmadd(d, d, sq);
+  }
+  const double var = hsum(sq) / len;
+  return {mean, static_cast<T>(1.0 / std::sqrt(var + eps))};
+}
+
+// 𝓑(δy) = ρ (δy γ - mean(δy γ) - v̂ mean(δy γ v̂)): the layer-norm backward of one row
+template <typename T>
+inline void norm_backward_row(const T* dy, const T* v, T mu, T rho, const T* gain,
+                              int64_t len, T* dv) {
+  const V<T> vmu(mu), vrho(rho);
+  V<T> a1(T(0)), a2(T(0));
+  LSTMKIT_FOR_CHUNKS(j, k, len) {
+    const V<T> g = head(load(dy + j, k) * load(gain + j, k), k);
+    a1 += g;
+    a2 = at::vec::fmadd(g, (load(v + j, k) - vmu) * vrho, a2);
+  }
+  const V<T> m1(static_cast<T>(hsum(a1) / len)), m2(static_cast<T>(hsum(a2) / len));
+  LSTMKIT_FOR_CHUNKS(j, k, len) {
+    const V<T> g = load(dy + j, k) * load(gain + j, k);
+    const V<T> vhat = (load(v + j, k) - vmu) * vrho;
+    (vrho * (g - m1 - vhat * m2)).store(dv + j, k);
+  }
+}
+
+// A zoneout mask: per element (training), one rate (evaluation), or off.
+template <typename T>
+struct Zone {
+  Steps<const T> d;
+  T rate = 0;
+  bool on = false;
+  V<T> at(int64_t t, int64_t n, int64_t j, int64_t k) const {
+    return d ? load(d.at(t)[n] + j, k) : V<T>(rate);
+  }
+};
+
+template <typename T>
+Zone<T> zone(const OptTensor& d, double rate, int64_t s, int64_t n, int64_t k,
+             const char* name) {
+  Zone<T> z;
+  if (d) TORCH_CHECK(d->size(0) == s, name, ": expected ", s, " steps, got ", d->sizes());
+  z.d = steps<const T>(d, s, n, k, name);
+  z.rate = static_cast<T>(rate);
+  z.on = static_cast<bool>(z.d) || rate > 0;
+  return z;
+}
+
+// the length mask: (T, N, 1) bool, true on the real steps
+struct Keep {
+  const bool* p = nullptr;
+  int64_t step = 0, row = 0;
+  bool at(int64_t t, int64_t n) const { return !p || p[t * step + n * row]; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+Keep keep_of(const OptTensor& keep, int64_t s, int64_t n) {
+  if (!keep) return {};
+  TORCH_CHECK(keep->scalar_type() == at::kBool && keep->dim() == 3 && keep->size(0) == s &&
+                  keep->size(1) == n && keep->size(2) == 1,
+              "keep: expected a (", s, ", ", n, ", 1) bool mask, got ", keep->sizes(), " ",
+              keep->scalar_type());
+  return {keep->data_ptr<bool>(), keep->stride(0), keep->stride(1)};
+}
+
+constexpr double kEps = 1e-5;  // lstmkit.cells.norm.EPS
+
+template <typename F>
+void for_rows(int64_t n, int64_t width, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) f(r);
+  });
+}
+
+inline int64_t time_of(int64_t k, int64_t T_, bool reverse) { return reverse ? T_ - 1 - k : k; }
+
+// the matrix of step idx of a (S, N, K) buffer, for the matmuls
+inline Tensor step_of(const Tensor& buf, int64_t idx) {
+  return buf.select(0, buf.size(0) == 1 ? 0 : idx);
+}
+
+// ======================================================================================
+// LSTM forward
+//
+//   pre = gx + h̄ W_hh^T | gx + LN(h̄ W_hh^T) γ_hh
+//   i = σ(pre_i + p_i C), f = σ(pre_f + p_f C), g = tanh(pre_g)
+//   C̃ = f C + i g,  o = σ(pre_o + p_o C̃),  τ = tanh(LN(C̃) γ_c + β_c | C̃),  h̃ = o τ
+//   h = lerp(h̃, h_prev, d^h),  C = lerp(C̃, C_prev, d^c),  then the length mask
+//   h̄_next = h m (recurrent dropout)
+// ======================================================================================
+
+template <typename T>
+void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t,
+                       const Tensor& w_hh_t, const OptTensor& w_ph_t,
+                       const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
+                       const OptTensor& ln_c_bias_t, const OptTensor& zh_t, double zh_rate,
+                       const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
+                       const OptTensor& m_t, bool reverse, bool save, const Tensor& gates_t,
+                       const Tensor& taus_t, const OptTensor& a_t, const Tensor& c_store_t,
+                       const Tensor& out_t, const OptTensor& h_store_t,
+                       const OptTensor& new_c_t, const OptTensor& mean_h_t,
+                       const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
+                       const OptTensor& rstd_c_t) {
+  const int64_t T_ = gx_t.size(0), N = h0_t.size(0), H = h0_t.size(1), G = 4 * H;
+  const auto gx = steps<const T>(gx_t, T_, N, G, "gx");
+  const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
+  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+  const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
+  const T* ln_c_bias = vector_of<T>(ln_c_bias_t, H, "ln_c_bias");
+  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
+  const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
+  const auto keep = keep_of(keep_t, T_, N);
+  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
+  const auto gates = steps<T>(gates_t, T_, N, G, "gates");
+  const auto taus = steps<T>(taus_t, T_, N, H, "taus");
+  const auto a = steps<T>(a_t, T_, N, G, "a");
+  const auto out = steps<T>(out_t, T_, N, H, "out");
+  const auto new_c = steps<T>(new_c_t, T_, N, H, "new_c");
+  const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
+  const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
+  const auto mean_c = steps<T>(mean_c_t, T_, N, 1, "mean_c");
+  const auto rstd_c = steps<T>(rstd_c_t, T_, N, 1, "rstd_c");
+  const auto cs = carried<T>(c0_t, c_store_t, save, reverse, T_, "c_store");
+  Carried<T> hs;  // without a length mask h is carried in out itself
+  if (h_store_t) hs = carried<T>(h0_t, *h_store_t, save, reverse, T_, "h_store");
+  TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h), "lstm_forward: LN(h) needs a, mean_h, rstd_h");
+  TORCH_CHECK(!ln_c == !ln_c_bias, "lstm_forward: ln_c and ln_c_bias go together");
+  TORCH_CHECK(!ln_c || (mean_c && rstd_c), "lstm_forward: LN(C) needs mean_c, rstd_c");
+  TORCH_CHECK(!keep || h_store_t, "lstm_forward: a length mask needs h_store");
+  TORCH_CHECK(!(keep || zc.on) || new_c_t, "lstm_forward: zoneout of C or a mask needs new_c");
+
+  Tensor rec = ln_hh ? Tensor() : at::empty({N, G}, gx_t.options());
+  Tensor bars;  // h̄ = h m for the next matmul, two rows in turns
+  if (m) {
+    bars = at::empty({2, N, H}, gx_t.options());
+    Tensor first_bar = bars[1];
+    at::mul_out(first_bar, h0_t, *m_t);
+  }
+  const Rows<const T> rec_rows = ln_hh ? Rows<const T>{} : rows<const T>(rec, N, G, "rec");
+  auto h_row_now = [&](int64_t k, int64_t t) { return h_store_t ? hs.now(k, t) : out.at(t); };
+  auto h_row_before = [&](int64_t k, int64_t t) {
+    if (h_store_t) return hs.before(k, t);
+    if (k == 0) return rows<T>(h0_t, N, H, "h0");
+    return out.at(reverse ? t + 1 : t - 1);
+  };
+  auto h_tensor_before = [&](int64_t k, int64_t t) -> Tensor {
+    if (k == 0) return h0_t;
+    if (h_store_t) return h_store_t->select(0, hs.kept ? (reverse ? t + 1 : t) : (k - 1) % 2);
+    return out_t.select(0, reverse ? t + 1 : t - 1);
+  };
+
+  for (int64_t k = 0; k < T_; ++k) {
+    const int64_t t = time_of(k, T_, reverse);
+    const Tensor h_bar = m ? bars[(k + 1) % 2] : h_tensor_before(k, t);
+    if (ln_hh) {
+      Tensor a_step = step_of(*a_t, t);
+      at::mm_out(a_step, h_bar, w_hh_t);
+    } else {
+      at::addmm_out(rec, gx_t.select(0, t), h_bar, w_hh_t);
+    }
+    const Rows<const T> r = ln_hh ? Rows<const T>{a.at(t).p, a.at(t).s} : rec_rows;
+    const auto gxr = gx.at(t);
+    const auto c_prev = cs.before(k, t);
+    const auto c_now = cs.now(k, t);
+    const auto h_prev = h_row_before(k, t);
+    const auto h_now = h_row_now(k, t);
+    const auto g_rows = gates.at(t), tau = taus.at(t), o_rows = out.at(t);
+    const auto cn_rows = new_c ? new_c.at(t) : c_now;
+    const Rows<T> bar = m ? Rows<T>{static_cast<T*>(bars[k % 2].data_ptr()), H} : Rows<T>{};
+    for_rows(N, G, [&](int64_t n) {
+      const T* rr = r[n];
+      T mu_h = 0, rho_h = 1;
+      if (ln_hh) {
+        std::tie(mu_h, rho_h) = moments(rr, G, kEps);
+        mean_h.at(t)[n][0] = mu_h;
+        rstd_h.at(t)[n][0] = rho_h;
+      }
+      const V<T> vmu_h(mu_h), vrho_h(rho_h);
+      auto pre = [&](int64_t gate, int64_t j, int64_t kk) {
+        const int64_t at = gate * H + j;
+        if (!ln_hh) return load(rr + at, kk);
+        return at::vec::fmadd((load(rr + at, kk) - vmu_h) * vrho_h, load(ln_hh + at, kk),
+                              load(gxr[n] + at, kk));
+      };
+      T* gr = g_rows[n];
+      const bool kept = keep.at(t, n);
+      auto finish = [&](int64_t j, int64_t kk, const V<T>& cn, const V<T>& tv) {
+        V<T> po = pre(3, j, kk);
+        if (w_ph) po = at::vec::fmadd(load(w_ph + 2 * H + j, kk), cn, po);
+        const V<T> o = sigmoid(po);
+        o.store(gr + 3 * H + j, kk);
+        tv.store(tau[n] + j, kk);
+        V<T> h = o * tv;
+        const V<T> hp = load(h_prev[n] + j, kk);
+        const V<T> cp = load(c_prev[n] + j, kk);
+        if (zh.on) h = lerp(h, hp, zh.at(t, n, j, kk));
+        const V<T> c = zc.on ? lerp(cn, cp, zc.at(t, n, j, kk)) : cn;
+        const V<T> hn = kept ? h : hp;
+        (kept ? h : V<T>(T(0))).store(o_rows[n] + j, kk);
+        hn.store(h_now[n] + j, kk);               // may be out itself: the same values
+        (kept ? c : cp).store(c_now[n] + j, kk);  // may be C̃'s own row: the same values
+        if (m) (hn * load(m[n] + j, kk)).store(bar[n] + j, kk);
+      };
+      LSTMKIT_FOR_CHUNKS(j, kk, H) {
+        const V<T> cp = load(c_prev[n] + j, kk);
+        V<T> pi = pre(0, j, kk), pf = pre(1, j, kk);
+        if (w_ph) {
+          pi = at::vec::fmadd(load(w_ph + j, kk), cp, pi);
+          pf = at::vec::fmadd(load(w_ph + H + j, kk), cp, pf);
+        }
+        const V<T> i = sigmoid(pi), f = sigmoid(pf), g = pre(2, j, kk).tanh();
+        i.store(gr + j, kk);
+        f.store(gr + H + j, kk);
+        g.store(gr + 2 * H + j, kk);
+        const V<T> cn = at::vec::fmadd(f, cp, i * g);
+        cn.store(cn_rows[n] + j, kk);
+        if (!ln_c) finish(j, kk, cn, cn.tanh());
+      }
+      if (ln_c) {
+        const T* cn_row = cn_rows[n];
+        const auto [mu_c, rho_c] = moments(cn_row, H, kEps);
+        mean_c.at(t)[n][0] = mu_c;
+        rstd_c.at(t)[n][0] = rho_c;
+        const V<T> vmu(mu_c), vrho(rho_c);
+        LSTMKIT_FOR_CHUNKS(j, kk, H) {
+          const V<T> cn = load(cn_row + j, kk);
+          const V<T> u =
+              at::vec::fmadd((cn - vmu) * vrho, load(ln_c + j, kk), load(ln_c_bias + j, kk));
+          finish(j, kk, cn, u.tanh());
+        }
+      }
+    });
+  }
+}
+
+void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_t,
+                  const OptTensor& w_ph, const OptTensor& ln_hh, const OptTensor& ln_c,
+                  const OptTensor& ln_c_bias, const OptTensor& zh, double zh_rate,
+                  const OptTensor& zc, double zc_rate, const OptTensor& keep,
+                  const OptTensor& m, bool reverse, bool save, const Tensor& gates,
+                  const Tensor& taus, const OptTensor& a, const Tensor& c_store,
+                  const Tensor& out, const OptTensor& h_store, const OptTensor& new_c,
+                  const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
+                  const OptTensor& rstd_c) {
+  AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "lstm_forward", [&] {
+    lstm_forward_impl<scalar_t>(gx, h0, c0, w_hh_t, w_ph, ln_hh, ln_c, ln_c_bias, zh, zh_rate,
+                                zc, zc_rate, keep, m, reverse, save, gates, taus, a, c_store,
+                                out, h_store, new_c, mean_h, rstd_h, mean_c, rstd_c);
+  });
+}
+
+// ======================================================================================
+// LSTM backward, in the reverse of the processing order
+//
+//   δh_carry = r ⊙ m + e        (r = δa_{next} W_hh from the matmul, e: what passes back
+//                                 straight: d^h δh_{next} and the carry through padding)
+//   δh = (δout + δh_carry) [kept]
+//   A_o = (1-d^h) τ o (1-o),  K = (1-d^h) o (1-τ²),  δu = δh K
+//   δC̃ = (1-d^c) δC + δh (K + A_o p_o)              without LN(C̃)
+//       | (1-d^c) δC + 𝓑_c(δu) + δh A_o p_o          with it
+//   δG = [δC̃ g i(1-i), δC̃ C_{t-1} f(1-f), δC̃ i(1-g²), δh A_o],  δa = 𝓑_h(δG) | δG
+//   δC_prev = δC̃ (f + p_i A_i + p_f A_f) + d^c δC,  e_next = d^h δh (+ the passed carry)
+// ======================================================================================
+
+template <typename T>
+void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
+                        const Tensor& w_hh_nt, const Tensor& gates_t, const Tensor& taus_t,
+                        const Tensor& c_prev_t, const OptTensor& c_new_t,
+                        const OptTensor& a_t, const OptTensor& mean_h_t,
+                        const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
+                        const OptTensor& rstd_c_t, const OptTensor& w_ph_t,
+                        const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
+                        const OptTensor& zh_t, double zh_rate, const OptTensor& zc_t,
+                        double zc_rate, const OptTensor& keep_t, const OptTensor& m_t,
+                        bool reverse, const Tensor& grad_t, const OptTensor& grad_a_t,
+                        const OptTensor& du_t, const Tensor& dh0_t, const Tensor& dc0_t) {
+  const int64_t T_ = gates_t.size(0), N = gates_t.size(1), H = taus_t.size(2), G = 4 * H;
+  const auto dout = steps<const T>(dout_t, T_, N, H, "dout");
+  const auto gates = steps<const T>(gates_t, T_, N, G, "gates");
+  const auto taus = steps<const T>(taus_t, T_, N, H, "taus");
+  const auto c_prev = steps<const T>(c_prev_t, T_, N, H, "c_prev");
+  const auto c_new = steps<const T>(c_new_t, T_, N, H, "c_new");
+  const auto a = steps<const T>(a_t, T_, N, G, "a");
+  const auto mean_h = steps<const T>(mean_h_t, T_, N, 1, "mean_h");
+  const auto rstd_h = steps<const T>(rstd_h_t, T_, N, 1, "rstd_h");
+  const auto mean_c = steps<const T>(mean_c_t, T_, N, 1, "mean_c");
+  const auto rstd_c = steps<const T>(rstd_c_t, T_, N, 1, "rstd_c");
+  const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
+  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+  const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
+  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
+  const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
+  const auto keep = keep_of(keep_t, T_, N);
+  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
+  const auto grad = steps<T>(grad_t, T_, N, G, "grad");
+  const auto grad_a = steps<T>(grad_a_t, T_, N, G, "grad_a");
+  const auto du = steps<T>(du_t, T_, N, H, "du");
+  TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "lstm_backward: LN(h) inputs");
+  TORCH_CHECK(!ln_c || (c_new && mean_c && rstd_c && du), "lstm_backward: LN(C) inputs");
+  TORCH_CHECK(gates.count == T_ && taus.count == T_, "lstm_backward: expected saved steps");
+
+  const auto opts = gates_t.options();
+  Tensor r = at::empty({N, H}, opts);                 // δa W_hh, written by the matmul
+  const Tensor dcs = at::empty({2, N, H}, opts);     // δC carried, in turns
+  const Tensor carries = at::empty({2, N, H}, opts);  // e, in turns
+  const bool passes = zh.on || keep;
+  const Rows<const T> dh_n = rows<const T>(dh_n_t, N, H, "dh_n");
+  const Rows<const T> dc_n = rows<const T>(dc_n_t, N, H, "dc_n");
+  const Rows<T> r_rows = rows<T>(r, N, H, "r");
+  auto pair_row = [&](const Tensor& pair, int64_t i) {
+    return Rows<T>{static_cast<T*>(pair.data_ptr()) + i * N * H, H};
+  };
+  const V<T> one(T(1)), zero(T(0));
+  Rows<const T> r_in = dh_n, e_in{}, dc_in = dc_n;
+  bool scale = false;  // r_in is a matmul result that m multiplies
+  for (int64_t k = 0; k < T_; ++k) {
+    const int64_t t = time_of(T_ - 1 - k, T_, reverse);  // the reverse of the forward order
+    const auto dc_out = pair_row(dcs, k % 2);
+    const auto e_out = passes ? pair_row(carries, k % 2) : Rows<T>{};
+    const auto gr_rows = gates.at(t), tau = taus.at(t), cp_rows = c_prev.at(t);
+    const auto dg_rows = grad.at(t), do_rows = dout.at(t);
+    const Rows<const T> rin = r_in, ein = e_in, dcin = dc_in;
+    const bool sc = scale;
+    for_rows(N, G, [&](int64_t n) {
+      const T* gr = gates.at(t)[n];
+      const bool kept = keep.at(t, n);
+      auto dh_at = [&](int64_t j, int64_t kk, V<T>& passed) {
+        V<T> carry = load(rin[n] + j, kk);
+        if (sc && m) carry = carry * load(m[n] + j, kk);
+        if (ein) carry = carry + load(ein[n] + j, kk);
+        passed = kept ? zero : carry;
+        return kept ? load(do_rows[n] + j, kk) + carry : zero;
+      };
+      auto a_o_k = [&](int64_t j, int64_t kk, V<T>& kv) {
+        const V<T> o = load(gr + 3 * H + j, kk), tv = load(tau[n] + j, kk);
+        V<T> ao = tv * o * (one - o);
+        kv = o * (one - tv * tv);
+        if (zh.on) {
+          const V<T> keep_h = one - zh.at(t, n, j, kk);
+          ao = ao * keep_h;
+          kv = kv * keep_h;
+        }
+        return ao;
+      };
+      double s1 = 0, s2 = 0;
+      T mu_c = 0, rho_c = 1;
+      if (ln_c) {  // the sums of 𝓑_c over the row first
+        mu_c = mean_c.at(t)[n][0];
+        rho_c = rstd_c.at(t)[n][0];
+        const V<T> vmu(mu_c), vrho(rho_c);
+        V<T> a1(T(0)), a2(T(0));
+        LSTMKIT_FOR_CHUNKS(j, kk, H) {
+          V<T> passed, kv;
+          const V<T> dh = dh_at(j, kk, passed);
+          a_o_k(j, kk, kv);
+          const V<T> u = dh * kv;
+          u.store(du.at(t)[n] + j, kk);
+          const V<T> dy = head(u * load(ln_c + j, kk), kk);
+          a1 += dy;
+          a2 = at::vec::fmadd(dy, (load(c_new.at(t)[n] + j, kk) - vmu) * vrho, a2);
+        }
+        s1 = hsum(a1) / H;
+        s2 = hsum(a2) / H;
+      }
+      const V<T> vs1(static_cast<T>(s1)), vs2(static_cast<T>(s2));
+      const V<T> vmu_c(mu_c), vrho_c(rho_c);
+      T* dgr = dg_rows[n];
+      LSTMKIT_FOR_CHUNKS(j, kk, H) {
+        V<T> passed, kv;
+        const V<T> dh = dh_at(j, kk, passed);
+        const V<T> ao = a_o_k(j, kk, kv);
+        const V<T> dc_carry = load(dcin[n] + j, kk);
+        const V<T> dc_kept = kept ? dc_carry : zero;
+        V<T> dct = zc.on ? dc_kept * (one - zc.at(t, n, j, kk)) : dc_kept;
+        if (ln_c) {
+          const V<T> chat = (load(c_new.at(t)[n] + j, kk) - vmu_c) * vrho_c;
+          const V<T> dy = load(du.at(t)[n] + j, kk) * load(ln_c + j, kk);
+          dct = dct + vrho_c * (dy - vs1 - chat * vs2);
+          if (w_ph) dct = at::vec::fmadd(dh * ao, load(w_ph + 2 * H + j, kk), dct);
+        } else {
+          if (w_ph) kv = at::vec::fmadd(ao, load(w_ph + 2 * H + j, kk), kv);
+          dct = at::vec::fmadd(dh, kv, dct);
+        }
+        const V<T> i = load(gr + j, kk), f = load(gr + H + j, kk), g = load(gr + 2 * H + j, kk);
+        const V<T> cp = load(cp_rows[n] + j, kk);
+        const V<T> ai = g * i * (one - i), af = cp * f * (one - f);
+        (dct * ai).store(dgr + j, kk);
+        (dct * af).store(dgr + H + j, kk);
+        (dct * i * (one - g * g)).store(dgr + 2 * H + j, kk);
+        (dh * ao).store(dgr + 3 * H + j, kk);
+        V<T> ft = f;
+        if (w_ph) {
+          ft = at::vec::fmadd(load(w_ph + j, kk), ai, ft);
+          ft = at::vec::fmadd(load(w_ph + H + j, kk), af, ft);
+        }
+        V<T> dcn = dct * ft;
+        if (zc.on) dcn = at::vec::fmadd(zc.at(t, n, j, kk), dc_kept, dcn);
+        (kept ? dcn : dc_carry).store(dc_out[n] + j, kk);
+        if (passes) {
+          V<T> en = passed;
+          if (zh.on) en = at::vec::fmadd(zh.at(t, n, j, kk), dh, en);
+          en.store(e_out[n] + j, kk);
+        }
+      }
+      if (ln_hh) {
+        norm_backward_row(dgr, a.at(t)[n], mean_h.at(t)[n][0], rstd_h.at(t)[n][0], ln_hh, G,
+                          grad_a.at(t)[n]);
+      }
+    });
+    at::mm_out(r, step_of(ln_hh ? *grad_a_t : grad_t, t), w_hh_nt);
+    r_in = {r_rows.p, r_rows.s};
+    e_in = passes ? Rows<const T>{e_out.p, e_out.s} : Rows<const T>{};
+    dc_in = {dc_out.p, dc_out.s};
+    scale = true;
+  }
+  // what reaches h0 and c0
+  Tensor dh0 = m ? r * *m_t : r;
+  if (passes) dh0 = dh0 + carries[(T_ - 1) % 2];
+  const_cast<Tensor&>(dh0_t).copy_(dh0);
+  const_cast<Tensor&>(dc0_t).copy_(dcs[(T_ - 1) % 2]);
+}
+
+void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
+                   const Tensor& w_hh_nt, const Tensor& gates, const Tensor& taus,
+                   const Tensor& c_prev, const OptTensor& c_new, const OptTensor& a,
+                   const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
+                   const OptTensor& rstd_c, const OptTensor& w_ph, const OptTensor& ln_hh,
+                   const OptTensor& ln_c, const OptTensor& zh, double zh_rate,
+                   const OptTensor& zc, double zc_rate, const OptTensor& keep,
+                   const OptTensor& m, bool reverse, const Tensor& grad,
+                   const OptTensor& grad_a, const OptTensor& du, const Tensor& dh0,
+                   const Tensor& dc0) {
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
+    lstm_backward_impl<scalar_t>(dout, dh_n, dc_n, w_hh_nt, gates, taus, c_prev, c_new, a,
+                                 mean_h, rstd_h, mean_c, rstd_c, w_ph, ln_hh, ln_c, zh,
+                                 zh_rate, zc, zc_rate, keep, m, reverse, grad, grad_a, du, dh0,
+                                 dc0);
+  });
+}
+
+// ======================================================================================
+// GRU forward
+//
+// reset after the matmul (torch.nn, cuDNN): g^h = h̄ W_hh^T + b_hh, or with layer norm
+// LN(a) γ_hh + b_hh from a = h̄ W_hh^T (written into g^h, which the backward reads);
+//   r = σ(g^x_r + g^h_r),  z = σ(g^x_z + g^h_z),  n = tanh(g^x_n + r ⊙ g^h_n)
+// reset before (Cho et al.): [r, z] = σ(g^x_rz + h̄ W_rz^T),  n̂ = r ⊙ h̄,
+//   n = tanh(g^x_n + n̂ W_hn^T)
+// then h̃ = n + z (h_prev - n), h = lerp(h̃, h_prev, d^h), the length mask, h̄ = h m.
+// ======================================================================================
+
+template <typename T>
+void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh_t,
+                      const OptTensor& b_hh_t, const OptTensor& ln_hh_t, const OptTensor& zh_t,
+                      double zh_rate, const OptTensor& keep_t, const OptTensor& m_t,
+                      bool reset_after, bool reverse, bool save, const Tensor& rz_t,
+                      const Tensor& n_t, const OptTensor& n_hat_t, const OptTensor& gh_t,
+                      const OptTensor& a_t, const Tensor& out_t, const OptTensor& h_store_t,
+                      const OptTensor& mean_h_t, const OptTensor& rstd_h_t) {
+  const int64_t T_ = gx_t.size(0), N = h0_t.size(0), H = h0_t.size(1), G = 3 * H;
+  const auto gx = steps<const T>(gx_t, T_, N, G, "gx");
+  const T* b_hh = vector_of<T>(b_hh_t, G, "b_hh");
+  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
+  const auto keep = keep_of(keep_t, T_, N);
+  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
+  const auto rz = steps<T>(rz_t, T_, N, 2 * H, "rz");
+  const auto nn = steps<T>(n_t, T_, N, H, "n");
+  const auto n_hat = steps<T>(n_hat_t, T_, N, H, "n_hat");
+  const auto gh = steps<T>(gh_t, T_, N, G, "gh");
+  const auto a = steps<T>(a_t, T_, N, G, "a");
+  const auto out = steps<T>(out_t, T_, N, H, "out");
+  const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
+  const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
+  Carried<T> hs;
+  if (h_store_t) hs = carried<T>(h0_t, *h_store_t, save, reverse, T_, "h_store");
+  TORCH_CHECK(reset_after ? static_cast<bool>(gh) : static_cast<bool>(n_hat),
+              "gru_forward: the reset after needs gh, before it n_hat");
+  TORCH_CHECK(!ln_hh || (reset_after && a && mean_h && rstd_h), "gru_forward: LN(h) inputs");
+  TORCH_CHECK(!keep || h_store_t, "gru_forward: a length mask needs h_store");
+
+  Tensor bars;
+  if (m) {
+    bars = at::empty({2, N, H}, gx_t.options());
+    Tensor first_bar = bars[1];
+    at::mul_out(first_bar, h0_t, *m_t);
+  }
+  const Tensor w_rz_t = w_hh_t.narrow(1, 0, 2 * H), w_n_t = w_hh_t.narrow(1, 2 * H, H);
+  auto h_row_now = [&](int64_t k, int64_t t) { return h_store_t ? hs.now(k, t) : out.at(t); };
+  auto h_row_before = [&](int64_t k, int64_t t) {
+    if (h_store_t) return hs.before(k, t);
+    if (k == 0) return rows<T>(h0_t, N, H, "h0");
+    return out.at(reverse ? t + 1 : t - 1);
+  };
+  auto h_tensor_before = [&](int64_t k, int64_t t) -> Tensor {
+    if (k == 0) return h0_t;
+    if (h_store_t) return h_store_t->select(0, hs.kept ? (reverse ? t + 1 : t) : (k - 1) % 2);
+    return out_t.select(0, reverse ? t + 1 : t - 1);
+  };
+  for (int64_t k = 0; k < T_; ++k) {
+    const int64_t t = time_of(k, T_, reverse);
+    const Tensor h_bar = m ? bars[(k + 1) % 2] : h_tensor_before(k, t);
+    const Tensor gx_step = gx_t.select(0, t);
+    const auto h_prev = h_row_before(k, t);
+    const auto h_now = h_row_now(k, t);
+    const auto rz_rows = rz.at(t), n_rows = nn.at(t), o_rows = out.at(t), gxr = gx.at(t);
+    const Rows<T> bar = m ? Rows<T>{static_cast<T*>(bars[k % 2].data_ptr()), H} : Rows<T>{};
+    if (reset_after) {
+      Tensor gh_step = step_of(*gh_t, t);
+      if (ln_hh) {
+        Tensor a_step = step_of(*a_t, t);
+        at::mm_out(a_step, h_bar, w_hh_t);
+      } else if (b_hh) {
+        at::addmm_out(gh_step, *b_hh_t, h_bar, w_hh_t);
+      } else {
+        at::mm_out(gh_step, h_bar, w_hh_t);
+      }
+    } else {
+      Tensor rz_step = step_of(rz_t, t);
+      at::addmm_out(rz_step, gx_step.narrow(1, 0, 2 * H), h_bar, w_rz_t);
+      const auto hb = rows<const T>(h_bar, N, H, "h_bar");
+      const auto nh = n_hat.at(t);
+      for_rows(N, 2 * H, [&](int64_t n) {  // [r, z] = σ(·) in place, n̂ = r ⊙ h̄
+        T* rzr = rz_rows[n];
+        LSTMKIT_FOR_CHUNKS(j, kk, 2 * H) { sigmoid(load(rzr + j, kk)).store(rzr + j, kk); }
+        LSTMKIT_FOR_CHUNKS(j, kk, H) {
+          (load(rzr + j, kk) * load(hb[n] + j, kk)).store(nh[n] + j, kk);
+        }
+      });
+      Tensor n_step = step_of(n_t, t);
+      at::addmm_out(n_step, gx_step.narrow(1, 2 * H, H), step_of(*n_hat_t, t), w_n_t);
+    }
+    const auto ghr = gh ? gh.at(t) : Rows<T>{};
+    for_rows(N, G, [&](int64_t n) {
+      if (ln_hh) {  // g^h = LN(a) γ_hh (+ b_hh), written for the backward
+        const T* ar = a.at(t)[n];
+        const auto [mu, rho] = moments(ar, G, kEps);
+        mean_h.at(t)[n][0] = mu;
+        rstd_h.at(t)[n][0] = rho;
+        const V<T> vmu(mu), vrho(rho);
+        LSTMKIT_FOR_CHUNKS(j, kk, G) {
+          V<T> v = (load(ar + j, kk) - vmu) * vrho * load(ln_hh + j, kk);
+          if (b_hh) v = v + load(b_hh + j, kk);
+          v.store(ghr[n] + j, kk);
+        }
+      }
+      const bool kept = keep.at(t, n);
+      T* rzr = rz_rows[n];
+      LSTMKIT_FOR_CHUNKS(j, kk, H) {
+        V<T> z, nv;
+        if (reset_after) {
+          const T* x = gxr[n];
+          const T* g = ghr[n];
+          const V<T> r = sigmoid(load(x + j, kk) + load(g + j, kk));
+          z = sigmoid(load(x + H + j, kk) + load(g + H + j, kk));
+          r.store(rzr + j, kk);
+          z.store(rzr + H + j, kk);
+          nv = at::vec::fmadd(r, load(g + 2 * H + j, kk), load(x + 2 * H + j, kk)).tanh();
+        } else {
+          z = load(rzr + H + j, kk);
+          nv = load(n_rows[n] + j, kk).tanh();
+        }
+        nv.store(n_rows[n] + j, kk);
+        const V<T> hp = load(h_prev[n] + j, kk);
+        V<T> h = at::vec::fmadd(z, hp - nv, nv);
+        if (zh.on) h = lerp(h, hp, zh.at(t, n, j, kk));
+        const V<T> hn = kept ? h : hp;
+        (kept ? h : V<T>(T(0))).store(o_rows[n] + j, kk);
+        hn.store(h_now[n] + j, kk);  // may be out itself: the same values when kept
+        if (m) (hn * load(m[n] + j, kk)).store(bar[n] + j, kk);
+      }
+    });
+  }
+}
+
+void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t,
+                 const OptTensor& b_hh, const OptTensor& ln_hh, const OptTensor& zh,
+                 double zh_rate, const OptTensor& keep, const OptTensor& m, bool reset_after,
+                 bool reverse, bool save, const Tensor& rz, const Tensor& n,
+                 const OptTensor& n_hat, const OptTensor& gh, const OptTensor& a,
+                 const Tensor& out, const OptTensor& h_store, const OptTensor& mean_h,
+                 const OptTensor& rstd_h) {
+  AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
+    gru_forward_impl<scalar_t>(gx, h0, w_hh_t, b_hh, ln_hh, zh, zh_rate, keep, m, reset_after,
+                               reverse, save, rz, n, n_hat, gh, a, out, h_store, mean_h,
+                               rstd_h);
+  });
+}
+
+// ======================================================================================
+// GRU backward, in the reverse of the processing order
+//
+//   δh_carry = r ⊙ m + e,  δh = (δout + δh_carry) [kept]
+//   a^n = (1-d)(1-z)(1-n²),  a^z = (1-d)(h_prev - n) z(1-z),  ζ = d + (1-d) z
+//   δn_pre = δh a^n,  e_next = ζ δh (+ the passed carry)
+// reset after: δg^h = [δh a^n n̂ r(1-r), δh a^z, δh a^n r],  δa = 𝓑_h(δg^h) | δg^h,
+//   r_next = δa W_hh
+// reset before: δz_pre = δh a^z;  δ(r h̄) = δn_pre W_hn;  δr_pre = δ(r h̄) h̄_prev r(1-r);
+//   r_next = δ(r h̄) r + [δr_pre, δz_pre] W_rz
+// ======================================================================================
+
+template <typename T>
+void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& h0_t,
+                       const Tensor& w_hh_nt, const Tensor& rz_t, const Tensor& n_t,
+                       const OptTensor& n_hat_t, const Tensor& hs_t, const OptTensor& a_t,
+                       const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
+                       const OptTensor& ln_hh_t, const OptTensor& zh_t, double zh_rate,
+                       const OptTensor& keep_t, const OptTensor& m_t, bool reset_after,
+                       bool reverse, const Tensor& dg_t, const OptTensor& grad_a_t,
+                       const Tensor& dn_t, const Tensor& dh0_t) {
+  const int64_t T_ = rz_t.size(0), N = rz_t.size(1), H = n_t.size(2), G = 3 * H;
+  const auto dout = steps<const T>(dout_t, T_, N, H, "dout");
+  const auto rz = steps<const T>(rz_t, T_, N, 2 * H, "rz");
+  const auto nn = steps<const T>(n_t, T_, N, H, "n");
+  const auto n_hat = steps<const T>(n_hat_t, T_, N, H, "n_hat");
+  const auto hs = steps<const T>(hs_t, T_, N, H, "hs");
+  const auto h0 = rows<const T>(h0_t, N, H, "h0");
+  const auto a = steps<const T>(a_t, T_, N, G, "a");
+  const auto mean_h = steps<const T>(mean_h_t, T_, N, 1, "mean_h");
+  const auto rstd_h = steps<const T>(rstd_h_t, T_, N, 1, "rstd_h");
+  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
+  const auto keep = keep_of(keep_t, T_, N);
+  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
+  const auto dg = steps<T>(dg_t, T_, N, G, "dg");
+  const auto grad_a = steps<T>(grad_a_t, T_, N, G, "grad_a");
+  const auto dn = steps<T>(dn_t, T_, N, H, "dn");
+  TORCH_CHECK(!reset_after || n_hat, "gru_backward: the reset after needs n_hat");
+  TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "gru_backward: LN(h) inputs");
+
+  const auto opts = rz_t.options();
+  Tensor r = at::empty({N, H}, opts);
+  const Tensor carries = at::empty({2, N, H}, opts);
+  Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
+  const Tensor w_n = w_hh_nt.narrow(0, 2 * H, H);  // W_hn (H, H): δ(r h̄) = δn_pre W_hn
+  const Tensor w_rz_nt = w_hh_nt.narrow(0, 0, 2 * H);
+  const V<T> one(T(1)), zero(T(0));
+  Rows<const T> r_in = rows<const T>(dh_n_t, N, H, "dh_n"), e_in{};
+  bool scale = false;
+  auto h_prev_at = [&](int64_t t) {  // the state step t read in the forward
+    const bool first = reverse ? t == T_ - 1 : t == 0;
+    return first ? h0 : hs.at(reverse ? t + 1 : t - 1);
+  };
+  for (int64_t k = 0; k < T_; ++k) {
+    const int64_t t = time_of(T_ - 1 - k, T_, reverse);
+    const Rows<T> e_out{static_cast<T*>(carries.data_ptr()) + (k % 2) * N * H, H};
+    const auto hp_rows = h_prev_at(t);
+    const Rows<const T> rin = r_in, ein = e_in;
+    const bool sc = scale;
+    for_rows(N, G, [&](int64_t row) {
+      const bool kept = keep.at(t, row);
+      const T* rzr = rz.at(t)[row];
+      T* dgr = dg.at(t)[row];
+      LSTMKIT_FOR_CHUNKS(j, kk, H) {
+        V<T> carry = load(rin[row] + j, kk);
+        if (sc && m) carry = carry * load(m[row] + j, kk);
+        if (ein) carry = carry + load(ein[row] + j, kk);
+        const V<T> dh = kept ? load(dout.at(t)[row] + j, kk) + carry : zero;
+        const V<T> z = load(rzr + H + j, kk), nv = load(nn.at(t)[row] + j, kk);
+        const V<T> hp = load(hp_rows[row] + j, kk);
+        V<T> an = (one - z) * (one - nv * nv);
+        V<T> az = (hp - nv) * z * (one - z);
+        V<T> zeta = z;
+        if (zh.on) {
+          const V<T> d = zh.at(t, row, j, kk), keep_h = one - d;
+          an = an * keep_h;
+          az = az * keep_h;
+          zeta = at::vec::fmadd(keep_h, z, d);
+        }
+        const V<T> dnp = dh * an;
+        dnp.store(dn.at(t)[row] + j, kk);
+        (dh * az).store(dgr + H + j, kk);
+        if (reset_after) {
+          const V<T> rv = load(rzr + j, kk);
+          (dnp * load(n_hat.at(t)[row] + j, kk) * rv * (one - rv)).store(dgr + j, kk);
+          (dnp * rv).store(dgr + 2 * H + j, kk);
+        }
+        at::vec::fmadd(zeta, dh, kept ? zero : carry).store(e_out[row] + j, kk);
+      }
+      if (ln_hh) {
+        norm_backward_row(dgr, a.at(t)[row], mean_h.at(t)[row][0], rstd_h.at(t)[row][0], ln_hh,
+                          G, grad_a.at(t)[row]);
+      }
+    });
+    if (reset_after) {
+      at::mm_out(r, step_of(ln_hh ? *grad_a_t : dg_t, t), w_hh_nt);
+    } else {
+      at::mm_out(drh, step_of(dn_t, t), w_n);  // δ(r ⊙ h̄_{t-1})
+      const auto d_rh = rows<const T>(drh, N, H, "drh");
+      const auto r_rows = rows<T>(r, N, H, "r");
+      for_rows(N, 2 * H, [&](int64_t row) {  // δr_pre and the r part of r_next
+        const T* rzr = rz.at(t)[row];
+        T* dgr = dg.at(t)[row];
+        LSTMKIT_FOR_CHUNKS(j, kk, H) {
+          const V<T> rv = load(rzr + j, kk), d = load(d_rh[row] + j, kk);
+          V<T> hb = load(hp_rows[row] + j, kk);
+          if (m) hb = hb * load(m[row] + j, kk);
+          (d * hb * rv * (one - rv)).store(dgr + j, kk);
+          (d * rv).store(r_rows[row] + j, kk);
+        }
+      });
+      r.addmm_(step_of(dg_t, t).narrow(1, 0, 2 * H), w_rz_nt);
+    }
+    r_in = rows<const T>(r, N, H, "r");
+    e_in = {e_out.p, e_out.s};
+    scale = true;
+  }
+  Tensor dh0 = m ? r * *m_t : r;
+  const_cast<Tensor&>(dh0_t).copy_(dh0 + carries[(T_ - 1) % 2]);
+}
+
+void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
+                  const Tensor& w_hh_nt, const Tensor& rz, const Tensor& n,
+                  const OptTensor& n_hat, const Tensor& hs, const OptTensor& a,
+                  const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& ln_hh,
+                  const OptTensor& zh, double zh_rate, const OptTensor& keep,
+                  const OptTensor& m, bool reset_after, bool reverse, const Tensor& dg,
+                  const OptTensor& grad_a, const Tensor& dn, const Tensor& dh0) {
+  AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
+    gru_backward_impl<scalar_t>(dout, dh_n, h0, w_hh_nt, rz, n, n_hat, hs, a, mean_h, rstd_h,
+                                ln_hh, zh, zh_rate, keep, m, reset_after, reverse, dg, grad_a,
+                                dn, dh0);
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(lstmkit, lib) {
+  lib.def(
+      "lstm_forward(Tensor gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_ph, "
+      "Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, Tensor? zc, "
+      "float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, Tensor(a!) gates, "
+      "Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
+      "Tensor(f!)? h_store, Tensor(g!)? new_c, Tensor(h!)? mean_h, Tensor(i!)? rstd_h, "
+      "Tensor(j!)? mean_c, Tensor(k!)? rstd_c) -> ()");
+  lib.def(
+      "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor w_hh_nt, Tensor gates, "
+      "Tensor taus, Tensor c_prev, Tensor? c_new, Tensor? a, Tensor? mean_h, Tensor? rstd_h, "
+      "Tensor? mean_c, Tensor? rstd_c, Tensor? w_ph, Tensor? ln_hh, Tensor? ln_c, Tensor? zh, "
+      "float zh_rate, Tensor? zc, float zc_rate, Tensor? keep, Tensor? m, bool reverse, "
+      "Tensor(a!) grad, Tensor(b!)? grad_a, Tensor(c!)? du, Tensor(d!) dh0, "
+      "Tensor(e!) dc0) -> ()");
+  lib.def(
+      "gru_forward(Tensor gx, Tensor h0, Tensor w_hh_t, Tensor? b_hh, Tensor? ln_hh, "
+      "Tensor? zh, float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, "
+      "bool save, Tensor(a!) rz, Tensor(b!) n, Tensor(c!)? n_hat, Tensor(d!)? gh, "
+      "Tensor(e!)? a, Tensor(f!) out, Tensor(g!)? h_store, Tensor(h!)? mean_h, "
+      "Tensor(i!)? rstd_h) -> ()");
+  lib.def(
+      "gru_backward(Tensor dout, Tensor dh_n, Tensor h0, Tensor w_hh_nt, Tensor rz, Tensor n, "
+      "Tensor? n_hat, Tensor hs, Tensor? a, Tensor? mean_h, Tensor? rstd_h, Tensor? ln_hh, "
+      "Tensor? zh, float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, "
+      "Tensor(a!) dg, Tensor(b!)? grad_a, Tensor(c!) dn, Tensor(d!) dh0) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(lstmkit, CPU, lib) {
+  lib.impl("lstm_forward", &lstm_forward);
+  lib.impl("lstm_backward", &lstm_backward);
+  lib.impl("gru_forward", &gru_forward);
+  lib.impl("gru_backward", &gru_backward);
+}
