@@ -1,11 +1,12 @@
-"""lstmkit's compiled step kernels for the cell variants, built on first use.
+"""lstmkit's compiled loops for the cell variants, built on first use.
 
-``variant_steps.cpp`` holds the pointwise work of one time step of the variant LSTM and
-GRU, forward and backward, as one CPU kernel each (``torch.ops.lstmkit.*``). The loops of
-:mod:`lstmkit.recurrence.lstm_variants` and :mod:`~lstmkit.recurrence.gru_variants` call
-them between the recurrent matmuls; without them they run the same arithmetic as a
-dozen torch calls per step (the "python" step implementation), which is exact too but
-slower (figures in ``docs/benchmarks.md``).
+``variant_loops.cpp`` holds the time loop of one direction of the variant LSTM and GRU,
+forward and backward (``torch.ops.lstmkit.lstm_forward`` and so on): per step the
+recurrent matmul through ATen and then one vectorised pass over each row for all the
+pointwise work of the step. :mod:`lstmkit.recurrence.lstm_variants` and
+:mod:`~lstmkit.recurrence.gru_variants` call them in place of their python steps, which
+do the same arithmetic as a dozen torch calls per step — exact too, but slower (figures
+in ``docs/benchmarks.md``).
 
 The library is compiled with torch's own extension builder (``torch.utils.cpp_extension``,
 ninja and the system C++ compiler) the first time a variant runs on the ``fused``
@@ -13,9 +14,9 @@ backend, into :func:`cache_dir` (by default ``~/.cache/lstmkit/kernels``); that 
 about 15 s once per machine and source version. The environment variable
 ``LSTMKIT_KERNELS`` chooses:
 
-* ``auto`` (default): the compiled kernels; if they cannot be built, one warning names
+* ``auto`` (default): the compiled loops; if they cannot be built, one warning names
   the reason and the python steps run;
-* ``compiled``: the compiled kernels or an error;
+* ``compiled``: the compiled loops or an error;
 * ``python``: the python steps.
 """
 
@@ -50,7 +51,7 @@ def _name(flags: list[str]) -> str:
     """One build per source text, flags and torch version."""
     digest = hashlib.sha256(SOURCE.read_bytes())
     digest.update(" ".join([*flags, torch.__version__]).encode())
-    return f"lstmkit_steps_{digest.hexdigest()[:12]}"
+    return f"lstmkit_variants_{digest.hexdigest()[:12]}"
 
 
 @functools.cache
@@ -62,7 +63,7 @@ def _build():
     name = _name(flags)
     directory = cache_dir() / name
     if not (directory / f"{name}.so").exists():
-        print(f"lstmkit: compiling the variant step kernels (once, ~15 s) into {directory}",
+        print(f"lstmkit: compiling the variant kernels (once, ~15 s) into {directory}",
               file=sys.stderr, flush=True)  # fmt: skip
     path = os.environ.get("PATH", "")
     try:
@@ -118,7 +119,7 @@ def ops():
     if lib is not None:
         return lib
     if wanted == "compiled":
-        raise RuntimeError(f"lstmkit's compiled step kernels could not be built: {reason}")
+        raise RuntimeError(f"lstmkit's compiled variant kernels could not be built: {reason}")
     _warn_once(reason)
     return None
 
@@ -126,7 +127,7 @@ def ops():
 @functools.cache
 def _warn_once(reason: str) -> None:
     warnings.warn(
-        "lstmkit: the compiled variant step kernels could not be built "
+        "lstmkit: the compiled variant kernels could not be built "
         f"({reason}); the fused backend runs its python steps, which are slower. "
         "Set LSTMKIT_KERNELS=python to silence this.",
         RuntimeWarning,
