@@ -462,3 +462,17 @@ def test_the_step_choice_is_checked(monkeypatch):
     with pytest.raises(ValueError, match=r"kernels\.use: expected one of"):
         with kernels.use("C++"):
             pass
+
+
+def test_other_dtypes_run_the_python_steps():
+    """The compiled loops are float32/float64 CPU kernels; a bfloat16 module runs the
+    python steps (torch calls) and gives the reference backend's result, to bfloat16's
+    precision."""
+    x = torch.randn(T, N, IN).bfloat16()
+    assert kernels.implementation(x) == "python"
+    assert kernels.implementation(x.double()) == kernels.implementation()
+    outs = {}
+    for backend in ("reference", "fused"):
+        m = _module("LSTM", LSTM_VARIANTS["all"], backend, torch.float32).bfloat16().eval()
+        outs[backend] = m(x)[0].float()
+    assert_close(outs["fused"], outs["reference"], 0.05, "bfloat16 output")

@@ -352,7 +352,7 @@ class GRUVariantDirection(torch.autograd.Function):
     def forward(ctx, x, h0, mask, reverse, reset_after, noise, *weights):
         w = DirectionWeights(*weights)
         gx, norm = input_side(x, w.w_ih, input_bias(w, reset_after), w.ln_ih)
-        ops = kernels.ops()  # the backward runs the same step implementation
+        ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True, ops)
         ctx.reverse, ctx.reset_after, ctx.noise, ctx.ops = reverse, reset_after, noise, ops
         ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
@@ -389,6 +389,6 @@ def run_direction(
         out, h = GRUVariantDirection.apply(x, h0, mask, reverse, cfg.reset_after, noise, *w)
         return out, h, None
     gx, _ = input_side(x, w.w_ih, input_bias(w, cfg.reset_after), w.ln_ih)
-    ops = kernels.ops()
+    ops = kernels.ops_for(x)
     out, h, _ = gru_forward(gx, h0, w, noise, mask, reverse, cfg.reset_after, False, ops)
     return out, h, None

@@ -586,7 +586,7 @@ class LSTMVariantDirection(torch.autograd.Function):
         w = DirectionWeights(*weights)
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
         gx, norm = input_side(x, w.w_ih, bias, w.ln_ih)
-        ops = kernels.ops()  # the backward runs the same step implementation
+        ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True, ops)
         ctx.reverse, ctx.noise, ctx.ops = reverse, noise, ops
         ctx.save_for_backward(x, h0, c0, mask, *weights, *saved, *(norm or _NONE3))
@@ -622,5 +622,5 @@ def run_direction(
         return LSTMVariantDirection.apply(x, h0, c0, mask, reverse, noise, *w)
     bias = None if w.b_ih is None else w.b_ih + w.b_hh
     gx, _ = input_side(x, w.w_ih, bias, w.ln_ih)
-    out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False, kernels.ops())
+    out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False, kernels.ops_for(x))
     return out, h, c

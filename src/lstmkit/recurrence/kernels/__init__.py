@@ -124,6 +124,18 @@ def ops():
     return None
 
 
+COMPILED_DTYPES = (torch.float32, torch.float64)
+
+
+def ops_for(like: torch.Tensor):
+    """The compiled loops for tensors like ``like``, or None for the python steps: the
+    loops are CPU kernels for float32 and float64; other devices and dtypes (a GPU,
+    bfloat16) run the python steps, which are torch calls on any device."""
+    if like.device.type != "cpu" or like.dtype not in COMPILED_DTYPES:
+        return None
+    return ops()
+
+
 @functools.cache
 def _warn_once(reason: str) -> None:
     warnings.warn(
@@ -135,9 +147,10 @@ def _warn_once(reason: str) -> None:
     )
 
 
-def implementation() -> str:
-    """Which step implementation the variant kernels run now: "compiled" or "python"."""
-    return "python" if ops() is None else "compiled"
+def implementation(like: torch.Tensor | None = None) -> str:
+    """Which implementation the variant loops run (for tensors like ``like``, by default
+    float32 on the CPU): "compiled" or "python"."""
+    return "python" if ops_for(torch.empty(0) if like is None else like) is None else "compiled"
 
 
 @contextmanager
