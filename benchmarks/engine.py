@@ -33,6 +33,7 @@ import sys
 import time
 
 import torch
+from common import emit
 
 import lstmkit
 
@@ -304,14 +305,7 @@ def main(argv=None) -> int:
         "memory": memory,
         "summary": summarise(cases, memory),
     }
-    print("\nsummary:", json.dumps(doc["summary"], indent=1))
-    text = json.dumps(doc)
-    if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.json)
-    print(text)
+    emit(doc, args.json)
     return 0
 
 

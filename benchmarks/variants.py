@@ -63,6 +63,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from common import emit
 
 import lstmkit
 from lstmkit.recurrence import kernels
@@ -536,14 +537,7 @@ def main(argv=None) -> int:
             }
         },
     }
-    print("\nsummary:", json.dumps(doc["summary"], indent=1))
-    text = json.dumps(doc)
-    if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.json)
-    print(text)
+    emit(doc, args.json)
     return 0
 
 

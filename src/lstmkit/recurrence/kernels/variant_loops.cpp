@@ -130,6 +130,60 @@ Carried<T> carried(const Tensor& first, const Tensor& store, bool kept, bool rev
   return c;
 }
 
+// The carried h of a forward loop — in out itself without a length mask, else in its own
+// store — and h̄ = h ⊙ m (recurrent dropout) for the next matmul, two rows in turns.
+template <typename T>
+struct Hidden {
+  Carried<T> hs;
+  bool stored = false, reverse = false;
+  Steps<T> out;
+  Tensor out_t, h0_t, store_t, bars;
+  int64_t N = 0, H = 0;
+  Rows<T> now(int64_t k, int64_t t) const { return stored ? hs.now(k, t) : out.at(t); }
+  Rows<T> before(int64_t k, int64_t t) const {
+    if (stored) return hs.before(k, t);
+    if (k == 0) return {static_cast<T*>(h0_t.data_ptr()), h0_t.stride(0)};
+    return out.at(reverse ? t + 1 : t - 1);
+  }
+  // what step k multiplies by W_hh: h̄ of the step before, or that step's h itself
+  Tensor matmul_input(int64_t k, int64_t t) const {
+    if (bars.defined()) return bars[(k + 1) % 2];
+    if (k == 0) return h0_t;
+    if (stored) return store_t.select(0, hs.kept ? (reverse ? t + 1 : t) : (k - 1) % 2);
+    return out_t.select(0, reverse ? t + 1 : t - 1);
+  }
+  // where step k writes h̄ (none without recurrent dropout)
+  Rows<T> bar(int64_t k) const {
+    if (!bars.defined()) return {};
+    return {static_cast<T*>(bars.data_ptr()) + (k % 2) * N * H, H};
+  }
+};
+
+template <typename T>
+Hidden<T> hidden_of(const Tensor& h0, const Tensor& out_t, const Steps<T>& out,
+                    const OptTensor& store, const OptTensor& m, bool save, bool reverse,
+                    int64_t T_) {
+  Hidden<T> h;
+  h.N = h0.size(0);
+  h.H = h0.size(1);
+  rows<T>(h0, h.N, h.H, "h0");
+  h.h0_t = h0;
+  h.out_t = out_t;
+  h.out = out;
+  h.reverse = reverse;
+  if (store) {
+    h.hs = carried<T>(h0, *store, save, reverse, T_, "h_store");
+    h.store_t = *store;
+    h.stored = true;
+  }
+  if (m) {
+    h.bars = at::empty({2, h.N, h.H}, h0.options());
+    Tensor first = h.bars[1];
+    at::mul_out(first, h0, *m);
+  }
+  return h;
+}
+
 // -- vector helpers ---------------------------------------------------------------------
 
 template <typename T>
@@ -303,37 +357,20 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const auto mean_c = steps<T>(mean_c_t, T_, N, 1, "mean_c");
   const auto rstd_c = steps<T>(rstd_c_t, T_, N, 1, "rstd_c");
   const auto cs = carried<T>(c0_t, c_store_t, save, reverse, T_, "c_store");
-  Carried<T> hs;  // without a length mask h is carried in out itself
-  if (h_store_t) hs = carried<T>(h0_t, *h_store_t, save, reverse, T_, "h_store");
+  const auto hidden = hidden_of<T>(h0_t, out_t, out, h_store_t, m_t, save, reverse, T_);
   TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h), "lstm_forward: LN(h) needs a, mean_h, rstd_h");
   TORCH_CHECK(!ln_c == !ln_c_bias, "lstm_forward: ln_c and ln_c_bias go together");
   TORCH_CHECK(!ln_c || (mean_c && rstd_c), "lstm_forward: LN(C) needs mean_c, rstd_c");
   TORCH_CHECK(!keep || h_store_t, "lstm_forward: a length mask needs h_store");
+  TORCH_CHECK(!m || m_t->size(0) == N, "lstm_forward: m: expected ", N, " rows");
   TORCH_CHECK(!(keep || zc.on) || new_c_t, "lstm_forward: zoneout of C or a mask needs new_c");
 
   Tensor rec = ln_hh ? Tensor() : at::empty({N, G}, gx_t.options());
-  Tensor bars;  // h̄ = h m for the next matmul, two rows in turns
-  if (m) {
-    bars = at::empty({2, N, H}, gx_t.options());
-    Tensor first_bar = bars[1];
-    at::mul_out(first_bar, h0_t, *m_t);
-  }
   const Rows<const T> rec_rows = ln_hh ? Rows<const T>{} : rows<const T>(rec, N, G, "rec");
-  auto h_row_now = [&](int64_t k, int64_t t) { return h_store_t ? hs.now(k, t) : out.at(t); };
-  auto h_row_before = [&](int64_t k, int64_t t) {
-    if (h_store_t) return hs.before(k, t);
-    if (k == 0) return rows<T>(h0_t, N, H, "h0");
-    return out.at(reverse ? t + 1 : t - 1);
-  };
-  auto h_tensor_before = [&](int64_t k, int64_t t) -> Tensor {
-    if (k == 0) return h0_t;
-    if (h_store_t) return h_store_t->select(0, hs.kept ? (reverse ? t + 1 : t) : (k - 1) % 2);
-    return out_t.select(0, reverse ? t + 1 : t - 1);
-  };
 
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(k, T_, reverse);
-    const Tensor h_bar = m ? bars[(k + 1) % 2] : h_tensor_before(k, t);
+    const Tensor h_bar = hidden.matmul_input(k, t);
     if (ln_hh) {
       Tensor a_step = step_of(*a_t, t);
       at::mm_out(a_step, h_bar, w_hh_t);
@@ -344,11 +381,11 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
     const auto gxr = gx.at(t);
     const auto c_prev = cs.before(k, t);
     const auto c_now = cs.now(k, t);
-    const auto h_prev = h_row_before(k, t);
-    const auto h_now = h_row_now(k, t);
+    const auto h_prev = hidden.before(k, t);
+    const auto h_now = hidden.now(k, t);
     const auto g_rows = gates.at(t), tau = taus.at(t), o_rows = out.at(t);
     const auto cn_rows = new_c ? new_c.at(t) : c_now;
-    const Rows<T> bar = m ? Rows<T>{static_cast<T*>(bars[k % 2].data_ptr()), H} : Rows<T>{};
+    const auto bar = hidden.bar(k);
     for_rows(N, G, [&](int64_t n) {
       const T* rr = r[n];
       T mu_h = 0, rho_h = 1;
@@ -654,39 +691,21 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
   const auto out = steps<T>(out_t, T_, N, H, "out");
   const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
   const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
-  Carried<T> hs;
-  if (h_store_t) hs = carried<T>(h0_t, *h_store_t, save, reverse, T_, "h_store");
+  const auto hidden = hidden_of<T>(h0_t, out_t, out, h_store_t, m_t, save, reverse, T_);
   TORCH_CHECK(reset_after ? static_cast<bool>(gh) : static_cast<bool>(n_hat),
               "gru_forward: the reset after needs gh, before it n_hat");
   TORCH_CHECK(!ln_hh || (reset_after && a && mean_h && rstd_h), "gru_forward: LN(h) inputs");
   TORCH_CHECK(!keep || h_store_t, "gru_forward: a length mask needs h_store");
 
-  Tensor bars;
-  if (m) {
-    bars = at::empty({2, N, H}, gx_t.options());
-    Tensor first_bar = bars[1];
-    at::mul_out(first_bar, h0_t, *m_t);
-  }
   const Tensor w_rz_t = w_hh_t.narrow(1, 0, 2 * H), w_n_t = w_hh_t.narrow(1, 2 * H, H);
-  auto h_row_now = [&](int64_t k, int64_t t) { return h_store_t ? hs.now(k, t) : out.at(t); };
-  auto h_row_before = [&](int64_t k, int64_t t) {
-    if (h_store_t) return hs.before(k, t);
-    if (k == 0) return rows<T>(h0_t, N, H, "h0");
-    return out.at(reverse ? t + 1 : t - 1);
-  };
-  auto h_tensor_before = [&](int64_t k, int64_t t) -> Tensor {
-    if (k == 0) return h0_t;
-    if (h_store_t) return h_store_t->select(0, hs.kept ? (reverse ? t + 1 : t) : (k - 1) % 2);
-    return out_t.select(0, reverse ? t + 1 : t - 1);
-  };
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(k, T_, reverse);
-    const Tensor h_bar = m ? bars[(k + 1) % 2] : h_tensor_before(k, t);
+    const Tensor h_bar = hidden.matmul_input(k, t);
     const Tensor gx_step = gx_t.select(0, t);
-    const auto h_prev = h_row_before(k, t);
-    const auto h_now = h_row_now(k, t);
+    const auto h_prev = hidden.before(k, t);
+    const auto h_now = hidden.now(k, t);
     const auto rz_rows = rz.at(t), n_rows = nn.at(t), o_rows = out.at(t), gxr = gx.at(t);
-    const Rows<T> bar = m ? Rows<T>{static_cast<T*>(bars[k % 2].data_ptr()), H} : Rows<T>{};
+    const auto bar = hidden.bar(k);
     if (reset_after) {
       Tensor gh_step = step_of(*gh_t, t);
       if (ln_hh) {
