@@ -1,7 +1,20 @@
-"""What the benchmarks share: writing their JSON document."""
+"""What the benchmarks share: the machine record and writing their JSON document."""
 
 import json
 import os
+import platform
+
+import torch
+
+
+def machine() -> dict:
+    """Where a result was measured (recorded with every result file)."""
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def emit(doc: dict, path: str | None) -> None:

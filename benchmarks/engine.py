@@ -24,8 +24,6 @@ Output: a table on stdout, then one JSON document (``{"cases": [...], "memory": 
 import argparse
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -33,7 +31,7 @@ import sys
 import time
 
 import torch
-from common import emit
+from common import emit, machine
 
 import lstmkit
 
@@ -293,12 +291,7 @@ def main(argv=None) -> int:
             memory.append(memory_case(mode, steps, batch, hidden, bi, names))
     print_table(cases, memory)
     doc = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine(),
         "command": "python benchmarks/engine.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "cases": cases,

@@ -54,7 +54,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -63,7 +62,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import emit
+from common import emit, machine
 
 import lstmkit
 from lstmkit.recurrence import kernels
@@ -507,11 +506,8 @@ def main(argv=None) -> int:
         }
 
     doc = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+        "machine": machine()
+        | {
             "date": datetime.date.today().isoformat(),
             "lstmkit_commit": _commit(),
             "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
