@@ -30,6 +30,9 @@ with :math:`\mathcal B` the layer-norm backward of :mod:`lstmkit.recurrence.lstm
 :math:`[\delta g^h_{t,rz}, \delta h_t a^n_t]`, through the input layer norm for all steps
 at once; the weight gradients are matmuls over all steps after the loop.
 
+The loops over time run as the compiled loops of :mod:`lstmkit.recurrence.kernels` or
+as the python steps below, as in :mod:`lstmkit.recurrence.lstm_variants`.
+
 Shapes: x (T, N, H_in), gx (T, N, 3H), h (T, N, H); gate order r, z, n.
 """
 

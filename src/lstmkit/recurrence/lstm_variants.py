@@ -44,6 +44,13 @@ identity when that norm is off). After the loop, as matmuls over all steps:
 \tilde C_t`; :math:`\partial\gamma_c = \sum (\delta h \odot K/\gamma_c) \odot \hat u`,
 :math:`\partial \beta_c = \sum \delta h \odot K / \gamma_c`.
 
+The loops over time run in one of two implementations that compute the same numbers
+(``docs/variants.md``, "Speed"): the compiled loops of :mod:`lstmkit.recurrence.kernels`
+(per step the recurrent matmul, then one pass per row that evaluates the local
+derivatives above on the fly), or the python steps below (torch calls, the local
+derivatives of all steps precomputed). Buffers of (T, N, ·) come from
+:mod:`lstmkit.recurrence.workspace`.
+
 Shapes: x (T, N, H_in), gates (T, N, 4H), C (T, N, H), h (T, N, H); zoneout masks
 (T, N, H) or a float (evaluation), recurrent mask (N, H).
 """
@@ -59,11 +66,6 @@ from lstmkit.recurrence import kernels, workspace
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lstm_fused import _order, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.noise import Noise
-
-
-def normalise(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(v̂, μ, ρ): v normalised over its last axis, its mean and reciprocal std (..., 1)."""
-    return torch.native_layer_norm(v, v.shape[-1:], None, None, EPS)
 
 
 def norm_backward(dy: Tensor, v: Tensor, mean: Tensor, rstd: Tensor, gain: Tensor) -> Tensor:
