@@ -476,3 +476,17 @@ def test_other_dtypes_run_the_python_steps():
         m = _module("LSTM", LSTM_VARIANTS["all"], backend, torch.float32).bfloat16().eval()
         outs[backend] = m(x)[0].float()
     assert_close(outs["fused"], outs["reference"], 0.05, "bfloat16 output")
+
+
+def test_the_kernel_source_ships_with_the_package():
+    """A wheel must carry variant_loops.cpp: the loops are built from it on first use."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["lstmkit.recurrence.kernels"]
+    assert kernels.SOURCE.is_file()
+    assert any(fnmatch.fnmatch(kernels.SOURCE.name, p) for p in patterns), patterns
+    assert "ninja" in " ".join(config["project"]["dependencies"])
