@@ -490,3 +490,48 @@ def test_the_kernel_source_ships_with_the_package():
     assert kernels.SOURCE.is_file()
     assert any(fnmatch.fnmatch(kernels.SOURCE.name, p) for p in patterns), patterns
     assert "ninja" in " ".join(config["project"]["dependencies"])
+
+
+def test_a_failed_build_is_recorded_and_not_retried(monkeypatch, tmp_path):
+    """The compiler's first error becomes the reason; later processes read it from the
+    cache instead of building again, until the record is deleted."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("LSTMKIT_CACHE", str(tmp_path))
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args[0])
+        raise RuntimeError(
+            "Error building extension 'x'\nFAILED: x.o\nx.cpp:3:1: error: boom\n"
+            "ninja: build stopped: subcommand failed."
+        )
+
+    monkeypatch.setattr(cpp_extension, "load", failing)
+    lib, reason = kernels._build_once()
+    assert lib is None and reason == "RuntimeError: x.cpp:3:1: error: boom"
+    record = next(tmp_path.glob("kernels/*/build-failed.txt"))
+    lib, again = kernels._build_once()
+    assert lib is None and again.startswith(reason) and "delete it to retry" in again
+    assert len(calls) == 1
+    record.unlink()
+    kernels._build_once()
+    assert len(calls) == 2
+
+
+def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):
+    import os
+    import threading
+    import time
+
+    lock, library = tmp_path / "lock", tmp_path / "lib.so"
+    lock.touch()
+    old = time.time() - kernels.STALE_LOCK_SECONDS - 5
+    os.utime(lock, (old, old))
+    kernels._clear_stale_lock(lock, library)  # left by a killed build: removed
+    assert not lock.exists()
+    lock.touch()  # a build in progress elsewhere: finishes after 0.3 s
+    threading.Timer(0.3, lock.unlink).start()
+    start = time.perf_counter()
+    kernels._clear_stale_lock(lock, library)
+    assert not lock.exists() and time.perf_counter() - start >= 0.25

@@ -119,3 +119,34 @@ def test_the_layer_output_is_never_a_cached_buffer():
             out = m(x)[0]
         assert out._base is None
         out.add_(1.0)
+
+
+def test_inference_mode_and_fake_tensors_are_not_cached():
+    """An inference tensor cannot be written outside inference mode, a fake tensor is no
+    memory: neither may come back to a later ordinary call."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    m = lstmkit.LSTM(32, 128, layer_norm=True, backend="fused")
+    x = torch.randn(64, 32, 32)  # (T, N, 4H) float32 buffers of 4 MiB
+    with torch.inference_mode():
+        m(x)
+    assert workspace.cached_bytes() == 0
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        workspace.empty(torch.empty(0), *BIG)
+    assert workspace.cached_bytes() == 0
+    m(x)[0].sum().backward()  # an ordinary training step after both
+    assert workspace.cached_bytes() > 0
+
+
+def test_the_shapes_used_longest_ago_go_first(monkeypatch):
+    like = torch.empty(0)
+    monkeypatch.setenv("LSTMKIT_WORKSPACE_MB", "3.5")  # three 1 MiB buffers
+    for rows in (64, 32, 16):  # three shapes of 1 MiB, each freed at once
+        workspace.empty(like, rows, 4096 // rows, 64)
+    again = workspace.empty(like, 64, 64, 64)  # the oldest shape, used again
+    ptr = again.data_ptr()
+    del again
+    workspace.empty(like, 8, 512, 64)  # a fourth shape: the one used longest ago goes
+    shapes = {key[2] for key in workspace._cache.buffers}
+    assert shapes == {(64, 64, 64), (16, 256, 64), (8, 512, 64)}
+    assert workspace.empty(like, 64, 64, 64).data_ptr() == ptr

@@ -10,7 +10,9 @@ the same shape from the last calls instead, once nothing refers to it any more.
 A buffer is free when its storage has no user but this cache: autograd's saved tensors
 and any view of it count, so a buffer in use is never handed out twice (``retain_graph``
 included). What a caller receives is always a view; the layer output, which a caller may
-change in place, is never taken from here. Only buffers of at least
+change in place, is never taken from here. Nothing made under inference mode or a
+dispatch mode (fake tensors, tracing) is cached. When the limit is reached, the free
+buffers of the shapes used longest ago go first. Only buffers of at least
 ``MIN_BYTES`` are cached (smaller ones come cheaply from ``malloc``), per thread, up to
 ``LSTMKIT_WORKSPACE_MB`` MiB (default 1024; 0 turns the cache off); :func:`release`
 drops them.
@@ -51,28 +53,45 @@ def _free(buf: Tensor) -> bool:
     return torch._C._storage_Use_Count(buf.untyped_storage()._cdata) == 2
 
 
+def _cacheable(like: Tensor, nbytes: int) -> bool:
+    """Plain CPU tensors of MIN_BYTES and more, made outside inference mode (an inference
+    tensor may not be written outside it later) and outside any dispatch mode (a fake or
+    traced tensor is no buffer)."""
+    return (
+        nbytes >= MIN_BYTES
+        and type(like) is Tensor
+        and like.device.type == "cpu"
+        and not torch.is_inference_mode_enabled()
+        and torch._C._len_torch_dispatch_stack() == 0
+    )
+
+
 def empty(like: Tensor, *shape: int) -> Tensor:
     """An uninitialised tensor of ``shape`` with ``like``'s dtype and device; a cached
     buffer of that shape when one is free."""
     nbytes = math.prod(shape) * like.element_size()
-    if nbytes < MIN_BYTES or like.device.type != "cpu":
+    if not _cacheable(like, nbytes):
         return like.new_empty(shape)
     key = (like.dtype, like.device, shape)
-    cached = _cache.buffers.setdefault(key, [])
+    cached = _cache.buffers.pop(key, [])
+    _cache.buffers[key] = cached  # the most recently used shape goes last
     for buf in cached:
         if _free(buf):
             return buf.view(shape)  # a view, so the buffer counts as used while it lives
     buf = like.new_empty(shape)
     limit = limit_bytes()
     if nbytes <= limit:
-        _make_room(nbytes, limit)
-        cached.append(buf)
+        _make_room(nbytes, limit)  # may forget this shape's empty list: set it again
+        _cache.buffers.setdefault(key, cached).append(buf)
+    elif not cached:
+        _cache.buffers.pop(key, None)
     return buf.view(shape)
 
 
 def _make_room(nbytes: int, limit: int) -> None:
-    """Forget free buffers until ``nbytes`` more fit under the limit, then, if that is
-    not enough, buffers in use too (their users keep them; the cache lets go)."""
+    """Forget free buffers, those of the shapes used longest ago first, until ``nbytes``
+    more fit under the limit; then, if that is not enough, buffers in use too (their
+    users keep them; the cache lets go)."""
     total = cached_bytes()
     for want_free in (True, False):
         for bufs in _cache.buffers.values():
@@ -84,7 +103,9 @@ def _make_room(nbytes: int, limit: int) -> None:
                     kept.append(buf)
             bufs[:] = kept
         if total + nbytes <= limit:
-            return
+            break
+    for key in [key for key, bufs in _cache.buffers.items() if not bufs]:
+        del _cache.buffers[key]
 
 
 def cached_bytes() -> int:

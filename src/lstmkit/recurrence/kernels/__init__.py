@@ -24,9 +24,12 @@ import functools
 import hashlib
 import os
 import sys
+import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from subprocess import SubprocessError
 
 import torch
 
@@ -54,23 +57,34 @@ def _name(flags: list[str]) -> str:
     return f"lstmkit_variants_{digest.hexdigest()[:12]}"
 
 
+STALE_LOCK_SECONDS = 120  # a build takes ~15 s; a lock this old was left by a killed one
+_lock = threading.Lock()
+
+
 @functools.cache
 def _build():
     """(torch.ops.lstmkit, None) once the library is loaded, or (None, why it is not)."""
+    with _lock:  # one build per process, whichever thread asks first
+        return _build_once()
+
+
+def _build_once():
     from torch.utils import cpp_extension
 
     flags = _flags()
     name = _name(flags)
     directory = cache_dir() / name
-    if not (directory / f"{name}.so").exists():
+    library, failed = directory / f"{name}.so", directory / "build-failed.txt"
+    if not library.exists() and failed.exists():
+        return None, f"{failed.read_text().strip()} (recorded in {failed}; delete it to retry)"
+    if not library.exists():
         print(f"lstmkit: compiling the variant kernels (once, ~15 s) into {directory}",
               file=sys.stderr, flush=True)  # fmt: skip
-    path = os.environ.get("PATH", "")
+    path = os.environ.get("PATH")
     try:
-        import ninja  # its binary, for a virtual environment that is not activated
-
         directory.mkdir(parents=True, exist_ok=True)
-        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, path])
+        _clear_stale_lock(directory / "lock", library)
+        os.environ["PATH"] = os.pathsep.join(filter(None, [_ninja_dir(), path]))
         cpp_extension.load(
             name,
             [str(SOURCE)],
@@ -79,18 +93,67 @@ def _build():
             is_python_module=False,
             verbose=False,
         )
-    except (ImportError, OSError, RuntimeError, SystemExit) as err:  # no compiler, no ninja
-        return None, _reason(err)
+    except (OSError, RuntimeError, SubprocessError, SystemExit) as err:  # no compiler, ninja
+        reason = _reason(err)
+        if not library.exists():  # later processes say the same without trying again
+            _write_quietly(failed, reason)
+        return None, reason
     finally:
-        os.environ["PATH"] = path
+        if path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = path
     return torch.ops.lstmkit, None
+
+
+def _ninja_dir() -> str | None:
+    """The ninja binary's folder from the ``ninja`` package (a virtual environment's bin
+    is not on PATH unless activated), or None to rely on PATH."""
+    try:
+        import ninja
+    except ImportError:
+        return None
+    return ninja.BIN_DIR
+
+
+def _clear_stale_lock(lock: Path, library: Path) -> None:
+    """torch's builder waits, without a timeout, for the lock file of a build in progress;
+    a build killed part-way leaves it behind. Wait for a live one; remove a stale one."""
+    said = False
+    while lock.exists() and not library.exists():
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if not said:
+            print(f"lstmkit: waiting for the kernel build in progress ({lock})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            said = True
+        if age > STALE_LOCK_SECONDS:
+            print(f"lstmkit: removing a stale build lock ({age:.0f} s old): {lock}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            lock.unlink(missing_ok=True)
+            return
+        time.sleep(0.5)
+
+
+def _write_quietly(path: Path, text: str) -> None:
+    try:
+        path.write_text(text + "\n")
+    except OSError:
+        pass  # the record only saves later processes a failing build
 
 
 def _reason(err: BaseException) -> str:
     """One line for a failed build: the compiler's first error, else the last line."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
-    first_error = next((line for line in lines if "error:" in line), lines[-1])
-    return f"{type(err).__name__}: {first_error[:300]}"
+    telling = [
+        line
+        for line in lines
+        if ("error" in line.lower() or "not found" in line)
+        and not line.startswith(("FAILED:", "ninja:", "Error building extension"))
+    ]
+    return f"{type(err).__name__}: {(telling or lines)[0 if telling else -1][:300]}"
 
 
 def cache_dir() -> Path:
