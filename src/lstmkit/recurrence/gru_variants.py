@@ -61,7 +61,7 @@ from lstmkit.recurrence.lstm_variants import (
     shift_views,
     state_store,
     step_views,
-    stored,
+    stored_h,
 )
 from lstmkit.recurrence.noise import Noise
 
@@ -118,10 +118,7 @@ def _compiled_forward(ops, gx, h0, w, noise, mask, reverse, reset_after, save, r
         reset_after, reverse, save, rz, ns, None if reset_after else n_hat, gh, a_h, out,
         h_store, *stats,
     )  # fmt: skip
-    if h_store is None:
-        return out, out[0 if reverse else steps - 1], stats
-    hs, h_last = stored(h_store, steps, reverse, save)
-    return hs, h_last, stats
+    return (*stored_h(h_store, out, reverse, save), stats)
 
 
 def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_hat, gh, a_h,

@@ -96,15 +96,14 @@ def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | Non
     """(gx (T, N, G·H), norm): x W_ih^T (normalised, scaled by γ_ih) + bias for all steps;
     norm = (a^x, μ, ρ) with layer norm, else None."""
     steps, batch = x.shape[:2]
-    a = workspace.empty(x, steps, batch, w_ih.shape[0])  # x W_ih^T (+ bias)
-    flat = x.reshape(-1, x.shape[-1])
+    a = workspace.empty(x, steps, batch, w_ih.shape[0])  # x W_ih^T (+ bias without LN)
+    flat, a_flat = x.reshape(-1, x.shape[-1]), a.view(-1, a.shape[-1])
+    if ln_ih is None and bias is not None:
+        torch.addmm(bias, flat, w_ih.T, out=a_flat)
+    else:
+        torch.mm(flat, w_ih.T, out=a_flat)
     if ln_ih is None:
-        if bias is None:
-            torch.mm(flat, w_ih.T, out=a.view(-1, a.shape[-1]))
-        else:
-            torch.addmm(bias, flat, w_ih.T, out=a.view(-1, a.shape[-1]))
         return a, None
-    torch.mm(flat, w_ih.T, out=a.view(-1, a.shape[-1]))
     gx = workspace.empty(x, *a.shape)
     mean, rstd = workspace.empty(x, steps, batch, 1), workspace.empty(x, steps, batch, 1)
     torch.ops.aten.native_layer_norm.out(
@@ -207,9 +206,8 @@ def _layout(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool) -> _La
     gates = buffer(gx, steps, (batch, four_h), save)
     # the carried states: C with its initial value in one (T+1, N, H) buffer when saving
     if save:
-        c_ext = workspace.empty(gx, steps + 1, batch, hidden)
-        c_ext[steps if reverse else 0] = c0
-        c_now = step_views(c_ext[:-1] if reverse else c_ext[1:])
+        c_ext = state_store(c0, steps, reverse, True)
+        c_now = step_views(stored(c_ext, steps, reverse, True)[0])
         c_before = shift_views(c_now, c_ext[steps if reverse else 0], reverse)
     else:
         c_ext, c_now, c_before = carried(c0, steps, reverse, False)
@@ -246,15 +244,16 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, o
     """
     if ops is not None:
         return _compiled_forward(ops, gx, h0, c0, w, noise, mask, reverse, save)
+    steps = gx.shape[0]
     lay = _layout(gx, h0, c0, w, noise, mask, reverse, save)
-    stats = _python_steps(lay, gx, h0, w, noise, mask, reverse, save)
-    last = 0 if reverse else gx.shape[0] - 1
+    stats = _python_steps(lay, gx, w, noise, mask, reverse, save)
+    last = 0 if reverse else steps - 1
     h_last, c_last = lay.h_now[last], lay.c_now[last]
     if not save:
         return lay.out, h_last, c_last, None
     new_c = lay.new_c
     if new_c is None and (w.w_ph is not None or w.ln_c is not None):
-        new_c = lay.c_ext[:-1] if reverse else lay.c_ext[1:]  # C̃ is the carried C
+        new_c = stored(lay.c_ext, steps, reverse, True)[0]  # C̃ is the carried C
     saved = (lay.gates, lay.taus, new_c, lay.hs, lay.c_ext, lay.a_h, *stats)
     return lay.out, h_last, c_last, saved
 
@@ -275,6 +274,15 @@ def stored(store: Tensor, steps: int, reverse: bool, save: bool):
         return None, store[(steps - 1) % 2]
     states = store[:-1] if reverse else store[1:]
     return states, store[0 if reverse else steps]
+
+
+def stored_h(h_store: Tensor | None, out: Tensor, reverse: bool, save: bool):
+    """(the carried h of all steps, h_T) after a compiled forward: h is carried in the
+    output itself without a length mask, else in its state_store."""
+    steps = out.shape[0]
+    if h_store is None:
+        return out, out[0 if reverse else steps - 1]
+    return stored(h_store, steps, reverse, save)
 
 
 def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
@@ -300,10 +308,7 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
         gates, taus, a_h, c_store, out, h_store, new_c, *stats,
     )  # fmt: skip
     cs, c_last = stored(c_store, steps, reverse, save)
-    if h_store is None:
-        hs, h_last = out, out[0 if reverse else steps - 1]
-    else:
-        hs, h_last = stored(h_store, steps, reverse, save)
+    hs, h_last = stored_h(h_store, out, reverse, save)
     if not save:
         return out, h_last, c_last, None
     if not (peephole or ln_c):
@@ -325,7 +330,7 @@ def _vector(v: Tensor | None) -> Tensor | None:
     return None if v is None else v.contiguous()
 
 
-def _python_steps(lay: _Layout, gx, h0, w, noise: Noise, mask, reverse, save):
+def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
     """The forward steps as torch calls; returns the norms' (μ, ρ) stacked, or Nones."""
     steps, batch, four_h = gx.shape
     hidden = four_h // 4
@@ -404,7 +409,7 @@ def _stack(stats: list) -> tuple[Tensor, Tensor]:
     return torch.stack(means), torch.stack(rhos)
 
 
-def lstm_backward(saved, x, h0, c0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse,
+def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse,
                   need_dx=True, ops=None):  # fmt: skip
     """The reverse loop and the weight-gradient matmuls; see the module docstring.
 
@@ -591,17 +596,17 @@ class LSTMVariantDirection(torch.autograd.Function):
         ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True, ops)
         ctx.reverse, ctx.noise, ctx.ops = reverse, noise, ops
-        ctx.save_for_backward(x, h0, c0, mask, *weights, *saved, *(norm or _NONE3))
+        ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
         return out, h, c
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
-        x, h0, c0, mask, *rest = ctx.saved_tensors
+        x, h0, mask, *rest = ctx.saved_tensors
         w = DirectionWeights(*rest[: len(_FIELDS)])
         saved = rest[len(_FIELDS) : len(_FIELDS) + _SAVED]
         x_norm = tuple(rest[len(_FIELDS) + _SAVED :]) if w.ln_ih is not None else None
         dx, dh0, dc0, dw = lstm_backward(
-            saved, x, h0, c0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse,
+            saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse,
             ctx.needs_input_grad[0], ctx.ops,
         )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]

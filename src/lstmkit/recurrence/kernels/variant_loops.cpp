@@ -298,6 +298,18 @@ Keep keep_of(const OptTensor& keep, int64_t s, int64_t n) {
   return {keep->data_ptr<bool>(), keep->stride(0), keep->stride(1)};
 }
 
+// What reaches h of this step from the step after it (a backward loop's carry): the
+// recurrent matmul's r, times the dropout mask m after the first step, plus e (the share
+// that passes straight back: zoneout and the length mask's padding)
+template <typename T>
+inline V<T> recurrent_carry(const Rows<const T>& r, const Rows<const T>& m,
+                            const Rows<const T>& e, int64_t n, int64_t j, int64_t k) {
+  V<T> carry = load(r[n] + j, k);
+  if (m) carry = carry * load(m[n] + j, k);
+  if (e) carry = carry + load(e[n] + j, k);
+  return carry;
+}
+
 constexpr double kEps = 1e-5;  // lstmkit.cells.norm.EPS
 
 template <typename F>
@@ -544,9 +556,7 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
       const T* gr = gates.at(t)[n];
       const bool kept = keep.at(t, n);
       auto dh_at = [&](int64_t j, int64_t kk, V<T>& passed) {
-        V<T> carry = load(rin[n] + j, kk);
-        if (sc && m) carry = carry * load(m[n] + j, kk);
-        if (ein) carry = carry + load(ein[n] + j, kk);
+        const V<T> carry = recurrent_carry(rin, sc ? m : Rows<const T>{}, ein, n, j, kk);
         passed = kept ? zero : carry;
         return kept ? load(do_rows[n] + j, kk) + carry : zero;
       };
@@ -853,9 +863,7 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
       const T* rzr = rz.at(t)[row];
       T* dgr = dg.at(t)[row];
       LSTMKIT_FOR_CHUNKS(j, kk, H) {
-        V<T> carry = load(rin[row] + j, kk);
-        if (sc && m) carry = carry * load(m[row] + j, kk);
-        if (ein) carry = carry + load(ein[row] + j, kk);
+        const V<T> carry = recurrent_carry(rin, sc ? m : Rows<const T>{}, ein, row, j, kk);
         const V<T> dh = kept ? load(dout.at(t)[row] + j, kk) + carry : zero;
         const V<T> z = load(rzr + H + j, kk), nv = load(nn.at(t)[row] + j, kk);
         const V<T> hp = load(hp_rows[row] + j, kk);
