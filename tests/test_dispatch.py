@@ -97,6 +97,31 @@ def test_auto_gru_cpu_training_step_follows_hidden_size_threshold(calls, scenari
     assert module.last_backend == expected
 
 
+@pytest.mark.parametrize(
+    "steps",
+    [backends.FUSED_LSTM_MIN_STEPS_PADDED_CPU - 1, backends.FUSED_LSTM_MIN_STEPS_PADDED_CPU],
+)
+@pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
+@pytest.mark.parametrize("lengths", ["unequal", "all-full", "none"])
+def test_auto_lstm_with_unequal_lengths_follows_the_steps_threshold(calls, steps, grad, lengths):
+    """The rule: an LSTM training step on CPU with unequal lengths runs fused (torch would
+    pack) from FUSED_LSTM_MIN_STEPS_PADDED_CPU steps on; full lengths, no lengths and
+    inference stay native."""
+    module = lstmkit.LSTM(IN, 8, bidirectional=True, batch_first=True)
+    x = torch.randn(N, steps, IN)
+    given = {
+        "unequal": torch.tensor([steps, 2]),
+        "all-full": torch.full((N,), steps),
+        "none": None,
+    }[lengths]
+    unequal = lengths == "unequal"
+    expected = "fused" if grad and unequal and steps >= 48 else "native"
+    with contextlib.nullcontext() if grad else torch.no_grad():
+        assert module.backend_for(x, lengths=given) == expected
+        module(x, lengths=given)
+    assert calls == [expected]
+
+
 def test_needs_grad_follows_the_inputs_when_parameters_are_frozen(calls):
     """With frozen parameters only an input that requires grad makes it a training step."""
     module = lstmkit.GRU(IN, 32).requires_grad_(False)

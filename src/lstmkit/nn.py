@@ -280,13 +280,16 @@ class _RecurrentBase(nn.Module):
     def all_weights(self) -> list[list[Tensor]]:
         return [[t for t in w if t is not None] for w in self.direction_weights()]
 
-    def backend_for(self, input: Tensor, needs_grad: bool | None = None) -> str:
-        """The backend that would run for ``input``; ``needs_grad`` defaults to what
-        ``forward`` would see now (grad mode on and the input or a parameter requiring grad).
+    def backend_for(self, input: Tensor, needs_grad: bool | None = None, lengths=None) -> str:
+        """The backend that would run for ``input`` (and ``lengths``, as ``forward`` takes
+        them); ``needs_grad`` defaults to what ``forward`` would see now (grad mode on and
+        the input or a parameter requiring grad).
         """
+        x, _, _, lengths, _, _ = self._prepare(input, None, lengths)
         if needs_grad is None:
-            needs_grad = self._needs_grad(input, None)
-        return backends.resolve(self.backend, self.cfg, input, needs_grad)
+            needs_grad = self._needs_grad(x, None)
+        padded = not all_full(lengths, x.shape[0])
+        return backends.resolve(self.backend, self.cfg, x, needs_grad, padded)
 
     def _needs_grad(self, x, states) -> bool:
         if not torch.is_grad_enabled():
@@ -395,7 +398,7 @@ class _RecurrentBase(nn.Module):
         if all_full(lengths, x.shape[0]):  # nothing is padded: the same result, no packing
             lengths = None
         needs_grad = self._needs_grad(x, (h0, c0))
-        name = backends.resolve(self.backend, self.cfg, x, needs_grad)
+        name = backends.resolve(self.backend, self.cfg, x, needs_grad, lengths is not None)
         run = backends.BACKENDS[name]
         out, h_n, c_n = run(self.cfg, x, h0, c0, self.direction_weights(), lengths, self.training)
         self.last_backend = name

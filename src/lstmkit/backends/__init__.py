@@ -29,6 +29,11 @@ BACKEND_NAMES = ("auto", *BACKENDS)
 # docs/benchmarks.md); above that it is unmeasured, so native. Inference stays native:
 # torch's forward loop has less per-step overhead than ours.
 FUSED_GRU_MAX_HIDDEN_CPU = 512
+# With unequal lengths torch packs the batch, and its CPU LSTM then runs a per-step loop
+# whose backward allocates and adds a full-size gradient per step: our masked fused LSTM
+# training step was 1.04-2.9x faster from 48 steps on (bidirectional, hidden 64 and 256,
+# batch 16-64), equal at 29 (0.92-0.99x) — docs/benchmarks.md, "Variable lengths".
+FUSED_LSTM_MIN_STEPS_PADDED_CPU = 48
 
 
 def why_not(name: str, cfg: RNNConfig) -> str | None:
@@ -38,24 +43,32 @@ def why_not(name: str, cfg: RNNConfig) -> str | None:
     return None
 
 
-def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
+def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool, padded: bool = False) -> str:
     """The backend ``auto`` runs for this configuration and input (a rule from measurements).
+    ``x`` is time-major (T, N, H_in); ``padded``: lengths are given and not all T.
 
     * native when it computes the configuration exactly, except
     * a GRU training step on CPU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
+    * an LSTM training step on CPU with unequal lengths and at least
+      ``FUSED_LSTM_MIN_STEPS_PADDED_CPU`` steps: fused (native would pack);
     * fused when native cannot compute the configuration (Cho GRU, non-concat stacks).
     """
     if why_not("native", cfg) is not None:
         return "fused"
-    if cfg.mode == "GRU" and needs_grad and x.device.type == "cpu":
-        return "fused" if cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
+    if needs_grad and x.device.type == "cpu":
+        if cfg.mode == "GRU":
+            return "fused" if cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
+        if padded and x.shape[0] >= FUSED_LSTM_MIN_STEPS_PADDED_CPU:
+            return "fused"
     return "native"
 
 
-def resolve(requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
+def resolve(
+    requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool, padded: bool = False
+) -> str:
     """The backend that will run: ``requested`` itself, or ``auto``'s choice."""
     if requested == "auto":
-        return auto_choice(cfg, x, needs_grad)
+        return auto_choice(cfg, x, needs_grad, padded)
     reason = why_not(requested, cfg)
     if reason is not None:
         raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")
