@@ -166,11 +166,11 @@ def test_classify_builtin_then_predict_and_evaluate_with_the_saved_model(tmp_pat
     )
     assert code == 0, err
     result = json.loads(out)
-    assert set(result["metrics"]) == {"model", "majority"}
+    assert set(result["metrics"]) == {"model", "majority", "minirocket", "dtw_1nn"}
     assert {"accuracy", "precision", "recall", "f1"} <= set(result["metrics"]["model"])
     data = load_dataset("italy_power_demand")
     model = SequenceClassifier.load(tmp_path / "c" / "model")
-    expected = model.evaluate(data.X_test, data.y_test)
+    expected = model.evaluate(data.X_test, data.y_test, baselines=False)["model"]
     for key in ("accuracy", "precision", "recall", "f1", "f1_weighted"):
         assert result["metrics"]["model"][key] == pytest.approx(expected[key])
     assert result["metrics"]["model"]["confusion_matrix"] == expected["confusion_matrix"]
@@ -210,6 +210,25 @@ def test_classify_builtin_then_predict_and_evaluate_with_the_saved_model(tmp_pat
         assert json.loads(out)["metrics"]["model"]["accuracy"] == pytest.approx(
             result["metrics"]["model"]["accuracy"]
         )
+        assert list(json.loads(out)["metrics"]) == ["model"]  # no training data given
+        train_file = DATA / "ItalyPowerDemand" / "ItalyPowerDemand_TRAIN.ts"
+        code, out, err = run(
+            capsys,
+            "evaluate",
+            "--model",
+            tmp_path / "c" / "model",
+            "--data",
+            test_file,
+            "--train",
+            train_file,
+            "--out",
+            tmp_path / "e2",
+            "--json",
+        )
+        assert code == 0, err
+        rows = json.loads(out)["metrics"]
+        for name in ("majority", "minirocket", "dtw_1nn"):  # the training run's rows again
+            assert rows[name]["accuracy"] == pytest.approx(result["metrics"][name]["accuracy"])
 
 
 def test_generate_acrostic_with_a_tiny_model(tmp_path, capsys):
@@ -250,7 +269,12 @@ def test_demo_command_writes_the_whole_run(tmp_path, capsys):
     assert {"BiLSTM", "WOA-BiLSTM", "LSTM", "GRU", "naive", "seasonal_naive", "mean"} <= set(
         metrics
     )
-    assert {"BiLSTM classifier", "majority class"} <= set(metrics)
+    assert {"classifier", "classifier majority", "classifier minirocket"} <= set(metrics)
+    data = load_dataset("italy_power_demand")
+    majority = max(set(data.y_train), key=list(data.y_train).count)
+    assert metrics["classifier majority"]["accuracy"] == pytest.approx(
+        np.mean(data.y_test == majority)
+    )
     passengers = load_dataset("airline").column("Passengers")
     snaive = passengers[-24:-12]
     assert metrics["seasonal_naive"]["rmse"] == pytest.approx(
@@ -405,7 +429,8 @@ def test_regress_and_tag_from_npz_files(tmp_path, capsys):
         )
         assert code == 0, err
         metrics = json.loads(text)["metrics"]
-        assert set(metrics) == {"model", baseline}
+        peers = {"minirocket"} if stem == "last" else set()  # one value per sequence only
+        assert set(metrics) == {"model", baseline} | peers
         rows = list(csv.DictReader((out / "predictions.csv").open()))
         per_step = stem != "last"
         assert len(rows) == (20 * 7 if per_step else 20)

@@ -366,6 +366,32 @@ def test_classifier_matches_predict_proba():
 
 
 @pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rnn_steps": 3, "conv_steps": 2},
+        {"rnn_steps": 2, "conv_steps": 4, "normalize": "sequence", "n_models": 2},
+        {"conv_filters": (), "rnn_steps": None, "n_models": 3, "cell": "gru"},
+    ],
+    ids=["patches-conv", "sequence-norm-ensemble", "no-conv-gru-ensemble"],
+)
+def test_classifier_recipe_exports(kwargs):
+    """The LSTM-FCN recipe: patches of several steps for both branches (strides 2-3 on
+    lengths 3-9, last patches partial), the convolutions with their batch norms folded,
+    per-sequence standardisation, ensembles (the log of the members' mean softmax)."""
+    rng = np.random.default_rng(8)
+    X = _sequences(rng, rng.integers(3, 10, 30))
+    y = np.array(["up" if s[:, 0].sum() > 0 else "down" for s in X])
+    model = SequenceClassifier(**_fit_kwargs(**kwargs)).fit(X, y)
+    assert model._fitted["rnn_stride"] > 1 or kwargs.get("rnn_steps") is None
+    session = _session(to_onnx(model))
+    for lengths in NEW_LENGTHS:
+        seqs = _sequences(rng, lengths)
+        logits, probs = session.run(None, _padded(seqs, rng))
+        _assert_close(probs, model.predict_proba(seqs), F32, f"probabilities, lengths {lengths}")
+        _assert_close(logits, torch.stack(model._raw(seqs)), F32, "logits")
+
+
+@pytest.mark.parametrize(
     ("kwargs", "targets"),
     [({"cell": "gru", "num_layers": 2, "pooling": "mean"}, 2), ({"output": "sequence"}, 1)],
     ids=["last-gru-L2-mean", "sequence-bilstm"],

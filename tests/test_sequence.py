@@ -28,13 +28,18 @@ def _ucr(name):
 
 @needs_data
 @pytest.mark.parametrize(
-    ("name", "bar"), [("BasicMotions", 0.95), ("ItalyPowerDemand", 0.94), ("GunPoint", 0.90)]
+    ("name", "bar"), [("BasicMotions", 0.95), ("ItalyPowerDemand", 0.95), ("GunPoint", 0.97)]
 )
-def test_default_classifier_reaches_the_bar(name, bar):
+def test_default_classifier_reaches_the_bar_and_minirocket(name, bar):
+    """The default recipe on real UCR/UEA sets: an absolute bar, and at most the issue's 6
+    points below MiniRocket fitted beside it on the same split (aeon, a dev dependency)."""
     X_train, y_train, X_test, y_test = _ucr(name)
     model = SequenceClassifier(progress=False).fit(X_train, y_train)
     report = model.evaluate(X_test, y_test)
-    assert report["accuracy"] >= bar, report
+    accuracy = report["model"]["accuracy"]
+    assert accuracy >= bar, report["model"]
+    assert accuracy >= report["minirocket"]["accuracy"] - 0.06, report["minirocket"]
+    assert accuracy > report["majority"]["accuracy"]
 
 
 def test_negation_bilstm_reads_order_while_bag_of_words_cannot():
@@ -45,7 +50,7 @@ def test_negation_bilstm_reads_order_while_bag_of_words_cannot():
     split = 900
     model = SequenceClassifier(hidden_size=32, epochs=60, progress=False)
     model.fit(X[:split], labels[:split])
-    accuracy = model.evaluate(X[split:], labels[split:])["accuracy"]
+    accuracy = model.evaluate(X[split:], labels[split:], baselines=False)["model"]["accuracy"]
     bags = np.stack([x.sum(0) for x in X])
     bow = LogisticRegression(max_iter=2000).fit(bags[:split], labels[:split])
     bow_accuracy = bow.score(bags[split:], labels[split:])
@@ -82,7 +87,7 @@ def test_regressor_learns_the_sum():
     X = [rng.normal(size=(int(n), 1)) for n in rng.integers(3, 12, size=300)]
     y = np.array([x.sum() for x in X])
     model = SequenceRegressor(hidden_size=32, epochs=80, progress=False).fit(X[:250], y[:250])
-    report = model.evaluate(X[250:], y[250:])
+    report = model.evaluate(X[250:], y[250:], baselines=False)["model"]
     assert report["r2"] > 0.9, report
 
 
@@ -97,7 +102,7 @@ def test_per_step_regressor_learns_the_running_sum():
     ).fit(X[:250], y[:250])
     pred = model.predict(X[250:])
     assert [p.shape for p in pred] == [(len(x),) for x in X[250:]]
-    report = model.evaluate(X[250:], y[250:])
+    report = model.evaluate(X[250:], y[250:], baselines=False)["model"]
     assert report["r2"] > 0.99, report
 
 
@@ -118,7 +123,7 @@ def test_regressor_on_a_ts_file_with_regression_targets(tmp_path):
     assert y_read.dtype == np.float64 and [x.shape for x in X_read] == [x.shape for x in X]
     model = SequenceRegressor(hidden_size=32, epochs=80, progress=False)
     model.fit(X_read[:220], y_read[:220])
-    report = model.evaluate(X_read[220:], y_read[220:])
+    report = model.evaluate(X_read[220:], y_read[220:], baselines=False)["model"]
     assert report["r2"] > 0.98, report
 
 
@@ -135,7 +140,7 @@ def test_tagger_marks_steps_after_a_trigger():
         tags.append(np.where(np.arange(n) >= start, "on", "off"))
     model = SequenceTagger(bidirectional=False, hidden_size=16, epochs=40, progress=False)
     model.fit(X[:250], tags[:250])
-    assert model.evaluate(X[250:], tags[250:])["accuracy"] > 0.95
+    assert model.evaluate(X[250:], tags[250:], baselines=False)["model"]["accuracy"] > 0.95
 
 
 def test_bad_input_messages():
@@ -143,8 +148,10 @@ def test_bad_input_messages():
         SequenceClassifier(progress=False).fit([np.zeros((3, 1)), np.ones((2, 1))], [0, 1, 0])
     with pytest.raises(ValueError, match="expected at least 2 classes, got 1"):
         SequenceClassifier(progress=False).fit([np.zeros((3, 1))] * 2, [0, 0])
+    with pytest.raises(ValueError, match="expected at least 2 examples of every class, got 1 of"):
+        SequenceClassifier(progress=False).fit([np.zeros((3, 1))] * 3, [0, 0, 1])
     model = SequenceClassifier(epochs=1, validation=0, progress=False)
-    model.fit([np.zeros((3, 2)), np.ones((4, 2))], [0, 1])
+    model.fit([np.zeros((3, 2)), np.ones((4, 2))] * 2, [0, 1] * 2)
     with pytest.raises(ValueError, match="expected 2 channels \\(as in fit\\), got 3"):
         model.predict([np.zeros((3, 3))])
     with pytest.raises(ValueError, match="expected labels seen in fit"):
@@ -157,7 +164,14 @@ def test_gate_activations_explain_the_prediction():
     rng = np.random.default_rng(6)
     X = [rng.normal(size=(int(n), 2)) for n in rng.integers(3, 9, size=40)]
     y = np.array([int(x[:, 0].mean() > 0) for x in X])
-    model = SequenceClassifier(hidden_size=5, pooling="last", epochs=2, progress=False)
+    model = SequenceClassifier(
+        hidden_size=5,
+        pooling="last",
+        conv_filters=(),  # the recurrent branch alone, on the globally standardised input
+        normalize="global",
+        epochs=2,
+        progress=False,
+    )
     model.fit(X, y)
     gates = model.gate_activations(X[3])
     assert set(gates) == {"l0", "l0_reverse"}

@@ -32,7 +32,6 @@ from lstmkit.tasks import (
     SequenceTagger,
     TextGenerator,
 )
-from lstmkit.train.metrics import baseline_metrics
 
 ESTIMATORS = {
     cls.__name__: cls
@@ -132,8 +131,9 @@ def output_options(f):
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
 
-def model_options(f, *, epochs: int, bidirectional: bool):
-    """The estimator options every task shares."""
+def model_options(f, *, epochs: int | None, bidirectional: bool, lr: float | None = 3e-3):
+    """The estimator options every task shares (``epochs``/``lr`` None: from the data)."""
+    epochs_help = None if epochs else "[default: a budget from the data (docs/classification.md)]"
     options = [
         click.option(
             "--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True
@@ -144,9 +144,19 @@ def model_options(f, *, epochs: int, bidirectional: bool):
         ),
         click.option("--hidden-size", type=click.IntRange(1), default=64, show_default=True),
         click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0),
-        click.option("--epochs", type=click.IntRange(1), default=epochs, show_default=True),
         click.option(
-            "--lr", type=click.FloatRange(0, min_open=True), default=3e-3, show_default=True
+            "--epochs",
+            type=click.IntRange(1),
+            default=epochs,
+            show_default=bool(epochs),
+            help=epochs_help,
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(0, min_open=True),
+            default=lr,
+            show_default=bool(lr),
+            help=None if lr else "Peak learning rate [default: 3e-3 x batch size / 16].",
         ),
         click.option(
             "--patience", type=click.IntRange(1), help="Early-stopping patience in epochs."
@@ -524,10 +534,84 @@ def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     out.finish(run, {"metrics": metrics})
 
 
+def _recipe_options(f):
+    """The sequence recipe (docs/classification.md): the convolutional branch, patches,
+    normalisation, ensembles, the schedule."""
+    options = [
+        click.option(
+            "--conv-filters",
+            help="Filters of the 3 convolutional blocks beside the recurrent layers (LSTM-FCN), "
+            "e.g. 64,128,64, or 'none'. [default: 64,128,64; none for per-step outputs]",
+        ),
+        click.option(
+            "--rnn-steps",
+            help="The recurrent layers read patches of a sequence so that it has about this "
+            "many steps, or 'none' (every step). [default: 64; none for per-step outputs]",
+        ),
+        click.option(
+            "--conv-steps",
+            help="The same for the convolutional branch. [default: 128]",
+        ),
+        click.option(
+            "--normalize",
+            type=click.Choice(["auto", "global", "sequence"]),
+            default="auto",
+            show_default=True,
+            help="Standardise each channel over the training set (global), or each sequence "
+            "alone (sequence); auto: sequence for classes, global for values.",
+        ),
+        click.option(
+            "--models",
+            "n_models",
+            type=click.IntRange(1),
+            default=1,
+            show_default=True,
+            help="Ensemble size: models with seeds seed, seed+1, … averaged.",
+        ),
+        click.option(
+            "--schedule",
+            type=click.Choice(["onecycle", "plateau"]),
+            default="onecycle",
+            show_default=True,
+            help="A fixed one-cycle budget, or early stopping on --validation.",
+        ),
+        click.option(
+            "--validation",
+            type=click.FloatRange(0, 1, max_open=True),
+            default=0.0,
+            show_default=True,
+            help="Share of the training data held out for early stopping.",
+        ),
+    ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+def _none_or(text: str | None, option: str, parse):
+    """None for an absent option ("auto" then), the parsed value, or () / None for 'none'."""
+    if text is None:
+        return "auto"
+    if text.strip().lower() == "none":
+        return None
+    return parse(text, option)
+
+
+def _one_int(text: str, option: str) -> int:
+    values = _ints(text, option)
+    if len(values) != 1:
+        raise ValueError(f"{option}: expected one integer or 'none', got {text!r}")
+    return values[0]
+
+
 def _sequence_estimator_options(p: dict, run: RunDir) -> dict:
     options = _estimator_options(p, run)
     if "pooling" in p:
         options["pooling"] = p["pooling"]
+    filters = _none_or(p["conv_filters"], "--conv-filters", _ints)
+    options["conv_filters"] = () if filters is None else filters
+    options["rnn_steps"] = _none_or(p["rnn_steps"], "--rnn-steps", _one_int)
+    options["conv_steps"] = _none_or(p["conv_steps"], "--conv-steps", _one_int)
+    for key in ("normalize", "n_models", "schedule", "validation"):
+        options[key] = p[key]
     if p["batch_size"] is not None:
         options["batch_size"] = p["batch_size"]
     return options
@@ -538,17 +622,24 @@ def _sequence_estimator_options(p: dict, run: RunDir) -> dict:
 @click.option(
     "--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True
 )
-@functools.partial(model_options, epochs=200, bidirectional=True)
+@_recipe_options
+@functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options
 @resume_option
 @click.pass_context
 def classify(ctx: click.Context, **p) -> None:
-    """Sequence classification: train on --train, report on --test beside the majority class.
+    """Sequence classification: train on --train, report on --test beside the baselines.
+
+    The baselines: the majority class, and with the classify extra (pip install
+    'lstmkit[classify]') MiniRocket and 1-NN DTW on the same split. The default model is a
+    BiLSTM with a convolutional branch (LSTM-FCN) trained with a one-cycle budget
+    (docs/classification.md).
 
     \b
     Examples:
       lstmkit classify --train italy_power_demand
-      lstmkit classify --train GunPoint_TRAIN.ts --test GunPoint_TEST.ts --epochs 100
+      lstmkit classify --train GunPoint_TRAIN.ts --test GunPoint_TEST.ts --models 3
+      lstmkit classify --train A.ts --test B.ts --conv-filters none   # the BiLSTM alone
     """
     weight = None if p["class_weight"] == "none" else p["class_weight"]
     _run_sequence(ctx, p, SequenceClassifier, {"class_weight": weight}, "classify")
@@ -559,13 +650,15 @@ def classify(ctx: click.Context, **p) -> None:
 @click.option(
     "--output", type=click.Choice(["last", "sequence"]), default="last", show_default=True
 )
-@functools.partial(model_options, epochs=200, bidirectional=True)
+@_recipe_options
+@functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options
 @resume_option
 @click.pass_context
 def regress(ctx: click.Context, **p) -> None:
-    """Sequence regression beside the training mean: a value per sequence, or with
-    --output sequence a value per step (.npz files whose 'y' is (N, T)).
+    """Sequence regression beside the training mean (and MiniRocket with the classify
+    extra): a value per sequence, or with --output sequence a value per step (.npz files
+    whose 'y' is (N, T)).
 
     \b
     Example:
@@ -576,7 +669,8 @@ def regress(ctx: click.Context, **p) -> None:
 
 @cli.command()
 @_sequence_options
-@functools.partial(model_options, epochs=200, bidirectional=True)
+@_recipe_options
+@functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options
 @resume_option
 @click.pass_context
@@ -877,12 +971,12 @@ def _write_test_predictions(run: RunDir, task: str, model, test) -> None:
 
 def _test_metrics(task: str, model, train, test) -> dict:
     """The model's test metrics with the task's baselines, as in metrics.json: naive,
-    seasonal-naive and mean (forecast), the majority class (classify, tag), the training
-    mean (regress)."""
+    seasonal-naive and mean (forecast); the majority class (classify, tag) or the training
+    mean (regress), and with the classify extra MiniRocket and 1-NN DTW
+    (:mod:`lstmkit.tasks.baselines`)."""
     if task == "forecast":
         return model.evaluate(*test)
-    classes = getattr(model, "classes_", None)
-    return {"model": model.evaluate(*test)} | baseline_metrics(task, train[1], test[1], classes)
+    return model.evaluate(*test, train=train)
 
 
 @cli.command()
@@ -1042,6 +1136,10 @@ def predict(ctx: click.Context, **p) -> None:
     help="Labelled sequences (.ts or .npz); for a Forecaster a CSV of the steps after its series.",
 )
 @click.option("--target", help="Forecaster: the target column(s) of the CSV.")
+@click.option(
+    "--train",
+    help="Sequence models: the training data (.ts or .npz), for the baseline rows.",
+)
 @output_options
 @click.pass_context
 def evaluate(ctx: click.Context, **p) -> None:
@@ -1061,7 +1159,8 @@ def evaluate(ctx: click.Context, **p) -> None:
         metrics = {"model": {"perplexity": model.perplexity(read_poems(p["data"]))["model"]}}
     else:
         X, y = _read_labelled(p["data"], "--data")
-        metrics = {"model": model.evaluate(X, y)}
+        train = _read_labelled(p["train"], "--train") if p["train"] else None
+        metrics = model.evaluate(X, y, train=train)
     run = RunDir.create(p["out"], "evaluate")
     run.write_config(_resolved(ctx))
     run.write_metrics(metrics)

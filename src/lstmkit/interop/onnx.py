@@ -62,6 +62,7 @@ from lstmkit.tasks import (
     TextGenerator,
 )
 from lstmkit.tasks.networks import RecurrentNet
+from lstmkit.tasks.sequence import EnsembleNet
 
 OPSET = 17
 """The ONNX opset of the exported graphs (LSTM-14, GRU-14; ONNX Runtime ≥ 1.13)."""
@@ -255,16 +256,15 @@ def _steps(g: _Graph, x: str, axis: int) -> str:
     return g.op("Gather", [g.op("Shape", [x]), g.const("axis", np.array(axis, np.int64))], axis=0)
 
 
+def _step_index(g: _Graph, x: str, axis: int) -> str:
+    """0, 1, …, (the length of ``x`` along ``axis``) − 1 as int64."""
+    zero, one = g.const("zero", np.array(0, np.int64)), g.const("one", np.array(1, np.int64))
+    return g.op("Range", [zero, _steps(g, x, axis), one])
+
+
 def _step_mask(g: _Graph, y: str, lengths: str) -> str:
     """Boolean (T, N, 1) mask of the real steps of the time-major ``y`` (T, N, F)."""
-    t = g.op(
-        "Range",
-        [
-            g.const("zero", np.array(0, np.int64)),
-            _steps(g, y, 0),
-            g.const("one", np.array(1, np.int64)),
-        ],
-    )
+    t = _step_index(g, y, 0)
     real = g.op("Less", [g.op("Unsqueeze", [t, g.const("axes", [1])]), lengths])  # (T, N)
     return g.op("Unsqueeze", [real, g.const("axes", [2])])
 
@@ -343,14 +343,121 @@ def _linear(g: _Graph, x: str, linear: nn.Linear, stem: str) -> str:
     return g.op("Add", [out, g.const(f"{stem}_bias", linear.bias.detach().cpu().numpy())])
 
 
+def _real_steps(g: _Graph, x: str, lengths: str) -> str:
+    """Float (N, T) mask of the real steps of the batch-first ``x`` (N, T, ·)."""
+    t = _step_index(g, x, 1)
+    real = g.op("Less", [g.op("Unsqueeze", [t, g.const("axes", [0])]), _column(g, lengths)])
+    return g.op("Cast", [real], to=TensorProto.FLOAT)
+
+
+def _column(g: _Graph, lengths: str) -> str:
+    """lengths (N,) as an (N, 1) column."""
+    return g.op("Unsqueeze", [lengths, g.const("axes", [1])])
+
+
+def _stride_pads(g: _Graph, x: str, s: str) -> str:
+    """Pad's pads for the batch-first ``x`` (N, T, D): zeros after the last step up to a
+    multiple of the stride ``s`` (a scalar int64), [begin N, T, D, end N, T, D]."""
+    extra = g.op("Mod", [g.op("Sub", [s, g.op("Mod", [_steps(g, x, 1), s])]), s])
+    tail = g.op("Unsqueeze", [extra, g.const("axes", [0])])
+    return g.op("Concat", [g.const("begin", [0, 0, 0, 0]), tail, g.const("end", [0])], axis=0)
+
+
+def _patches(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tuple[str, str]:
+    """:func:`lstmkit.tasks.networks.patches`: the batch-first ``x`` (N, T, D) → (N,
+    ⌈T/s⌉, s·D), zero past each length and in the padding to a multiple of s; lengths →
+    ⌈L/s⌉."""
+    if stride == 1:
+        return x, lengths
+    if lengths:
+        mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])
+        x = g.op("Mul", [x, mask])
+    s = g.const("stride", np.array(stride, np.int64))
+    pads = _stride_pads(g, x, s)
+    out = g.op("Reshape", [g.op("Pad", [x, pads]), g.const("shape", [0, -1, stride * width])])
+    if not lengths:
+        return out, lengths
+    up = g.op("Add", [lengths, g.const("stride_less_one", np.array(stride - 1, np.int64))])
+    return out, g.op("Div", [up, s])
+
+
+def _window_mean(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tuple[str, str]:
+    """:func:`lstmkit.tasks.networks.window_mean`: the batch-first ``x`` (N, T, D) → the
+    means of windows of s steps over each sequence's real steps (N, ⌈T/s⌉, D); lengths
+    → ⌈L/s⌉. Every graph of a network with a stride has a ``lengths`` input."""
+    if stride == 1:
+        return x, lengths
+    mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])  # (N, T, 1)
+    s = g.const("stride", np.array(stride, np.int64))
+    pads = _stride_pads(g, x, s)
+    axes = g.const("axes", [2])
+    total = g.op(
+        "ReduceSum",
+        [
+            g.op(
+                "Reshape",
+                [
+                    g.op("Pad", [g.op("Mul", [x, mask]), pads]),
+                    g.const("shape", [0, -1, stride, width]),
+                ],
+            ),
+            axes,
+        ],
+        keepdims=0,
+    )
+    count = g.op(
+        "ReduceSum",
+        [g.op("Reshape", [g.op("Pad", [mask, pads]), g.const("shape", [0, -1, stride, 1])]), axes],
+        keepdims=0,
+    )
+    mean = g.op("Div", [total, g.op("Max", [count, g.const("one", np.float32(1.0))])])
+    up = g.op("Add", [lengths, g.const("stride_less_one", np.array(stride - 1, np.int64))])
+    return mean, g.op("Div", [up, s])
+
+
+def _conv_branch(g: _Graph, conv, x: str, lengths: str) -> str:
+    r""":class:`lstmkit.tasks.networks.ConvBranch` on the batch-first ``x`` (N, T, C) →
+    (N, F): each block a Conv whose weights carry the evaluation-mode batch norm,
+    :math:`W' = W \gamma/\sqrt{\sigma^2+\epsilon}`,
+    :math:`b' = (b - \mu)\gamma/\sqrt{\sigma^2+\epsilon} + \beta`, then ReLU and the
+    mask; the mean over the real steps."""
+    h = g.op("Transpose", [x], perm=[0, 2, 1])  # (N, C, T)
+    keep = ""
+    if lengths:
+        keep = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [1])])  # (N, 1, T)
+        h = g.op("Mul", [h, keep])
+    for k, (pad, layer, norm) in enumerate(zip(conv.pads, conv.convs, conv.norms, strict=True)):
+        scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach()
+        weight = (layer.weight.detach() * scale[:, None, None]).cpu().numpy()
+        bias = ((layer.bias.detach() - norm.running_mean) * scale + norm.bias.detach()).cpu()
+        h = g.op(
+            "Conv",
+            [h, g.const(f"conv{k}_weight", weight), g.const(f"conv{k}_bias", bias.numpy())],
+            pads=list(pad),
+            dilations=list(layer.dilation),
+        )
+        h = g.op("Relu", [h])
+        if keep:
+            h = g.op("Mul", [h, keep])
+    if not lengths:
+        return g.op("ReduceMean", [h], axes=[2], keepdims=0)
+    total = g.op("ReduceSum", [h, g.const("axes", [2])], keepdims=0)
+    return g.op("Div", [total, g.op("Cast", [_column(g, lengths)], to=TensorProto.FLOAT)])
+
+
 def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -> str:
     """:class:`~lstmkit.tasks.networks.RecurrentNet` on the batch-first ``x`` (N, T, D):
-    encoder, pooling (``last``/``mean``/``max`` over the real steps), the head.
-    Returns (N, K) for ``output="last"``, (N, T, K) for ``"sequence"``."""
-    y, h_n, _ = _recurrent(g, net.rnn, g.op("Transpose", [x], perm=[1, 0, 2]), lengths)
+    patches, encoder, pooling (``last``/``mean``/``max`` over the real steps), the
+    convolutional branch, the head. Returns (N, K) for ``output="last"``, (N, T, K) for
+    ``"sequence"``."""
+    if net.output == "last":
+        x_rnn, lengths_rnn = _window_mean(g, x, lengths, net.rnn_stride, net.input_size)
+    else:
+        x_rnn, lengths_rnn = x, lengths
+    y, h_n, _ = _recurrent(g, net.rnn, g.op("Transpose", [x_rnn], perm=[1, 0, 2]), lengths_rnn)
     if net.output == "sequence":
         return _linear(g, g.op("Transpose", [y], perm=[1, 0, 2]), net.head, "head")
-    mask = _step_mask(g, y, lengths) if lengths else None
+    mask = _step_mask(g, y, lengths_rnn) if lengths_rnn else None
     parts = []
     for kind in net.pooling:
         if kind == "last":  # the last layer's final states, [h_T, h'_1]: (D, N, H) -> (N, D·H)
@@ -365,10 +472,7 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
                 total = g.op(
                     "ReduceSum", [g.op("Mul", [y, real]), g.const("axes", [0])], keepdims=0
                 )
-                count = g.op(
-                    "Unsqueeze",
-                    [g.op("Cast", [lengths], to=TensorProto.FLOAT), g.const("axes", [1])],
-                )
+                count = g.op("Cast", [_column(g, lengths_rnn)], to=TensorProto.FLOAT)
                 parts.append(g.op("Div", [total, count]))
         else:  # max
             if mask is not None:
@@ -376,10 +480,26 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
             else:
                 y_max = y
             parts.append(g.op("ReduceMax", [y_max], axes=[0], keepdims=0))
+    if net.conv is not None:
+        x_conv, lengths_conv = _patches(g, x, lengths, net.conv_stride, net.input_size)
+        parts.append(_conv_branch(g, net.conv, x_conv, lengths_conv))
     if extra:
         parts.append(extra)
     features = parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=-1)
     return _linear(g, features, net.head, "head")
+
+
+def _ensemble(g: _Graph, net, x: str, lengths: str, extra: str = "") -> str:
+    """A network or :class:`~lstmkit.tasks.sequence.EnsembleNet`: for probabilities the
+    log of the members' mean softmax, for values their mean."""
+    if not isinstance(net, EnsembleNet):
+        return _recurrent_net(g, net, x, lengths, extra)
+    outs = [_recurrent_net(g, m, x, lengths, extra) for m in net.members]
+    if net.combine == "probabilities":
+        outs = [g.op("Softmax", [o], axis=-1) for o in outs]
+    total = g.op("Sum", outs)
+    mean = g.op("Div", [total, g.const("members", np.float32(len(outs)))])
+    return g.op("Log", [mean]) if net.combine == "probabilities" else mean
 
 
 # -- the graphs of a module and of each estimator -------------------------------------------
@@ -413,12 +533,43 @@ def _standardise(g: _Graph, x: str, mean, std) -> str:
     return g.op("Div", [g.op("Sub", [x, g.const("mean", mean)]), g.const("std", std)])
 
 
+def _standardise_each(g: _Graph, x: str, lengths: str) -> tuple[str, str, str]:
+    """:func:`lstmkit.tasks.sequence.standardise_each` on the padded batch-first ``x``:
+    each channel of each sequence to mean 0 and standard deviation 1 over its real steps
+    (a constant channel to 0; the padding is left to the masks downstream). Returns (x',
+    the means (N, 1, D), the standard deviations (N, 1, D))."""
+    mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])  # (N, T, 1)
+    count = g.op(
+        "Unsqueeze",
+        [g.op("Cast", [_column(g, lengths)], to=TensorProto.FLOAT), g.const("axes", [2])],
+    )  # (N, 1, 1)
+    axes = g.const("axes", [1])
+    mean = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [x, mask]), axes], keepdims=1), count])
+    centred = g.op("Mul", [g.op("Sub", [x, mean]), mask])
+    square = g.op("ReduceSum", [g.op("Mul", [centred, centred]), axes], keepdims=1)
+    std = g.op("Sqrt", [g.op("Div", [square, count])])
+    zero = g.const("zero", np.float32(0.0))
+    safe = g.op("Where", [g.op("Greater", [std, zero]), std, g.const("one", np.float32(1.0))])
+    return g.op("Div", [g.op("Sub", [x, mean]), safe]), mean, std
+
+
+def _level_and_scale(g: _Graph, mean: str, std: str, fitted: dict) -> str:
+    """:func:`lstmkit.tasks.sequence.level_and_scale` of the means and standard deviations
+    (N, 1, D), standardised as in fit: the head's extra features (N, 2D)."""
+    reference = g.const("scale_reference", fitted["scale_reference"])
+    ratio = g.op("Div", [std, reference])
+    log1p = g.op("Log", [g.op("Add", [ratio, g.const("one", np.float32(1.0))])])
+    both = g.op("Concat", [g.op("Div", [mean, reference]), log1p], axis=2)
+    flat = g.op("Reshape", [both, g.const("shape", [0, -1])])
+    return _standardise(g, flat, fitted["extra_mean"], fitted["extra_std"])
+
+
 def _net_model(net):
     """A RecurrentNet alone: inputs x (N, T, D), lengths (N,), extra (N, E) when its head
     reads extra features; output (N, K) or (N, T, K)."""
     f = TensorProto.FLOAT
     g = _Graph()
-    x = g.input("x", f, ["batch", "steps", net.rnn.input_size])
+    x = g.input("x", f, ["batch", "steps", net.input_size])
     lens = g.input("lengths", TensorProto.INT64, ["batch"])
     extra_size = _extra_size(net)
     extra = g.input("extra", f, ["batch", extra_size]) if extra_size else ""
@@ -434,6 +585,8 @@ def _extra_size(net) -> int:
     if net.output == "sequence":
         return 0
     pooled = net.directions * net.rnn.hidden_size * len(net.pooling)
+    if net.conv is not None:
+        pooled += net.conv.out_features
     return net.head.in_features - pooled
 
 
@@ -446,7 +599,12 @@ def _sequence_model(est):
     g = _Graph()
     x = g.input("x", f, ["batch", "steps", fitted["input_size"]])
     lens = g.input("lengths", TensorProto.INT64, ["batch"])
-    out = _recurrent_net(g, net, _standardise(g, x, fitted["mean"], fitted["std"]), lens)
+    extra = ""
+    if est.params.get("normalize") == "sequence":
+        x, mean, std = _standardise_each(g, x, lens)
+        if "scale_reference" in fitted:
+            extra = _level_and_scale(g, mean, std, fitted)
+    out = _ensemble(g, net, _standardise(g, x, fitted["mean"], fitted["std"]), lens, extra)
     k = fitted["output_size"]
     shape = ["batch", "steps", k] if net.output == "sequence" else ["batch", k]
     meta = {"lstmkit.kind": est._kind}

@@ -13,11 +13,30 @@ long sequences (hundreds of steps) far easier to train than the final state alon
 ``output="sequence"`` (sequence → one vector per step): the head reads the layer output at
 every step.
 
+LSTM-FCN, for ``last`` mode (the recipe of the sequence estimators, measured on the
+UCR/UEA panel in ``docs/classification.md``):
+
+* ``conv_filters``: a fully convolutional branch beside the recurrent one (Karim et al.
+  2017, after the FCN of Wang et al. 2017; :class:`ConvBranch`); its pooled features
+  join the recurrent summary before the head, and, as in the paper, 80 % dropout acts on
+  the recurrent summary in training (:data:`RNN_DROPOUT`), so that the recurrent branch,
+  which fits a small training set first, does not starve the convolutions of gradient;
+* ``rnn_stride`` s: the recurrent encoder reads window means of s steps,
+  :math:`\bar x_j = \frac{1}{|W_j|}\sum_{t \in W_j} x_t` with
+  :math:`W_j = \{js, …, js+s-1\} \cap [0, L)`, so a sequence of L steps becomes
+  :math:`\lceil L/s \rceil` steps (windows never mix a sequence's end with padding):
+  the local level, the same whatever the phase of faster oscillations;
+* ``conv_stride`` s: the convolutional branch reads patches of s steps as s·D channels
+  (:func:`patches`), which keeps every value (oscillations faster than s steps too).
+
 Shapes: x (N, T, D) batch-first, lengths (N,) or None; output (N, K) or (N, T, K).
 """
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.nn import GRU, LSTM
@@ -87,10 +106,130 @@ def _masked_pool(out: Tensor, lengths: Tensor | None, kind: str) -> Tensor:
     return out.masked_fill(~real, -torch.inf).amax(1)
 
 
+def window_mean(x: Tensor, lengths: Tensor | None, stride: int) -> tuple[Tensor, Tensor | None]:
+    """x (N, T, D) averaged over windows of ``stride`` steps → (N, ⌈T/s⌉, D), and the new
+    lengths ⌈L/s⌉ (None when nothing is padded). A window's mean is over its real steps
+    only, so the last window of a sequence ignores the padding after it."""
+    if stride == 1:
+        return x, lengths
+    n, steps, d = x.shape
+    windows = math.ceil(steps / stride)
+    if lengths is None and steps % stride == 0:
+        return x.reshape(n, windows, stride, d).mean(2), None
+    real = lengths if lengths is not None else torch.full((n,), steps, device=x.device)
+    mask = F.pad(real_steps(real, steps), (0, windows * stride - steps))
+    mask = mask.reshape(n, windows, stride, 1).to(x.dtype)
+    total = F.pad(x, (0, 0, 0, windows * stride - steps)).reshape(n, windows, stride, d) * mask
+    mean = total.sum(2) / mask.sum(2).clamp(min=1)
+    new = torch.div(real + stride - 1, stride, rounding_mode="floor")
+    return mean, (None if all_full(new, windows) else new)
+
+
+RNN_DROPOUT = 0.8  # on the recurrent summary beside a convolutional branch (LSTM-FCN)
+
+
+def patches(x: Tensor, lengths: Tensor | None, stride: int) -> tuple[Tensor, Tensor | None]:
+    """x (N, T, D) cut into patches of ``stride`` steps → (N, ⌈T/s⌉, s·D), and the new
+    lengths ⌈L/s⌉ (None when nothing is padded). Steps past a sequence's length are zero
+    in its last patch, whatever the padding held."""
+    if stride == 1:
+        return x, lengths
+    n, steps, d = x.shape
+    windows = math.ceil(steps / stride)
+    if lengths is not None:
+        x = x * real_steps(lengths, steps).unsqueeze(-1).to(x.dtype)
+    out = F.pad(x, (0, 0, 0, windows * stride - steps)).reshape(n, windows, stride * d)
+    if lengths is None:
+        return out, None
+    new = torch.div(lengths + stride - 1, stride, rounding_mode="floor")
+    return out, (None if all_full(new, windows) else new)
+
+
+def _batch_norm(norm: nn.BatchNorm1d, h: Tensor, keep: Tensor | None) -> Tensor:
+    """``norm`` on h (N, F, T) whose statistics in training are those of the real steps
+    only (``keep`` (N, 1, T), None when every step is real: then ``norm`` itself), so
+    that padding does not shift them; the running statistics are updated the same way
+    (momentum, the unbiased variance), and evaluation uses them as BatchNorm1d does."""
+    if keep is None or not norm.training:
+        return norm(h)
+    count = keep.sum() * 1.0
+    mean = (h * keep).sum((0, 2)) / count
+    centred = (h - mean[None, :, None]) * keep
+    var = (centred * centred).sum((0, 2)) / count
+    with torch.no_grad():
+        momentum = norm.momentum
+        norm.running_mean.mul_(1 - momentum).add_(momentum * mean)
+        unbiased = var * count / (count - 1).clamp(min=1)
+        norm.running_var.mul_(1 - momentum).add_(momentum * unbiased)
+        norm.num_batches_tracked.add_(1)
+    scale = norm.weight / torch.sqrt(var + norm.eps)
+    return (h - mean[None, :, None]) * scale[None, :, None] + norm.bias[None, :, None]
+
+
+class ConvBranch(nn.Module):
+    r"""The fully convolutional branch of LSTM-FCN (Karim et al. 2017): blocks of
+
+    .. math:: h^{(k)} = \mathrm{ReLU}(\mathrm{BN}(W^{(k)} \ast_{d_k} h^{(k-1)} + b^{(k)}))
+
+    (a 1-D convolution of kernel size :math:`k` and dilation :math:`d_k`, "same" padding
+    with zeros, batch normalisation, ReLU; FCN, Wang et al. 2017), then the mean of the
+    last block over each sequence's real steps (global average pooling). Departures from
+    the paper: dilations (1, 2, 4) by default, which widen the receptive field from
+    :math:`1 + \sum_k (k-1) = 14` to :math:`1 + \sum_k d_k (k-1) = 24` steps at the same
+    cost (measured in ``docs/classification.md``), and masking:
+    after every block the steps past a sequence's length are set to zero, so in
+    evaluation each sequence's features are those it would get alone.
+
+    Shapes: x (N, T, D), lengths (N,) or None → (N, filters[-1]).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        filters: tuple[int, ...],
+        kernels: tuple[int, ...] = (8, 5, 3),
+        dilations: tuple[int, ...] = (1, 2, 4),
+    ) -> None:
+        super().__init__()
+        if not (len(filters) == len(kernels) == len(dilations)):
+            raise ValueError(
+                f"conv_filters: expected as many entries as conv_kernels {tuple(kernels)} "
+                f"and dilations {tuple(dilations)}, got {tuple(filters)}"
+            )
+        for name, values in (("conv_filters", filters), ("conv_kernels", kernels)):
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise ValueError(f"{name}: expected positive ints, got {tuple(values)}")
+        self.pads = []
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        width = input_size
+        for f, k, d in zip(filters, kernels, dilations, strict=True):
+            span = d * (k - 1)  # "same": the output at t reads x[t - left : t + span - left]
+            self.pads.append((span // 2, span - span // 2))
+            self.convs.append(nn.Conv1d(width, f, k, dilation=d))
+            self.norms.append(nn.BatchNorm1d(f))
+            width = f
+        self.out_features = width
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        h = x.transpose(1, 2)  # (N, D, T)
+        keep = None if lengths is None else real_steps(lengths, x.shape[1])[:, None]
+        if keep is not None:  # whatever the padding holds, the convolutions read zeros there
+            h = h * keep
+        for pad, conv, norm in zip(self.pads, self.convs, self.norms, strict=True):
+            h = torch.relu(_batch_norm(norm, conv(F.pad(h, pad)), keep))  # (N, F_k, T)
+            if keep is not None:
+                h = h * keep
+        if lengths is None:
+            return h.mean(2)
+        return h.sum(2) / lengths[:, None].to(h.dtype)
+
+
 class RecurrentNet(nn.Module):
     """Recurrent encoder + dropout + linear head; ``extra_size`` features (e.g. known-future
     covariates) can join the encoding before the head in ``last`` mode; ``cell_options``
-    are the cell variants (:func:`check_cell_options`)."""
+    are the cell variants (:func:`check_cell_options`); ``rnn_stride``, ``conv_filters``
+    and ``conv_stride``: see the module's docstring."""
 
     def __init__(
         self,
@@ -106,10 +245,24 @@ class RecurrentNet(nn.Module):
         pooling: str = "last",
         extra_size: int = 0,
         cell_options: dict | None = None,
+        rnn_stride: int = 1,
+        conv_filters: tuple[int, ...] = (),
+        conv_stride: int = 1,
     ) -> None:
         super().__init__()
         if output not in ("last", "sequence"):
             raise ValueError(f"output: expected 'last' or 'sequence', got {output!r}")
+        if output == "sequence" and (rnn_stride != 1 or conv_filters):
+            raise ValueError(
+                "output='sequence' reads every step: expected rnn_stride=1 and no "
+                f"conv_filters, got rnn_stride={rnn_stride}, conv_filters={tuple(conv_filters)}"
+            )
+        self.input_size = input_size
+        self.rnn_stride, self.conv_stride = rnn_stride, conv_stride
+        # LSTM-FCN drops 80 % of the recurrent summary beside the convolutional branch
+        self.rnn_drop = nn.Dropout(RNN_DROPOUT if conv_filters else 0.0)
+        conv_in = input_size * conv_stride
+        self.conv = ConvBranch(conv_in, tuple(conv_filters)) if conv_filters else None
         self.pooling = check_pooling(pooling)
         rnn_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = CELLS[check_cell(cell)](
@@ -126,21 +279,27 @@ class RecurrentNet(nn.Module):
         self.drop = nn.Dropout(dropout)
         width = self.directions * hidden_size
         pooled = width * len(self.pooling) if output == "last" else width
+        if self.conv is not None:
+            pooled += self.conv.out_features
         self.head = nn.Linear(pooled + extra_size, output_size)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, extra: Tensor | None = None):
         if all_full(lengths, x.shape[1]):  # nothing padded: plain pooling, no masks
             lengths = None
-        out, state = self.rnn(x, lengths=lengths)
         if self.output == "sequence":
-            return self.head(self.drop(out))
+            return self.head(self.drop(self.rnn(x, lengths=lengths)[0]))
+        x_rnn, lengths_rnn = window_mean(x, lengths, self.rnn_stride)
+        out, state = self.rnn(x_rnn, lengths=lengths_rnn)
         parts = []
         for kind in self.pooling:
             if kind == "last":
                 h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
                 parts.extend(h_n[-self.directions :])
             else:
-                parts.append(_masked_pool(out, lengths, kind))
+                parts.append(_masked_pool(out, lengths_rnn, kind))
+        if self.conv is not None:
+            parts = [self.rnn_drop(torch.cat(parts, dim=-1))]
+            parts.append(self.conv(*patches(x, lengths, self.conv_stride)))
         features = torch.cat(parts, dim=-1)
         if extra is not None:
             features = torch.cat([features, extra], dim=-1)
@@ -150,7 +309,8 @@ class RecurrentNet(nn.Module):
 def gate_activations(net: RecurrentNet, x: Tensor) -> dict[str, dict[str, np.ndarray]]:
     """The gates of ``net``'s recurrent layers for ONE input sequence ``x`` (T, D), as
     numpy arrays (T, H) keyed like :meth:`lstmkit.LSTM.gate_activations` ("l0",
-    "l0_reverse", …; LSTM gates i, f, g, c, o, h; GRU r, z, n, h)."""
+    "l0_reverse", …; LSTM gates i, f, g, c, o, h; GRU r, z, n, h). With an ``rnn_stride``
+    s the encoder reads window means, so there are ⌈T/s⌉ rows."""
     with torch.no_grad():
-        gates = net.rnn.gate_activations(x[None])
+        gates = net.rnn.gate_activations(window_mean(x[None], None, net.rnn_stride)[0])
     return {layer: {k: v[0].numpy() for k, v in g.items()} for layer, g in gates.items()}

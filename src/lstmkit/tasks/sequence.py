@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstmkit.data.augment import augment_batch, check_augment
 from lstmkit.data.readers import as_sequences
 from lstmkit.recurrence.lengths import real_steps
+from lstmkit.tasks.baselines import sequence_baselines
 from lstmkit.tasks.networks import (
     RecurrentNet,
     check_cell,
@@ -66,10 +68,101 @@ def split_indices(n: int, fraction: float, seed: int, strata=None) -> tuple[np.n
     return np.setdiff1d(np.arange(n), val), val
 
 
+# the recipe of the one-value-per-sequence estimators (docs/classification.md)
+CONV_FILTERS = (64, 128, 64)  # the LSTM-FCN convolutional branch
+RNN_STEPS = 64  # the recurrent branch reads about this many (window-averaged) steps
+CONV_STEPS = 128  # the convolutional branch, about this many (patches)
+STEP_BUDGET = 240  # optimizer steps of the one-cycle schedule when epochs=None
+EPOCH_RANGE = (60, 400)  # ... kept within these epochs
+BASE_LR = 3e-3  # the peak rate at batch 16; lr=None scales it with the batch (Goyal et al.)
+NORMALISATIONS = ("global", "sequence")
+
+
 def default_batch_size(n: int) -> int:
-    """About 16 optimizer steps per epoch, between 8 and 64 sequences per batch: small
-    datasets (the UCR sets have 40–70 training series) need the steps more than the speed."""
-    return int(min(64, max(8, n // 16)))
+    """16 sequences per batch, 32 from 512 training sequences on (about 16 batches an
+    epoch): small datasets (the UCR sets have 40–70 training series) need the optimizer
+    steps more than the speed."""
+    return int(min(32, max(16, n // 16)))
+
+
+def budget_epochs(n: int, batch_size: int) -> int:
+    """Epochs of the one-cycle budget: :data:`STEP_BUDGET` optimizer steps, within
+    :data:`EPOCH_RANGE` epochs."""
+    per_epoch = -(-n // batch_size)
+    low, high = EPOCH_RANGE
+    return int(min(high, max(low, -(-STEP_BUDGET // per_epoch))))
+
+
+def stride_for(lengths, steps: int | None) -> int:
+    """The window that brings the median training length down to about ``steps``."""
+    if steps is None:
+        return 1
+    return max(1, int(np.ceil(np.median(lengths) / steps)))
+
+
+def standardise_each(sequences: list[np.ndarray]) -> list[np.ndarray]:
+    """Every sequence to zero mean and unit variance per channel over its own steps (a
+    constant channel becomes zeros): the z-normalisation of the UCR archive."""
+    out = []
+    for s in sequences:
+        std = s.std(axis=0)
+        out.append((s - s.mean(axis=0)) / np.where(std > 0, std, 1.0))
+    return out
+
+
+def level_and_scale(sequences: list[np.ndarray], reference: np.ndarray) -> np.ndarray:
+    r"""(N, 2D): each sequence's per-channel mean and spread relative to ``reference``
+    :math:`\tilde\sigma` (the median training σ per channel), :math:`\mu_{n,d}/\tilde\sigma_d`
+    and :math:`\log(1 + \sigma_{n,d}/\tilde\sigma_d)` — what :func:`standardise_each` takes
+    away, given back to the head as features, so that amplitude still counts (PLAID's
+    appliances differ in current as much as in waveform). Both are dimensionless, so a
+    spread below :data:`FEATURE_NOISE` over the training set is rounding, not signal
+    (z-normalised archives such as ItalyPowerDemand): such a feature is centred, not scaled."""
+    mean = np.stack([s.mean(axis=0) for s in sequences])
+    std = np.stack([s.std(axis=0) for s in sequences])
+    return np.concatenate([mean / reference, np.log1p(std / reference)], axis=1)
+
+
+FEATURE_NOISE = 1e-4
+
+
+def _check_steps(name: str, value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")
+    return value
+
+
+def _check_filters(value) -> tuple[int, ...]:
+    filters = tuple(value or ())
+    if filters and len(filters) != len(CONV_FILTERS):
+        raise ValueError(
+            f"conv_filters: expected {len(CONV_FILTERS)} ints (one per block, kernels 8, 5, 3) "
+            f"or () for none, got {value!r}"
+        )
+    if any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters):
+        raise ValueError(f"conv_filters: expected positive ints, got {value!r}")
+    return filters
+
+
+class EnsembleNet(torch.nn.Module):
+    r"""``n_models`` networks trained with seeds seed, seed+1, …; the output combines theirs:
+    for probabilities, :math:`\log \frac1M\sum_m \mathrm{softmax}(z_m)` (so a softmax of
+    it is the mean of the members' probabilities, as in deep ensembles, Lakshminarayanan et
+    al. 2017); for values, the mean."""
+
+    def __init__(self, members: list[RecurrentNet], combine: str) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.combine = combine
+        self.output = members[0].output
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, extra=None) -> Tensor:
+        outs = torch.stack([m(x, lengths, extra) for m in self.members])
+        if self.combine == "probabilities":
+            return torch.logsumexp(torch.log_softmax(outs, -1), 0) - np.log(len(outs))
+        return outs.mean(0)
 
 
 class _SequenceEstimator:
@@ -77,10 +170,21 @@ class _SequenceEstimator:
 
     ``cell_options`` asks for cell variants (``docs/variants.md``), e.g.
     ``{"layer_norm": True, "zoneout": 0.1}``; the keys are checked against the cell.
+
+    The recipe (``docs/classification.md`` measures each ingredient): ``conv_filters``
+    adds the LSTM-FCN convolutional branch; ``rnn_steps``/``conv_steps`` let each branch
+    read window means of about that many steps of long series (None: every step);
+    ``schedule="onecycle"`` trains a fixed budget (``epochs=None``: about
+    :data:`STEP_BUDGET` optimizer steps) with no validation split needed;
+    ``schedule="plateau"`` stops early on a ``validation`` share of the training data;
+    ``normalize`` standardises each channel over the training set ("global") or each
+    sequence on its own ("sequence"); ``n_models`` averages an ensemble over seeds.
     """
 
     _output = "last"
     _kind = ""
+    _task = ""
+    _combine = "mean"
 
     def __init__(
         self,
@@ -91,11 +195,18 @@ class _SequenceEstimator:
         hidden_size: int = 64,
         dropout: float = 0.0,
         pooling: str = "last+max",
-        epochs: int = 200,
+        conv_filters: tuple[int, ...] | str | None = "auto",
+        rnn_steps: int | str | None = "auto",
+        conv_steps: int | str | None = "auto",
+        normalize: str = "auto",
+        augment: str | tuple[str, ...] | None = None,
+        n_models: int = 1,
+        schedule: str = "onecycle",
+        epochs: int | None = None,
         batch_size: int | None = None,
-        lr: float = 3e-3,
-        patience: int | None = 30,
-        validation: float = 0.2,
+        lr: float | None = None,
+        patience: int | None = None,
+        validation: float = 0.0,
         seed: int = 0,
         progress: bool | None = None,
         checkpoint: str | None = None,
@@ -104,6 +215,30 @@ class _SequenceEstimator:
     ) -> None:
         check_cell(cell)
         check_pooling(pooling)
+        per_step = self._output == "sequence"
+        # "auto": the LSTM-FCN recipe for the classifier, where it was measured
+        # (docs/classification.md); every step and the recurrent layers alone otherwise
+        recipe = self._task == "classify"
+        if conv_filters == "auto":
+            conv_filters = CONV_FILTERS if recipe else ()
+        if rnn_steps == "auto":
+            rnn_steps = RNN_STEPS if recipe else None
+        if conv_steps == "auto":
+            conv_steps = CONV_STEPS if recipe else None
+        if per_step and (conv_filters or rnn_steps or conv_steps):
+            raise ValueError(
+                "a per-step output reads every step: expected conv_filters=(), "
+                f"rnn_steps=None and conv_steps=None, got {conv_filters!r}, {rnn_steps!r}, "
+                f"{conv_steps!r}"
+            )
+        if normalize == "auto":  # classes: each sequence alone; values: the training set
+            normalize = "sequence" if self._task == "classify" else "global"
+        if normalize not in NORMALISATIONS:
+            raise ValueError(
+                f"normalize: expected one of {', '.join(NORMALISATIONS)}, got {normalize!r}"
+            )
+        if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
+            raise ValueError(f"n_models: expected an int >= 1, got {n_models!r}")
         self.params = {
             "cell": cell,
             "cell_options": check_cell_options(cell, cell_options),
@@ -112,6 +247,13 @@ class _SequenceEstimator:
             "hidden_size": hidden_size,
             "dropout": dropout,
             "pooling": pooling,
+            "conv_filters": list(_check_filters(conv_filters)),
+            "rnn_steps": _check_steps("rnn_steps", rnn_steps),
+            "conv_steps": _check_steps("conv_steps", conv_steps),
+            "normalize": normalize,
+            "augment": list(check_augment(augment)),
+            "n_models": n_models,
+            "schedule": schedule,
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
@@ -119,19 +261,29 @@ class _SequenceEstimator:
             "validation": validation,
             "seed": seed,
         }
-        # batch_size=None is resolved from the data in fit; 8 stands in until then
+        # epochs/batch_size/lr None are resolved from the data in fit; stand-ins until then
         self._train_cfg = TrainConfig.from_params(
             self.params,
-            batch_size=batch_size or 8,
+            epochs=epochs or 1,
+            batch_size=batch_size or 16,
+            lr=lr or BASE_LR,
+            length_buckets=True,
             progress=progress,
             checkpoint=checkpoint,
             resume=resume,
         )
-        self.net: RecurrentNet | None = None
+        self.net: RecurrentNet | EnsembleNet | None = None
         self.history = None
 
-    def _fit(self, X, targets: Tensor, strata, out_size: int, extra_fitted: dict, callback):
+    def _prepare(self, seqs: list[np.ndarray]) -> list[np.ndarray]:
+        """The sequences as the network reads them before the fitted standardisation."""
+        return standardise_each(seqs) if self.params["normalize"] == "sequence" else seqs
+
+    def _fit(self, X, targets: Tensor, strata, out_size: int, extra_fitted: dict, callback, y=None):
+        """Fit on sequences X and ``targets`` (the network's, one row per sequence); ``y``:
+        the targets as the user gave them (kept for the baselines of :meth:`evaluate`)."""
         seqs = as_sequences(X)
+        train_targets = y
         if len(seqs) != len(targets):
             raise ValueError(
                 f"y: expected {len(seqs)} targets (one per sequence), got {len(targets)}"
@@ -139,13 +291,30 @@ class _SequenceEstimator:
         train_idx, val_idx = split_indices(
             len(seqs), self.params["validation"], self.params["seed"], strata
         )
-        real = np.concatenate([seqs[i] for i in train_idx])
+        prepared = self._prepare(seqs)
+        real = np.concatenate([prepared[i] for i in train_idx])
         std = real.std(axis=0)
+        lengths = [len(seqs[i]) for i in train_idx]
+        level_scale = {}
+        if self.params["normalize"] == "sequence":
+            part = [seqs[i] for i in train_idx]
+            sigma = np.median(np.stack([s.std(axis=0) for s in part]), axis=0)
+            reference = np.where(sigma > 0, sigma, 1.0)
+            features = level_and_scale(part, reference)
+            f_std = features.std(axis=0)
+            level_scale = {
+                "scale_reference": reference.tolist(),
+                "extra_mean": features.mean(axis=0).tolist(),
+                "extra_std": np.where(f_std > FEATURE_NOISE, f_std, 1.0).tolist(),
+            }
         self._fitted = {
             "mean": real.mean(axis=0).tolist(),
             "std": np.where(std > 0, std, 1.0).tolist(),
             "input_size": int(real.shape[1]),
             "output_size": out_size,
+            "rnn_stride": stride_for(lengths, self.params["rnn_steps"]),
+            "conv_stride": stride_for(lengths, self.params["conv_steps"]),
+            **level_scale,
             **extra_fitted,
         }
         data = self._tensors(seqs)
@@ -153,11 +322,26 @@ class _SequenceEstimator:
         train = {k: v[torch.from_numpy(train_idx)] for k, v in data.items()}
         val = {k: v[torch.from_numpy(val_idx)] for k, v in data.items()} if len(val_idx) else None
         cfg = self._train_cfg
-        if self.params["batch_size"] is None:
-            cfg = replace(cfg, batch_size=default_batch_size(len(train_idx)))
-        seed_torch(self.params["seed"])
-        self.net = self._build()
-        self.history = fit(self.net, self._loss, train, val, cfg, callback=callback)
+        batch_size = self.params["batch_size"] or default_batch_size(len(train_idx))
+        epochs = self.params["epochs"] or budget_epochs(len(train_idx), batch_size)
+        lr = self.params["lr"] or BASE_LR * batch_size / 16
+        cfg = replace(cfg, batch_size=batch_size, epochs=epochs, lr=lr)
+        members, histories = [], []
+        for k in range(self.params["n_models"]):
+            seed_torch(self.params["seed"] + k)
+            net = self._build_one()
+            member = replace(cfg, seed=cfg.seed + k)
+            if cfg.checkpoint and k:  # member k > 0 beside the first: "<checkpoint>-<k>"
+                member = replace(member, checkpoint=f"{cfg.checkpoint}-{k}")
+            histories.append(fit(net, self._loss, train, val, member, callback=callback))
+            members.append(net)
+            if histories[-1].stop_reason.startswith("interrupted"):
+                break
+        one = self.params["n_models"] == 1
+        self.net = members[0] if one else EnsembleNet(members, self._combine)
+        self._train_data = (seqs, train_targets)  # for the baselines of evaluate; not saved
+        self.history = histories[-1]
+        self.histories_ = histories
         return self
 
     def _tensors(self, seqs) -> dict[str, Tensor]:
@@ -167,9 +351,21 @@ class _SequenceEstimator:
                 f"X: expected {self._fitted['input_size']} channels (as in fit), "
                 f"got {seqs[0].shape[1]}"
             )
-        return pad(seqs, mean, std)
+        data = pad(self._prepare(seqs), mean, std)
+        if "scale_reference" in self._fitted:
+            f = self._fitted
+            features = level_and_scale(seqs, np.array(f["scale_reference"]))
+            extra = (features - np.array(f["extra_mean"])) / np.array(f["extra_std"])
+            data["extra"] = torch.from_numpy(extra.astype(np.float32))
+        return data
 
-    def _build(self) -> RecurrentNet:
+    def _build(self) -> RecurrentNet | EnsembleNet:
+        if self.params["n_models"] == 1:
+            return self._build_one()
+        members = [self._build_one() for _ in range(self.params["n_models"])]
+        return EnsembleNet(members, self._combine)
+
+    def _build_one(self) -> RecurrentNet:
         p = self.params
         return RecurrentNet(
             self._fitted["input_size"],
@@ -182,6 +378,10 @@ class _SequenceEstimator:
             output=self._output,
             pooling=p["pooling"],
             cell_options=p["cell_options"],
+            extra_size=len(self._fitted.get("extra_mean", ())),
+            rnn_stride=self._fitted.get("rnn_stride", 1),
+            conv_filters=tuple(p.get("conv_filters", ())),
+            conv_stride=self._fitted.get("conv_stride", 1),
         )
 
     def _check_fitted(self) -> None:
@@ -190,20 +390,20 @@ class _SequenceEstimator:
 
     @torch.no_grad()
     def _raw(self, X, batch: int = 256) -> list[Tensor]:
-        """Network outputs per sequence: (K,) for "last", (T_i, K) for "sequence"."""
+        """Network outputs per sequence: (K,) for "last", (T_i, K) for "sequence". Batches
+        are formed in order of length (each padded only to its longest), outputs returned
+        in the input's order; in evaluation a sequence's output does not depend on its batch."""
         self._check_fitted()
         seqs = as_sequences(X)
         data = self._tensors(seqs)
         self.net.eval()
-        outs = []
-        for start in range(0, len(seqs), batch):
-            x = data["x"][start : start + batch]
-            lengths = data["lengths"][start : start + batch]
-            out = self.net(x[:, : int(lengths.max())], lengths)
-            if self._output == "sequence":
-                outs.extend(o[:n] for o, n in zip(out, lengths.tolist(), strict=True))
-            else:
-                outs.extend(out)
+        outs: list = [None] * len(seqs)
+        for index in torch.argsort(data["lengths"], stable=True).split(batch):
+            lengths = data["lengths"][index]
+            extra = data["extra"][index] if "extra" in data else None
+            out = self.net(data["x"][index, : int(lengths.max())], lengths, extra)
+            for i, o, n in zip(index.tolist(), out, lengths.tolist(), strict=True):
+                outs[i] = o[:n] if self._output == "sequence" else o
         return outs
 
     def gate_activations(self, x) -> dict[str, dict[str, np.ndarray]]:
@@ -211,18 +411,26 @@ class _SequenceEstimator:
         fit; see :func:`lstmkit.tasks.networks.gate_activations`."""
         self._check_fitted()
         data = self._tensors(as_sequences([x]))
-        self.net.eval()
-        return gate_activations(self.net, data["x"][0])
+        net = self.net.members[0] if isinstance(self.net, EnsembleNet) else self.net
+        net.eval()
+        return gate_activations(net, data["x"][0])
+
+    def _inputs(self, net, batch) -> Tensor:
+        """The batch's inputs up to its longest sequence, augmented in training only."""
+        x = batch["x"][:, : int(batch["lengths"].max())]
+        if net.training and self.params["augment"]:
+            x = augment_batch(x, tuple(self.params["augment"]))
+        return x
 
     def _loss_last(self, net, batch):
         lengths = batch["lengths"]
-        out = net(batch["x"][:, : int(lengths.max())], lengths)
+        out = net(self._inputs(net, batch), lengths, batch.get("extra"))
         return self._criterion(out, batch["y"]), len(lengths)
 
     def _loss_sequence(self, net, batch):
         lengths = batch["lengths"]
         steps = int(lengths.max())
-        out = net(batch["x"][:, :steps], lengths)
+        out = net(self._inputs(net, batch), lengths)
         mask = real_steps(lengths, steps)
         return self._criterion(out[mask], batch["y"][:, :steps][mask]), int(mask.sum())
 
@@ -230,6 +438,30 @@ class _SequenceEstimator:
         if self._output == "sequence":
             return self._loss_sequence(net, batch)
         return self._loss_last(net, batch)
+
+    def evaluate(self, X, y, *, baselines: bool = True, train=None) -> dict[str, dict]:
+        """Metrics on (X, y): ``{"model": {...}, <baseline>: {...}, ...}``, every row scored
+        the same way on the same test part. The baselines (``baselines=True``,
+        :func:`lstmkit.tasks.baselines.sequence_baselines`) are fitted on ``train`` =
+        (X_train, y_train), by default the data given to ``fit`` in this session (a loaded
+        model keeps none: pass ``train``, or get the model row alone): the majority class or
+        the training mean, and with the ``classify`` extra MiniRocket and 1-NN DTW."""
+        rows = {"model": self._metrics(X, y)}
+        train = train if train is not None else getattr(self, "_train_data", None)
+        if baselines and train is not None:
+            X_train, y_train = train
+            classes = getattr(self, "classes_", None)
+            rows |= sequence_baselines(
+                self._task,
+                as_sequences(X_train),
+                y_train,
+                as_sequences(X),
+                y,
+                classes,
+                peers=self._output == "last",
+                seed=self.params["seed"],
+            )
+        return rows
 
     def save(self, path):
         """Write safetensors weights + JSON config; ``Class.load(path)`` reads them back."""
@@ -262,6 +494,8 @@ class SequenceClassifier(_SequenceEstimator):
     """Sequence → label. ``class_weight``: None, "balanced", or a {label: weight} dict."""
 
     _kind = "SequenceClassifier"
+    _task = "classify"
+    _combine = "probabilities"
 
     def __init__(self, *, class_weight=None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -269,9 +503,18 @@ class SequenceClassifier(_SequenceEstimator):
 
     def fit(self, X, y, *, callback=None):
         labels = _labels(y)
-        self.classes_ = np.unique(labels)
+        X = as_sequences(X)
+        if len(X) != len(labels):
+            raise ValueError(f"y: expected {len(X)} targets (one per sequence), got {len(labels)}")
+        self.classes_, counts = np.unique(labels, return_counts=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y: expected at least 2 classes, got {len(self.classes_)}")
+        if counts.min() < 2:
+            lonely = [str(c) for c in self.classes_[counts < 2]]
+            raise ValueError(
+                f"y: expected at least 2 examples of every class, got 1 of class "
+                f"{', '.join(map(repr, lonely[:5]))}{' …' if len(lonely) > 5 else ''}"
+            )
         index = np.searchsorted(self.classes_, labels)
         weights = self._class_weights(index)
         self._weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
@@ -279,7 +522,9 @@ class SequenceClassifier(_SequenceEstimator):
             "classes": self.classes_.tolist(),
             "weights": None if weights is None else list(weights),
         }
-        return self._fit(X, torch.from_numpy(index), index, len(self.classes_), extra, callback)
+        return self._fit(
+            X, torch.from_numpy(index), index, len(self.classes_), extra, callback, labels
+        )
 
     def _class_weights(self, index: np.ndarray):
         if self.class_weight is None:
@@ -311,7 +556,7 @@ class SequenceClassifier(_SequenceEstimator):
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
-    def evaluate(self, X, y) -> dict:
+    def _metrics(self, X, y) -> dict:
         """Accuracy, precision, recall, F1 (macro and weighted), confusion matrix."""
         labels = _labels(y)
         unknown = sorted(set(labels.tolist()) - set(self.classes_.tolist()))
@@ -331,12 +576,13 @@ class SequenceRegressor(_SequenceEstimator):
     Targets are standardised on the training data; predictions come back on their scale."""
 
     _kind = "SequenceRegressor"
+    _task = "regress"
 
     def __init__(self, *, output: str = "last", **kwargs) -> None:
         if output not in ("last", "sequence"):
             raise ValueError(f"output: expected 'last' or 'sequence', got {output!r}")
-        super().__init__(**kwargs)
         self._output = output
+        super().__init__(**kwargs)
         self.params["output"] = output
 
     def _targets(self, y, seqs):
@@ -362,7 +608,7 @@ class SequenceRegressor(_SequenceEstimator):
         else:
             tensor = pad(targets, mean, std)["x"]
         extra = {"y_mean": mean.tolist(), "y_std": std.tolist()}
-        return self._fit(seqs, tensor, None, real.shape[1], extra, callback)
+        return self._fit(seqs, tensor, None, real.shape[1], extra, callback, y)
 
     def _criterion(self, pred, target):
         return torch.nn.functional.mse_loss(pred, target)
@@ -375,7 +621,7 @@ class SequenceRegressor(_SequenceEstimator):
             return pred[:, 0] if pred.shape[1] == 1 else pred
         return [o[:, 0] if o.shape[1] == 1 else o for o in outs]
 
-    def evaluate(self, X, y) -> dict:
+    def _metrics(self, X, y) -> dict:
         pred = self.predict(X)
         if self._output == "last":
             return regression_metrics(
@@ -389,6 +635,7 @@ class SequenceTagger(_SequenceEstimator):
     """Sequence → a label per step; y is a list of per-step label arrays."""
 
     _kind = "SequenceTagger"
+    _task = "tag"
     _output = "sequence"
 
     def fit(self, X, y, *, callback=None):
@@ -405,7 +652,7 @@ class SequenceTagger(_SequenceEstimator):
         for n, t in enumerate(index):
             padded[n, : len(t)] = torch.from_numpy(t)
         classes = {"classes": self.classes_.tolist()}
-        return self._fit(seqs, padded, None, len(self.classes_), classes, callback)
+        return self._fit(seqs, padded, None, len(self.classes_), classes, callback, tags)
 
     def _setup_loaded(self) -> None:
         self.classes_ = np.array(self._fitted["classes"])
@@ -416,7 +663,7 @@ class SequenceTagger(_SequenceEstimator):
     def predict(self, X) -> list[np.ndarray]:
         return [self.classes_[o.argmax(-1).numpy()] for o in self._raw(X)]
 
-    def evaluate(self, X, y) -> dict:
+    def _metrics(self, X, y) -> dict:
         pred = np.concatenate(self.predict(X))
         truth = np.concatenate([np.asarray(t) for t in y])
         return classification_metrics(

@@ -252,7 +252,7 @@ class _Objective:
             return math.nan
         if self.task == "forecast":
             return float(model.evaluate(d.X_val)["model"][self.metric])
-        return float(model.evaluate(d.X_val, d.y_val)[self.metric])
+        return float(model.evaluate(d.X_val, d.y_val, baselines=False)["model"][self.metric])
 
 
 # -- storage, sampler, workers -------------------------------------------------------------
