@@ -86,3 +86,24 @@ def test_evaluate_puts_the_baselines_beside_the_model(tmp_path):
     per_step.fit(X[:30], [s[:, 0] for s in X[:30]])
     assert list(per_step.evaluate(X[30:], [s[:, 0] for s in X[30:]])) == ["model", "mean"]
     assert peers_available()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_peers_leave_torchs_thread_count_as_it_was(threads):
+    """aeon's numba kernels reset the OpenMP thread count torch reads; a later fit then
+    computed other floats (the one-process tuning oracle of test_distributed disagreed)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(n), 1)) for n in rng.integers(12, 20, 12)]
+    y = np.arange(12) % 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        sequence_baselines("classify", X, y, X, y)
+        assert torch.get_num_threads() == threads
+        values = rng.normal(size=12)
+        sequence_baselines("regress", X, values, X, values)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -32,6 +32,7 @@ import importlib.util
 import warnings
 
 import numpy as np
+import torch
 
 from lstmkit.train.metrics import (
     baseline_metrics,
@@ -92,9 +93,21 @@ def minirocket_regressor(seed: int = 0, n_jobs: int = 1):
 
 def peer_predictions(task: str, X_train, y_train, X_test, *, seed: int = 0, n_jobs: int = 1):
     """{row name: predictions on X_test} of the aeon peers for ``task`` ("classify",
-    "regress"); ``{}`` for other tasks or without aeon. Labels come back as given."""
+    "regress"); ``{}`` for other tasks or without aeon. Labels come back as given.
+
+    aeon's numba kernels reset the OpenMP thread count that torch reads (a process at one
+    torch thread came back at two, and its later fits computed other floats): torch's
+    setting is restored afterwards."""
     if not peers_available() or task not in ("classify", "regress"):
         return {}
+    threads = torch.get_num_threads()
+    try:
+        return _peer_predictions(task, X_train, y_train, X_test, seed, n_jobs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _peer_predictions(task: str, X_train, y_train, X_test, seed: int, n_jobs: int):
     if task == "classify":
         train, test = _equal_length(X_train, X_test)
         rocket = minirocket_classifier(seed, n_jobs).fit(train, np.asarray(y_train))
