@@ -545,12 +545,13 @@ def _recipe_options(f):
         ),
         click.option(
             "--rnn-steps",
-            help="The recurrent layers read patches of a sequence so that it has about this "
-            "many steps, or 'none' (every step). [default: 64; none for per-step outputs]",
+            help="The recurrent layers read window means of a sequence so that it has about "
+            "this many steps, or 'none' (every step). [default: 64; none for per-step outputs]",
         ),
         click.option(
             "--conv-steps",
-            help="The same for the convolutional branch. [default: 128]",
+            help="The convolutional branch reads patches (every value kept) so that a "
+            "sequence has about this many steps, or 'none'. [default: 128]",
         ),
         click.option(
             "--normalize",

@@ -279,15 +279,13 @@ class _SequenceEstimator:
         """The sequences as the network reads them before the fitted standardisation."""
         return standardise_each(seqs) if self.params["normalize"] == "sequence" else seqs
 
-    def _fit(self, X, targets: Tensor, strata, out_size: int, extra_fitted: dict, callback, y=None):
-        """Fit on sequences X and ``targets`` (the network's, one row per sequence); ``y``:
-        the targets as the user gave them (kept for the baselines of :meth:`evaluate`)."""
-        seqs = as_sequences(X)
-        train_targets = y
-        if len(seqs) != len(targets):
-            raise ValueError(
-                f"y: expected {len(seqs)} targets (one per sequence), got {len(targets)}"
-            )
+    def _fit(
+        self, seqs, targets: Tensor, strata, out_size: int, extra_fitted: dict, callback, y=None
+    ):
+        """Fit on ``seqs`` (from :func:`as_sequences`) and ``targets`` (the network's, one
+        row per sequence; each ``fit`` has checked that they pair up, in the words of its own
+        targets); ``y``: the targets as the user gave them (kept for :meth:`evaluate`'s
+        baselines)."""
         train_idx, val_idx = split_indices(
             len(seqs), self.params["validation"], self.params["seed"], strata
         )
@@ -317,7 +315,7 @@ class _SequenceEstimator:
             **level_scale,
             **extra_fitted,
         }
-        data = self._tensors(seqs)
+        data = self._tensors(seqs, prepared)
         data["y"] = targets
         train = {k: v[torch.from_numpy(train_idx)] for k, v in data.items()}
         val = {k: v[torch.from_numpy(val_idx)] for k, v in data.items()} if len(val_idx) else None
@@ -339,19 +337,21 @@ class _SequenceEstimator:
                 break
         one = self.params["n_models"] == 1
         self.net = members[0] if one else EnsembleNet(members, self._combine)
-        self._train_data = (seqs, train_targets)  # for the baselines of evaluate; not saved
+        self._train_data = (seqs, y)  # for the baselines of evaluate; not saved
         self.history = histories[-1]
         self.histories_ = histories
         return self
 
-    def _tensors(self, seqs) -> dict[str, Tensor]:
+    def _tensors(self, seqs, prepared=None) -> dict[str, Tensor]:
+        """Padded, standardised inputs (and the head's extra features); ``prepared``:
+        :meth:`_prepare` of ``seqs`` when the caller has it already."""
         mean, std = np.array(self._fitted["mean"]), np.array(self._fitted["std"])
         if seqs[0].shape[1] != self._fitted["input_size"]:
             raise ValueError(
                 f"X: expected {self._fitted['input_size']} channels (as in fit), "
                 f"got {seqs[0].shape[1]}"
             )
-        data = pad(self._prepare(seqs), mean, std)
+        data = pad(self._prepare(seqs) if prepared is None else prepared, mean, std)
         if "scale_reference" in self._fitted:
             f = self._fitted
             features = level_and_scale(seqs, np.array(f["scale_reference"]))
