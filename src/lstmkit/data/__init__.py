@@ -17,11 +17,13 @@ from lstmkit.data.readers import (
     read_npz,
     read_ts,
 )
+from lstmkit.data.tsf import TsfData, read_tsf, write_tsf
 
 __all__ = [
     "MISSING_POLICIES",
     "TimeSeriesFrame",
     "TrainTest",
+    "TsfData",
     "as_frame",
     "as_sequences",
     "list_datasets",
@@ -32,6 +34,8 @@ __all__ = [
     "read_npz",
     "read_poems",
     "read_ts",
+    "read_tsf",
+    "write_tsf",
 ]
 
 

@@ -1,7 +1,9 @@
 """The training loop: back-propagation through time in mini-batches, guarded.
 
 Data are held as tensors with the samples on the first axis and batched by index (a seeded
-permutation per epoch), so no per-sample Python runs in the hot loop. Per epoch:
+permutation per epoch), so no per-sample Python runs in the hot loop; data too big to hold
+(a panel's forecasting windows) can instead be an object with ``len`` and ``take(index)``
+that builds each batch when asked. Per epoch:
 AdamW steps with gradient-norm clipping, a validation loss, and a learning-rate schedule —
 
 * ``schedule="plateau"``: ReduceLROnPlateau on the validation loss, early stopping with
@@ -133,11 +135,17 @@ def batches(
     return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
 
 
-def take(data: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
+def take(data, index: Tensor) -> dict[str, Tensor]:
+    """The samples ``index`` of ``data``: a dict of tensors, or an object that builds
+    them on demand with ``take(index)`` (e.g. :class:`lstmkit.data.windows.PanelWindows`)."""
+    if hasattr(data, "take"):
+        return data.take(index)
     return {k: v[index] for k, v in data.items()}
 
 
-def _size(data: dict[str, Tensor]) -> int:
+def _size(data) -> int:
+    if hasattr(data, "take"):
+        return len(data)
     sizes = {k: v.shape[0] for k, v in data.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"training data: expected the same number of samples, got {sizes}")

@@ -1,0 +1,272 @@
+"""Panels: many separate time series of different lengths, one forecasting model for all.
+
+A panel comes as
+
+* a list (or tuple) of 1-D arrays, lists or pandas Series — forecasts come back as a list;
+* a dict ``{id: series}`` — forecasts come back as a dict with the same keys;
+* a long DataFrame with one row per (series, time): ``id``, ``time`` and ``value``
+  columns (names settable; Nixtla's ``unique_id``/``ds``/``y`` are recognised) —
+  forecasts come back as a long DataFrame.
+
+:func:`as_panel` turns each into a :class:`Panel` and checks what a forecaster needs:
+every series has at least 2 finite numbers, a long frame has no duplicate (id, time)
+and its rows are put in time order within each series. A pandas frequency, when there is
+one, gives the season (:func:`season_of`).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+# pandas frequency → season length: yearly 1, quarterly 4, monthly 12, weekly 52,
+# daily 7, business-daily 5, hourly 24 (the first letter of the offset alias)
+SEASONS = {"A": 1, "Y": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "H": 24}
+
+NIXTLA_COLUMNS = ("unique_id", "ds", "y")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Series ``values[i]`` (float64, 1-D, ≥ 2 points) named ``ids[i]``, in input order.
+
+    ``kind`` is how it came ("list", "dict" or "long"); ``ends`` the last time stamp of
+    each series (long frames and pandas Series with a time index; else None);
+    ``frequency`` the pandas frequency when one is known; ``columns`` the (id, time,
+    value) column names of a long frame."""
+
+    ids: list
+    values: list[np.ndarray]
+    kind: str
+    frequency: str | None = None
+    ends: list | None = None
+    columns: tuple[str, str, str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def season_of(frequency: str | None) -> int | None:
+    """The season length of a pandas frequency alias ('MS', 'QE-DEC', 'h', '2D'…), or None."""
+    if not frequency:
+        return None
+    letters = frequency.lstrip("0123456789").upper()
+    return SEASONS.get(letters[:1])
+
+
+def _is_long_frame(data, id_column: str | None) -> bool:
+    columns = getattr(data, "columns", None)
+    if columns is None or not hasattr(data, "groupby"):
+        return False
+    # a named id column makes a frame a panel (a missing one is then an error, not ignored)
+    return id_column is not None or "id" in columns or "unique_id" in columns
+
+
+def is_panel(data, id_column: str | None = None) -> bool:
+    """Whether ``data`` is a panel (see the module docstring) rather than one series."""
+    if isinstance(data, Mapping):
+        return True
+    if isinstance(data, list | tuple) and data:
+        first = data[0]
+        return hasattr(first, "__len__") and not isinstance(first, str | bytes)
+    return _is_long_frame(data, id_column)
+
+
+def _series_values(name, values, min_points: int = 2) -> np.ndarray:
+    """One series as float64 (n,), checked: numbers, 1-D, finite, ``min_points`` or more."""
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"series {name!r}: expected numbers, got {err}") from err
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"series {name!r}: expected 1 dim (T,), got shape {array.shape}")
+    if array.shape[0] < min_points:
+        raise ValueError(
+            f"series {name!r}: expected at least {min_points} points"
+            f"{' to forecast from' if min_points == 2 else ''}, got {array.shape[0]}"
+        )
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(
+            f"series {name!r}: expected finite values, got {array[bad[0]]} at position "
+            f"{int(bad[0])} (fill missing values first)"
+        )
+    return array
+
+
+def _index_end(values):
+    """The last time stamp of a pandas Series with a DatetimeIndex/PeriodIndex, else None."""
+    index = getattr(values, "index", None)
+    if index is None or not hasattr(index, "freqstr") or len(index) == 0:
+        return None, None
+    return index[-1], index.freqstr
+
+
+def as_panel(
+    data,
+    *,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    value_column: str | None = None,
+    min_points: int = 2,
+) -> Panel:
+    """A :class:`Panel` from a list/tuple or dict of series, or a long DataFrame.
+
+    For a long frame the columns default to ``id``/``time``/``value``, or Nixtla's
+    ``unique_id``/``ds``/``y`` when the frame has those. Raises ValueError naming the
+    series and the problem: fewer than ``min_points`` (2) points, a non-numeric or missing value, a
+    duplicate time stamp, an unknown column."""
+    if _is_long_frame(data, id_column):
+        return _long_panel(data, id_column, time_column, value_column, min_points)
+    if isinstance(data, Mapping):
+        kind, items = "dict", list(data.items())
+    elif isinstance(data, list | tuple):
+        kind, items = "list", list(enumerate(data))
+    else:
+        raise TypeError(
+            "panel: expected a list or dict of series or a long DataFrame with an id "
+            f"column, got {type(data).__name__}"
+        )
+    if not items:
+        raise ValueError("panel: expected at least one series, got none")
+    values = [_series_values(name, v, min_points) for name, v in items]
+    ends, frequencies = zip(*(_index_end(v) for _, v in items), strict=True)
+    known = {f for f in frequencies if f}
+    return Panel(
+        ids=[name for name, _ in items],
+        values=values,
+        kind=kind,
+        frequency=known.pop() if len(known) == 1 else None,
+        ends=list(ends) if all(e is not None for e in ends) else None,
+    )
+
+
+def _long_panel(frame, id_column, time_column, value_column, min_points) -> Panel:
+    nixtla = id_column is None and NIXTLA_COLUMNS[0] in frame.columns
+    defaults = NIXTLA_COLUMNS if nixtla else ("id", "time", "value")
+    names = tuple(
+        given or default
+        for given, default in zip((id_column, time_column, value_column), defaults, strict=True)
+    )
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"panel: expected columns {', '.join(map(repr, missing))} (id, time, value), "
+            f"got {', '.join(map(repr, map(str, frame.columns)))}"
+        )
+    id_name, time_name, value_name = names
+    if frame.empty:
+        raise ValueError("panel: expected at least one row, got an empty frame")
+    duplicated = frame.duplicated([id_name, time_name])
+    if duplicated.any():
+        name, time = (_plain(frame.loc[duplicated, c].iloc[0]) for c in (id_name, time_name))
+        raise ValueError(
+            f"series {name!r}: expected one value per time stamp, got time {time!r} twice"
+        )
+    ordered = frame.sort_values([time_name], kind="stable")
+    ids, values, ends = [], [], []
+    for name, group in ordered.groupby(id_name, sort=False):
+        name = _plain(name)
+        ids.append(name)
+        values.append(_series_values(name, group[value_name], min_points))
+        ends.append(group[time_name].iloc[-1])
+    order = _first_seen_order(frame[id_name], ids)
+    frequency = _infer_frequency(ordered, id_name, time_name, ids[order[0]])
+    return Panel(
+        ids=[ids[i] for i in order],
+        values=[values[i] for i in order],
+        kind="long",
+        frequency=frequency,
+        ends=[ends[i] for i in order],
+        columns=names,
+    )
+
+
+def _first_seen_order(id_values, ids) -> list[int]:
+    """Positions in ``ids`` in the order the ids first appear in the frame."""
+    first = {}
+    for name in id_values:
+        first.setdefault(name, len(first))
+    return sorted(range(len(ids)), key=lambda i: first[ids[i]])
+
+
+def _infer_frequency(frame, id_name, time_name, series_id) -> str | None:
+    """pandas' inferred frequency of one series' time stamps (None if they are not dates)."""
+    import pandas as pd
+
+    times = frame.loc[frame[id_name] == series_id, time_name]
+    if not (pd.api.types.is_datetime64_any_dtype(times) and len(times) >= 3):
+        return None
+    try:
+        return pd.infer_freq(pd.DatetimeIndex(times))
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds (for messages and JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _json_value(value):
+    """An id or time stamp as JSON: numbers and strings as they are, numpy scalars as
+    Python ones, pandas stamps and periods by their ISO text (with their type)."""
+    value = _plain(value)
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    import pandas as pd
+
+    if isinstance(value, pd.Timestamp):
+        return {"timestamp": value.isoformat()}
+    if isinstance(value, pd.Period):
+        return {"period": str(value), "freq": value.freqstr}
+    raise ValueError(
+        f"panel: expected ids and time stamps that are numbers, strings or dates, got "
+        f"{type(value).__name__} {value!r}"
+    )
+
+
+def _from_json_value(value):
+    if not isinstance(value, dict):
+        return value
+    import pandas as pd
+
+    if "timestamp" in value:
+        return pd.Timestamp(value["timestamp"])
+    return pd.Period(value["period"], freq=value["freq"])
+
+
+def panel_to_json(panel: Panel) -> dict:
+    """A JSON-able description of ``panel`` (with its values) for a saved model."""
+    return {
+        "ids": [_json_value(i) for i in panel.ids],
+        "values": [v.tolist() for v in panel.values],
+        "kind": panel.kind,
+        "frequency": panel.frequency,
+        "ends": None if panel.ends is None else [_json_value(e) for e in panel.ends],
+        "columns": None if panel.columns is None else list(panel.columns),
+    }
+
+
+def panel_from_json(saved: dict) -> Panel:
+    """The :class:`Panel` that :func:`panel_to_json` described, checked again."""
+    if saved["kind"] not in ("list", "dict", "long", "single"):
+        raise ValueError(f"panel kind: expected list, dict, long or single, got {saved['kind']!r}")
+    ids = [_from_json_value(i) for i in saved["ids"]]
+    if len(ids) != len(saved["values"]):
+        raise ValueError(
+            f"panel: expected one id per series ({len(saved['values'])}), got {len(ids)}"
+        )
+    ends = saved["ends"]
+    return Panel(
+        ids=ids,
+        values=[_series_values(name, v) for name, v in zip(ids, saved["values"], strict=True)],
+        kind=saved["kind"],
+        frequency=saved["frequency"],
+        ends=None if ends is None else [_from_json_value(e) for e in ends],
+        columns=None if saved["columns"] is None else tuple(saved["columns"]),
+    )
