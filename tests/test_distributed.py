@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 import lstmkit
-from lstmkit.tasks import Forecaster, SequenceTagger
+from lstmkit.tasks import Forecaster, SequenceTagger, global_forecast
 from lstmkit.train import loop
 from lstmkit.train.checkpoint import load_checkpoint
 from lstmkit.train.loop import TrainConfig, fit
@@ -88,6 +88,19 @@ def _tagger():
     return SequenceTagger(hidden_size=6, epochs=3, batch_size=8, seed=0, progress=False)
 
 
+def _panel_forecaster():
+    """A small global Forecaster over a panel of 5 series of unequal lengths, with a fixed
+    budget of 24 steps of global batch 16 (a window gathered only on the rank that uses it)."""
+    global_forecast.MIN_STEPS = global_forecast.MAX_STEPS = 24
+    rng = np.random.default_rng(3)
+    panel = [
+        np.sin(np.arange(n) / 3) * (k + 1) + rng.normal(0, 0.1, n)
+        for k, n in enumerate((30, 12, 45, 3, 20))
+    ]
+    model = Forecaster(horizon=3, lookback=8, hidden_size=6, batch_size=16, progress=False)
+    return model.fit(panel)
+
+
 def _params(model) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
@@ -108,6 +121,8 @@ def _rank_job(out: Path) -> None:
     tagger = _tagger().fit(*_tagging_data())
     rank = dist.get_rank()
     result["tagger"] = (_params(tagger.net), _epochs(tagger.history))
+    panel = _panel_forecaster()
+    result["panel"] = (_params(panel.net), _epochs(panel.history))
 
     writes = []
     save = loop.save_checkpoint
@@ -269,6 +284,20 @@ def test_an_estimator_fits_unchanged_under_torchrun_as_in_one_process(ranks):
         assert got.keys() == expected.keys()
         assert got["lr"] == expected["lr"]
         assert got["train_loss"] == pytest.approx(expected["train_loss"], rel=RTOL_FLOAT32)
+
+
+def test_a_panel_forecaster_fits_under_torchrun_as_in_one_process(ranks, monkeypatch):
+    """The panel's lazy windows: each rank gathers its share of every global batch; the
+    result is the one-process fit's."""
+    (rank0, rank1), _ = ranks
+    monkeypatch.setattr(global_forecast, "MIN_STEPS", 24)  # _panel_forecaster sets them
+    monkeypatch.setattr(global_forecast, "MAX_STEPS", 24)
+    model = _panel_forecaster()
+    want = _params(model.net)
+    for weights, epochs in (rank0["panel"], rank1["panel"]):
+        assert (weights - want).abs().max() <= RTOL_FLOAT32 * want.abs().max()
+        got = [e["train_loss"] for e in epochs]
+        assert got == pytest.approx([e["train_loss"] for e in model.history.epochs], rel=1e-4)
 
 
 def test_the_float32_tolerance_catches_another_global_batch():

@@ -17,6 +17,11 @@ original scale.
 Strategies: ``direct`` predicts all H steps at once (one output per step and target);
 ``recursive`` trains a one-step model and feeds its predictions back (closed loop), which
 needs no past covariates beyond the series end.
+
+Panels (a list or dict of series, or a long DataFrame; :mod:`lstmkit.data.panel`) train
+one global network on the windows of every series, with per-series scaling, masked short
+windows and quantile forecasts (:mod:`lstmkit.tasks.global_forecast`); so does one series
+when ``quantiles`` or ``n_models`` ask for what only that path gives.
 """
 
 import numpy as np
@@ -24,6 +29,23 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
+from lstmkit.data.panel import (
+    Panel,
+    as_panel,
+    is_panel,
+    panel_from_json,
+    panel_to_json,
+    season_of,
+)
+from lstmkit.tasks.global_forecast import (
+    DEFAULT_QUANTILES,
+    PANEL_BATCH,
+    check_quantiles,
+    fit_panel,
+    forecast_panel,
+    level_index,
+    window_input,
+)
 from lstmkit.tasks.networks import (
     RecurrentNet,
     check_cell,
@@ -31,6 +53,7 @@ from lstmkit.tasks.networks import (
     gate_activations,
 )
 from lstmkit.tasks.persist import restore, save_estimator
+from lstmkit.train.forecast_metrics import panel_metrics
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 from lstmkit.train.metrics import regression_metrics
 
@@ -126,6 +149,18 @@ class Forecaster:
 
     ``cell_options`` asks for cell variants (``docs/variants.md``), e.g.
     ``{"layer_norm": True, "zoneout": 0.1}``; the keys are checked against the cell.
+
+    Panels: ``fit([s1, s2, …])`` (or a dict, or a long DataFrame with ``id``/``time``/
+    ``value`` columns) trains one network over all series (module docstring of
+    :mod:`lstmkit.tasks.global_forecast`); ``predict()`` then gives one forecast per series,
+    in the input's form, and ``predict(quantiles=(0.1, 0.5, 0.9))`` a trailing quantile
+    axis. ``quantiles`` (default (0.1, 0.5, 0.9) for a panel) are the levels trained with
+    the pinball loss; ``n_models`` networks from seeds ``seed…seed+n−1`` are combined by
+    the median. ``season`` (when None: from a pandas frequency; else 1 for a panel and 12
+    for one series, the earlier default) is used by ``evaluate``'s seasonal baselines and
+    MASE. ``batch_size`` and ``lr`` None: 32 and 3e-3 for one series, 256 and 1e-2 for a
+    panel, whose budget is set by the number of windows (``epochs`` only caps it; no
+    early stopping: ``patience`` is not used).
     """
 
     def __init__(
@@ -141,21 +176,32 @@ class Forecaster:
         hidden_size: int = 64,
         dropout: float = 0.0,
         epochs: int = 300,
-        batch_size: int = 32,
-        lr: float = 3e-3,
+        batch_size: int | None = None,
+        lr: float | None = None,
         patience: int | None = 40,
         seed: int = 0,
         progress: bool | None = None,
         checkpoint: str | None = None,
         resume: bool = False,
         cell_options: dict | None = None,
+        season: int | None = None,
+        quantiles: tuple[float, ...] | None = None,
+        n_models: int = 1,
     ) -> None:
-        for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
+        for name, value in (
+            ("lookback", lookback),
+            ("horizon", horizon),
+            ("stride", stride),
+            ("n_models", n_models),
+            ("season", 1 if season is None else season),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy: expected 'direct' or 'recursive', got {strategy!r}")
         check_cell(cell)
+        if quantiles is not None:
+            quantiles = check_quantiles(quantiles)
         self.params = {
             "lookback": lookback,
             "horizon": horizon,
@@ -172,12 +218,20 @@ class Forecaster:
             "lr": lr,
             "patience": patience,
             "seed": seed,
+            "season": season,
+            "quantiles": quantiles,
+            "n_models": n_models,
         }
         self._train_cfg = TrainConfig.from_params(
-            self.params, progress=progress, checkpoint=checkpoint, resume=resume
+            self.params | {"batch_size": batch_size or 32, "lr": lr or 3e-3},
+            progress=progress,
+            checkpoint=checkpoint,
+            resume=resume,
         )
+        self._options = {"progress": progress, "checkpoint": checkpoint, "resume": resume}
         self.net: RecurrentNet | None = None
         self.history = None
+        self.panel: Panel | None = None  # the fitted panel (global path), else None
 
     # -- data -----------------------------------------------------------------------------
 
@@ -227,11 +281,49 @@ class Forecaster:
     # -- fit / predict --------------------------------------------------------------------
 
     def fit(
-        self, series, *, covariates=None, future_covariates=None, validation=0.2, callback=None
+        self,
+        series,
+        *,
+        covariates=None,
+        future_covariates=None,
+        validation: float | None = None,
+        callback=None,
+        id_column: str | None = None,
+        time_column: str | None = None,
+        value_column: str | None = None,
     ):
         """Train on ``series`` (T,) or (T, K); ``covariates`` (T, C) are known up to each
         origin, ``future_covariates`` (T, F) also over the horizon. ``validation``: the
-        fraction of the end kept for early stopping (0 for none)."""
+        fraction of the end kept for early stopping (default 0.2; 0 for none).
+
+        A panel (a list/dict of series or a long DataFrame; the ``*_column`` names are
+        those of a long frame) trains one global network: then ``validation`` is the share
+        of series whose last horizon is held out to watch the loss and keep the best epoch
+        (default 0: the budget is fixed, and holding out the most recent points of a fifth
+        of the series cost M3 monthly 0.03 MASE; docs/forecasting.md)."""
+        p = self.params
+        if is_panel(series, id_column) or p["quantiles"] is not None or p["n_models"] > 1:
+            if covariates is not None or future_covariates is not None:
+                raise ValueError(
+                    "covariates: expected none with a panel, quantiles or n_models (the global "
+                    "model reads the targets only, for now), got some"
+                )
+            if p["strategy"] != "direct":
+                raise ValueError(
+                    "strategy: expected 'direct' with a panel, quantiles or n_models, "
+                    f"got {p['strategy']!r}"
+                )
+            names = {"id_column": id_column, "time_column": time_column}
+            panel = (
+                as_panel(series, **names, value_column=value_column)
+                if is_panel(series, id_column)
+                else _single_panel(series)
+            )
+            return self._fit_panel(panel, validation or 0.0, callback)
+        self.panel = None
+        validation = 0.2 if validation is None else validation
+        # one series of unknown frequency keeps the earlier default m = 12 (monthly data)
+        self.season_ = p["season"] or season_of(_frequency(series)) or 12
         y = as_matrix(series, "series")
         steps = y.shape[0]
         past = as_matrix(covariates, "covariates", steps)
@@ -266,11 +358,31 @@ class Forecaster:
         self._series, self._past, self._fut = y, past, fut
         return self
 
+    def _fit_panel(self, panel: Panel, validation: float, callback):
+        p = self.params
+        self.season_ = p["season"] or season_of(panel.frequency) or 1
+        self.quantiles_ = p["quantiles"] or DEFAULT_QUANTILES
+        self._shapes = {"targets": 1, "channels": 1, "extra": 0, "quantiles": len(self.quantiles_)}
+        fitted = fit_panel(
+            panel.values,
+            p | {"quantiles": self.quantiles_, "batch_size": p["batch_size"] or PANEL_BATCH},
+            self._build,
+            validation=validation,
+            callback=callback,
+            **self._options,
+        )
+        self.nets, self.scales_ = fitted["nets"], fitted["scales"]
+        self.net, self.history = self.nets[0], fitted["histories"][0]
+        self.histories = fitted["histories"]
+        self.panel = panel
+        return self
+
     def _build(self) -> RecurrentNet:
         p, s = self.params, self._shapes
+        outputs = s["targets"] * self._step_horizon * s.get("quantiles", 1)
         return RecurrentNet(
             s["channels"],
-            s["targets"] * self._step_horizon,
+            outputs,
             cell=p["cell"],
             hidden_size=p["hidden_size"],
             num_layers=p["num_layers"],
@@ -278,6 +390,7 @@ class Forecaster:
             dropout=p["dropout"],
             extra_size=s["extra"],
             cell_options=p["cell_options"],
+            causal_last="quantiles" in s,  # the panel path's short windows
         )
 
     def _check_fitted(self) -> None:
@@ -318,22 +431,78 @@ class Forecaster:
         scaled = np.stack(out[:steps])
         return scaled * y_scaler.std + y_scaler.mean
 
-    def predict(self, steps: int | None = None, *, future_covariates=None) -> np.ndarray:
+    def predict(
+        self, steps: int | None = None, *, future_covariates=None, quantiles=None
+    ) -> np.ndarray:
         """Forecast ``steps`` (default: the horizon) after the end of the fitted series.
-        With future covariates, pass their values for those steps: (steps, F)."""
+        With future covariates, pass their values for those steps: (steps, F).
+
+        After a panel fit: one forecast per series in the input's form (a list, a dict, a
+        long DataFrame); ``quantiles`` (levels the model was trained with) add a trailing
+        quantile axis, (steps, n_quantiles) per series."""
         self._check_fitted()
         steps = self.params["horizon"] if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+        if self.panel is not None:
+            if future_covariates is not None:
+                raise ValueError("future_covariates: the model was fitted without them, got some")
+            return self._predict_panel(steps, quantiles)
+        if quantiles is not None:
+            raise ValueError(
+                "quantiles: this Forecaster was fitted for point forecasts; expected none, got "
+                f"{quantiles!r} (pass quantiles=(0.1, 0.5, 0.9) to the constructor)"
+            )
         ahead = self._future_ahead(future_covariates, steps)
         pred = self._forecast(self._series, self._past, self._fut, steps, ahead)
         return pred[:, 0] if pred.shape[1] == 1 else pred
 
-    def gate_activations(self, back: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    def panel_quantiles(self, steps: int | None = None) -> np.ndarray:
+        """All trained quantiles of every series: (n_series, steps, Q), in input order."""
+        self._check_fitted()
+        return forecast_panel(
+            self.nets,
+            self.panel.values,
+            self.scales_,
+            lookback=self.params["lookback"],
+            horizon=self.params["horizon"],
+            levels=self.quantiles_,
+            steps=self.params["horizon"] if steps is None else steps,
+        )
+
+    def _predict_panel(self, steps: int, quantiles):
+        every = self.panel_quantiles(steps)
+        if quantiles is None:
+            out = every[..., self.quantiles_.index(0.5)]
+        else:
+            out = every[..., self._quantile_columns(quantiles)]
+        return _as_input_form(self.panel, out, quantiles)
+
+    def _quantile_columns(self, quantiles) -> list[int]:
+        try:
+            asked = [float(q) for q in quantiles]
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"quantiles: expected a sequence of levels, got {quantiles!r}"
+            ) from err
+        columns = [self._level_column(q) for q in asked]
+        if None in columns:
+            raise ValueError(
+                f"quantiles: expected levels the model was trained with {self.quantiles_}, got "
+                f"{asked[columns.index(None)]} (pass quantiles=... to the constructor)"
+            )
+        return columns
+
+    def gate_activations(
+        self, back: int = 0, *, series: int = 0
+    ) -> dict[str, dict[str, np.ndarray]]:
         """The network's gates on the input window that ends ``back`` steps before the end of
         the fitted series (0: the window ``predict()`` starts from); see
-        :func:`lstmkit.tasks.networks.gate_activations`."""
+        :func:`lstmkit.tasks.networks.gate_activations`. After a panel fit, ``series`` is
+        the position of the series in the panel (the first network of an ensemble)."""
         self._check_fitted()
+        if self.panel is not None:
+            return self._panel_gates(back, series)
         t = self._series.shape[0] - back
         if (
             isinstance(back, bool)
@@ -351,6 +520,19 @@ class Forecaster:
         chan = self._inputs(y_s, past_s, fut_s)
         x, _, _ = self._windows(y_s, chan, None, [t])
         return gate_activations(self.net, torch.tensor(x[0], dtype=torch.float32))
+
+    def _panel_gates(self, back: int, series: int) -> dict[str, dict[str, np.ndarray]]:
+        count = len(self.panel)
+        if isinstance(series, bool) or not isinstance(series, int) or not 0 <= series < count:
+            raise ValueError(f"series: expected a position in [0, {count - 1}], got {series!r}")
+        values = self.panel.values[series]
+        if isinstance(back, bool) or not isinstance(back, int) or not 0 <= back <= len(values) - 1:
+            raise ValueError(
+                f"back: expected an int in [0, {len(values) - 1}] (series {series} has "
+                f"{len(values)} points), got {back!r}"
+            )
+        x = window_input(values[: len(values) - back] / self.scales_[series], self.params)
+        return gate_activations(self.net, x)
 
     def _rows_needed(self, steps: int) -> int:
         """Future-covariate rows a forecast of ``steps`` reads: whole horizon blocks."""
@@ -372,16 +554,31 @@ class Forecaster:
             )
         return ahead[:need]
 
-    def evaluate(self, actual, *, future_covariates=None, season: int = 12) -> dict:
+    def evaluate(
+        self, actual, *, future_covariates=None, season: int | None = None, level: int = 80
+    ) -> dict:
         """Metrics of ``predict(len(actual))`` against ``actual``, on the original scale,
-        with the naive, seasonal-naive (``season``) and mean baselines beside the model."""
+        with the naive, seasonal-naive (``season``: default the model's) and mean
+        baselines beside the model.
+
+        After a panel fit, ``actual`` is the panel's continuation in the same form (a
+        list/dict of arrays, a long frame), each series as long as wanted: sMAPE, MASE,
+        the coverage and MSIS of the central ``level`` % interval (when the model has its
+        quantiles) and the CRPS estimate, averaged over series (M4's conventions,
+        :mod:`lstmkit.train.forecast_metrics`); beside the model, the naive, seasonal-naive
+        and mean forecasts, and with the ``forecast`` extra AutoETS, AutoTheta and
+        AutoARIMA with their intervals (:mod:`lstmkit.tasks.forecast_baselines`)."""
         self._check_fitted()
+        season = season or self.season_
+        if self.panel is not None:
+            return self._evaluate_panel(actual, season, level)
         truth = as_matrix(actual, "actual")
         steps = truth.shape[0]
         preds = {"model": self.predict(steps, future_covariates=future_covariates)}
         baselines = {
             "naive": NaiveForecaster(),
-            "seasonal_naive": SeasonalNaiveForecaster(season),
+            # at most the history's length: a short series' seasonal naive never raises
+            "seasonal_naive": SeasonalNaiveForecaster(min(season, len(self._series))),
             "mean": MeanForecaster(),
         }
         for name, baseline in baselines.items():
@@ -390,6 +587,59 @@ class Forecaster:
             name: regression_metrics(truth, np.asarray(p).reshape(truth.shape))
             for name, p in preds.items()
         }
+
+    def _evaluate_panel(self, actual, season: int, level: int) -> dict:
+        truth = _continuation(self.panel, actual)
+        cut = [len(t) for t in truth]
+        history = self.panel.values
+        every = self.panel_quantiles(max(cut))
+
+        def first(forecasts, column=None) -> list[np.ndarray]:  # each series' first n steps
+            pairs = zip(forecasts, cut, strict=True)
+            return [f[:n] if column is None else f[:n, column] for f, n in pairs]
+
+        alpha = 1 - level / 100
+        interval = [self._level_column(alpha / 2), self._level_column(1 - alpha / 2)]
+        lower, upper = (None, None) if None in interval else (first(every, k) for k in interval)
+        model = first(every, self.quantiles_.index(0.5))
+        rows = {
+            "model": panel_metrics(
+                truth,
+                model,
+                history,
+                season,
+                lower=lower,
+                upper=upper,
+                quantiles=first(every),
+                levels=self.quantiles_,
+                alpha=alpha,
+            )
+        }
+        for name, make in (
+            ("naive", lambda x: NaiveForecaster()),
+            ("seasonal_naive", lambda x: SeasonalNaiveForecaster(min(season, len(x)))),
+            ("mean", lambda x: MeanForecaster()),
+        ):
+            preds = [make(x).fit(x).predict(n)[:, 0] for x, n in zip(history, cut, strict=True)]
+            rows[name] = panel_metrics(truth, preds, history, season)
+        from lstmkit.tasks import forecast_baselines  # imports statsforecast only if asked
+
+        if forecast_baselines.available():
+            found = forecast_baselines.statistical_forecasts(history, max(cut), season, level=level)
+            for name, out in found.items():
+                rows[name] = panel_metrics(
+                    truth,
+                    first(out["point"]),
+                    history,
+                    season,
+                    lower=first(out["lower"]),
+                    upper=first(out["upper"]),
+                    alpha=alpha,
+                )
+        return rows
+
+    def _level_column(self, q: float) -> int | None:
+        return level_index(self.quantiles_, q)
 
     def backtest(
         self,
@@ -404,8 +654,14 @@ class Forecaster:
         """Rolling-origin evaluation without refitting: from each origin o = start,
         start+every, … forecast ``steps`` ahead using only series[:o]. Fit the model on
         series[:start] first, so no origin sees data it was trained on.
-        Returns ``{"origins", "predictions" (n, steps, K), "metrics"}`` (metrics pooled)."""
+        Returns ``{"origins", "predictions" (n, steps, K), "metrics"}`` (metrics pooled).
+        Not for a panel model yet: evaluate it on each series' held-out end instead."""
         self._check_fitted()
+        if self.panel is not None:
+            raise ValueError(
+                "backtest: expected a model fitted on one series, got a panel model (use "
+                "evaluate on the held-out ends of the series)"
+            )
         y = as_matrix(series, "series")
         past = as_matrix(covariates, "covariates", y.shape[0])
         fut = as_matrix(future_covariates, "future_covariates", y.shape[0])
@@ -441,7 +697,19 @@ class Forecaster:
     def save(self, path):
         """Write safetensors weights + JSON config (with the scalers and fitted history)."""
         self._check_fitted()
+        if self.panel is not None:
+            fitted = {
+                "shapes": self._shapes,
+                "season": self.season_,
+                "quantiles": list(self.quantiles_),
+                "scales": self.scales_.tolist(),
+                "panel": panel_to_json(self.panel),
+            }
+            state = torch.nn.ModuleList(self.nets).state_dict()
+            config = {"params": self.params, "fitted": fitted}
+            return save_estimator(path, "Forecaster", config, state)
         fitted = {
+            "season": self.season_,
             "shapes": self._shapes,
             "scalers": [
                 None if s is None else [s.mean.tolist(), s.std.tolist()] for s in self._scalers
@@ -456,10 +724,24 @@ class Forecaster:
 
     @classmethod
     def load(cls, path) -> "Forecaster":
-        return restore(cls, path, cls._restore)
+        model = restore(cls, path, cls._restore)
+        if model.panel is not None:  # the ensemble's networks were loaded as one list
+            model.nets = list(model.net)
+            model.net = model.nets[0]
+        return model
 
     def _restore(self, fitted: dict) -> RecurrentNet:
         self._shapes = fitted["shapes"]
+        self.season_ = fitted.get("season") or self.params["season"] or 12
+        if "panel" in fitted:
+            self.panel = panel_from_json(fitted["panel"])
+            self.quantiles_ = check_quantiles(fitted["quantiles"])
+            self.scales_ = np.array(fitted["scales"], dtype=np.float64)
+            if len(self.scales_) != len(self.panel) or not (self.scales_ > 0).all():
+                raise ValueError(
+                    f"scales: expected {len(self.panel)} positive numbers, got {self.scales_}"
+                )
+            return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._scalers = []
         for saved in fitted["scalers"]:
             scaler = None
@@ -476,3 +758,78 @@ class Forecaster:
 def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
     pred = net(batch["x"], extra=batch.get("extra"))
     return torch.nn.functional.mse_loss(pred, batch["y"]), batch["y"].numel()
+
+
+def _frequency(series) -> str | None:
+    """The pandas frequency of a Series/DataFrame with a time index, else None."""
+    return getattr(getattr(series, "index", None), "freqstr", None)
+
+
+def _single_panel(series) -> Panel:
+    """One series as a panel of one (forecasts come back as for one series)."""
+    y = as_matrix(series, "series")
+    if y.shape[1] != 1:
+        raise ValueError(
+            f"series: expected one target with quantiles or n_models, got {y.shape[1]} columns"
+        )
+    single = as_panel([y[:, 0]])
+    return Panel(ids=[0], values=single.values, kind="single", frequency=_frequency(series))
+
+
+def _future_times(end, frequency: str | None, steps: int) -> list:
+    """The ``steps`` time stamps after ``end``: by the frequency for dates, +1 for ints,
+    else the step numbers 1…steps."""
+    import pandas as pd
+
+    if frequency and isinstance(end, pd.Timestamp | np.datetime64):
+        return list(pd.date_range(end, periods=steps + 1, freq=frequency)[1:])
+    if frequency and isinstance(end, pd.Period):
+        return [end + k for k in range(1, steps + 1)]
+    if isinstance(end, int | np.integer):
+        return [int(end) + k for k in range(1, steps + 1)]
+    return list(range(1, steps + 1))
+
+
+def _as_input_form(panel: Panel, out: np.ndarray, quantiles):
+    """Forecasts (n_series, steps[, q]) back in the form the panel came in."""
+    if panel.kind == "single":
+        return out[0]
+    if panel.kind == "list":
+        return list(out)
+    if panel.kind == "dict":
+        return dict(zip(panel.ids, out, strict=True))
+    import pandas as pd
+
+    id_name, time_name, value_name = panel.columns
+    steps = out.shape[1]
+    frame = {
+        id_name: np.repeat(np.array(panel.ids, dtype=object), steps),
+        time_name: [t for end in panel.ends for t in _future_times(end, panel.frequency, steps)],
+    }
+    if quantiles is None:
+        frame[value_name] = out.reshape(-1)
+    else:
+        for k, q in enumerate(quantiles):
+            frame[f"{value_name}_q{float(q):g}"] = out[..., k].reshape(-1)
+    return pd.DataFrame(frame)
+
+
+def _continuation(panel: Panel, actual) -> list[np.ndarray]:
+    """The held-out continuation of each fitted series, in the panel's order."""
+    if panel.kind == "single":
+        return [as_matrix(actual, "actual")[:, 0]]
+    got = as_panel(
+        actual,
+        **dict(
+            zip(("id_column", "time_column", "value_column"), panel.columns or (), strict=False)
+        ),
+        min_points=1,
+    )
+    where = {name: k for k, name in enumerate(got.ids)}
+    if panel.kind == "list" and len(got) != len(panel):
+        raise ValueError(f"actual: expected {len(panel)} series (as fitted), got {len(got)}")
+    missing = [name for name in panel.ids if name not in where]
+    if missing:
+        named = ", ".join(map(repr, missing[:5]))
+        raise ValueError(f"actual: expected every fitted series, got none for {named}")
+    return [got.values[where[name]] for name in panel.ids]

@@ -1,0 +1,281 @@
+r"""One global forecasting network over a panel of series, with quantile forecasts.
+
+The recipe of neural forecasters trained across many series (ES-RNN, Smyl 2020;
+N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Forecaster`:
+
+* **Scale.** Series :math:`i` is divided by its in-sample scale
+  :math:`s_i = \frac{1}{e_i-1}\sum_{t=1}^{e_i-1} |y_t - y_{t-1}|` over its training part
+  (the denominator of MASE; the standard deviation, then :math:`|\bar y|`, then 1 when that
+  is 0), so series of any magnitude share one network and the loss weighs every series by
+  its own naive error.
+* **Windows.** Inputs are taken relative to the window's last value and short windows are
+  masked through the engine's ``lengths`` (:mod:`lstmkit.data.windows`): a series of 2
+  points still gets a forecast. Every origin of every series is a training window.
+* **Quantiles.** The head gives :math:`H \times Q` numbers, :math:`\hat y_{k,q}`, trained
+  with the pinball (quantile) loss averaged over the real targets
+
+  .. math:: \rho_q(u) = \max(q u, (q - 1) u), \qquad u = y_k - \hat y_{k,q},
+
+  whose minimiser is the :math:`q`-quantile of the conditional distribution (Koenker &
+  Bassett 1978). The point forecast is the median (:math:`q = 0.5`, which also minimises
+  the absolute error that MASE and sMAPE measure). At prediction the :math:`Q` values of each
+  step are sorted (monotone rearrangement, Chernozhukov et al. 2010): quantiles never cross,
+  and a quantile set that did not cross is unchanged.
+* **Budget.** About 20 passes over the windows with the one-cycle schedule (peak rate
+  :data:`PANEL_LR`), within 300–2,000 optimizer steps (:func:`panel_epochs`): small panels
+  are not trained into over-fitting, big ones stop at a bounded cost (M3 monthly's 143k
+  windows get 4 passes).
+* **Validation.** The last horizon of a share of the series (those long enough) is held
+  out of training and its loss recorded each epoch, and the best epoch's weights kept;
+  when no series is long enough, a warning says so and ``history`` records it.
+* **Ensembles.** ``n_models`` networks from seeds s, s+1, … combined by the median of each
+  quantile (then sorted).
+* **Order.** Windows are enumerated in an order fixed by the series' contents, not by
+  their position in the input: a panel fit is invariant to the order of its series.
+"""
+
+import hashlib
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lstmkit.data.windows import PanelWindows, contexts
+from lstmkit.tasks.networks import RecurrentNet
+from lstmkit.train.loop import TrainConfig, fit, seed_torch
+
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
+# the budget of a panel fit (one-cycle): PANEL_EPOCHS passes over the windows, at least
+# MIN_STEPS and at most MAX_STEPS optimizer steps (measured in docs/forecasting.md)
+PANEL_EPOCHS = 20
+MIN_STEPS, MAX_STEPS = 300, 2000
+PANEL_BATCH = 256
+PANEL_LR = 1e-2
+
+
+def check_quantiles(quantiles) -> tuple[float, ...]:
+    """Distinct levels in (0, 1), sorted, including the median 0.5 (the point forecast)."""
+    try:
+        levels = tuple(sorted(float(q) for q in quantiles))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"quantiles: expected numbers in (0, 1), got {quantiles!r}") from err
+    if (
+        not levels
+        or any(not 0 < q < 1 for q in levels)
+        or len(set(levels)) != len(levels)
+        or 0.5 not in levels
+    ):
+        raise ValueError(
+            f"quantiles: expected distinct levels in (0, 1) including 0.5 (the point "
+            f"forecast), got {quantiles!r}"
+        )
+    return levels
+
+
+def level_index(levels, q: float) -> int | None:
+    """The position of quantile level ``q`` among ``levels`` (to 1e-9), or None."""
+    near = np.flatnonzero(np.isclose(levels, q, rtol=0, atol=1e-9))
+    return int(near[0]) if near.size else None
+
+
+def series_scale(values: np.ndarray) -> float:
+    """The in-sample scale s_i of one series' training part (see the module docstring)."""
+    for scale in (
+        np.abs(np.diff(values)).mean() if len(values) > 1 else 0.0,
+        values.std(),
+        abs(values.mean()),
+    ):
+        if scale > 0 and math.isfinite(scale):
+            return float(scale)
+    return 1.0
+
+
+def canonical_order(values: list[np.ndarray]) -> list[int]:
+    """Positions of the series sorted by their contents (length, then a digest)."""
+    keys = [(len(v), hashlib.sha256(v.tobytes()).hexdigest()) for v in values]
+    return sorted(range(len(values)), key=keys.__getitem__)
+
+
+WINDOW_SCALE = True
+
+
+def window_forward(net, x: Tensor, lengths: Tensor) -> Tensor:
+    r"""The network on a window divided by its own spread, its output multiplied back:
+    :math:`\sigma_w \, f(x / \sigma_w)` with :math:`\sigma_w` the standard deviation of the
+    window's real steps (1 when it has fewer than 2, or they are constant). The network then
+    sees windows of unit spread whatever the series' volatility did lately, and the loss
+    stays in the series' scale."""
+    if not WINDOW_SCALE:
+        return net(x, lengths)
+    spread = _spread(x, lengths)
+    return net(x / spread, lengths) * spread[:, :, 0]
+
+
+def _spread(x: Tensor, lengths: Tensor) -> Tensor:
+    """σ_w (n, 1, 1) of windows x (n, L, 1) over their real steps (see window_forward)."""
+    real = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
+    count = lengths.to(x.dtype)[:, None, None]
+    mean = (x * real).sum(1, keepdim=True) / count
+    spread = (((x - mean) * real) ** 2).sum(1, keepdim=True).div(count).sqrt()
+    return torch.where((count > 1) & (spread > 1e-3), spread, torch.ones_like(spread))
+
+
+def window_input(scaled: np.ndarray, params: dict) -> Tensor:
+    """The input (a, 1) the network reads to forecast after the scaled series ``scaled``:
+    its last a = min(len, L) points relative to the last one, divided by the window's
+    spread as :func:`window_forward` does (for gate inspection)."""
+    x, real, _ = contexts(scaled, np.array([0]), np.array([len(scaled)]), params["lookback"])
+    x = torch.from_numpy(x.astype(np.float32)[:, :, None])
+    spread = _spread(x, torch.from_numpy(real)) if WINDOW_SCALE else torch.ones(1, 1, 1)
+    return (x / spread)[0, : int(real[0])]
+
+
+class PinballLoss:
+    """loss_fn for :func:`lstmkit.train.loop.fit`: the mean pinball loss over the real
+    targets (``mask``) and the quantile levels."""
+
+    def __init__(self, levels: tuple[float, ...]) -> None:
+        self.levels = torch.tensor(levels, dtype=torch.float32)
+
+    def __call__(self, net, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
+        y, mask = batch["y"], batch["mask"]
+        pred = window_forward(net, batch["x"], batch["lengths"]).view(*y.shape, len(self.levels))
+        u = y.unsqueeze(-1) - pred
+        loss = torch.maximum(self.levels * u, (self.levels - 1) * u) * mask.unsqueeze(-1)
+        count = int(mask.sum()) * len(self.levels)
+        return loss.sum() / max(count, 1), count
+
+
+def _validation_split(lengths: np.ndarray, order: list[int], share: float, horizon: int):
+    """The series (positions) whose last ``horizon`` points are held out: a share of those
+    with at least ``horizon + 2`` points, taken evenly along the canonical order."""
+    eligible = [i for i in order if lengths[i] >= horizon + 2]
+    wanted = max(1, round(len(order) * share))
+    if not share or not eligible:
+        return []
+    picks = np.linspace(0, len(eligible) - 1, min(wanted, len(eligible))).round().astype(int)
+    return sorted({eligible[p] for p in picks})
+
+
+def panel_epochs(windows: int, batch: int, cap: int) -> int:
+    """Epochs of a panel fit: :data:`PANEL_EPOCHS`, or as many as make :data:`MIN_STEPS` …
+    :data:`MAX_STEPS` optimizer steps, at most ``cap``."""
+    per_epoch = math.ceil(windows / batch)
+    steps = min(max(PANEL_EPOCHS * per_epoch, MIN_STEPS), MAX_STEPS)
+    return max(1, min(cap, round(steps / per_epoch)))
+
+
+def fit_panel(
+    values: list[np.ndarray],
+    params: dict,
+    build,
+    *,
+    validation: float,
+    progress=None,
+    checkpoint=None,
+    resume=False,
+    callback=None,
+) -> dict:
+    """Train ``n_models`` networks (``build()`` makes one) on the panel ``values``.
+    Returns ``{"nets", "scales", "histories", "validation_series"}``."""
+    horizon, lookback = params["horizon"], params["lookback"]
+    levels = check_quantiles(params["quantiles"])
+    if not 0 <= validation < 1:
+        raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
+    order = canonical_order(values)
+    lengths = np.array([len(v) for v in values])
+    held = set(_validation_split(lengths, order, validation, horizon))
+    ends = [lengths[i] - horizon if i in held else lengths[i] for i in order]
+    scales = np.array([series_scale(values[i][:end]) for i, end in zip(order, ends, strict=True)])
+    scaled = [values[i] / s for i, s in zip(order, scales, strict=True)]
+    train = PanelWindows(scaled, ends, lookback, horizon)
+    val = None
+    if held:
+        rows = [k for k, i in enumerate(order) if i in held]
+        whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon)
+        val = whole.take_at(np.array(rows), lengths[order][rows] - horizon)
+    elif validation:
+        warnings.warn(
+            f"validation: no series has the horizon + 2 = {horizon + 2} points needed to hold "
+            "out its last horizon; trained without validation",
+            RuntimeWarning,
+            stacklevel=4,  # the caller of Forecaster.fit
+        )
+    batch = params["batch_size"]
+    epochs = panel_epochs(len(train), batch, params["epochs"])
+    nets, histories = [], []
+    for k in range(params["n_models"]):
+        seed = params["seed"] + k
+        cfg = TrainConfig(
+            epochs=epochs,
+            batch_size=batch,
+            lr=params["lr"] or PANEL_LR,
+            patience=None,
+            schedule="onecycle",
+            seed=seed,
+            progress=progress,
+            checkpoint=None if checkpoint is None else f"{checkpoint}/model-{k}",
+            resume=resume,
+        )
+        seed_torch(seed)
+        net = build()
+        history = fit(net, PinballLoss(levels), train, val, cfg, callback=callback)
+        if val is None and validation:
+            history.stop_reason += "; no validation: no series long enough to hold out"
+        nets.append(net)
+        histories.append(history)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
+    return {
+        "nets": nets,
+        "scales": scales[inverse],
+        "histories": histories,
+        "validation_series": sorted(held),
+    }
+
+
+@torch.no_grad()
+def forecast_panel(
+    nets: list[RecurrentNet],
+    values: list[np.ndarray],
+    scales: np.ndarray,
+    *,
+    lookback: int,
+    horizon: int,
+    levels: tuple[float, ...],
+    steps: int,
+) -> np.ndarray:
+    """Quantile forecasts (n_series, steps, Q) on the original scale: each network's
+    quantiles, their median over the networks, sorted along Q. Past one horizon the
+    median is appended to the series and the next block forecast from it."""
+    median = levels.index(0.5)
+    history = [v / s for v, s in zip(values, scales, strict=True)]
+    blocks = []
+    done = 0
+    while done < steps:
+        block = np.median([_one_block(net, history, lookback, horizon, levels) for net in nets], 0)
+        block = np.sort(block, axis=-1)  # (n, H, Q)
+        blocks.append(block)
+        done += horizon
+        history = [np.concatenate([h, b[:, median]]) for h, b in zip(history, block, strict=True)]
+    out = np.concatenate(blocks, axis=1)[:, :steps]
+    return out * scales[:, None, None]
+
+
+def _one_block(net, history, lookback, horizon, levels) -> np.ndarray:
+    """One network's (n, H, Q) forecast from the end of each scaled series."""
+    net.eval()
+    flat = np.concatenate(history)
+    sizes = np.array([len(h) for h in history])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    out = []
+    for chunk in np.array_split(np.arange(len(history)), max(1, len(history) // 1024)):
+        x, real, level = contexts(flat, starts[chunk], sizes[chunk], lookback)
+        pred = window_forward(
+            net, torch.from_numpy(x.astype(np.float32)[:, :, None]), torch.from_numpy(real)
+        ).numpy()
+        pred = pred.reshape(len(chunk), horizon, len(levels)).astype(np.float64)
+        out.append(pred + level[:, None, None])
+    return np.concatenate(out)

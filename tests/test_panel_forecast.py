@@ -1,0 +1,321 @@
+"""Panels: one global Forecaster over many series — input forms, the lazy windows (against
+windows built by hand and against the same fit on materialised tensors), the pinball loss by
+hand, order invariance, short series, quantiles that never cross, coverage on a known
+Gaussian process, save/load, and bad panels."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import lstmkit.tasks.global_forecast as global_forecast
+from lstmkit.data.panel import as_panel, is_panel, season_of
+from lstmkit.data.windows import PanelWindows
+from lstmkit.tasks import Forecaster
+from lstmkit.tasks.global_forecast import PinballLoss, series_scale
+from lstmkit.tasks.networks import RecurrentNet
+from lstmkit.train.loop import TrainConfig, fit
+
+SMALL = {"hidden_size": 8, "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def short_budget(monkeypatch):
+    monkeypatch.setattr(global_forecast, "MIN_STEPS", 40)
+    monkeypatch.setattr(global_forecast, "MAX_STEPS", 40)
+    torch.set_num_threads(1)
+
+
+def seasonal_panel(lengths, seed=0, noise=0.3):
+    rng = np.random.default_rng(seed)
+    return [
+        (10 + k) * (1 + 0.3 * np.sin(np.arange(n) * 2 * np.pi / 12)) + rng.normal(0, noise, n)
+        for k, n in enumerate(lengths)
+    ]
+
+
+# -- input forms -------------------------------------------------------------------------
+
+
+def test_panel_forms_are_recognised_and_keep_their_order():
+    a, b = np.arange(5.0), np.arange(3.0)
+    assert is_panel([a, b]) and is_panel({"x": a}) and not is_panel(a)
+    assert not is_panel([1.0, 2.0, 3.0])  # a list of numbers is one series
+    assert as_panel({"x": a, "y": b}).ids == ["x", "y"]
+    frame = pd.DataFrame(
+        {"id": ["q", "q", "p", "p", "q"], "time": [2, 1, 1, 2, 3], "value": [2, 1, 5, 6, 3.0]}
+    )
+    panel = as_panel(frame)
+    assert panel.ids == ["q", "p"]  # first-seen order
+    np.testing.assert_array_equal(panel.values[0], [1, 2, 3])  # sorted by time
+    assert panel.ends == [3, 2]
+    nixtla = frame.rename(columns={"id": "unique_id", "time": "ds", "value": "y"})
+    assert as_panel(nixtla).columns == ("unique_id", "ds", "y")
+
+
+def test_season_comes_from_the_pandas_frequency():
+    assert [season_of(f) for f in ("YS", "QE-DEC", "MS", "W-SUN", "D", "h", None)] == [
+        1,
+        4,
+        12,
+        52,
+        7,
+        24,
+        None,
+    ]
+    frame = pd.DataFrame(
+        {
+            "id": np.repeat(["a", "b"], 30),
+            "time": list(pd.date_range("2020-01-01", periods=30, freq="QS")) * 2,
+            "value": np.random.default_rng(0).normal(size=60),
+        }
+    )
+    assert as_panel(frame).frequency == "QS-OCT"
+    model = Forecaster(horizon=2, **SMALL).fit(frame, validation=0)
+    assert model.season_ == 4
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([np.arange(5.0), np.array([1.0])], "series 1: expected at least 2 points"),
+        ({"s": [1.0, np.nan, 2.0]}, "series 's': expected finite values, got nan at position 1"),
+        ({"s": ["a", "b"]}, "series 's': expected numbers"),
+        (
+            pd.DataFrame({"id": [1, 1], "time": [3, 3], "value": [1.0, 2.0]}),
+            "series 1: expected one value per time stamp, got time 3 twice",
+        ),
+        ({}, "panel: expected at least one series, got none"),
+    ],
+)
+def test_bad_panels_get_one_line_errors_naming_the_series(data, message):
+    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(")) as err:
+        Forecaster(horizon=2, **SMALL).fit(data)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_id_column_is_named():
+    frame = pd.DataFrame({"store": [1, 1, 1], "time": [1, 2, 3], "value": [1.0, 2, 3]})
+    with pytest.raises(ValueError, match="expected columns 'shop'"):
+        Forecaster(horizon=2, **SMALL).fit(frame, id_column="shop")
+
+
+# -- windows -----------------------------------------------------------------------------
+
+
+def test_windows_match_windows_cut_by_hand():
+    series = [np.arange(6.0) ** 2, np.array([3.0, 5.0])]
+    ends, lookback, horizon = [5, 2], 3, 2
+    windows = PanelWindows(series, ends, lookback, horizon)
+    want = []  # (x real steps, y real steps) by hand, in enumeration order
+    for z, end in zip(series, ends, strict=True):
+        for t in range(1, end):
+            a = min(t, lookback)
+            want.append((z[t - a : t] - z[t - 1], z[t : min(t + horizon, end)] - z[t - 1]))
+    assert len(windows) == len(want) == 4 + 1
+    got = windows.take(torch.arange(len(windows)))
+    for k, (x, y) in enumerate(want):
+        assert int(got["lengths"][k]) == len(x)
+        np.testing.assert_allclose(got["x"][k, : len(x), 0].numpy(), x)
+        assert not got["x"][k, len(x) :].any()  # zeros after the real steps
+        np.testing.assert_allclose(got["y"][k, : len(y)].numpy(), y)
+        np.testing.assert_array_equal(got["mask"][k].numpy(), np.arange(horizon) < len(y))
+    # only O(series) numbers besides the values: nothing per window is stored
+    stored = [v for v in vars(windows).values() if isinstance(v, np.ndarray)]
+    assert sum(v.size for v in stored) == 8 + 4 * len(series)
+
+
+def test_training_on_lazy_windows_equals_training_on_the_same_tensors():
+    series = seasonal_panel([30, 9, 50])
+    windows = PanelWindows([s / 10 for s in series], [30, 9, 44], lookback=12, horizon=4)
+    whole = windows.take(torch.arange(len(windows)))
+    cfg = TrainConfig(epochs=3, batch_size=16, schedule="onecycle", patience=None, progress=False)
+    nets = []
+    for data in (windows, whole):
+        torch.manual_seed(0)
+        net = RecurrentNet(1, 4 * 3, hidden_size=8)
+        fit(net, PinballLoss((0.1, 0.5, 0.9)), data, None, cfg)
+        nets.append(net)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_pinball_loss_by_hand():
+    class Fixed(torch.nn.Module):
+        def forward(self, x, lengths):
+            return torch.tensor([[1.0, 2.0, 3.0, 0.0, 0.0, 0.0]])
+
+    batch = {
+        "x": torch.zeros(1, 2, 1),
+        "lengths": torch.tensor([2]),
+        "y": torch.tensor([[2.5, 7.0]]),
+        "mask": torch.tensor([[1.0, 0.0]]),  # the second target is past the series' end
+    }
+    loss, count = PinballLoss((0.1, 0.5, 0.9))(Fixed(), batch)
+    # u = 2.5 - (1, 2, 3) = (1.5, 0.5, -0.5): 0.1·1.5, 0.5·0.5, (0.9-1)·(-0.5)
+    assert count == 3
+    assert float(loss) == pytest.approx((0.15 + 0.25 + 0.05) / 3)
+
+
+def test_series_scale_is_the_mean_absolute_step_with_fallbacks():
+    assert series_scale(np.array([1.0, 4.0, 2.0])) == pytest.approx(2.5)
+    assert series_scale(np.array([5.0, 5.0])) == 5.0  # no change: |mean|
+    assert series_scale(np.array([0.0, 0.0])) == 1.0
+
+
+# -- the global model --------------------------------------------------------------------
+
+
+def test_fit_is_invariant_to_the_order_of_the_series():
+    panel = seasonal_panel([40, 25, 60, 3])
+    ahead = Forecaster(horizon=3, **SMALL).fit(panel).predict(quantiles=(0.1, 0.5, 0.9))
+    order = [2, 0, 3, 1]
+    back = Forecaster(horizon=3, **SMALL).fit([panel[i] for i in order])
+    for k, i in enumerate(order):
+        np.testing.assert_array_equal(back.predict(quantiles=(0.1, 0.5, 0.9))[k], ahead[i])
+
+
+def test_identical_series_get_identical_forecasts_and_short_ones_get_one():
+    base = seasonal_panel([48])[0]
+    data = {"a": base, "b": base, "tiny": base[:2]}
+    model = Forecaster(horizon=4, **SMALL).fit(data, validation=0)  # none held out of a or b
+    pred = model.predict()
+    np.testing.assert_array_equal(pred["a"], pred["b"])
+    assert pred["tiny"].shape == (4,) and np.isfinite(pred["tiny"]).all()
+
+
+def test_quantiles_never_cross_and_the_median_is_the_point_forecast():
+    model = Forecaster(horizon=5, quantiles=(0.05, 0.3, 0.5, 0.7, 0.95), n_models=2, **SMALL)
+    model.fit(seasonal_panel([30, 50, 7, 80], noise=2.0))
+    every = model.predict(12, quantiles=(0.05, 0.3, 0.5, 0.7, 0.95))  # past one horizon too
+    for q in every:
+        assert q.shape == (12, 5)
+        assert (np.diff(q, axis=1) >= 0).all()
+    for point, q in zip(model.predict(12), every, strict=True):
+        np.testing.assert_array_equal(point, q[:, 2])
+    with pytest.raises(ValueError, match="expected levels the model was trained with"):
+        model.predict(quantiles=(0.1,))
+
+
+def test_intervals_cover_a_known_gaussian_process(monkeypatch):
+    """Series y_t = μ_i + ε_t with ε ~ N(0, σ_i²): the 80 % interval of any horizon step is
+    μ_i ± 1.2816 σ_i; the held-out steps must fall inside 72–88 % of the time."""
+    monkeypatch.setattr(global_forecast, "MIN_STEPS", 300)
+    monkeypatch.setattr(global_forecast, "MAX_STEPS", 300)
+    rng = np.random.default_rng(1)
+    mu, sigma = rng.uniform(-50, 50, 60), rng.uniform(0.5, 5, 60)
+    data = mu[:, None] + sigma[:, None] * rng.normal(size=(60, 46))
+    train, test = list(data[:, :40]), data[:, 40:]
+    model = Forecaster(horizon=6, lookback=20, hidden_size=16, progress=False).fit(train)
+    q = np.stack(model.predict(quantiles=(0.1, 0.9)))
+    inside = (q[..., 0] <= test) & (test <= q[..., 1])
+    assert 0.72 <= inside.mean() <= 0.88
+    report = model.evaluate(list(test))
+    assert report["model"]["coverage"] == pytest.approx(inside.mean())
+    # the width is that of the process: within 25 % of 2·1.2816σ on average
+    width = (q[..., 1] - q[..., 0]).mean(1) / (2 * 1.2816 * sigma)
+    assert 0.75 < np.median(width) < 1.25
+
+
+def test_evaluate_puts_the_baselines_beside_the_model():
+    panel = seasonal_panel([60, 60, 60])
+    model = Forecaster(horizon=6, season=12, **SMALL).fit([s[:-6] for s in panel])
+    report = model.evaluate([s[-6:] for s in panel])
+    assert {"model", "naive", "seasonal_naive", "mean"} <= set(report)
+    # the seasonal-naive row by hand: last season repeated, MASE with the seasonal scale
+    history = [s[:-6] for s in panel]
+    by_hand = np.mean(
+        [
+            np.abs(s[-6:] - h[-12:-6]).mean() / np.abs(h[12:] - h[:-12]).mean()
+            for s, h in zip(panel, history, strict=True)
+        ]
+    )
+    assert report["seasonal_naive"]["mase"] == pytest.approx(by_hand)
+    assert set(report["model"]) == {"smape", "mase", "coverage", "msis", "crps"}
+
+
+def test_one_series_with_quantiles_keeps_the_single_series_shapes():
+    series = seasonal_panel([50])[0]
+    model = Forecaster(horizon=3, quantiles=(0.1, 0.5, 0.9), **SMALL).fit(series)
+    assert model.predict().shape == (3,)
+    assert model.predict(quantiles=(0.1, 0.9)).shape == (3, 2)
+    point = Forecaster(horizon=3, epochs=2, **SMALL).fit(series)
+    with pytest.raises(ValueError, match="fitted for point forecasts"):
+        point.predict(quantiles=(0.1, 0.9))
+
+
+def test_validation_is_never_dropped_silently():
+    short = [np.arange(5.0), np.arange(4.0)]
+    with pytest.warns(RuntimeWarning, match="no series has the horizon"):
+        model = Forecaster(horizon=4, **SMALL).fit(short, validation=0.2)
+    assert "no validation" in model.history.stop_reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = Forecaster(horizon=4, **SMALL).fit(seasonal_panel([30, 30]), validation=0.2)
+        assert "val_loss" in model.history.epochs[-1]
+        # a panel's default: no validation (a fixed budget), and no warning about it
+        model = Forecaster(horizon=4, **SMALL).fit(short)
+    assert "val_loss" not in model.history.epochs[-1]
+
+
+@pytest.mark.parametrize("form", ["list", "dict", "long"])
+def test_save_load_gives_identical_forecasts(tmp_path, form):
+    panel = seasonal_panel([30, 20, 5])
+    if form == "dict":
+        data = dict(zip("abc", panel, strict=True))
+    elif form == "long":
+        data = pd.DataFrame(
+            {
+                "id": np.concatenate([[k] * len(s) for k, s in zip("abc", panel, strict=True)]),
+                "time": np.concatenate(
+                    [pd.date_range("2001-01", periods=len(s), freq="MS") for s in panel]
+                ),
+                "value": np.concatenate(panel),
+            }
+        )
+    else:
+        data = panel
+    model = Forecaster(horizon=3, n_models=2, **SMALL).fit(data)
+    model.save(tmp_path / "m")
+    back = Forecaster.load(tmp_path / "m")
+    want, got = model.predict(quantiles=(0.1, 0.5)), back.predict(quantiles=(0.1, 0.5))
+    if form == "long":
+        pd.testing.assert_frame_equal(got, want)
+        assert list(want.columns) == ["id", "time", "value_q0.1", "value_q0.5"]
+        assert want["time"].iloc[0] == pd.Timestamp("2003-07-01")  # month 31 of series a
+    elif form == "dict":
+        assert list(got) == ["a", "b", "c"]
+        for k in got:
+            np.testing.assert_array_equal(got[k], want[k])
+    else:
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_causal_last_reads_the_same_state_as_masking(cell):
+    """One direction: the output at a sequence's last real step of an unmasked run equals
+    the masked run's final state (later, padded steps are never read), so the panel path
+    may skip packing."""
+    torch.manual_seed(0)
+    masked = RecurrentNet(1, 6, cell=cell, hidden_size=8, num_layers=2)
+    causal = RecurrentNet(1, 6, cell=cell, hidden_size=8, num_layers=2, causal_last=True)
+    causal.load_state_dict(masked.state_dict())
+    x, lengths = torch.randn(5, 7, 1), torch.tensor([7, 1, 3, 6, 2])
+    x = x * (torch.arange(7)[None, :, None] < lengths[:, None, None])
+    torch.testing.assert_close(causal(x, lengths), masked(x, lengths), rtol=1e-5, atol=1e-6)
+    assert causal.causal_last
+    assert not RecurrentNet(1, 6, bidirectional=True, causal_last=True).causal_last
+
+
+def test_gates_of_a_panel_series_and_no_backtest():
+    panel = seasonal_panel([40, 6])
+    model = Forecaster(horizon=2, lookback=12, **SMALL).fit(panel)
+    assert model.gate_activations(series=0)["l0"]["h"].shape == (12, 8)
+    assert model.gate_activations(back=3, series=1)["l0"]["h"].shape == (3, 8)  # 3 points left
+    with pytest.raises(ValueError, match=r"series: expected a position in \[0, 1\], got 2"):
+        model.gate_activations(series=2)
+    with pytest.raises(ValueError, match="backtest: expected a model fitted on one series"):
+        model.backtest(panel[0], start=20)
