@@ -13,16 +13,33 @@ import io
 import json
 import sys
 import tomllib
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 
-from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_poems, read_ts
+from lstmkit.data import (
+    list_datasets,
+    load_dataset,
+    read_csv,
+    read_npz,
+    read_poems,
+    read_ts,
+    read_tsf,
+)
+from lstmkit.data.panel import as_panel
+from lstmkit.data.readers import TIME_COLUMN_NAMES
 from lstmkit.report import figures
 from lstmkit.report.html import Report
 from lstmkit.report.rundir import RunDir, jsonable
-from lstmkit.report.tasks import explain_report, forecast_report, sequence_report
+from lstmkit.report.tasks import (
+    explain_report,
+    forecast_report,
+    panel_forecast_report,
+    sequence_report,
+)
 from lstmkit.tasks import (
     Forecaster,
     NaiveForecaster,
@@ -32,6 +49,7 @@ from lstmkit.tasks import (
     SequenceTagger,
     TextGenerator,
 )
+from lstmkit.tasks.global_forecast import check_quantiles
 
 ESTIMATORS = {
     cls.__name__: cls
@@ -131,7 +149,14 @@ def output_options(f):
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
 
-def model_options(f, *, epochs: int | None, bidirectional: bool, lr: float | None = 3e-3):
+def model_options(
+    f,
+    *,
+    epochs: int | None,
+    bidirectional: bool,
+    lr: float | None = 3e-3,
+    lr_help: str = "Peak learning rate [default: 3e-3 x batch size / 16].",
+):
     """The estimator options every task shares (``epochs``/``lr`` None: from the data)."""
     epochs_help = None if epochs else "[default: a budget from the data (docs/classification.md)]"
     options = [
@@ -156,7 +181,7 @@ def model_options(f, *, epochs: int | None, bidirectional: bool, lr: float | Non
             type=click.FloatRange(0, min_open=True),
             default=lr,
             show_default=bool(lr),
-            help=None if lr else "Peak learning rate [default: 3e-3 x batch size / 16].",
+            help=None if lr else lr_help,
         ),
         click.option(
             "--patience", type=click.IntRange(1), help="Early-stopping patience in epochs."
@@ -324,17 +349,17 @@ def datasets(json_output: bool) -> None:
 # -- forecast -------------------------------------------------------------------------------
 
 
-def _read_frame(data: str, missing: str):
+def _read_frame(data: str, missing: str, time_column: str | None = None):
     builtin = {d["name"] for d in list_datasets() if d["task"] == "forecasting"}
     if data in builtin:
         return load_dataset(data)
-    return read_csv(data, missing=missing)
+    return read_csv(data, missing=missing, time_column=time_column or "auto")
 
 
 def _target_series(p: dict, missing: str):
     """(frame, target names, target values (T, K), held-out steps) of --data/--target/--test
     (default: the horizon)."""
-    frame = _read_frame(p["data"], missing)
+    frame = _read_frame(p["data"], missing, p.get("time_column"))
     targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
     if not targets:
         raise ValueError(
@@ -348,14 +373,286 @@ def _target_series(p: dict, missing: str):
     return frame, targets, y, test
 
 
+# .tsf @frequency → season length (the seasonal baselines and MASE)
+TSF_SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "weekly": 52, "daily": 7, "hourly": 24}
+
+
+@dataclass
+class _PanelData:
+    """The series of a panel run in the file's order: ids, values, time labels as written;
+    for a long CSV also the frame (time column parsed) that Forecaster.fit reads, with its
+    (id, time, value) column names; the season and horizon the data gives (.tsf)."""
+
+    name: str
+    ids: list
+    values: list[np.ndarray]
+    labels: list[list[str]]
+    frame: object = None
+    columns: tuple[str, str, str] | None = None
+    season: int | None = None
+    horizon: int | None = None
+
+    def split(self, steps: int):
+        """(training part, held-out part) in Forecaster.fit's form: the last ``steps``
+        points of every series held out; a series left with fewer than 2 is an error."""
+        short = [
+            (i, len(v)) for i, v in zip(self.ids, self.values, strict=True) if len(v) < steps + 2
+        ]
+        if short:
+            (name, n), more = short[0], len(short) - 1
+            raise ValueError(
+                f"series {name!r}: expected at least --test + 2 = {steps + 2} points (2 to train "
+                f"on, {steps} held out), got {n}"
+                + (f" ({more} more series too short)" if more else "")
+            )
+        if self.frame is None:
+            pairs = list(zip(self.ids, self.values, strict=True))
+            return {i: v[:-steps] for i, v in pairs}, {i: v[-steps:] for i, v in pairs}
+        id_name, time_name, _ = self.columns
+        ordered = self.frame.sort_values(time_name, kind="stable")
+        held = ordered.groupby(id_name, sort=False).tail(steps).index
+        return self.frame.drop(held), self.frame.loc[held]
+
+    def fit_columns(self) -> dict:
+        if self.columns is None:
+            return {}
+        return dict(zip(("id_column", "time_column", "value_column"), self.columns, strict=True))
+
+
+def _pandas(option: str):
+    try:
+        import pandas
+    except ImportError:
+        raise ValueError(
+            f"{option}: reading a long CSV needs pandas (pip install pandas)"
+        ) from None
+    return pandas
+
+
+def _is_panel_run(p: dict) -> bool:
+    """A panel run: a long CSV (--id-column), a .tsf file, or one series with quantiles or
+    an ensemble (a panel of one)."""
+    return bool(
+        p["id_column"]
+        or Path(p["data"]).suffix.lower() == ".tsf"
+        or p["quantiles"]
+        or p["n_models"] > 1
+    )
+
+
+def _read_panel(p: dict) -> _PanelData:
+    """The panel of --data: a .tsf file, a long CSV (--id-column), or one target column."""
+    if Path(p["data"]).suffix.lower() == ".tsf":
+        return _read_tsf_panel(p)
+    if p["id_column"]:
+        return _read_long_csv(p)
+    frame, targets, y, _ = _target_series(p, p["missing"])
+    if len(targets) != 1:
+        raise ValueError(
+            f"--quantiles/--models: expected one target column (a panel of one), got "
+            f"{len(targets)}: {', '.join(targets)}"
+        )
+    labels = list(frame.time) if frame.time else [str(t) for t in range(len(y))]
+    return _PanelData(p["data"], targets, [y[:, 0]], [labels], season=p["season"] or 12)
+
+
+def _read_tsf_panel(p: dict) -> _PanelData:
+    for option, key in (
+        ("--id-column", "id_column"),
+        ("--time-column", "time_column"),
+        ("--target", "target"),
+    ):
+        if p[key]:
+            raise ValueError(
+                f"{option}: a .tsf file names its series itself; expected none, got {p[key]!r}"
+            )
+    if p["missing"] not in ("error", "interpolate"):
+        raise ValueError(
+            f"--missing: expected error or interpolate for a .tsf file, got {p['missing']}"
+        )
+    data = read_tsf(p["data"], missing=p["missing"])
+    seen = set()
+    for name in data.names:
+        if name in seen:
+            raise ValueError(
+                f"{p['data']}: series {name!r}: expected unique series names, got it twice"
+            )
+        seen.add(name)
+    season = TSF_SEASONS.get((data.frequency or "").lower())
+    return _PanelData(
+        p["data"],
+        list(data.names),
+        list(data.series),
+        [[str(t) for t in range(len(v))] for v in data.series],
+        season=season,
+        horizon=data.horizon,
+    )
+
+
+def _long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
+    """(id, time, value) columns of a long CSV: as given, the time column by its name
+    (date, time, ds, …) and the target as the only column left."""
+    targets = _names(p["target"])
+    if len(targets) > 1:
+        raise ValueError(f"--target: expected one column for a panel, got {p['target']!r}")
+    given = {
+        "--id-column": p["id_column"],
+        "--time-column": p["time_column"],
+        "--target": targets[0] if targets else None,
+    }
+    for option, name in given.items():
+        if name is not None and name not in columns:
+            raise ValueError(
+                f"{option}: unknown column {name!r}; the file has {', '.join(map(repr, columns))}"
+            )
+    rest = [c for c in columns if c not in given.values()]
+    time_name = given["--time-column"]
+    if time_name is None:
+        named = [c for c in rest if c.lower() in TIME_COLUMN_NAMES]
+        if len(named) != 1:
+            raise ValueError(
+                f"--time-column: expected the name of the time column, one of "
+                f"{', '.join(map(repr, rest))}"
+            )
+        time_name = named[0]
+        rest.remove(time_name)
+    value_name = given["--target"]
+    if value_name is None:
+        if len(rest) != 1:
+            raise ValueError(
+                "--target: expected the name of the value column, one of "
+                + ", ".join(map(repr, rest))
+            )
+        value_name = rest[0]
+    if len({p["id_column"], time_name, value_name}) != 3:
+        raise ValueError(
+            f"--id-column/--time-column/--target: expected three different columns, got "
+            f"{p['id_column']!r}, {time_name!r}, {value_name!r}"
+        )
+    return p["id_column"], time_name, value_name
+
+
+def _read_long_csv(p: dict) -> _PanelData:
+    """A long CSV: one row per (series, time). Ids are read as text; times as dates where
+    they all parse, else as numbers or text (ordered as such); --missing applies within
+    each series."""
+    pd = _pandas("--id-column")
+    path = p["data"]
+    try:
+        frame = pd.read_csv(path, dtype={p["id_column"]: str}, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: expected a CSV file with a header line, got {err}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    columns = _long_columns(p, list(frame.columns))
+    id_name, time_name, value_name = columns
+    for name in (id_name, time_name):
+        empty = np.flatnonzero(frame[name].isna().to_numpy())
+        if empty.size:
+            raise ValueError(
+                f"{path}, data row {empty[0] + 1}, column {name!r}: expected a value, got an "
+                "empty cell"
+            )
+    values = pd.to_numeric(frame[value_name], errors="coerce")
+    bad = np.flatnonzero((values.isna() & frame[value_name].notna()).to_numpy())
+    if bad.size:
+        cell = frame[value_name].iloc[bad[0]]
+        raise ValueError(
+            f"{path}, data row {bad[0] + 1}, column {value_name!r}: expected a number, got {cell!r}"
+        )
+    frame[value_name] = values.astype(float)
+    frame[id_name] = frame[id_name].str.strip()
+    raw = frame[time_name].astype(str).str.strip()
+    if frame[time_name].dtype == object:
+        with warnings.catch_warnings():  # pandas warns when it guesses the format per cell
+            warnings.simplefilter("ignore", UserWarning)
+            dates = pd.to_datetime(raw, errors="coerce")
+        frame[time_name] = dates if dates.notna().all() else raw  # else text, ordered as such
+    frame = _fill_long(frame, columns, p["missing"])
+    panel = as_panel(
+        frame, id_column=id_name, time_column=time_name, value_column=value_name, min_points=1
+    )
+    ordered = frame.sort_values(time_name, kind="stable")  # as as_panel orders each series
+    labels = {
+        name: raw.loc[group.index].tolist() for name, group in ordered.groupby(id_name, sort=False)
+    }
+    return _PanelData(
+        path,
+        list(panel.ids),
+        list(panel.values),
+        [labels[i] for i in panel.ids],
+        frame=frame,
+        columns=columns,
+    )
+
+
+def _fill_long(frame, columns: tuple[str, str, str], missing: str):
+    """--missing within each series of a long frame (as read_csv does for one series)."""
+    id_name, time_name, value_name = columns
+    if missing == "error" or not frame[value_name].isna().any():
+        return frame
+    if missing == "drop":
+        return frame[frame[value_name].notna()]
+    ordered = frame.sort_values(time_name, kind="stable").groupby(id_name, sort=False)[value_name]
+    if missing == "ffill":
+        filled = ordered.ffill()
+    else:  # interpolate: linear in the step index, the edges take the nearest value
+        filled = ordered.transform(lambda s: s.interpolate(limit_direction="both"))
+    return frame.assign(**{value_name: filled.reindex(frame.index)})
+
+
+def _interval_level(levels) -> float:
+    """The central interval the metrics and the fan chart show: 80 % when the 0.1 and 0.9
+    quantiles were trained, else the widest pair q, 1 − q (80, none shown, when none)."""
+    widths = [
+        round(100 * (1 - 2 * q), 6)
+        for q in levels
+        if q < 0.5 and np.isclose(levels, 1 - q, rtol=0, atol=1e-9).any()
+    ]
+    return 80 if 80 in widths or not widths else max(widths)
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in _names(text)]
+    except ValueError:
+        raise ValueError(f"{option}: expected numbers separated by commas, got {text!r}") from None
+
+
+def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return check_quantiles(_floats(text, "--quantiles"))
+    except ValueError as err:
+        raise ValueError(f"--quantiles {text}: {err}") from None
+
+
 @cli.command()
 @click.option(
-    "--data", required=True, help="A CSV file, or a built-in forecasting dataset (airline)."
+    "--data",
+    required=True,
+    help="A CSV file (wide: a column per variable; long with --id-column: a row per series "
+    "and time), a Monash .tsf file of many series, or a built-in forecasting dataset (airline).",
 )
-@click.option("--target", help="Target column(s), comma-separated [default: the only column].")
+@click.option(
+    "--target",
+    help="Target column(s), comma-separated [default: the only column]; a long CSV: its one "
+    "value column [default: the column left].",
+)
+@click.option(
+    "--id-column",
+    help="A long CSV's column naming the series: one global model over all of them (a panel).",
+)
+@click.option(
+    "--time-column",
+    help="The time column [default: the one named date, time, ds, …]; in a long CSV dates "
+    "where every cell parses, else numbers or text, ordered as such.",
+)
 @click.option("--covariates", help="Past covariate columns (known up to each origin).")
 @click.option("--future-covariates", help="Known-future covariate columns.")
-@click.option("--horizon", type=click.IntRange(1), default=12, show_default=True)
+@click.option(
+    "--horizon", type=click.IntRange(1), help="[default: a .tsf file's @horizon, else 12]"
+)
 @click.option("--lookback", type=click.IntRange(1), default=24, show_default=True)
 @click.option(
     "--strategy", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True
@@ -369,29 +666,58 @@ def _target_series(p: dict, missing: str):
 @click.option(
     "--season",
     type=click.IntRange(1),
-    default=12,
-    show_default=True,
-    help="Season of the seasonal-naive baseline.",
+    help="Season of the seasonal baselines and MASE [default: from the data (a .tsf "
+    "@frequency, the dates of a long CSV), else 1 for a panel; 12 for one series].",
 )
 @click.option(
     "--missing",
     type=click.Choice(["error", "ffill", "interpolate", "drop"]),
     default="error",
     show_default=True,
+    help="Missing values (within each series of a panel; a .tsf file: error or interpolate).",
 )
-@functools.partial(model_options, epochs=300, bidirectional=False)
+@click.option(
+    "--quantiles",
+    help="Quantile levels trained with the pinball loss, comma-separated, with 0.5 (the point "
+    "forecast) [default: 0.1,0.5,0.9 for a panel]; one series is then fitted as a panel of one.",
+)
+@click.option(
+    "--models",
+    "n_models",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Ensemble size: networks with seeds seed, seed+1, … combined by the median of each "
+    "quantile (as --quantiles for one series).",
+)
+@functools.partial(
+    model_options,
+    epochs=300,
+    bidirectional=False,
+    lr=None,
+    lr_help="Learning rate [default: 3e-3 for one series, 1e-2 (the one-cycle peak) for a panel].",
+)
 @output_options
 @resume_option
 @click.pass_context
 def forecast(ctx: click.Context, **p) -> None:
-    """Train a forecaster on a series, test it on the last steps beside the naive baselines.
+    """Train a forecaster on a series, or one global model on a panel of series, and test it
+    on the last steps beside the naive baselines (and, with the forecast extra, AutoETS,
+    AutoTheta and AutoARIMA for a panel).
 
     \b
     Examples:
       lstmkit forecast --data airline --horizon 12
       lstmkit forecast --data sales.csv --target sales --future-covariates promo --horizon 8
+      lstmkit forecast --data panel.csv --id-column store --time-column date --target sales
+      lstmkit forecast --data tourism_monthly.tsf --quantiles 0.05,0.5,0.95 --models 3
     """
     out = _Output(p["quiet"], p["json_output"])
+    if _is_panel_run(p):
+        _forecast_panel(ctx, p, out)
+        return
+    p["horizon"] = ctx.params["horizon"] = p["horizon"] or 12
+    p["season"] = ctx.params["season"] = p["season"] or 12
     frame, targets, y, test = _target_series(p, p["missing"])
     overlap = set(targets) & set(_names(p["covariates"]) + _names(p["future_covariates"]))
     if overlap:
@@ -449,6 +775,75 @@ def forecast(ctx: click.Context, **p) -> None:
     out.say(f"forecast: {', '.join(targets)}, last {test} steps held out")
     for name, m in metrics.items():
         out.say(f"  {name:15} {_fmt(m, ('rmse', 'mae', 'mape', 'r2'))}")
+    out.finish(run, {"metrics": metrics})
+
+
+def _forecast_panel(ctx: click.Context, p: dict, out: _Output) -> None:
+    """The forecast command on a panel: one global model, quantile forecasts of the last
+    --test points of every series, metrics beside every baseline, a fan chart."""
+    levels = _quantile_levels(p["quantiles"])
+    if p["covariates"] or p["future_covariates"]:
+        raise ValueError(
+            "--covariates/--future-covariates: expected none for a panel, --quantiles or "
+            "--models (the global model reads the targets only), got some"
+        )
+    if p["strategy"] != "direct":
+        raise ValueError(
+            f"--strategy: expected direct for a panel, --quantiles or --models, got {p['strategy']}"
+        )
+    if Path(p["data"]).suffix.lower() != ".tsf":
+        p["horizon"] = p["horizon"] or 12
+    data = _read_panel(p)
+    p["horizon"] = ctx.params["horizon"] = p["horizon"] or data.horizon or 12
+    season = p["season"] or data.season  # None: the model infers it from the dates, else 1
+    if season is not None:
+        ctx.params["season"] = season
+    steps = p["test_steps"] or p["horizon"]
+    train, test = data.split(steps)
+    run = RunDir.create(p["resume"] or p["out"], "forecast")
+    run.write_config(_resolved(ctx))
+    model = Forecaster(
+        horizon=p["horizon"],
+        lookback=p["lookback"],
+        season=season,
+        quantiles=levels,
+        n_models=p["n_models"],
+        **_estimator_options(p, run),
+    )
+    model.fit(train, **data.fit_columns())
+    _stop_if_interrupted(model, run, "forecast")
+    level = _interval_level(model.quantiles_)
+    metrics = model.evaluate(test, level=level)
+    run.write_metrics(metrics)
+    every = model.panel_quantiles(steps)  # (n_series, steps, Q), in model.panel.ids order
+    where = {name: k for k, name in enumerate(data.ids)}
+    median = model.quantiles_.index(0.5)
+    rows = []
+    for i, name in enumerate(model.panel.ids):
+        k = where[name]
+        times, actual = data.labels[k][-steps:], data.values[k][-steps:]
+        rows += [
+            (name, times[t], actual[t], every[i, t, median], *every[i, t]) for t in range(steps)
+        ]
+    header = ("id", "time", "actual", "predicted", *(f"q{q:g}" for q in model.quantiles_))
+    run.write_csv("predictions.csv", header, rows)
+    model.save(run.model)
+    report, figs = panel_forecast_report(
+        model,
+        data_name=data.name,
+        history={name: v[:-steps] for name, v in zip(data.ids, data.values, strict=True)},
+        actual={name: v[-steps:] for name, v in zip(data.ids, data.values, strict=True)},
+        quantiles=every,
+        metrics=metrics,
+        level=level,
+    )
+    run.write_report(report, figs)
+    out.say(
+        f"forecast: {len(data.ids)} series of {data.name}, last {steps} points of each held out "
+        f"(season {model.season_ or 1})"
+    )
+    for name, m in metrics.items():
+        out.say(f"  {name:15} {_fmt(m, ('smape', 'mase', 'coverage', 'msis', 'crps'))}")
     out.finish(run, {"metrics": metrics})
 
 
@@ -788,6 +1183,16 @@ def _load_model(model_dir: str):
     return ESTIMATORS[kind].load(model_dir)
 
 
+def _refuse_panel(model, command: str) -> None:
+    """Commands that read one series refuse a panel Forecaster (a global model)."""
+    if isinstance(model, Forecaster) and model.panel is not None:
+        raise ValueError(
+            f"--model: expected a single-series Forecaster for lstmkit {command}, got a panel "
+            "model (one global model over many series; lstmkit forecast evaluates it on its "
+            "held-out points)"
+        )
+
+
 # -- tune / compare -------------------------------------------------------------------------
 
 TASK_ESTIMATORS = {
@@ -1099,8 +1504,8 @@ def onnx_graph_summary(path) -> dict:
 @output_options
 @click.pass_context
 def predict(ctx: click.Context, **p) -> None:
-    """Predict with a saved model: a forecast past the end of its series, or labels/values
-    for the sequences in --data.
+    """Predict with a saved model: a forecast past the end of its series (a panel model:
+    of every series, with its quantiles), or labels/values for the sequences in --data.
 
     \b
     Examples:
@@ -1109,7 +1514,17 @@ def predict(ctx: click.Context, **p) -> None:
     """
     out = _Output(p["quiet"], p["json_output"])
     model = _load_model(p["model_dir"])
-    if isinstance(model, Forecaster):
+    if isinstance(model, Forecaster) and model.panel is not None:
+        every = model.panel_quantiles(p["steps"])  # (n_series, steps, Q)
+        median = model.quantiles_.index(0.5)
+        rows = [
+            (name, t + 1, every[i, t, median], *every[i, t])
+            for i, name in enumerate(model.panel.ids)
+            for t in range(every.shape[1])
+        ]
+        header = ("id", "step", "predicted", *(f"q{q:g}" for q in model.quantiles_))
+        pred = {str(name): every[i, :, median] for i, name in enumerate(model.panel.ids)}
+    elif isinstance(model, Forecaster):
         pred = model.predict(p["steps"])
         rows = [(i + 1, *np.atleast_1d(v)) for i, v in enumerate(pred)]
         header = ("step", *(f"predicted_{k}" for k in range(len(rows[0]) - 1)))
@@ -1152,6 +1567,7 @@ def evaluate(ctx: click.Context, **p) -> None:
     """
     out = _Output(p["quiet"], p["json_output"])
     model = _load_model(p["model_dir"])
+    _refuse_panel(model, "evaluate")
     if isinstance(model, Forecaster):
         frame = read_csv(p["data"])
         actual = frame.select(_names(p["target"]) or list(frame.columns))
@@ -1196,6 +1612,7 @@ def explain(ctx: click.Context, **p) -> None:
     """
     out = _Output(p["quiet"], p["json_output"])
     model = _load_model(p["model_dir"])
+    _refuse_panel(model, "explain")
     if isinstance(model, TextGenerator):
         raise ValueError("--model: expected a forecaster or a sequence model, got a TextGenerator")
     if isinstance(model, Forecaster):

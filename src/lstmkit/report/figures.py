@@ -119,3 +119,47 @@ def gates(activations: Mapping[str, np.ndarray], title: str = "") -> bytes:
     if title:
         axes[0].set_title(title)
     return _png(fig)
+
+
+def fan_chart(
+    names: Sequence[str],
+    history: Sequence[np.ndarray],
+    actual: Sequence[np.ndarray],
+    median: Sequence[np.ndarray],
+    lower: Sequence[np.ndarray] | None = None,
+    upper: Sequence[np.ndarray] | None = None,
+    band: str = "80 % interval",
+    context: int = 48,
+) -> bytes:
+    """Small multiples, one per series (three to a row): the last ``context`` steps of its
+    history, then the held-out part: actual, the median forecast and, with ``lower`` and
+    ``upper``, the band between them shaded (labelled ``band``). Steps are counted from the
+    forecast origin (1 = the first step ahead); a vertical line marks the origin."""
+    n = len(names)
+    if n == 0:
+        raise ValueError("names: expected at least one series, got none")
+    lows = [None] * n if lower is None else lower
+    highs = [None] * n if upper is None else upper
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.6 * cols + 0.6, 2.2 * rows + 0.5), squeeze=False
+    )
+    series = zip(names, history, actual, median, lows, highs, strict=True)
+    for ax, (name, past, truth, mid, lo, hi) in zip(axes.flat, series, strict=False):
+        past = np.asarray(past, dtype=float)[-context:]
+        ahead = np.arange(1, len(mid) + 1)
+        ax.plot(np.arange(1 - len(past), 1), past, color="0.3", linewidth=1, label="history")
+        if lo is not None and hi is not None:
+            ax.fill_between(ahead, lo, hi, color="tab:blue", alpha=0.25, linewidth=0, label=band)
+        ax.plot(ahead, mid, color="tab:blue", marker=".", markersize=3, label="median")
+        truth = np.asarray(truth, dtype=float)
+        ax.plot(ahead[: len(truth)], truth, color="black", marker=".", markersize=3, label="actual")
+        ax.axvline(0.5, color="red", linestyle="--", linewidth=0.8)
+        ax.set_title(str(name), fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    return _png(fig)

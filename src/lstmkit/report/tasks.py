@@ -1,8 +1,8 @@
 """Reports of the task runs: the sections and figures each kind of run shows.
 
-``forecast_report`` and ``sequence_report`` return the :class:`~lstmkit.report.html.Report`
-and the figures (name → PNG bytes) so that the caller writes both: the HTML with the
-figures embedded, and the PNG files beside it.
+``forecast_report``, ``panel_forecast_report`` and ``sequence_report`` return the
+:class:`~lstmkit.report.html.Report` and the figures (name → PNG bytes) so that the caller
+writes both: the HTML with the figures embedded, and the PNG files beside it.
 """
 
 from collections.abc import Mapping, Sequence
@@ -11,6 +11,7 @@ import numpy as np
 
 from lstmkit.report import figures
 from lstmkit.report.html import GRU_EQUATIONS, LSTM_EQUATIONS, Report
+from lstmkit.tasks.global_forecast import level_index
 
 
 def _model_summary(report: Report, model) -> None:
@@ -87,6 +88,87 @@ def forecast_report(
         "forecast.png": f"Forecast against actual ({targets[0]}); dashed line: forecast origin",
         "residuals.png": "Residuals of the model per step ahead",
         "gates.png": "Gate activations on the last input window",
+    }
+    _add_figures(report, figs, captions)
+    return report, figs
+
+
+def panel_forecast_report(
+    model,
+    *,
+    data_name: str,
+    history: Mapping[object, np.ndarray],
+    actual: Mapping[object, np.ndarray],
+    quantiles: np.ndarray,
+    metrics: Mapping[str, Mapping],
+    level: float = 80,
+    shown: int = 6,
+) -> tuple[Report, dict[str, bytes]]:
+    """A panel forecast run (one global model over many series): data, model, the metrics
+    table with the model beside every baseline, learning curves, and a fan chart of the
+    first ``shown`` series: the tail of the history, the actual held-out part, the median
+    and the central ``level`` % band.
+
+    ``history`` and ``actual`` map each series id (``model.panel.ids``) to its training
+    values and its held-out values; ``quantiles`` (n_series, steps, Q) are
+    ``model.panel_quantiles(steps)``, at the levels ``model.quantiles_``."""
+    ids, levels = list(model.panel.ids), tuple(model.quantiles_)
+    quantiles = np.asarray(quantiles, dtype=float)
+    if quantiles.shape[:1] != (len(ids),) or quantiles.shape[2:] != (len(levels),):
+        raise ValueError(
+            f"quantiles: expected shape ({len(ids)}, steps, {len(levels)}) (series, steps, "
+            f"levels), got {quantiles.shape}"
+        )
+    lengths = [len(history[i]) for i in ids]
+    report = Report(f"lstmkit forecast: {data_name}")
+    report.table(
+        "Data",
+        ["item", "value"],
+        [
+            ["data", data_name],
+            ["series", len(ids)],
+            ["training points per series", f"{min(lengths)} … {max(lengths)}"],
+            ["held-out test points per series", quantiles.shape[1]],
+            ["frequency", model.panel.frequency or "–"],
+            ["season", model.season_ or 1],
+            ["quantiles", ", ".join(f"{q:g}" for q in levels)],
+        ],
+    )
+    _model_summary(report, model)
+    report.metrics(
+        "Test metrics beside the baselines (mean over series; sMAPE in %, MASE and CRPS "
+        f"scaled by the in-sample seasonal naive error, coverage and MSIS of the {level:g} % "
+        "interval)",
+        metrics,
+    )
+    alpha = 1 - level / 100
+    low, high = level_index(levels, alpha / 2), level_index(levels, 1 - alpha / 2)
+    median = levels.index(0.5)
+    first = range(min(shown, len(ids)))
+    band = low is not None and high is not None
+    figs = {
+        "learning_curves.png": figures.learning_curves(model.history.epochs),
+        "fan_chart.png": figures.fan_chart(
+            [str(ids[k]) for k in first],
+            [history[ids[k]] for k in first],
+            [actual[ids[k]] for k in first],
+            [quantiles[k, :, median] for k in first],
+            [quantiles[k, :, low] for k in first] if band else None,
+            [quantiles[k, :, high] for k in first] if band else None,
+            band=f"{level:g} % interval",
+        ),
+    }
+    networks = model.params.get("n_models", 1)
+    interval = (
+        f", {level:g} % interval (q{levels[low]:g}–q{levels[high]:g}) shaded"
+        if band
+        else f" (no {level:g} % interval among the quantiles)"
+    )
+    captions = {
+        "learning_curves.png": "Learning curves"
+        + (f" (the first of {networks} networks)" if networks > 1 else ""),
+        "fan_chart.png": f"Forecasts of the first {len(first)} of {len(ids)} series: history, "
+        f"actual, median{interval}; dashed line: forecast origin",
     }
     _add_figures(report, figs, captions)
     return report, figs

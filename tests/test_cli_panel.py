@@ -1,0 +1,184 @@
+"""lstmkit forecast on panels: a long CSV and a .tsf file end to end (metrics.json with every
+baseline row, predictions.csv in long form tied to the saved model and to the coverage in
+metrics.json, the fan chart in the report, the season from the data), and bad panels
+refused with one line before any run directory exists."""
+
+import csv
+import json
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lstmkit.tasks.global_forecast as global_forecast
+from lstmkit.cli import main
+from lstmkit.data import TsfData, write_tsf
+from lstmkit.tasks import Forecaster, forecast_baselines
+
+SMALL = ("--hidden-size", 8, "--lookback", 12, "--quiet")
+ROWS = {"model", "naive", "seasonal_naive", "mean"} | (
+    {"AutoETS", "AutoTheta", "AutoARIMA"} if forecast_baselines.available() else set()
+)
+
+
+@pytest.fixture(autouse=True)
+def short_budget(monkeypatch):
+    monkeypatch.setattr(global_forecast, "MAX_STEPS", 30)
+    monkeypatch.setattr(global_forecast, "MIN_STEPS", 30)
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def seasonal(n, level, seed):
+    rng = np.random.default_rng(seed)
+    return np.round(level + np.sin(np.arange(n) * 2 * np.pi / 12) + rng.normal(0, 0.2, n), 3)
+
+
+def long_csv(path, lengths):
+    """A long CSV of monthly series s0, s1, … (rows shuffled); returns {id: (months, values)}."""
+    panel = {}
+    for k, n in enumerate(lengths):
+        months = pd.date_range("2015-01-01", periods=n, freq="MS").strftime("%Y-%m").tolist()
+        panel[f"s{k}"] = (months, seasonal(n, 10 + k, k))
+    frame = pd.DataFrame(
+        [
+            (i, t, v)
+            for i, (months, values) in panel.items()
+            for t, v in zip(months, values, strict=True)
+        ],
+        columns=["store", "date", "sales"],
+    )
+    frame.sample(frac=1, random_state=0).to_csv(path, index=False)
+    return panel
+
+
+def read_rows(path):
+    with path.open() as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def test_long_csv_panel_end_to_end(tmp_path, capsys):
+    panel = long_csv(tmp_path / "panel.csv", [30 + 3 * k for k in range(8)])
+    out = tmp_path / "run"
+    code, _, err = run(
+        capsys,
+        *("forecast", "--data", tmp_path / "panel.csv", "--id-column", "store"),
+        *("--time-column", "date", "--target", "sales", "--horizon", 4, "--out", out, *SMALL),
+    )
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == ROWS
+    assert list(metrics)[:4] == ["model", "naive", "seasonal_naive", "mean"]
+    assert set(metrics["model"]) == {"smape", "mase", "coverage", "msis", "crps"}
+    header, rows = read_rows(out / "predictions.csv")
+    assert header == ["id", "time", "actual", "predicted", "q0.1", "q0.5", "q0.9"]
+    assert len(rows) == 8 * 4  # one row per series and held-out step
+    for name, (months, values) in panel.items():
+        mine = [r for r in rows if r["id"] == name]
+        assert [r["time"] for r in mine] == months[-4:]
+        assert [float(r["actual"]) for r in mine] == values[-4:].tolist()
+    q = np.array([[float(r[c]) for c in ("q0.1", "q0.5", "q0.9")] for r in rows])
+    assert (np.diff(q, axis=1) >= 0).all()
+    np.testing.assert_array_equal(q[:, 1], [float(r["predicted"]) for r in rows])
+    # the saved model is the one that forecast: its quantiles are the CSV's
+    model = Forecaster.load(out / "model")
+    assert model.season_ == 12  # inferred from the monthly dates
+    every = model.panel_quantiles(4)
+    order = [model.panel.ids.index(r["id"]) for r in rows[::4]]
+    np.testing.assert_allclose(q, every[order].reshape(-1, 3), rtol=1e-12)
+    # metrics.json's coverage is that of the 80 % interval in predictions.csv, per series
+    actual = np.array([float(r["actual"]) for r in rows])
+    inside = ((q[:, 0] <= actual) & (actual <= q[:, 2])).reshape(8, 4).mean(1)
+    assert metrics["model"]["coverage"] == pytest.approx(inside.mean())
+    html = (out / "report.html").read_text()
+    assert "Forecasts of the first 6 of 8 series" in html and "80 % interval" in html
+    assert (out / "fan_chart.png").read_bytes().startswith(b"\x89PNG")
+    # predict with the saved panel model: one row per series and step, as forecast wrote
+    code, _, err = run(capsys, "predict", "--model", out, "--steps", 2, "--out", tmp_path / "p")
+    assert code == 0, err
+    header, ahead = read_rows(tmp_path / "p" / "predictions.csv")
+    assert header == ["id", "step", "predicted", "q0.1", "q0.5", "q0.9"] and len(ahead) == 16
+    np.testing.assert_allclose(
+        [float(r["q0.9"]) for r in ahead[:2]], [float(r["q0.9"]) for r in rows[:2]], rtol=1e-12
+    )
+
+
+def test_tsf_panel_takes_horizon_and_season_from_the_file(tmp_path, capsys):
+    series = [seasonal(n, 20 + n, n) for n in (26, 31, 40)]
+    write_tsf(
+        tmp_path / "q.tsf",
+        TsfData(
+            names=["a", "b", "c"],
+            series=series,
+            starts=[None] * 3,
+            attributes={},
+            frequency="quarterly",
+            horizon=3,
+        ),
+    )
+    out = tmp_path / "run"
+    code, _, err = run(
+        capsys, "forecast", "--data", tmp_path / "q.tsf", "--models", 2, "--out", out, *SMALL
+    )
+    assert code == 0, err
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert (config["horizon"], config["season"], config["n_models"]) == (3, 4, 2)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == ROWS
+    # the seasonal-naive row by hand with the quarterly season 4 (MASE scaled by it too)
+    by_hand = np.mean(
+        [np.abs(s[-3:] - s[-7:-4]).mean() / np.abs(s[4:-3] - s[:-7]).mean() for s in series]
+    )
+    assert metrics["seasonal_naive"]["mase"] == pytest.approx(by_hand)
+    _, rows = read_rows(out / "predictions.csv")
+    assert [(r["id"], r["time"]) for r in rows[:3]] == [("a", "23"), ("a", "24"), ("a", "25")]
+    assert len(rows) == 9
+    assert "Forecasts of the first 3 of 3 series" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--id-column", "store", "--test", 8),
+            "series 's1': expected at least --test + 2 = 10 points (2 to train on, 8 held out), "
+            "got 9",
+        ),
+        (("--id-column", "shop"), "--id-column: unknown column 'shop'; the file has"),
+        (("--id-column", "store", "--quantiles", "0.1,0.9"), "including 0.5"),
+    ],
+)
+def test_bad_panels_exit_2_with_one_line_and_no_run_directory(tmp_path, capsys, args, message):
+    long_csv(tmp_path / "panel.csv", [30, 9, 30])
+    out = tmp_path / "run"
+    code, text, err = run(capsys, "forecast", "--data", tmp_path / "panel.csv", *args, "--out", out)
+    assert code == 2
+    assert err.startswith("lstmkit: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err + text
+    assert not out.exists()
+
+
+def test_one_series_with_quantiles_is_a_panel_of_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(
+        capsys,
+        *("forecast", "--data", "airline", "--horizon", 6, "--quantiles", "0.25,0.5,0.75"),
+        *("--out", out, *SMALL),
+    )
+    assert code == 0, err
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["season"] == 12  # one series: 12 unless given, as before
+    header, rows = read_rows(out / "predictions.csv")
+    assert header == ["id", "time", "actual", "predicted", "q0.25", "q0.5", "q0.75"]
+    assert [(r["id"], r["time"]) for r in rows] == [
+        ("Passengers", f"1960-{m:02d}") for m in range(7, 13)
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["model"]) == {"smape", "mase", "coverage", "msis", "crps"}  # 50 % band
+    assert "50 % interval" in (out / "report.html").read_text()
