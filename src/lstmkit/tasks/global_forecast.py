@@ -255,7 +255,8 @@ def forecast_panel(
     blocks = []
     done = 0
     while done < steps:
-        block = np.median([_one_block(net, history, lookback, horizon, levels) for net in nets], 0)
+        inputs = _last_windows(history, lookback, horizon)  # gathered once for every net
+        block = np.median([_one_block(net, inputs, horizon, levels) for net in nets], 0)
         block = np.sort(block, axis=-1)  # (n, H, Q)
         blocks.append(block)
         done += horizon
@@ -264,18 +265,26 @@ def forecast_panel(
     return out * scales[:, None, None]
 
 
-def _one_block(net, history, lookback, horizon, levels) -> np.ndarray:
-    """One network's (n, H, Q) forecast from the end of each scaled series."""
-    net.eval()
-    flat = np.concatenate(history)
+def _last_windows(history, lookback, horizon) -> list[tuple[Tensor, Tensor, np.ndarray]]:
+    """The window at the end of each scaled series, in chunks of about 1,024 series:
+    (inputs (n, L, 1), lengths (n,), levels (n,)) as the networks read them."""
     sizes = np.array([len(h) for h in history])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    out = []
+    windows = PanelWindows(history, sizes, lookback, horizon)
+    inputs = []
     for chunk in np.array_split(np.arange(len(history)), max(1, len(history) // 1024)):
-        x, real, level = contexts(flat, starts[chunk], sizes[chunk], lookback)
-        pred = window_forward(
-            net, torch.from_numpy(x.astype(np.float32)[:, :, None]), torch.from_numpy(real)
-        ).numpy()
-        pred = pred.reshape(len(chunk), horizon, len(levels)).astype(np.float64)
+        x, real, level = contexts(windows.flat, windows.starts[chunk], sizes[chunk], lookback)
+        inputs.append(
+            (torch.from_numpy(x.astype(np.float32)[:, :, None]), torch.from_numpy(real), level)
+        )
+    return inputs
+
+
+def _one_block(net, inputs, horizon, levels) -> np.ndarray:
+    """One network's (n, H, Q) forecast from the windows of :func:`_last_windows`."""
+    net.eval()
+    out = []
+    for x, real, level in inputs:
+        pred = window_forward(net, x, real).numpy()
+        pred = pred.reshape(len(level), horizon, len(levels)).astype(np.float64)
         out.append(pred + level[:, None, None])
     return np.concatenate(out)
