@@ -483,3 +483,22 @@ def test_fuzz_round_trip(data):
     if built.starts[0] is not None:
         want["start_timestamp"] = built.starts
     assert_same(got, TsfData(**{**built.__dict__, "attributes": want}))
+
+
+@pytest.mark.parametrize(
+    "frequency, season",
+    [
+        ("yearly", 1),
+        ("Quarterly", 4),
+        ("monthly", 12),
+        ("weekly", 52),
+        ("daily", 7),
+        ("hourly", 24),
+        ("half_hourly", None),
+        ("10_minutes", None),
+        (None, None),
+    ],
+)
+def test_season_of_the_frequency(frequency, season):
+    data = TsfData(["a"], [[1.0, 2.0]], [None], {}, frequency=frequency)
+    assert data.season == season

@@ -373,10 +373,6 @@ def _target_series(p: dict, missing: str):
     return frame, targets, y, test
 
 
-# .tsf @frequency → season length (the seasonal baselines and MASE)
-TSF_SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "weekly": 52, "daily": 7, "hourly": 24}
-
-
 @dataclass
 class _PanelData:
     """The series of a panel run in the file's order: ids, values, time labels as written;
@@ -478,7 +474,7 @@ def _read_tsf_panel(p: dict) -> _PanelData:
                 f"{p['data']}: series {name!r}: expected unique series names, got it twice"
             )
         seen.add(name)
-    season = TSF_SEASONS.get((data.frequency or "").lower())
+    season = data.season
     return _PanelData(
         p["data"],
         list(data.names),

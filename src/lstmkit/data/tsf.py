@@ -84,6 +84,10 @@ _TOKEN = re.compile(r"[A-Za-z0-9_]+")
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
+# @frequency → season length (the seasonal baselines and MASE)
+SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "weekly": 52, "daily": 7, "hourly": 24}
+
+
 @dataclass(frozen=True, eq=False)
 class TsfData:
     """N univariate series of a ``.tsf`` file and their attributes.
@@ -116,6 +120,12 @@ class TsfData:
     missing: bool = False
     equal_length: bool = False
     relation: str | None = None
+
+    @property
+    def season(self) -> int | None:
+        """The season length of ``frequency`` (yearly 1, quarterly 4, monthly 12, weekly 52,
+        daily 7, hourly 24), or None for another or no frequency."""
+        return SEASONS.get((self.frequency or "").lower())
 
     def __post_init__(self) -> None:
         names, starts = list(self.names), list(self.starts)
