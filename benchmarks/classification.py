@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import emit, machine
+from common import PLAIN_BILSTM, emit, machine
 
 PANEL = ("ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "OSULeaf", "ACSF1", "PLAID")
 ENSEMBLE = 3  # members of the ensemble row
@@ -48,17 +48,7 @@ CONTENDERS = {
     "lstmkit-plateau": {"schedule": "plateau", "validation": 0.2, "epochs": 200, "patience": 30},
     # the defaults before the recipe (v0): BiLSTM on every step, global standardisation,
     # early stopping on a 20 % split; batch size max(8, min(64, n // 16)) of the rest
-    "lstmkit-v0": {
-        "conv_filters": (),
-        "rnn_steps": None,
-        "conv_steps": None,
-        "normalize": "global",
-        "schedule": "plateau",
-        "validation": 0.2,
-        "epochs": 200,
-        "lr": 3e-3,
-        "patience": 30,
-    },
+    "lstmkit-v0": PLAIN_BILSTM | {"epochs": 200, "lr": 3e-3, "patience": 30},
 }
 MAIN = ("lstmkit", "lstmkit-ensemble", "lstmkit-bilstm", "minirocket", "dtw_1nn")
 DETERMINISTIC = {"dtw_1nn"}

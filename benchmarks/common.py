@@ -28,3 +28,17 @@ def emit(doc: dict, path: str | None) -> None:
             f.write(text)
         os.replace(tmp, path)
     print(text)
+
+
+# The sequence estimators' BiLSTM before the LSTM-FCN recipe (docs/classification.md): the
+# recurrent encoder alone on every step, standardised over the training set, early stopping
+# on a 20 % validation part. benchmarks/tasks.py times it against its plain loop;
+# benchmarks/classification.py scores it (with the budget of the time) as "lstmkit-v0".
+PLAIN_BILSTM = {
+    "conv_filters": (),
+    "rnn_steps": None,
+    "conv_steps": None,
+    "normalize": "global",
+    "schedule": "plateau",
+    "validation": 0.2,
+}

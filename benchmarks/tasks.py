@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import PLAIN_BILSTM
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader, TensorDataset
@@ -54,17 +55,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
 # -- the cases: (name, estimator factory, fit arguments) ---------------------------------
 
 
-# the classifier as the plain loop below builds it: the BiLSTM alone on every step,
-# standardised over the training set, a 20 % validation part (the recipe's convolutional
-# branch and strides have no counterpart in PlainNet; docs/classification.md times them)
-BILSTM = {
-    "conv_filters": (),
-    "rnn_steps": None,
-    "conv_steps": None,
-    "normalize": "global",
-    "schedule": "plateau",
-    "validation": 0.2,
-}
+# the classifier as the plain loop below builds it (the recipe's convolutional branch and
+# strides have no counterpart in PlainNet; docs/classification.md times them)
+BILSTM = PLAIN_BILSTM
 
 
 def cases() -> list[tuple[str, object, tuple]]:
