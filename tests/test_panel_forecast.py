@@ -319,3 +319,22 @@ def test_gates_of_a_panel_series_and_no_backtest():
         model.gate_activations(series=2)
     with pytest.raises(ValueError, match="backtest: expected a model fitted on one series"):
         model.backtest(panel[0], start=20)
+
+
+def test_the_default_lookback_is_four_seasons_for_a_panel_and_24_for_one_series(tmp_path):
+    assert [global_forecast.panel_lookback(m) for m in (1, 4, 7, 12, 24, 52)] == [
+        24,
+        24,
+        28,
+        48,
+        96,
+        96,
+    ]
+    panel = seasonal_panel([30, 40])
+    model = Forecaster(horizon=2, season=12, **SMALL).fit(panel)
+    assert model.lookback_ == 48 and model.params["lookback"] is None
+    model.save(tmp_path / "m")
+    assert Forecaster.load(tmp_path / "m").lookback_ == 48
+    assert Forecaster(horizon=2, season=12, lookback=7, **SMALL).fit(panel).lookback_ == 7
+    one = Forecaster(horizon=2, epochs=1, **SMALL).fit(panel[1])
+    assert one.lookback_ == 24 and one.season_ == 12

@@ -649,7 +649,12 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option(
     "--horizon", type=click.IntRange(1), help="[default: a .tsf file's @horizon, else 12]"
 )
-@click.option("--lookback", type=click.IntRange(1), default=24, show_default=True)
+@click.option(
+    "--lookback",
+    type=click.IntRange(1),
+    help="Steps the network reads before each forecast [default: 24 for one series; for a "
+    "panel four seasons, within 24–96].",
+)
 @click.option(
     "--strategy", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True
 )

@@ -661,7 +661,7 @@ def _forecaster_model(est):
     p = est.params
     meta = {
         "lstmkit.kind": "Forecaster",
-        "lstmkit.lookback": p["lookback"],
+        "lstmkit.lookback": est.lookback_,
         "lstmkit.horizon": horizon,
         "lstmkit.strategy": p["strategy"],
     }

@@ -45,6 +45,7 @@ from lstmkit.tasks.global_forecast import (
     forecast_panel,
     level_index,
     normalised,
+    panel_lookback,
     window_input,
 )
 from lstmkit.tasks.networks import (
@@ -169,7 +170,7 @@ class Forecaster:
     def __init__(
         self,
         *,
-        lookback: int = 24,
+        lookback: int | None = None,
         horizon: int = 1,
         stride: int = 1,
         strategy: str = "direct",
@@ -193,7 +194,7 @@ class Forecaster:
         deseasonalize: bool = True,
     ) -> None:
         for name, value in (
-            ("lookback", lookback),
+            ("lookback", 24 if lookback is None else lookback),
             ("horizon", horizon),
             ("stride", stride),
             ("n_models", n_models),
@@ -241,6 +242,14 @@ class Forecaster:
     # -- data -----------------------------------------------------------------------------
 
     @property
+    def lookback_(self) -> int:
+        """The look-back L in use: ``lookback``, else 24 for one series and
+        :func:`~lstmkit.tasks.global_forecast.panel_lookback` of the season for a panel."""
+        if self.params["lookback"] is not None:
+            return self.params["lookback"]
+        return 24 if self.panel is None else panel_lookback(self.season_)
+
+    @property
     def _step_horizon(self) -> int:
         return 1 if self.params["strategy"] == "recursive" else self.params["horizon"]
 
@@ -255,7 +264,7 @@ class Forecaster:
         """For each origin t: input ``chan[t-L:t]`` with the level ``y_s[t-1]`` taken off the
         target channels (n, L, C); the level (n, K); the known-future covariates over the
         horizon, ``fut_s[t:t+H]`` flattened step-major (n, H·F), or None."""
-        lookback, horizon = self.params["lookback"], self._step_horizon
+        lookback, horizon = self.lookback_, self._step_horizon
         origins = np.asarray(origins)
         level = y_s[origins - 1]
         # sliding_window_view(a, w, axis=0)[s] is a[s:s+w] with the window on the last axis
@@ -333,7 +342,7 @@ class Forecaster:
         steps = y.shape[0]
         past = as_matrix(covariates, "covariates", steps)
         fut = as_matrix(future_covariates, "future_covariates", steps)
-        lookback, horizon = self.params["lookback"], self._step_horizon
+        lookback, horizon = self.lookback_, self._step_horizon
         if not 0 <= validation < 1:
             raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
         split = steps - round(steps * validation) if validation else steps
@@ -372,6 +381,7 @@ class Forecaster:
             panel.values,
             p
             | {
+                "lookback": p["lookback"] or panel_lookback(self.season_),
                 "season": self.season_,
                 "quantiles": self.quantiles_,
                 "batch_size": p["batch_size"] or PANEL_BATCH,
@@ -476,7 +486,7 @@ class Forecaster:
             self.panel.values,
             self.scales_,
             self.seasonal_,
-            lookback=self.params["lookback"],
+            lookback=self.lookback_,
             horizon=self.params["horizon"],
             levels=self.quantiles_,
             steps=self.params["horizon"] if steps is None else steps,
@@ -519,10 +529,10 @@ class Forecaster:
         if (
             isinstance(back, bool)
             or not isinstance(back, int)
-            or not (0 <= back <= self._series.shape[0] - self.params["lookback"])
+            or not (0 <= back <= self._series.shape[0] - self.lookback_)
         ):
             raise ValueError(
-                f"back: expected an int in [0, {self._series.shape[0] - self.params['lookback']}]"
+                f"back: expected an int in [0, {self._series.shape[0] - self.lookback_}]"
                 f" (the series has {self._series.shape[0]} steps), got {back!r}"
             )
         y_s, past_s, fut_s = (
@@ -544,7 +554,7 @@ class Forecaster:
                 f"{len(values)} points), got {back!r}"
             )
         seen = normalised(values, self.scales_[series], self.seasonal_[series])
-        x = window_input(seen[: len(seen) - back], self.params)
+        x = window_input(seen[: len(seen) - back], self.lookback_)
         return gate_activations(self.net, x)
 
     def _rows_needed(self, steps: int) -> int:
@@ -681,9 +691,9 @@ class Forecaster:
         steps = self.params["horizon"] if steps is None else steps
         last = y.shape[0] - (steps if fut is None else self._rows_needed(steps))
         origins = list(range(start, last + 1, every))
-        if start < self.params["lookback"] or not origins:
+        if start < self.lookback_ or not origins:
             raise ValueError(
-                f"start: expected an origin in [{self.params['lookback']}, {last}], got {start}"
+                f"start: expected an origin in [{self.lookback_}, {last}], got {start}"
             )
         preds = []
         for o in origins:

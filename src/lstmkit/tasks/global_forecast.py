@@ -106,6 +106,12 @@ def normalised(values: np.ndarray, scale: float, factors: np.ndarray) -> np.ndar
     return values / at_phases(factors, 0, len(values)) / scale
 
 
+def panel_lookback(season: int) -> int:
+    """The default look-back of a panel: four seasons, at least 24 and at most 96 steps
+    (24 for yearly and quarterly data, 48 for monthly; measured in docs/forecasting.md)."""
+    return max(24, min(4 * season, 96))
+
+
 def canonical_order(values: list[np.ndarray]) -> list[int]:
     """Positions of the series sorted by their contents (length, then a digest)."""
     keys = [(len(v), hashlib.sha256(v.tobytes()).hexdigest()) for v in values]
@@ -136,11 +142,11 @@ def _spread(x: Tensor, lengths: Tensor) -> Tensor:
     return torch.where((count > 1) & (spread > 1e-3), spread, torch.ones_like(spread))
 
 
-def window_input(scaled: np.ndarray, params: dict) -> Tensor:
+def window_input(scaled: np.ndarray, lookback: int) -> Tensor:
     """The input (a, 1) the network reads to forecast after the scaled series ``scaled``:
     its last a = min(len, L) points relative to the last one, divided by the window's
     spread as :func:`window_forward` does (for gate inspection)."""
-    x, real, _ = contexts(scaled, np.array([0]), np.array([len(scaled)]), params["lookback"])
+    x, real, _ = contexts(scaled, np.array([0]), np.array([len(scaled)]), lookback)
     x = torch.from_numpy(x.astype(np.float32)[:, :, None])
     spread = _spread(x, torch.from_numpy(real)) if WINDOW_SCALE else torch.ones(1, 1, 1)
     return (x / spread)[0, : int(real[0])]
