@@ -310,15 +310,13 @@ def test_causal_last_reads_the_same_state_as_masking(cell):
     assert not RecurrentNet(1, 6, bidirectional=True, causal_last=True).causal_last
 
 
-def test_gates_of_a_panel_series_and_no_backtest():
+def test_gates_of_a_panel_series():
     panel = seasonal_panel([40, 6])
     model = Forecaster(horizon=2, lookback=12, **SMALL).fit(panel)
     assert model.gate_activations(series=0)["l0"]["h"].shape == (12, 8)
     assert model.gate_activations(back=3, series=1)["l0"]["h"].shape == (3, 8)  # 3 points left
     with pytest.raises(ValueError, match=r"series: expected a position in \[0, 1\], got 2"):
         model.gate_activations(series=2)
-    with pytest.raises(ValueError, match="backtest: expected a model fitted on one series"):
-        model.backtest(panel[0], start=20)
 
 
 def test_the_default_lookback_is_four_seasons_for_a_panel_and_24_for_one_series(tmp_path):
@@ -338,3 +336,42 @@ def test_the_default_lookback_is_four_seasons_for_a_panel_and_24_for_one_series(
     assert Forecaster(horizon=2, season=12, lookback=7, **SMALL).fit(panel).lookback_ == 7
     one = Forecaster(horizon=2, epochs=1, **SMALL).fit(panel[1])
     assert one.lookback_ == 24 and one.season_ == 12
+
+
+def test_panel_backtest_is_predict_from_each_origin_and_scores_every_row():
+    import dataclasses
+
+    from lstmkit.train.forecast_metrics import panel_metrics
+
+    whole = seasonal_panel([50, 38, 12])
+    cont = [3, 7, 1]  # points after each fitted end
+    fitted = [s[: len(s) - c] for s, c in zip(whole, cont, strict=True)]
+    model = Forecaster(horizon=2, **SMALL).fit(fitted)
+    got = model.backtest([s[len(s) - c :] for s, c in zip(whole, cont, strict=True)], every=2)
+    # origins 0..c-2 step 2: series 0 → 0; series 1 → 0, 2, 4; series 2 → none (1 < 2)
+    assert got["series"] == [0, 1, 1, 1] and got["origins"] == [0, 0, 2, 4]
+    history, ahead = [], []
+    for row, (i, k) in enumerate(zip(got["series"], got["origins"], strict=True)):
+        extended = whole[i][: len(fitted[i]) + k]
+        oracle = dataclasses.replace(model.panel, values=[extended])
+        alone = Forecaster(horizon=2, **SMALL)
+        alone.__dict__.update(model.__dict__)
+        alone.panel = oracle
+        alone.scales_, alone.seasonal_ = model.scales_[[i]], model.seasonal_[[i]]
+        np.testing.assert_allclose(  # float32 batches of other sizes: rounding apart
+            got["predictions"][row], alone.predict(quantiles=(0.1, 0.5, 0.9))[0], rtol=1e-6
+        )
+        history.append(extended)
+        ahead.append(whole[i][len(extended) : len(extended) + 2])
+    q = got["predictions"]
+    want = panel_metrics(
+        ahead, list(q[..., 1]), history, 1, lower=list(q[..., 0]), upper=list(q[..., 2])
+    )
+    assert got["metrics"]["model"]["mase"] == pytest.approx(want["mase"])
+    assert got["metrics"]["model"]["coverage"] == pytest.approx(want["coverage"])
+    naive = panel_metrics(ahead, [np.repeat(h[-1], 2) for h in history], history, 1)
+    assert got["metrics"]["naive"]["mase"] == pytest.approx(naive["mase"])
+    with pytest.raises(ValueError, match="at least start \\+ steps = 9 points"):
+        model.backtest([s[len(s) - c :] for s, c in zip(whole, cont, strict=True)], start=7)
+    with pytest.raises(ValueError, match="covariates: the panel model was fitted without"):
+        model.backtest([s[len(s) - c :] for s, c in zip(whole, cont, strict=True)], covariates=[1])

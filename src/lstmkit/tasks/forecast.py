@@ -613,9 +613,14 @@ class Forecaster:
 
     def _evaluate_panel(self, actual, season: int, level: int) -> dict:
         truth = _continuation(self.panel, actual)
+        every = self.panel_quantiles(max(len(t) for t in truth))
+        return self._score_panel(self.panel.values, truth, every, season, level)
+
+    def _score_panel(self, history, truth, every, season: int, level: int) -> dict:
+        """Metric rows of the quantile forecasts ``every`` (n, ≥ len(truth[i]), Q) of the
+        series ``history`` against ``truth``, beside the naive, seasonal-naive and mean
+        forecasts and (with the forecast extra) the statistical ones."""
         cut = [len(t) for t in truth]
-        history = self.panel.values
-        every = self.panel_quantiles(max(cut))
 
         def first(forecasts, column=None) -> list[np.ndarray]:  # each series' first n steps
             pairs = zip(forecasts, cut, strict=True)
@@ -668,23 +673,34 @@ class Forecaster:
         self,
         series,
         *,
-        start: int,
+        start: int | None = None,
         steps: int | None = None,
         every: int = 1,
         covariates=None,
         future_covariates=None,
+        level: int = 80,
     ) -> dict:
         """Rolling-origin evaluation without refitting: from each origin o = start,
         start+every, … forecast ``steps`` ahead using only series[:o]. Fit the model on
         series[:start] first, so no origin sees data it was trained on.
         Returns ``{"origins", "predictions" (n, steps, K), "metrics"}`` (metrics pooled).
-        Not for a panel model yet: evaluate it on each series' held-out end instead."""
+
+        After a panel fit, ``series`` is the panel's continuation (as for ``evaluate``):
+        from each origin k = start, start + every, … (``start`` default 0: the end of the
+        fitted series) of each series with at least k + steps points after its end, the
+        model forecasts ``steps`` ahead from the fitted part and the first k continued
+        points — without refitting. Returns ``{"series", "origins", "predictions" (n,
+        steps, Q), "metrics"}``: a row per (series, origin), and the metrics of
+        ``evaluate`` (``level`` % intervals) over all of them, the baselines forecasting
+        from the same origins."""
         self._check_fitted()
         if self.panel is not None:
-            raise ValueError(
-                "backtest: expected a model fitted on one series, got a panel model (use "
-                "evaluate on the held-out ends of the series)"
-            )
+            if covariates is not None or future_covariates is not None:
+                raise ValueError("covariates: the panel model was fitted without them, got some")
+            start = 0 if start is None else start
+            return self._backtest_panel(series, start, steps, every, level)
+        if start is None:
+            raise ValueError("start: expected the first origin (an int), got None")
         y = as_matrix(series, "series")
         past = as_matrix(covariates, "covariates", y.shape[0])
         fut = as_matrix(future_covariates, "future_covariates", y.shape[0])
@@ -713,6 +729,42 @@ class Forecaster:
             "origins": origins,
             "predictions": preds,
             "metrics": regression_metrics(truth, preds),
+        }
+
+    def _backtest_panel(self, actual, start: int, steps: int | None, every: int, level: int):
+        steps = self.params["horizon"] if steps is None else steps
+        for name, value, low in (("start", start, 0), ("steps", steps, 1), ("every", every, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+        truth = _continuation(self.panel, actual)
+        rows, history, ahead = [], [], []
+        for i, (fitted, more) in enumerate(zip(self.panel.values, truth, strict=True)):
+            for k in range(start, len(more) - steps + 1, every):
+                rows.append((i, k))
+                history.append(np.concatenate([fitted, more[:k]]))
+                ahead.append(more[k : k + steps])
+        if not rows:
+            longest = max(len(t) for t in truth)
+            raise ValueError(
+                f"series: expected a continuation of at least start + steps = {start + steps} "
+                f"points for some series, got at most {longest}"
+            )
+        which = np.array([i for i, _ in rows])
+        every_q = forecast_panel(
+            self.nets,
+            history,
+            self.scales_[which],
+            self.seasonal_[which],
+            lookback=self.lookback_,
+            horizon=self.params["horizon"],
+            levels=self.quantiles_,
+            steps=steps,
+        )
+        return {
+            "series": [self.panel.ids[i] for i in which],
+            "origins": [k for _, k in rows],
+            "predictions": every_q,
+            "metrics": self._score_panel(history, ahead, every_q, self.season_, level),
         }
 
     # -- persistence ----------------------------------------------------------------------
