@@ -144,7 +144,7 @@ def test_training_on_lazy_windows_equals_training_on_the_same_tensors():
 
 def test_pinball_loss_by_hand():
     class Fixed(torch.nn.Module):
-        def forward(self, x, lengths):
+        def forward(self, x, lengths, extra=None):
             return torch.tensor([[1.0, 2.0, 3.0, 0.0, 0.0, 0.0]])
 
     batch = {
@@ -375,3 +375,92 @@ def test_panel_backtest_is_predict_from_each_origin_and_scores_every_row():
         model.backtest([s[len(s) - c :] for s, c in zip(whole, cont, strict=True)], start=7)
     with pytest.raises(ValueError, match="covariates: the panel model was fitted without"):
         model.backtest([s[len(s) - c :] for s, c in zip(whole, cont, strict=True)], covariates=[1])
+
+
+# -- static covariates -------------------------------------------------------------------
+
+
+def test_static_covariates_come_in_any_form_in_the_panels_order():
+    from lstmkit.data.panel import static_matrix
+
+    panel = as_panel({"a": [1.0, 2.0], "b": [3.0, 4.0, 5.0]})
+    want = np.array([[1.0, 10.0], [2.0, 20.0]])
+    frame = pd.DataFrame({"size": [2.0, 1.0], "area": [20.0, 10.0]}, index=["b", "a"])
+    np.testing.assert_array_equal(static_matrix(panel, frame), want)
+    nixtla = frame.rename_axis("unique_id").reset_index()  # the ids in a column
+    np.testing.assert_array_equal(static_matrix(panel, nixtla), want)
+    np.testing.assert_array_equal(static_matrix(panel, {"b": (2, 20), "a": [1, 10]}), want)
+    np.testing.assert_array_equal(static_matrix(panel, [[1, 10], [2, 20]]), want)
+    np.testing.assert_array_equal(static_matrix(panel, [1, 2]), want[:, :1])
+    assert static_matrix(panel, None) is None
+    for bad, message in (
+        ({"a": 1.0}, "expected a row for every series, missing 'b'"),
+        ([1.0, 2.0, 3.0], "expected 2 rows \\(one per series\\), got 3"),
+        ({"a": "x", "b": 1.0}, "static_covariates of series 'a': expected numbers"),
+        ({"a": 1.0, "b": np.inf}, "series 'b': expected finite numbers"),
+        ([[1, 2], [3]], "series 'b': expected 2 numbers, got shape \\(1,\\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            static_matrix(panel, bad)
+
+
+def test_windows_carry_their_series_static_row():
+    series = [np.arange(5.0), np.arange(3.0) * 2]
+    static = np.array([[1.0, -1.0], [7.0, 0.5]])
+    windows = PanelWindows(series, [5, 3], lookback=3, horizon=2, static=static)
+    index = torch.arange(len(windows))  # origins 1..4 of series 0, then 1..2 of series 1
+    batch = windows.take(index)
+    np.testing.assert_array_equal(batch["extra"].numpy(), static[[0, 0, 0, 0, 1, 1]])
+    assert "extra" not in PanelWindows(series, [5, 3], 3, 2).take(index)
+    with pytest.raises(ValueError, match="static: expected 2 rows, got 1"):
+        PanelWindows(series, [5, 3], 3, 2, static=static[:1])
+
+
+def test_swapping_static_covariates_swaps_the_forecasts_of_identical_series():
+    base = seasonal_panel([30])[0]
+    one = Forecaster(horizon=3, **SMALL).fit([base, base], static_covariates=[0.0, 1.0])
+    two = Forecaster(horizon=3, **SMALL).fit([base, base], static_covariates=[1.0, 0.0])
+    first, second = one.predict(), two.predict()
+    assert not np.array_equal(first[0], first[1])  # the covariate is read
+    # the same training (the canonical order sees the same series); the forecast batch
+    # holds the two rows the other way round: float32 rounding apart
+    np.testing.assert_allclose(first[0], second[1], rtol=1e-6)
+    np.testing.assert_allclose(first[1], second[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="static_covariates: expected a panel"):
+        Forecaster(horizon=3, epochs=1, **SMALL).fit(base, static_covariates=[1.0])
+
+
+def test_a_static_covariate_that_tells_the_trend_is_learned(monkeypatch):
+    """Lines y_t = 100 ± t plus noise of sd 2, six points seen: the slope's sign is only
+    roughly visible in six noisy points, and the covariate (the sign) tells it. Measured
+    here: mean absolute error of the 4-step forecast 2.78 without, 2.35 with (-16 %);
+    rows misread at prediction (another series' sign) would make it worse, not better."""
+    monkeypatch.setattr(global_forecast, "MIN_STEPS", 300)
+    monkeypatch.setattr(global_forecast, "MAX_STEPS", 300)
+    rng = np.random.default_rng(0)
+    sign = np.repeat([1.0, -1.0], 50)
+    lines = 100 + sign[:, None] * np.arange(10) + rng.normal(0, 2, (100, 10))
+    train, test = list(lines[:, :6]), lines[:, 6:]
+    errors = {}
+    for name, static in (("without", None), ("with", sign)):
+        model = Forecaster(horizon=4, lookback=12, hidden_size=16, progress=False)
+        pred = np.stack(model.fit(train, static_covariates=static).predict())
+        errors[name] = np.abs(pred - test).mean()
+    assert errors["with"] < 0.9 * errors["without"], errors
+
+
+def test_save_load_keeps_the_static_covariates(tmp_path):
+    import json
+
+    panel = {"a": seasonal_panel([30])[0], "b": seasonal_panel([25], seed=1)[0]}
+    model = Forecaster(horizon=3, **SMALL).fit(panel, static_covariates={"a": 1.0, "b": 3.0})
+    model.save(tmp_path / "m")
+    back = Forecaster.load(tmp_path / "m")
+    for name in panel:
+        np.testing.assert_array_equal(back.predict()[name], model.predict()[name])
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["fitted"]["static"] = [[1.0]]
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="static: expected 2 rows of 1 finite numbers"):
+        Forecaster.load(tmp_path / "m")

@@ -98,6 +98,58 @@ def _series_values(name, values, min_points: int = 2) -> np.ndarray:
     return array
 
 
+def static_matrix(panel: Panel, static) -> np.ndarray | None:
+    """Per-series static covariates as float64 (n_series, S), rows in the panel's order:
+    from a DataFrame indexed by the series' ids, or with them in the panel's id column
+    (Nixtla's ``static_df``; its other columns the covariates), a dict
+    ``{id: number or numbers}``, or an array-like of n_series rows (or numbers) in the
+    panel's order. None stays None. Raises ValueError naming the series and the problem
+    (a missing id, a non-numeric or non-finite value, rows of different widths)."""
+    if static is None:
+        return None
+    if hasattr(static, "index") and hasattr(static, "columns"):  # a DataFrame by id
+        id_name = panel.columns[0] if panel.columns else NIXTLA_COLUMNS[0]
+        if id_name in static.columns:  # Nixtla's static_df: the ids in a column
+            static = static.set_index(id_name)
+        static = {i: static.loc[i].to_numpy() for i in static.index}
+    if isinstance(static, Mapping):
+        missing = [i for i in panel.ids if i not in static]
+        if missing:
+            raise ValueError(
+                f"static_covariates: expected a row for every series, missing {missing[0]!r}"
+                f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"
+            )
+        rows = [(i, static[i]) for i in panel.ids]
+    else:
+        try:
+            rows = list(zip(panel.ids, static, strict=True))
+        except (TypeError, ValueError):
+            got = len(static) if hasattr(static, "__len__") else type(static).__name__
+            raise ValueError(
+                f"static_covariates: expected {len(panel)} rows (one per series), got {got}"
+            ) from None
+    out = []
+    for name, row in rows:
+        try:
+            vector = np.atleast_1d(np.asarray(row, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"static_covariates of series {name!r}: expected numbers, got {err}"
+            ) from err
+        if vector.ndim != 1 or (out and len(vector) != len(out[0])):
+            width = len(out[0]) if out else "some"
+            raise ValueError(
+                f"static_covariates of series {name!r}: expected {width} numbers, got shape "
+                f"{vector.shape}"
+            )
+        if not np.isfinite(vector).all():
+            raise ValueError(
+                f"static_covariates of series {name!r}: expected finite numbers, got {vector}"
+            )
+        out.append(vector)
+    return np.stack(out)
+
+
 def _index_end(values):
     """The last time stamp of a pandas Series with a DatetimeIndex/PeriodIndex, else None."""
     index = getattr(values, "index", None)

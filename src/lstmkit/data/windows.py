@@ -45,11 +45,17 @@ def contexts(
 class PanelWindows:
     """The windows of a panel for :func:`lstmkit.train.loop.fit`: ``len`` windows, and
     ``take(index)`` → ``{"x" (n, L, 1), "lengths" (n,), "y" (n, H), "mask" (n, H)}``
-    (float32; lengths int64). ``series`` are the scaled series, ``ends`` how many
-    leading points of each may be trained on (its training part)."""
+    (float32; lengths int64), with ``"extra"`` (n, S): the window's series' row of
+    ``static`` (n_series, S) when given. ``series`` are the scaled series, ``ends`` how
+    many leading points of each may be trained on (its training part)."""
 
     def __init__(
-        self, series: list[np.ndarray], ends: list[int], lookback: int, horizon: int
+        self,
+        series: list[np.ndarray],
+        ends: list[int],
+        lookback: int,
+        horizon: int,
+        static: np.ndarray | None = None,
     ) -> None:
         self.flat = np.concatenate([np.asarray(s, dtype=np.float64) for s in series])
         sizes = np.array([len(s) for s in series])
@@ -60,6 +66,9 @@ class PanelWindows:
         self.counts = np.maximum(self.ends - 1, 0)
         self.cumulative = np.cumsum(self.counts)
         self.lookback, self.horizon = lookback, horizon
+        self.static = None if static is None else np.asarray(static, dtype=np.float32)
+        if self.static is not None and self.static.shape[0] != len(sizes):
+            raise ValueError(f"static: expected {len(sizes)} rows, got {self.static.shape[0]}")
 
     def __len__(self) -> int:
         return int(self.cumulative[-1]) if len(self.cumulative) else 0
@@ -82,9 +91,12 @@ class PanelWindows:
         mask = origin[:, None] + ahead[None, :] < self.ends[series][:, None]
         position = np.where(mask, start[:, None] + origin[:, None] + ahead[None, :], 0)
         y = np.where(mask, self.flat[position] - level[:, None], 0.0)
-        return {
+        batch = {
             "x": torch.from_numpy(x.astype(np.float32)[:, :, None]),
             "lengths": torch.from_numpy(real),
             "y": torch.from_numpy(y.astype(np.float32)),
             "mask": torch.from_numpy(mask.astype(np.float32)),
         }
+        if self.static is not None:
+            batch["extra"] = torch.from_numpy(self.static[series])
+        return batch

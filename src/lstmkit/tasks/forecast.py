@@ -36,6 +36,7 @@ from lstmkit.data.panel import (
     panel_from_json,
     panel_to_json,
     season_of,
+    static_matrix,
 )
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
@@ -46,6 +47,7 @@ from lstmkit.tasks.global_forecast import (
     level_index,
     normalised,
     panel_lookback,
+    standardise_static,
     window_input,
 )
 from lstmkit.tasks.networks import (
@@ -305,6 +307,7 @@ class Forecaster:
         id_column: str | None = None,
         time_column: str | None = None,
         value_column: str | None = None,
+        static_covariates=None,
     ):
         """Train on ``series`` (T,) or (T, K); ``covariates`` (T, C) are known up to each
         origin, ``future_covariates`` (T, F) also over the horizon. ``validation``: the
@@ -314,13 +317,16 @@ class Forecaster:
         those of a long frame) trains one global network: then ``validation`` is the share
         of series whose last horizon is held out to watch the loss and keep the best epoch
         (default 0: the budget is fixed, and holding out the most recent points of a fifth
-        of the series cost M3 monthly 0.03 MASE; docs/forecasting.md)."""
+        of the series cost M3 monthly 0.03 MASE; docs/forecasting.md).
+        ``static_covariates``: numbers per series (a DataFrame indexed by id, a dict
+        ``{id: numbers}``, or rows in the panel's order), standardised over the series and
+        read beside the recurrent encoding (:func:`lstmkit.data.panel.static_matrix`)."""
         p = self.params
         if is_panel(series, id_column) or p["quantiles"] is not None or p["n_models"] > 1:
             if covariates is not None or future_covariates is not None:
                 raise ValueError(
                     "covariates: expected none with a panel, quantiles or n_models (the global "
-                    "model reads the targets only, for now), got some"
+                    "model reads the targets and static_covariates only, for now), got some"
                 )
             if p["strategy"] != "direct":
                 raise ValueError(
@@ -333,7 +339,13 @@ class Forecaster:
                 if is_panel(series, id_column)
                 else _single_panel(series)
             )
-            return self._fit_panel(panel, validation or 0.0, callback)
+            static = standardise_static(static_matrix(panel, static_covariates))
+            return self._fit_panel(panel, validation or 0.0, callback, static)
+        if static_covariates is not None:
+            raise ValueError(
+                "static_covariates: expected a panel (they describe each of many series), "
+                "got one series"
+            )
         self.panel = None
         validation = 0.2 if validation is None else validation
         # one series of unknown frequency keeps the earlier default m = 12 (monthly data)
@@ -372,11 +384,16 @@ class Forecaster:
         self._series, self._past, self._fut = y, past, fut
         return self
 
-    def _fit_panel(self, panel: Panel, validation: float, callback):
+    def _fit_panel(self, panel: Panel, validation: float, callback, static):
         p = self.params
         self.season_ = p["season"] or season_of(panel.frequency) or 1
         self.quantiles_ = p["quantiles"] or DEFAULT_QUANTILES
-        self._shapes = {"targets": 1, "channels": 1, "extra": 0, "quantiles": len(self.quantiles_)}
+        self._shapes = {
+            "targets": 1,
+            "channels": 1,
+            "extra": 0 if static is None else static.shape[1],
+            "quantiles": len(self.quantiles_),
+        }
         fitted = fit_panel(
             panel.values,
             p
@@ -388,11 +405,12 @@ class Forecaster:
             },
             self._build,
             validation=validation,
+            static=static,
             callback=callback,
             **self._options,
         )
         self.nets, self.scales_ = fitted["nets"], fitted["scales"]
-        self.seasonal_ = fitted["seasonal"]
+        self.seasonal_, self.static_ = fitted["seasonal"], static
         self.net, self.history = self.nets[0], fitted["histories"][0]
         self.histories = fitted["histories"]
         self.panel = panel
@@ -490,6 +508,7 @@ class Forecaster:
             horizon=self.params["horizon"],
             levels=self.quantiles_,
             steps=self.params["horizon"] if steps is None else steps,
+            static=self.static_,
         )
 
     def _predict_panel(self, steps: int, quantiles):
@@ -759,6 +778,7 @@ class Forecaster:
             horizon=self.params["horizon"],
             levels=self.quantiles_,
             steps=steps,
+            static=None if self.static_ is None else self.static_[which],
         )
         return {
             "series": [self.panel.ids[i] for i in which],
@@ -779,6 +799,7 @@ class Forecaster:
                 "quantiles": list(self.quantiles_),
                 "scales": self.scales_.tolist(),
                 "seasonal": self.seasonal_.tolist(),
+                "static": None if self.static_ is None else self.static_.tolist(),
                 "panel": panel_to_json(self.panel),
             }
             state = torch.nn.ModuleList(self.nets).state_dict()
@@ -828,6 +849,7 @@ class Forecaster:
                     f"seasonal: expected {len(self.panel)} rows of positive seasonal factors, "
                     f"got an array of shape {self.seasonal_.shape}"
                 )
+            self.static_ = _saved_static(fitted.get("static"), len(self.panel), self._shapes)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._scalers = []
         for saved in fitted["scalers"]:
@@ -850,6 +872,20 @@ def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
 def _frequency(series) -> str | None:
     """The pandas frequency of a Series/DataFrame with a time index, else None."""
     return getattr(getattr(series, "index", None), "freqstr", None)
+
+
+def _saved_static(saved, count: int, shapes: dict) -> np.ndarray | None:
+    """A saved model's standardised static covariates, checked against its shapes."""
+    width = shapes.get("extra", 0)
+    if saved is None and not width:
+        return None
+    static = np.array(saved if saved is not None else [], dtype=np.float64)
+    if static.shape != (count, width) or not np.isfinite(static).all():
+        raise ValueError(
+            f"static: expected {count} rows of {width} finite numbers (the model's static "
+            f"covariates), got an array of shape {static.shape}"
+        )
+    return static
 
 
 def _single_panel(series) -> Panel:

@@ -18,6 +18,10 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
 * **Windows.** Inputs are taken relative to the window's last value and short windows are
   masked through the engine's ``lengths`` (:mod:`lstmkit.data.windows`): a series of 2
   points still gets a forecast. Every origin of every series is a training window.
+* **Static covariates** (optional): numbers per series :math:`c_i` (a store's size, a
+  product's category code), standardised over the series, join the recurrent encoding
+  before the head: :math:`\hat y = W [h_a; c_i] + b`, the same vector for every window
+  of series :math:`i`.
 * **Quantiles.** The head gives :math:`H \times Q` numbers, :math:`\hat y_{k,q}`, trained
   with the pinball (quantile) loss averaged over the real targets
 
@@ -112,25 +116,39 @@ def panel_lookback(season: int) -> int:
     return max(24, min(4 * season, 96))
 
 
-def canonical_order(values: list[np.ndarray]) -> list[int]:
-    """Positions of the series sorted by their contents (length, then a digest)."""
-    keys = [(len(v), hashlib.sha256(v.tobytes()).hexdigest()) for v in values]
+def canonical_order(values: list[np.ndarray], static: np.ndarray | None = None) -> list[int]:
+    """Positions of the series sorted by their contents (length, then a digest of the
+    values and the static covariates)."""
+    rows = [b""] * len(values) if static is None else [r.tobytes() for r in static]
+    keys = [
+        (len(v), hashlib.sha256(v.tobytes() + r).hexdigest())
+        for v, r in zip(values, rows, strict=True)
+    ]
     return sorted(range(len(values)), key=keys.__getitem__)
+
+
+def standardise_static(static: np.ndarray | None) -> np.ndarray | None:
+    """Static covariates (n_series, S) centred and divided by their standard deviation
+    over the series, column by column (a constant column: centred only)."""
+    if static is None:
+        return None
+    spread = static.std(0)
+    return (static - static.mean(0)) / np.where(spread > 0, spread, 1.0)
 
 
 WINDOW_SCALE = True
 
 
-def window_forward(net, x: Tensor, lengths: Tensor) -> Tensor:
+def window_forward(net, x: Tensor, lengths: Tensor, extra: Tensor | None = None) -> Tensor:
     r"""The network on a window divided by its own spread, its output multiplied back:
     :math:`\sigma_w \, f(x / \sigma_w)` with :math:`\sigma_w` the standard deviation of the
     window's real steps (1 when it has fewer than 2, or they are constant). The network then
     sees windows of unit spread whatever the series' volatility did lately, and the loss
     stays in the series' scale."""
     if not WINDOW_SCALE:
-        return net(x, lengths)
+        return net(x, lengths, extra)
     spread = _spread(x, lengths)
-    return net(x / spread, lengths) * spread[:, :, 0]
+    return net(x / spread, lengths, extra) * spread[:, :, 0]
 
 
 def _spread(x: Tensor, lengths: Tensor) -> Tensor:
@@ -161,7 +179,8 @@ class PinballLoss:
 
     def __call__(self, net, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
         y, mask = batch["y"], batch["mask"]
-        pred = window_forward(net, batch["x"], batch["lengths"]).view(*y.shape, len(self.levels))
+        pred = window_forward(net, batch["x"], batch["lengths"], batch.get("extra"))
+        pred = pred.view(*y.shape, len(self.levels))
         u = y.unsqueeze(-1) - pred
         loss = torch.maximum(self.levels * u, (self.levels - 1) * u) * mask.unsqueeze(-1)
         count = int(mask.sum()) * len(self.levels)
@@ -193,18 +212,21 @@ def fit_panel(
     build,
     *,
     validation: float,
+    static: np.ndarray | None = None,
     progress=None,
     checkpoint=None,
     resume=False,
     callback=None,
 ) -> dict:
     """Train ``n_models`` networks (``build()`` makes one) on the panel ``values``.
+    ``static`` (n_series, S): standardised static covariates, read beside the encoding.
     Returns ``{"nets", "scales", "seasonal", "histories", "validation_series"}``."""
     horizon, lookback = params["horizon"], params["lookback"]
     levels = check_quantiles(params["quantiles"])
     if not 0 <= validation < 1:
         raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
-    order = canonical_order(values)
+    order = canonical_order(values, static)
+    rows = None if static is None else static[order]
     lengths = np.array([len(v) for v in values])
     held = set(_validation_split(lengths, order, validation, horizon))
     ends = [lengths[i] - horizon if i in held else lengths[i] for i in order]
@@ -220,12 +242,12 @@ def fit_panel(
     ]
     scales = np.array([series_scale(a[:end]) for a, end in zip(adjusted, ends, strict=True)])
     scaled = [a / s for a, s in zip(adjusted, scales, strict=True)]
-    train = PanelWindows(scaled, ends, lookback, horizon)
+    train = PanelWindows(scaled, ends, lookback, horizon, rows)
     val = None
     if held:
-        rows = [k for k, i in enumerate(order) if i in held]
-        whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon)
-        val = whole.take_at(np.array(rows), lengths[order][rows] - horizon)
+        kept = [k for k, i in enumerate(order) if i in held]
+        whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon, rows)
+        val = whole.take_at(np.array(kept), lengths[order][kept] - horizon)
     elif validation:
         warnings.warn(
             f"validation: no series has the horizon + 2 = {horizon + 2} points needed to hold "
@@ -278,6 +300,7 @@ def forecast_panel(
     horizon: int,
     levels: tuple[float, ...],
     steps: int,
+    static: np.ndarray | None = None,
 ) -> np.ndarray:
     """Quantile forecasts (n_series, steps, Q) on the original scale: each network's
     quantiles, their median over the networks, sorted along Q. Past one horizon the
@@ -288,7 +311,7 @@ def forecast_panel(
     blocks = []
     done = 0
     while done < steps:
-        inputs = _last_windows(history, lookback, horizon)  # gathered once for every net
+        inputs = _last_windows(history, lookback, horizon, static)  # once for every net
         block = np.median([_one_block(net, inputs, horizon, levels) for net in nets], 0)
         block = np.sort(block, axis=-1)  # (n, H, Q)
         blocks.append(block)
@@ -299,16 +322,23 @@ def forecast_panel(
     return out * ahead[:, :, None]
 
 
-def _last_windows(history, lookback, horizon) -> list[tuple[Tensor, Tensor, np.ndarray]]:
+def _last_windows(history, lookback, horizon, static) -> list[tuple]:
     """The window at the end of each scaled series, in chunks of about 1,024 series:
-    (inputs (n, L, 1), lengths (n,), levels (n,)) as the networks read them."""
+    (inputs (n, L, 1), lengths (n,), levels (n,), static rows (n, S) or None) as the
+    networks read them."""
     sizes = np.array([len(h) for h in history])
-    windows = PanelWindows(history, sizes, lookback, horizon)
+    windows = PanelWindows(history, sizes, lookback, horizon, static)
     inputs = []
     for chunk in np.array_split(np.arange(len(history)), max(1, len(history) // 1024)):
         x, real, level = contexts(windows.flat, windows.starts[chunk], sizes[chunk], lookback)
+        extra = None if static is None else torch.from_numpy(windows.static[chunk])
         inputs.append(
-            (torch.from_numpy(x.astype(np.float32)[:, :, None]), torch.from_numpy(real), level)
+            (
+                torch.from_numpy(x.astype(np.float32)[:, :, None]),
+                torch.from_numpy(real),
+                level,
+                extra,
+            )
         )
     return inputs
 
@@ -317,8 +347,8 @@ def _one_block(net, inputs, horizon, levels) -> np.ndarray:
     """One network's (n, H, Q) forecast from the windows of :func:`_last_windows`."""
     net.eval()
     out = []
-    for x, real, level in inputs:
-        pred = window_forward(net, x, real).numpy()
+    for x, real, level, extra in inputs:
+        pred = window_forward(net, x, real, extra).numpy()
         pred = pred.reshape(len(level), horizon, len(levels)).astype(np.float64)
         out.append(pred + level[:, None, None])
     return np.concatenate(out)
