@@ -245,11 +245,15 @@ class Forecaster:
 
     @property
     def lookback_(self) -> int:
-        """The look-back L in use: ``lookback``, else 24 for one series and
+        """The look-back L in use (see :meth:`_lookback`)."""
+        return self._lookback(panel=self.panel is not None)
+
+    def _lookback(self, *, panel: bool) -> int:
+        """``lookback``, else 24 for one series and
         :func:`~lstmkit.tasks.global_forecast.panel_lookback` of the season for a panel."""
         if self.params["lookback"] is not None:
             return self.params["lookback"]
-        return 24 if self.panel is None else panel_lookback(self.season_)
+        return panel_lookback(self.season_) if panel else 24
 
     @property
     def _step_horizon(self) -> int:
@@ -398,7 +402,7 @@ class Forecaster:
             panel.values,
             p
             | {
-                "lookback": p["lookback"] or panel_lookback(self.season_),
+                "lookback": self._lookback(panel=True),  # self.panel is set once fitted
                 "season": self.season_,
                 "quantiles": self.quantiles_,
                 "batch_size": p["batch_size"] or PANEL_BATCH,
