@@ -128,3 +128,13 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings", "ignore:LSTM with projections is not supported with oneDNN:UserWarning"
     )
+
+
+@pytest.fixture
+def short_panel_budget(monkeypatch):
+    """Global-forecaster fits of 40 optimizer steps on one thread (tests of panels)."""
+    from lstmkit.tasks import global_forecast
+
+    monkeypatch.setattr(global_forecast, "MIN_STEPS", 40)
+    monkeypatch.setattr(global_forecast, "MAX_STEPS", 40)
+    torch.set_num_threads(1)

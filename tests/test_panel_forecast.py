@@ -20,12 +20,7 @@ from lstmkit.train.loop import TrainConfig, fit
 
 SMALL = {"hidden_size": 8, "progress": False}
 
-
-@pytest.fixture(autouse=True)
-def short_budget(monkeypatch):
-    monkeypatch.setattr(global_forecast, "MIN_STEPS", 40)
-    monkeypatch.setattr(global_forecast, "MAX_STEPS", 40)
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("short_panel_budget")  # conftest.py
 
 
 def seasonal_panel(lengths, seed=0, noise=0.3):

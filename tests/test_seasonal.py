@@ -6,9 +6,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-import lstmkit.tasks.global_forecast as global_forecast
 from lstmkit.data.seasonal import (
     at_phases,
     autocorrelation,
@@ -20,12 +18,7 @@ from lstmkit.tasks import Forecaster
 
 SMALL = {"hidden_size": 8, "progress": False}
 
-
-@pytest.fixture(autouse=True)
-def short_budget(monkeypatch):
-    monkeypatch.setattr(global_forecast, "MIN_STEPS", 40)
-    monkeypatch.setattr(global_forecast, "MAX_STEPS", 40)
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("short_panel_budget")  # conftest.py
 
 
 def seasonal_series(n, season, seed=0, noise=0.05, trend=0.02):
