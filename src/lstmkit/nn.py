@@ -211,6 +211,7 @@ class _RecurrentBase(nn.Module):
             extra = ("ln_weight_ih", "ln_weight_hh", "ln_weight_c", "ln_bias_c", "weight_ph")
             self._weight_names[k] = names + tuple(n + suffix if n in shapes else "" for n in extra)
         self.reset_parameters()
+        self.flatten_parameters()  # built on a CUDA device: one buffer for cuDNN
 
     # torch.nn's attribute names, for code written against it
     input_size = property(lambda self: self.cfg.input_size)
@@ -242,7 +243,45 @@ class _RecurrentBase(nn.Module):
                     w.b_hh[hidden : 2 * hidden] = 0.0
 
     def flatten_parameters(self) -> None:
-        """Accepted for torch.nn compatibility; lstmkit keeps its parameters separate."""
+        """On a CUDA device with cuDNN, lay the weights that ``native`` passes to cuDNN out
+        in one contiguous buffer (each parameter becomes a view into it), as torch.nn does,
+        so cuDNN does not copy them at every call. Elsewhere, or for a configuration that
+        native cannot run (the variants, the Cho GRU), nothing: the parameters stay as they
+        are. Called after ``.to()``/``.cuda()``; call it again after replacing a parameter.
+        """
+        if backends.why_not("native", self.cfg) is not None:
+            return
+        flat = [t for w in self.direction_weights() for t in w if t is not None]
+        first = flat[0]
+        if any(
+            not t.is_cuda or t.dtype != first.dtype or not torch.backends.cudnn.is_acceptable(t)
+            for t in flat
+        ):
+            return
+        if len({t.data_ptr() for t in flat}) != len(flat):  # aliased: leave them to the copy
+            return
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        cfg = self.cfg
+        per_direction = (4 if cfg.bias else 2) + (1 if cfg.proj_size > 0 else 0)
+        with torch.cuda.device_of(first), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    flat,
+                    per_direction,
+                    cfg.input_size,
+                    cudnn_rnn.get_cudnn_mode(cfg.mode),
+                    cfg.hidden_size,
+                    cfg.proj_size,
+                    cfg.num_layers,
+                    False,  # batch_first: native always passes time-major input
+                    cfg.bidirectional,
+                )
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return result
 
     def extra_repr(self) -> str:
         cfg = self.cfg

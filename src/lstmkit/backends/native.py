@@ -2,7 +2,9 @@
 
 It calls ``torch.lstm`` / ``torch.gru``, the functions behind ``torch.nn.LSTM``/``GRU``,
 with our parameters in torch.nn's flat order. Variable lengths go through a packed
-sequence. It computes only what those kernels compute exactly: not the Cho et al. GRU
+sequence. On a CUDA device the module keeps these weights in one buffer laid out as cuDNN
+wants (``flatten_parameters``), so cuDNN copies nothing per call. It computes only what
+those kernels compute exactly: not the Cho et al. GRU
 (``reset_after=False``), and for a non-concat merge only one layer (merged afterwards),
 because torch.nn concatenates the directions between layers.
 """
