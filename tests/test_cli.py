@@ -325,6 +325,54 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, capsy
     )
 
 
+def test_a_resume_that_cannot_continue_writes_nothing_and_exits_2(tmp_path, capsys, monkeypatch):
+    """Other options than --epochs, or no checkpoint: exit 2 before anything is written,
+    so the run can still be resumed as it was (issue 14)."""
+    import lstmkit.train.loop as loop
+
+    args = ["forecast", "--data", "airline", "--horizon", 3, "--epochs", 4, "--patience", 50]
+    args += ["--hidden-size", 6, "--quiet", "--out", tmp_path / "cut"]
+    save = loop._save
+
+    def interrupt_after_second(*a):
+        save(*a)
+        if inspect.signature(save).bind(*a).arguments["epochs_done"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_save", interrupt_after_second)
+    assert run(capsys, *args)[0] == 130
+    monkeypatch.setattr(loop, "_save", save)
+    config = (tmp_path / "cut" / "config.toml").read_bytes()
+    code, _, err = run(capsys, "forecast", "--resume", tmp_path / "cut", "--hidden-size", 16)
+    assert code == 2
+    assert "hidden_size = 16 where the run has 6" in err and "only epochs may change" in err
+    assert (tmp_path / "cut" / "config.toml").read_bytes() == config
+    code, _, err = run(capsys, "forecast", "--resume", tmp_path / "cut", "--epochs", 5)
+    assert code == 0, err
+    assert "epochs = 5" in (tmp_path / "cut" / "config.toml").read_text()
+    assert len(json.loads((tmp_path / "cut" / "metrics.json").read_text())) > 0
+
+
+def test_resume_without_a_checkpoint_exits_2_and_an_early_stop_says_nothing_was_saved(
+    tmp_path, capsys, monkeypatch
+):
+    import lstmkit.train.loop as loop
+
+    def interrupt_at_once(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_save", interrupt_at_once)  # before the first checkpoint
+    args = ["forecast", "--data", "airline", "--horizon", 3, "--epochs", 3, "--quiet"]
+    code, _, err = run(capsys, *args, "--hidden-size", 4, "--out", tmp_path / "r")
+    assert code == 130
+    assert "before the first epoch ended: nothing was saved" in err
+    assert "continue with" not in err
+    code, _, err = run(capsys, "forecast", "--resume", tmp_path / "r")
+    assert code == 2
+    assert f"expected a checkpoint to continue from in {tmp_path / 'r' / 'checkpoint'}" in err
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
 def test_explain_writes_the_gates_of_the_sample(tmp_path, capsys):
     code, _, err = run(
         capsys,

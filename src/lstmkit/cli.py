@@ -50,6 +50,7 @@ from lstmkit.tasks import (
     TextGenerator,
 )
 from lstmkit.tasks.global_forecast import check_quantiles
+from lstmkit.train.checkpoint import recover_dir
 
 ESTIMATORS = {
     cls.__name__: cls
@@ -113,6 +114,43 @@ def resume_option(f):
     )(f)
 
 
+# the options a resumed run may change: it continues the same model on the same data
+RESUMABLE = ("epochs",)
+
+
+def _open_run(ctx: click.Context, p: dict, command: str) -> RunDir:
+    """The command's run directory (``--resume``'s, ``--out`` or a new one) with its
+    config.toml written. With ``--resume`` nothing is written before the run is known to
+    be resumable: its options may differ from the saved ones in :data:`RESUMABLE` only, and
+    its checkpoint must be there (a swap a crash interrupted is recovered first)."""
+    if p.get("resume") is not None:
+        _check_resumable(ctx, Path(p["resume"]))
+    run = RunDir.create(p.get("resume") or p["out"], command)
+    run.write_config(_resolved(ctx))
+    return run
+
+
+def _check_resumable(ctx: click.Context, path: Path) -> None:
+    saved = tomllib.loads((path / "config.toml").read_text("utf-8"))
+    now = json.loads(json.dumps(_resolved(ctx)))  # tuples as lists, as TOML reads them back
+    changed = sorted(
+        k for k in saved.keys() | now.keys() if k not in RESUMABLE and saved.get(k) != now.get(k)
+    )
+    if changed:
+        k = changed[0]
+        raise ValueError(
+            f"--resume {path}: expected the run's own options (only {', '.join(RESUMABLE)} may "
+            f"change), got {k} = {now.get(k)!r} where the run has {saved.get(k)!r}"
+        )
+    checkpoint = path / "checkpoint"
+    recover_dir(checkpoint)
+    if not checkpoint.is_dir():
+        raise ValueError(
+            f"--resume {path}: expected a checkpoint to continue from in {checkpoint}, found "
+            "none (the run stopped before its first epoch ended); run it again without --resume"
+        )
+
+
 class Interrupted(Exception):
     """Training stopped by Ctrl-C; the best weights are in the run's checkpoint."""
 
@@ -121,6 +159,11 @@ def _stop_if_interrupted(model, run: RunDir, command: str) -> None:
     reason = model.history.stop_reason or ""
     if reason.startswith("interrupted"):
         done = len(model.history.epochs)
+        if not (run.path / "checkpoint").is_dir():
+            raise Interrupted(
+                f"interrupted before the first epoch ended: nothing was saved to resume from; "
+                f"run the command again (without --resume) into {run.path}"
+            )
         raise Interrupted(
             f"interrupted after epoch {done}; the checkpoint is in {run.path / 'checkpoint'}; "
             f"continue with: lstmkit {command} --resume {run.path}"
@@ -321,8 +364,7 @@ def demo(ctx: click.Context, **p) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = _Output(p["quiet"], p["json_output"])
-    run = RunDir.create(p["out"], "demo")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "demo")
     metrics = run_demo(run, say=out.say, quick=p["quick"])
     out.say(f"report: {run.path / 'report.html'}")
     out.finish(run, {"metrics": metrics})
@@ -736,8 +778,7 @@ def forecast(ctx: click.Context, **p) -> None:
     past = frame.select(_names(p["covariates"])) if p["covariates"] else None
     fut = frame.select(_names(p["future_covariates"])) if p["future_covariates"] else None
     cut = len(y) - test
-    run = RunDir.create(p["resume"] or p["out"], "forecast")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "forecast")
     model = Forecaster(
         horizon=p["horizon"],
         lookback=p["lookback"],
@@ -808,8 +849,7 @@ def _forecast_panel(ctx: click.Context, p: dict, out: _Output) -> None:
         ctx.params["season"] = season
     steps = p["test_steps"] or p["horizon"]
     train, test = data.split(steps)
-    run = RunDir.create(p["resume"] or p["out"], "forecast")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "forecast")
     model = Forecaster(
         horizon=p["horizon"],
         lookback=p["lookback"],
@@ -912,8 +952,7 @@ def _sequence_options(f):
 def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     out = _Output(p["quiet"], p["json_output"])
     X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
-    run = RunDir.create(p["resume"] or p["out"], kind)
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, kind)
     model = cls(**options, **_sequence_estimator_options(p, run))
     model.fit(X_train, y_train)
     _stop_if_interrupted(model, run, kind)
@@ -1154,8 +1193,7 @@ def generate(ctx: click.Context, **p) -> None:
     ]
     for poem in written:
         out.say(poem)
-    run = RunDir.create(p["out"], "generate")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "generate")
     run.write_text("poems.txt", "\n".join(written) + "\n")
     report = Report(f"lstmkit generate: {p['model_dir'] or p['corpus']}")
     report.text("Poems", *written)
@@ -1301,8 +1339,7 @@ def tune(ctx: click.Context, **p) -> None:
     estimator, fixed, train, test, name = _tuning_inputs(p)
     fixed |= {"cell": "lstm", "bidirectional": True, "seed": p["seed"], "progress": False}
     space = SearchSpace({k: v for k, v in bilstm_space(p["task"]).items() if k not in fixed})
-    run = RunDir.create(p["out"], "tune")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "tune")
     found = run_tune(
         estimator,
         space,
@@ -1418,8 +1455,7 @@ def compare(ctx: click.Context, **p) -> None:
     out = _Output(p["quiet"], p["json_output"])
     estimator, fixed, train, test, name = _tuning_inputs(p)
     seeds = _ints(p["seeds"], "--seeds")
-    run = RunDir.create(p["out"], "compare")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "compare")
     result = run_compare(
         estimator,
         train,
@@ -1546,8 +1582,7 @@ def predict(ctx: click.Context, **p) -> None:
         pred = model.predict(X)
         rows = [(i, v) for i, v in enumerate(pred)]
         header = ("index", "predicted")
-    run = RunDir.create(p["out"], "predict")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "predict")
     run.write_csv("predictions.csv", header, rows)
     out.say(f"{len(rows)} predictions written")
     out.finish(run, {"predictions": pred})
@@ -1587,8 +1622,7 @@ def evaluate(ctx: click.Context, **p) -> None:
         X, y = _read_labelled(p["data"], "--data")
         train = _read_labelled(p["train"], "--train") if p["train"] else None
         metrics = model.evaluate(X, y, train=train)
-    run = RunDir.create(p["out"], "evaluate")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "evaluate")
     run.write_metrics(metrics)
     report = Report(f"lstmkit evaluate: {p['model_dir']} on {p['data']}")
     run.write_report(report.metrics("Metrics", metrics), {})
@@ -1639,8 +1673,7 @@ def explain(ctx: click.Context, **p) -> None:
             )
         gates = model.gate_activations(X[p["sample"]])
         what = f"sequence {p['sample']} of {p['data']}"
-    run = RunDir.create(p["out"], "explain")
-    run.write_config(_resolved(ctx))
+    run = _open_run(ctx, p, "explain")
     report, figs = explain_report(model, gates, what)
     run.write_report(report, figs)
     arrays = {f"{layer}/{gate}": v for layer, g in gates.items() for gate, v in g.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from lstmkit.train.checkpoint import read_json, read_tensors, write_dir_atomically
+from lstmkit.train.checkpoint import read_json, read_tensors, recover_dir, write_dir_atomically
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 FORMAT = "lstmkit-estimator-1"
@@ -28,6 +28,7 @@ def load_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, 
     """Read (config, state) of an estimator saved as ``kind``; ValueError if damaged/foreign."""
     path = Path(path)
     what = "a saved lstmkit model"
+    recover_dir(path)
     config = read_json(path, CONFIG, FORMAT, what)
     if config.get("kind") != kind:
         raise ValueError(f"{path}: expected a saved {kind}, got a saved {config.get('kind')}")

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from lstmkit.train.checkpoint import load_checkpoint, save_checkpoint
+from lstmkit.train.checkpoint import load_checkpoint, recover_dir, save_checkpoint
 from lstmkit.train.distributed import Ranks, process_group
 
 # loss_fn(model, batch) -> (mean loss over the batch's real elements, number of elements)
@@ -267,6 +267,8 @@ def fit(
     history = History()
     best_state = _clone_state(model)
     start_epoch = 0
+    if cfg.resume and cfg.checkpoint:  # a swap a crash interrupted: back to the newest
+        recover_dir(cfg.checkpoint)
     if cfg.resume and cfg.checkpoint and Path(cfg.checkpoint).exists():
         start_epoch, best_state = _resume(
             cfg.checkpoint, model, optimizer, scheduler, shuffle, history, ranks
