@@ -11,6 +11,7 @@ no traceback unless ``--debug``), 1 an internal error, 130 interrupted.
 import functools
 import io
 import json
+import signal
 import sys
 import tomllib
 import warnings
@@ -51,6 +52,7 @@ from lstmkit.tasks import (
 )
 from lstmkit.tasks.global_forecast import check_quantiles
 from lstmkit.train.checkpoint import recover_dir
+from lstmkit.train.loop import interrupted
 
 ESTIMATORS = {
     cls.__name__: cls
@@ -156,8 +158,7 @@ class Interrupted(Exception):
 
 
 def _stop_if_interrupted(model, run: RunDir, command: str) -> None:
-    reason = model.history.stop_reason or ""
-    if reason.startswith("interrupted"):
+    if interrupted(model.history):
         done = len(model.history.epochs)
         if not (run.path / "checkpoint").is_dir():
             raise Interrupted(
@@ -1166,6 +1167,7 @@ def generate(ctx: click.Context, **p) -> None:
       lstmkit generate --model runs/poet/model --acrostic 春夏秋冬
     """
     out = _Output(p["quiet"], p["json_output"])
+    run = _open_run(ctx, p, "generate")
     metrics = {}
     if p["model_dir"]:
         model = TextGenerator.load(p["model_dir"])
@@ -1178,6 +1180,11 @@ def generate(ctx: click.Context, **p) -> None:
             cell_options=_cell_options(p) or None,
         )
         model.fit(poems)
+        if interrupted(model.history):
+            raise Interrupted(
+                f"interrupted after epoch {len(model.history.epochs)}; nothing was written "
+                f"to {run.path} but its config.toml (generate keeps no checkpoint: run it again)"
+            )
         pp = model.perplexity(model.validation_poems_)
         metrics = {"model": {"perplexity": pp["model"]}, "unigram": {"perplexity": pp["unigram"]}}
         out.say(f"validation perplexity {pp['model']:.1f} (unigram {pp['unigram']:.1f})")
@@ -1193,7 +1200,6 @@ def generate(ctx: click.Context, **p) -> None:
     ]
     for poem in written:
         out.say(poem)
-    run = _open_run(ctx, p, "generate")
     run.write_text("poems.txt", "\n".join(written) + "\n")
     report = Report(f"lstmkit generate: {p['model_dir'] or p['corpus']}")
     report.text("Poems", *written)
@@ -1340,21 +1346,31 @@ def tune(ctx: click.Context, **p) -> None:
     fixed |= {"cell": "lstm", "bidirectional": True, "seed": p["seed"], "progress": False}
     space = SearchSpace({k: v for k, v in bilstm_space(p["task"]).items() if k not in fixed})
     run = _open_run(ctx, p, "tune")
-    found = run_tune(
-        estimator,
-        space,
-        *train,
-        n_whales=p["whales"],
-        iterations=p["iterations"],
-        sampler=p["sampler"],
-        storage=p["storage"],
-        study_name=p["study_name"],
-        workers=p["workers"],
-        validation=p["validation"],
-        metric=p["metric"],
-        fixed=fixed,
-        seed=p["seed"],
-    )
+    try:
+        found = run_tune(
+            estimator,
+            space,
+            *train,
+            n_whales=p["whales"],
+            iterations=p["iterations"],
+            sampler=p["sampler"],
+            storage=p["storage"],
+            study_name=p["study_name"],
+            workers=p["workers"],
+            validation=p["validation"],
+            metric=p["metric"],
+            fixed=fixed,
+            seed=p["seed"],
+        )
+    except KeyboardInterrupt:
+        kept = (
+            f"the finished trials are in {p['storage']}: run the same command to continue"
+            if p["storage"]
+            else "without --storage nothing was kept"
+        )
+        raise Interrupted(
+            f"interrupted; the trial that was running is marked FAIL; {kept}"
+        ) from None
     model = found.estimator
     metrics = _test_metrics(p["task"], model, train, test)
     tuning = {
@@ -1727,6 +1743,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 bad usage or input, 1 internal, 130 ^C)."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
+    on_term = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM is handled as Ctrl-C
     try:
         cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -1754,7 +1771,13 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, on_term)
     return 0
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

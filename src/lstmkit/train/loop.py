@@ -357,6 +357,13 @@ def fit(
     return history
 
 
+def interrupted(history) -> bool:
+    """Whether a :func:`fit` stopped on Ctrl-C (it returns, keeping the best weights):
+    callers that must not treat a cut-short fit as finished (a tuning trial, a comparison,
+    a command that writes its results) check this and stop too."""
+    return (getattr(history, "stop_reason", None) or "").startswith("interrupted")
+
+
 class _Stop(Exception):
     """Internal: leave the epoch loop after a non-finite loss."""
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from lstmkit.data.readers import as_sequences
 from lstmkit.tasks.baselines import sequence_baselines
+from lstmkit.train.loop import interrupted
 from lstmkit.woa.space import SearchSpace, default_space
 from lstmkit.woa.tune import _metric, task_of, tune
 
@@ -172,6 +173,8 @@ def compare(
             began = time.perf_counter()
             if contender.sampler is None:
                 model = estimator(**options).fit(*train)
+                if interrupted(model.history):  # Ctrl-C: no table of cut-short fits
+                    raise KeyboardInterrupt
             else:  # what the caller fixes is not searched
                 searched = SearchSpace({k: v for k, v in space.items() if k not in options})
                 found = tune(

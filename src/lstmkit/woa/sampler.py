@@ -127,6 +127,7 @@ SLOT = PREFIX + "slot"
 LEASE = PREFIX + "lease"
 TOLD = PREFIX + "told"
 EXPIRED = PREFIX + "expired"
+INTERRUPTED = PREFIX + "interrupted"
 SURPLUS = PREFIX + "surplus"
 CONFIG = PREFIX + "config"
 
@@ -145,8 +146,17 @@ def slot_of(trial: FrozenTrial) -> tuple[int, int] | None:
 
 
 def is_void(trial: FrozenTrial) -> bool:
-    """A FAIL that Optuna's ``tell`` did not report: the worker died, the slot is free."""
-    return trial.state == TrialState.FAIL and trial.system_attrs.get(TOLD) != "FAIL"
+    """A FAIL that Optuna's ``tell`` did not report (the worker died) or that a Ctrl-C cut
+    short (:func:`mark_interrupted`): the slot is free, its position is evaluated again."""
+    if trial.state != TrialState.FAIL:
+        return False
+    return trial.system_attrs.get(TOLD) != "FAIL" or bool(trial.system_attrs.get(INTERRUPTED))
+
+
+def mark_interrupted(storage, trial_id: int) -> None:
+    """Record that a trial is failing because the run was interrupted, not because its
+    position failed: it will be void (see :func:`is_void`)."""
+    storage.set_trial_system_attr(trial_id, INTERRUPTED, True)
 
 
 def fitness(trial: FrozenTrial, direction: StudyDirection) -> float:
@@ -371,6 +381,7 @@ class WOASampler(BaseSampler):
     def _init_local(self) -> None:
         self._lock = threading.Lock()
         self._leases: dict[int, _Lease] = {}
+        self._asked: set[int] = set()  # trials of this process not yet told (for abandon)
         self._jitter = random.Random()
 
     def __getstate__(self) -> dict:
@@ -463,6 +474,11 @@ class WOASampler(BaseSampler):
 
     # -- Optuna's sampler interface ------------------------------------------------------------
 
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        with self._lock:
+            self._asked.add(trial._trial_id)
+        self._independent.before_trial(study, trial)
+
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
@@ -511,6 +527,7 @@ class WOASampler(BaseSampler):
         """Mark the state Optuna tells (a FAIL without this mark is void), end the lease."""
         with self._lock:
             lease = self._leases.pop(trial._trial_id, None)
+            self._asked.discard(trial._trial_id)
         if trial.system_attrs.get(SLOT) is not None:
             if lease is not None:
                 lease.renew()  # time for Optuna to store the state before anyone may expire it
@@ -584,6 +601,22 @@ class WOASampler(BaseSampler):
             lease = _Lease(storage, trial_id, self.lease_interval, self.lease_grace)
             self._leases[trial_id] = lease
         lease.start()
+
+    def abandon(self, storage) -> None:
+        """The run is stopping (Ctrl-C): fail every trial this process asked for and Optuna
+        has not told (one being sampled, or holding a lease) as void, for a resumed run to
+        evaluate."""
+        with self._lock:
+            held, self._leases = self._leases, {}
+            asked, self._asked = self._asked, set()
+        for lease in held.values():
+            lease.stop()
+        for trial_id in sorted(asked | set(held)):
+            try:
+                mark_interrupted(storage, trial_id)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            except UpdateFinishedTrialError:  # Optuna's tell got there first
+                continue
 
     def _end_lease(self, trial_id: int) -> None:
         with self._lock:

@@ -72,7 +72,8 @@ from optuna.trial import TrialState
 
 from lstmkit.data.readers import as_sequences
 from lstmkit.train.distributed import in_process_group
-from lstmkit.woa.sampler import SURPLUS, WaitTimeout, WOASampler
+from lstmkit.train.loop import interrupted
+from lstmkit.woa.sampler import SURPLUS, WaitTimeout, WOASampler, mark_interrupted
 from lstmkit.woa.space import SearchSpace, default_space
 
 REGRESSION_METRICS = {"mse": "minimize", "rmse": "minimize", "mae": "minimize",
@@ -221,6 +222,13 @@ class _Objective:
     data: _Split
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._evaluate(trial)
+        except KeyboardInterrupt:  # Ctrl-C anywhere in the trial: a void FAIL, never COMPLETE
+            mark_interrupted(trial.storage, trial._trial_id)
+            raise
+
+    def _evaluate(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial)
         pruned: list[int] = []
         try:
@@ -246,6 +254,8 @@ class _Objective:
             model.fit(d.X_train, **kwargs)
         else:
             model.fit(d.X_train, d.y_train, **kwargs)
+        if interrupted(model.history):  # the fit returned on Ctrl-C: stop the trial too
+            raise KeyboardInterrupt
         if not hook:
             _report_history(trial, model)
         if pruned:
@@ -360,12 +370,17 @@ def _work(job: _Job) -> None:
         if _done(study, sampler, job.budget):
             study.stop()
 
-    study.optimize(
-        job.objective,
-        timeout=job.timeout,
-        catch=(TrialFailed, WaitTimeout),
-        callbacks=[stop_when_done],
-    )
+    try:
+        study.optimize(
+            job.objective,
+            timeout=job.timeout,
+            catch=(TrialFailed, WaitTimeout),
+            callbacks=[stop_when_done],
+        )
+    except KeyboardInterrupt:  # a trial asked but not started is failed, void, not RUNNING
+        if isinstance(sampler, WOASampler):
+            sampler.abandon(study._storage)
+        raise
 
 
 def _run_workers(job: _Job, workers: int) -> None:
@@ -567,7 +582,10 @@ def _best_trial(study: optuna.Study):
 
 def _refit(estimator: type, task: str, fixed: dict, params: dict, X, y):
     model = estimator(**fixed, **params)
-    return model.fit(X) if task == "forecast" else model.fit(X, y)
+    model = model.fit(X) if task == "forecast" else model.fit(X, y)
+    if interrupted(model.history):
+        raise KeyboardInterrupt
+    return model
 
 
 # -- tune -----------------------------------------------------------------------------------
