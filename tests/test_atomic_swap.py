@@ -14,18 +14,19 @@ import textwrap
 
 import pytest
 
-from lstmkit.train.checkpoint import (
-    _exchange,
-    load_checkpoint,
-    recover_dir,
-    save_checkpoint,
-    write_dir_atomically,
-)
+from lstmkit.train import atomic
+from lstmkit.train.atomic import _exchange, recover_dir, write_dir_atomically
+from lstmkit.train.checkpoint import load_checkpoint, save_checkpoint
+
+ATOMIC = atomic.__file__
 
 _SAVE = textwrap.dedent(
     """
-    import os, shutil, sys
-    from lstmkit.train import checkpoint as ck
+    import importlib.util, os, shutil, sys
+    # the module alone (plain Python): no torch to import in each of the killed processes
+    spec = importlib.util.spec_from_file_location("atomic", sys.argv[4])
+    ck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ck)
     target, swap, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     calls = 0
 
@@ -75,7 +76,7 @@ def test_a_kill_at_any_step_of_a_save_leaves_the_old_or_the_new_version(tmp_path
             target = write_dir_atomically(
                 tmp_path / f"k{crash_at}" / "ckpt", {"a.txt": b"old", "b.txt": b"old"}
             )
-            command = [sys.executable, "-c", _SAVE, str(target), swap, str(crash_at)]
+            command = [sys.executable, "-c", _SAVE, str(target), swap, str(crash_at), ATOMIC]
             runs.append((target, subprocess.Popen(command, stderr=subprocess.PIPE, text=True)))
         tried += len(runs)
         for target, proc in runs:

@@ -11,11 +11,8 @@ under ``optim.<param index>.<name>`` and its hyper-parameters into JSON, so a ru
 exactly where it stopped.
 """
 
-import ctypes
-import errno
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,114 +20,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lstmkit.train.atomic import recover_dir, write_dir_atomically
+
 TENSORS, META = "tensors.safetensors", "meta.json"
 FORMAT = "lstmkit-checkpoint-1"
-
-
-def write_dir_atomically(path: str | os.PathLike, files: dict[str, bytes]) -> Path:
-    """Write ``files`` (name -> bytes) as directory ``path``, replacing it atomically.
-
-    The files go to a temporary sibling ``.NAME.tmp-*`` (written and synced), which then
-    takes the place of ``path`` in one step: ``renameat2(RENAME_EXCHANGE)`` swaps the two
-    where the system has it (Linux), so ``path`` always exists, old or new. Elsewhere, three
-    renames: the finished sibling becomes ``.NAME.new`` (its name says it is complete), the
-    old ``path`` moves to ``.NAME.old``, ``.NAME.new`` becomes ``path``. A crash between any
-    two steps leaves a state that :func:`recover_dir` (run by the next write and by every
-    reader) turns into the newest complete directory.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    recover_dir(path, writer=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        if not path.exists():
-            os.replace(tmp, path)
-        elif not path.is_dir():
-            raise ValueError(f"{path}: expected a directory to replace, got a file")
-        elif _exchange(tmp, path):  # tmp now holds the old files
-            _fsync_dir(path.parent)
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            new, old = _sibling(path, "new"), _sibling(path, "old")
-            os.replace(tmp, new)
-            os.replace(path, old)
-            os.replace(new, path)
-            _fsync_dir(path.parent)
-            shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(path.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def recover_dir(path: str | os.PathLike, *, writer: bool = False) -> None:
-    """Bring directory ``path`` back from a swap that a crash interrupted: a complete
-    ``.NAME.new`` is newer than ``path`` and replaces it; with no ``path``, ``.NAME.old``
-    (the previous complete one) comes back. ``writer``: also remove what the swap left
-    behind (the old directory, unfinished ``.NAME.tmp-*``) — only the one process that
-    writes ``path`` may, since another's temporary directory may be in use."""
-    path = Path(path)
-    new, old = _sibling(path, "new"), _sibling(path, "old")
-    try:
-        if new.is_dir():
-            if path.is_dir() and writer:
-                os.replace(path, old)
-            if not path.exists():
-                os.replace(new, path)
-        if not path.exists() and old.is_dir():
-            os.replace(old, path)
-    except FileNotFoundError:  # another reader (a rank of the same run) recovered it first
-        pass
-    if writer:
-        for stale in (old, *path.parent.glob(f".{path.name}.tmp-*")):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _sibling(path: Path, role: str) -> Path:
-    return path.with_name(f".{path.name}.{role}")
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically with ``renameat2(RENAME_EXCHANGE)``; False where the
-    system or the file system has no such call (then the caller renames step by step)."""
-    renameat2 = getattr(_LIBC, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (the renames in it) durable; a no-op where directories
-    cannot be opened (Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:  # no C library to load by name (Windows)
-    _LIBC = None
 
 
 def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
