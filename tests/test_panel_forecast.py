@@ -333,6 +333,65 @@ def test_the_default_lookback_is_four_seasons_for_a_panel_and_24_for_one_series(
     assert one.lookback_ == 24 and one.season_ == 12
 
 
+def test_an_ensemble_of_lookbacks_is_the_median_of_its_members_fitted_alone():
+    """Oracle: network k of lookback=(6, 12, 20) is the one-network fit with look-back L_k
+    and seed s + k; the ensemble's quantiles are their median, sorted."""
+    panel = seasonal_panel([40, 30, 12])
+    ens = Forecaster(horizon=3, n_models=3, lookback=(6, 12, 20), seed=4, **SMALL).fit(panel)
+    assert ens.lookbacks_ == [6, 12, 20] and ens.lookback_ == 6
+    members = [
+        Forecaster(horizon=3, lookback=L, seed=4 + k, quantiles=(0.1, 0.5, 0.9), **SMALL)
+        .fit(panel)
+        .panel_quantiles()
+        for k, L in enumerate((6, 12, 20))
+    ]
+    want = np.sort(np.median(members, 0), -1)
+    np.testing.assert_allclose(ens.panel_quantiles(), want, rtol=1e-6, atol=1e-9)
+    cycled = Forecaster(horizon=3, n_models=3, lookback=(6, 12), **SMALL)
+    assert cycled.fit(panel).lookbacks_ == [6, 12, 6]
+
+
+def test_every_network_reads_the_default_or_the_given_lookback():
+    panel = seasonal_panel([30, 20])
+    assert Forecaster(horizon=2, n_models=2, **SMALL).fit(panel).lookbacks_ == [24, 24]
+    assert Forecaster(horizon=2, n_models=2, lookback=9, **SMALL).fit(panel).lookbacks_ == [9, 9]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lookback": ()}, r"lookback: expected an int, or 1 to n_models = 1 ints"),
+        ({"lookback": (3, 4, 5), "n_models": 2}, r"1 to n_models = 2 ints .*got \(3, 4, 5\)"),
+        ({"lookback": (3, 0), "n_models": 2}, r"lookback: expected an int >= 1, got 0"),
+        ({"lookback": [3, 2.5], "n_models": 2}, r"lookback: expected an int >= 1, got 2.5"),
+    ],
+)
+def test_bad_lookbacks_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Forecaster(**kwargs)
+
+
+def test_saved_lookbacks_load_and_older_models_read_one_lookback(tmp_path):
+    import json
+
+    panel = seasonal_panel([30, 20, 9])
+    model = Forecaster(horizon=2, n_models=2, lookback=(5, 8), **SMALL).fit(panel)
+    model.save(tmp_path / "m")
+    back = Forecaster.load(tmp_path / "m")
+    assert back.lookbacks_ == [5, 8] and back.params["lookback"] == (5, 8)
+    np.testing.assert_array_equal(back.panel_quantiles(), model.panel_quantiles())
+    config = tmp_path / "m" / "config.json"
+    saved = json.loads(config.read_text())
+    saved["params"]["lookback"] = None
+    del saved["fitted"]["lookbacks"]  # as written before look-backs could vary
+    config.write_text(json.dumps(saved))
+    assert Forecaster.load(tmp_path / "m").lookbacks_ == [24, 24]  # panel_lookback(1)
+    saved["fitted"]["lookbacks"] = [5]
+    config.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"lookbacks: expected 2 ints >= 1 .*got \[5\]"):
+        Forecaster.load(tmp_path / "m")
+
+
 def test_panel_backtest_is_predict_from_each_origin_and_scores_every_row():
     import dataclasses
 

@@ -160,7 +160,8 @@ class Forecaster:
     in the input's form, and ``predict(quantiles=(0.1, 0.5, 0.9))`` a trailing quantile
     axis. ``quantiles`` (default (0.1, 0.5, 0.9) for a panel) are the levels trained with
     the pinball loss; ``n_models`` networks from seeds ``seed…seed+n−1`` are combined by
-    the median. ``season`` (when None: from a pandas frequency; else 1 for a panel and 12
+    the median, each reading ``lookback`` steps, or its own with ``lookback=(L_1, L_2,
+    …)`` (taken in turn). ``season`` (when None: from a pandas frequency; else 1 for a panel and 12
     for one series, the earlier default) is used by ``evaluate``'s seasonal baselines and
     MASE, and by a panel fit, which deseasonalises the series that are seasonal unless
     ``deseasonalize=False`` (:mod:`lstmkit.data.seasonal`). ``batch_size`` and ``lr``
@@ -172,7 +173,7 @@ class Forecaster:
     def __init__(
         self,
         *,
-        lookback: int | None = None,
+        lookback: int | tuple[int, ...] | None = None,
         horizon: int = 1,
         stride: int = 1,
         strategy: str = "direct",
@@ -195,8 +196,16 @@ class Forecaster:
         n_models: int = 1,
         deseasonalize: bool = True,
     ) -> None:
+        if isinstance(lookback, list | tuple):  # one per network of an ensemble, in turn
+            if not 1 <= len(lookback) <= n_models:
+                raise ValueError(
+                    f"lookback: expected an int, or 1 to n_models = {n_models} ints (one per "
+                    f"network), got {lookback!r}"
+                )
+            lookback = tuple(lookback)
+        given = lookback if isinstance(lookback, tuple) else (24 if lookback is None else lookback,)
         for name, value in (
-            ("lookback", 24 if lookback is None else lookback),
+            *(("lookback", v) for v in given),
             ("horizon", horizon),
             ("stride", stride),
             ("n_models", n_models),
@@ -240,20 +249,29 @@ class Forecaster:
         self.net: RecurrentNet | None = None
         self.history = None
         self.panel: Panel | None = None  # the fitted panel (global path), else None
+        self._fitted_lookbacks: list[int] | None = None  # those of the fitted networks
 
     # -- data -----------------------------------------------------------------------------
 
     @property
     def lookback_(self) -> int:
-        """The look-back L in use (see :meth:`_lookback`)."""
-        return self._lookback(panel=self.panel is not None)
+        """The look-back L in use (of the first network of an ensemble; see
+        :attr:`lookbacks_`)."""
+        return self.lookbacks_[0]
 
-    def _lookback(self, *, panel: bool) -> int:
-        """``lookback``, else 24 for one series and
-        :func:`~lstmkit.tasks.global_forecast.panel_lookback` of the season for a panel."""
-        if self.params["lookback"] is not None:
-            return self.params["lookback"]
-        return panel_lookback(self.season_) if panel else 24
+    @property
+    def lookbacks_(self) -> list[int]:
+        """The look-back of each network (``n_models`` of them; see :meth:`_lookbacks`)."""
+        return self._fitted_lookbacks or self._lookbacks(panel=self.panel is not None)
+
+    def _lookbacks(self, *, panel: bool) -> list[int]:
+        """``lookback`` (an int for every network, or a sequence taken in turn); when None,
+        24 for one series and :func:`~lstmkit.tasks.global_forecast.panel_lookback` of the
+        season for a panel, for every network."""
+        given, count = self.params["lookback"], self.params["n_models"]
+        if isinstance(given, tuple):
+            return [given[k % len(given)] for k in range(count)]
+        return [(panel_lookback(self.season_) if panel else 24) if given is None else given] * count
 
     @property
     def _step_horizon(self) -> int:
@@ -326,6 +344,7 @@ class Forecaster:
         ``{id: numbers}``, or rows in the panel's order), standardised over the series and
         read beside the recurrent encoding (:func:`lstmkit.data.panel.static_matrix`)."""
         p = self.params
+        self._fitted_lookbacks = None
         if is_panel(series, id_column) or p["quantiles"] is not None or p["n_models"] > 1:
             if covariates is not None or future_covariates is not None:
                 raise ValueError(
@@ -402,7 +421,7 @@ class Forecaster:
             panel.values,
             p
             | {
-                "lookback": self._lookback(panel=True),  # self.panel is set once fitted
+                "lookbacks": self._lookbacks(panel=True),  # self.panel is set once fitted
                 "season": self.season_,
                 "quantiles": self.quantiles_,
                 "batch_size": p["batch_size"] or PANEL_BATCH,
@@ -413,6 +432,7 @@ class Forecaster:
             callback=callback,
             **self._options,
         )
+        self._fitted_lookbacks = self._lookbacks(panel=True)
         self.nets, self.scales_ = fitted["nets"], fitted["scales"]
         self.seasonal_, self.static_ = fitted["seasonal"], static
         self.net, self.history = self.nets[0], fitted["histories"][0]
@@ -508,7 +528,7 @@ class Forecaster:
             self.panel.values,
             self.scales_,
             self.seasonal_,
-            lookback=self.lookback_,
+            lookbacks=self.lookbacks_,
             horizon=self.params["horizon"],
             levels=self.quantiles_,
             steps=self.params["horizon"] if steps is None else steps,
@@ -778,7 +798,7 @@ class Forecaster:
             history,
             self.scales_[which],
             self.seasonal_[which],
-            lookback=self.lookback_,
+            lookbacks=self.lookbacks_,
             horizon=self.params["horizon"],
             levels=self.quantiles_,
             steps=steps,
@@ -804,6 +824,7 @@ class Forecaster:
                 "scales": self.scales_.tolist(),
                 "seasonal": self.seasonal_.tolist(),
                 "static": None if self.static_ is None else self.static_.tolist(),
+                "lookbacks": self.lookbacks_,
                 "panel": panel_to_json(self.panel),
             }
             state = torch.nn.ModuleList(self.nets).state_dict()
@@ -854,6 +875,7 @@ class Forecaster:
                     f"got an array of shape {self.seasonal_.shape}"
                 )
             self.static_ = _saved_static(fitted.get("static"), len(self.panel), self._shapes)
+            self._fitted_lookbacks = _saved_lookbacks(fitted, self.params)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._scalers = []
         for saved in fitted["scalers"]:
@@ -890,6 +912,23 @@ def _saved_static(saved, count: int, shapes: dict) -> np.ndarray | None:
             f"covariates), got an array of shape {static.shape}"
         )
     return static
+
+
+def _saved_lookbacks(fitted: dict, params: dict) -> list[int]:
+    """A saved panel model's look-back per network; models saved before ensembles could
+    vary it read one look-back, ``lookback`` or the default of their season."""
+    count = params["n_models"]
+    saved = fitted.get("lookbacks")
+    if saved is None:
+        given = params["lookback"]
+        return [panel_lookback(fitted["season"]) if given is None else given] * count
+    if (
+        not isinstance(saved, list)
+        or len(saved) != count
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in saved)
+    ):
+        raise ValueError(f"lookbacks: expected {count} ints >= 1 (one per network), got {saved!r}")
+    return saved
 
 
 def _single_panel(series) -> Panel:

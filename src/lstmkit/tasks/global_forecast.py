@@ -40,7 +40,10 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
   out of training and its loss recorded each epoch, and the best epoch's weights kept;
   when no series is long enough, a warning says so and ``history`` records it.
 * **Ensembles.** ``n_models`` networks from seeds s, s+1, … combined by the median of each
-  quantile (then sorted).
+  quantile (then sorted). Each network may read its own look-back :math:`L_k` (N-BEATS'
+  ensembles vary it from 2H to 7H): member k trains on, and forecasts from, windows of
+  :math:`L_k` steps (``Forecaster(lookback=(L_1, …), n_models=…)``; by default every
+  network reads the same L — varying it is measured in docs/forecasting.md).
 * **Order.** Windows are enumerated in an order fixed by the series' contents, not by
   their position in the input: a panel fit is invariant to the order of its series.
 """
@@ -218,10 +221,15 @@ def fit_panel(
     resume=False,
     callback=None,
 ) -> dict:
-    """Train ``n_models`` networks (``build()`` makes one) on the panel ``values``.
-    ``static`` (n_series, S): standardised static covariates, read beside the encoding.
+    """Train ``n_models`` networks (``build()`` makes one) on the panel ``values``, network
+    k on windows of ``params["lookbacks"][k]`` steps. ``static`` (n_series, S):
+    standardised static covariates, read beside the encoding.
     Returns ``{"nets", "scales", "seasonal", "histories", "validation_series"}``."""
-    horizon, lookback = params["horizon"], params["lookback"]
+    horizon, lookbacks = params["horizon"], params["lookbacks"]
+    if len(lookbacks) != params["n_models"]:
+        raise ValueError(
+            f"lookbacks: expected one per network ({params['n_models']}), got {lookbacks}"
+        )
     levels = check_quantiles(params["quantiles"])
     if not 0 <= validation < 1:
         raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
@@ -242,13 +250,16 @@ def fit_panel(
     ]
     scales = np.array([series_scale(a[:end]) for a, end in zip(adjusted, ends, strict=True)])
     scaled = [a / s for a, s in zip(adjusted, scales, strict=True)]
-    train = PanelWindows(scaled, ends, lookback, horizon, rows)
-    val = None
-    if held:
-        kept = [k for k, i in enumerate(order) if i in held]
+    kept = [k for k, i in enumerate(order) if i in held]
+
+    def windows(lookback: int):  # (training windows, validation windows or None)
+        train = PanelWindows(scaled, ends, lookback, horizon, rows)
+        if not held:
+            return train, None
         whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon, rows)
-        val = whole.take_at(np.array(kept), lengths[order][kept] - horizon)
-    elif validation:
+        return train, whole.take_at(np.array(kept), lengths[order][kept] - horizon)
+
+    if not held and validation:
         warnings.warn(
             f"validation: no series has the horizon + 2 = {horizon + 2} points needed to hold "
             "out its last horizon; trained without validation",
@@ -256,9 +267,10 @@ def fit_panel(
             stacklevel=4,  # the caller of Forecaster.fit
         )
     batch = params["batch_size"]
-    epochs = panel_epochs(len(train), batch, params["epochs"])
     nets, histories = [], []
-    for k in range(params["n_models"]):
+    for k, lookback in enumerate(lookbacks):
+        train, val = windows(lookback)
+        epochs = panel_epochs(len(train), batch, params["epochs"])
         seed = params["seed"] + k
         cfg = TrainConfig(
             epochs=epochs,
@@ -296,23 +308,30 @@ def forecast_panel(
     scales: np.ndarray,
     seasonal: np.ndarray,
     *,
-    lookback: int,
+    lookbacks: list[int],
     horizon: int,
     levels: tuple[float, ...],
     steps: int,
     static: np.ndarray | None = None,
 ) -> np.ndarray:
     """Quantile forecasts (n_series, steps, Q) on the original scale: each network's
-    quantiles, their median over the networks, sorted along Q. Past one horizon the
-    median is appended to the (deseasonalised, scaled) series and the next block
-    forecast from it. ``seasonal`` (n_series, m) are the factors of :func:`fit_panel`."""
+    quantiles (network k reading the last ``lookbacks[k]`` steps), their median over the
+    networks, sorted along Q. Past one horizon the median is appended to the
+    (deseasonalised, scaled) series and the next block forecast from it. ``seasonal``
+    (n_series, m) are the factors of :func:`fit_panel`."""
     median = levels.index(0.5)
     history = [normalised(v, s, f) for v, s, f in zip(values, scales, seasonal, strict=True)]
     blocks = []
     done = 0
     while done < steps:
-        inputs = _last_windows(history, lookback, horizon, static)  # once for every net
-        block = np.median([_one_block(net, inputs, horizon, levels) for net in nets], 0)
+        inputs = {L: _last_windows(history, L, horizon, static) for L in set(lookbacks)}
+        block = np.median(
+            [
+                _one_block(net, inputs[L], horizon, levels)
+                for net, L in zip(nets, lookbacks, strict=True)
+            ],
+            0,
+        )
         block = np.sort(block, axis=-1)  # (n, H, Q)
         blocks.append(block)
         done += horizon
