@@ -587,3 +587,11 @@ def test_torch_export_needs_an_example_of_size_two_on_dynamic_axes():
     with pytest.raises(ValueError, match=r"steps >= 2 on axis 0"):
         export_program(module, torch.randn(1, 3, IN))
     assert export_program(module, torch.randn(1, 3, IN), dynamic_steps=False) is not None
+
+
+def test_a_panel_forecaster_is_refused_with_a_clear_error(short_panel_budget):
+    rng = np.random.default_rng(0)
+    panel = [10 + rng.normal(0, 1, n) for n in (20, 12)]
+    model = Forecaster(horizon=2, hidden_size=4, progress=False).fit(panel)
+    with pytest.raises(ValueError, match=r"a global model over a panel .* has no ONNX graph"):
+        to_onnx(model)

@@ -392,6 +392,31 @@ def test_saved_lookbacks_load_and_older_models_read_one_lookback(tmp_path):
         Forecaster.load(tmp_path / "m")
 
 
+def test_ctrl_c_in_an_ensemble_keeps_the_networks_trained_so_far_and_says_so(tmp_path):
+    """A KeyboardInterrupt in the second network's first epoch: the fit returns with two
+    networks (the first whole, the second cut short), and ``history`` is the interrupted
+    one, which the CLI reads to exit 130 instead of writing results; saved, it loads as
+    the two-network ensemble it is."""
+    from lstmkit.train.loop import interrupted
+
+    seen = []
+
+    def interrupt_second_network(record):
+        seen.append(record["epoch"])
+        if seen.count(1) == 2:
+            raise KeyboardInterrupt
+
+    panel = seasonal_panel([30, 20])
+    model = Forecaster(horizon=2, n_models=3, **SMALL).fit(panel, callback=interrupt_second_network)
+    assert len(model.nets) == 2 and interrupted(model.history)
+    assert not interrupted(model.histories[0])
+    assert [q.shape for q in model.predict(quantiles=(0.1, 0.9))] == [(2, 2), (2, 2)]
+    model.save(tmp_path / "m")
+    back = Forecaster.load(tmp_path / "m")
+    assert len(back.nets) == 2 and back.params["n_models"] == 2
+    np.testing.assert_array_equal(back.panel_quantiles(), model.panel_quantiles())
+
+
 def test_panel_backtest_is_predict_from_each_origin_and_scores_every_row():
     import dataclasses
 

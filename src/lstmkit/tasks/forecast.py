@@ -58,7 +58,7 @@ from lstmkit.tasks.networks import (
 )
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.forecast_metrics import panel_metrics
-from lstmkit.train.loop import TrainConfig, fit, seed_torch
+from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import regression_metrics
 
 
@@ -432,10 +432,12 @@ class Forecaster:
             callback=callback,
             **self._options,
         )
-        self._fitted_lookbacks = self._lookbacks(panel=True)
         self.nets, self.scales_ = fitted["nets"], fitted["scales"]
+        self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets)]  # Ctrl-C: fewer
         self.seasonal_, self.static_ = fitted["seasonal"], static
-        self.net, self.history = self.nets[0], fitted["histories"][0]
+        # the first network's history, or the one Ctrl-C cut short (the last one trained)
+        last = fitted["histories"][-1]
+        self.net, self.history = self.nets[0], last if interrupted(last) else fitted["histories"][0]
         self.histories = fitted["histories"]
         self.panel = panel
         return self
@@ -828,7 +830,12 @@ class Forecaster:
                 "panel": panel_to_json(self.panel),
             }
             state = torch.nn.ModuleList(self.nets).state_dict()
-            config = {"params": self.params, "fitted": fitted}
+            params = self.params
+            if len(self.nets) < params["n_models"]:  # an ensemble Ctrl-C cut short
+                params = params | {"n_models": len(self.nets)}
+                if isinstance(params["lookback"], tuple):
+                    params["lookback"] = tuple(self.lookbacks_)
+            config = {"params": params, "fitted": fitted}
             return save_estimator(path, "Forecaster", config, state)
         fitted = {
             "season": self.season_,

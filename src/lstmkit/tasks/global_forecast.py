@@ -59,7 +59,7 @@ from torch import Tensor
 from lstmkit.data.seasonal import at_phases, deseasonalising_factors
 from lstmkit.data.windows import PanelWindows, contexts
 from lstmkit.tasks.networks import RecurrentNet
-from lstmkit.train.loop import TrainConfig, fit, seed_torch
+from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 # the budget of a panel fit (one-cycle): PANEL_EPOCHS passes over the windows, at least
@@ -290,6 +290,8 @@ def fit_panel(
             history.stop_reason += "; no validation: no series long enough to hold out"
         nets.append(net)
         histories.append(history)
+        if interrupted(history):  # Ctrl-C: the networks trained so far, no more
+            break
     inverse = np.empty(len(order), dtype=np.int64)
     inverse[order] = np.arange(len(order))
     return {
