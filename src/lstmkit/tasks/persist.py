@@ -37,10 +37,20 @@ def load_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, 
 
 def restore(cls, path, setup):
     """Rebuild an estimator of class ``cls`` saved at ``path``: ``setup(model, fitted)``
-    restores its fitted attributes and returns its network, into which the weights load."""
+    restores its fitted attributes and returns its network, into which the weights load.
+
+    The config is checked against the weights before any memory is spent on it: counts of
+    layers and networks against the number of tensors in the file, then the network the
+    config describes, built on the ``meta`` device (shapes only, no storage), against the
+    names and shapes of the saved tensors, which must also be finite. So a config edited to
+    ask for a huge network fails at once with one line instead of allocating it."""
     config, state = load_estimator(path, cls.__name__)
     try:
         model = cls(**config["params"])
+        _check_counts(config["params"], len(state))
+        with torch.device("meta"):
+            described = setup(model, config["fitted"]).state_dict()
+        _check_weights(described, state)
         model.net = setup(model, config["fitted"])
         model.net.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
@@ -49,3 +59,36 @@ def restore(cls, path, setup):
         ) from err
     model.net.eval()
     return model
+
+
+def _check_counts(params: dict, tensors: int) -> None:
+    """Layers and networks cannot outnumber the tensors that hold their weights."""
+    for key in ("num_layers", "n_models"):
+        value = params.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > tensors:
+            raise ValueError(
+                f"{key}: expected at most {tensors} (model.safetensors holds {tensors} "
+                f"tensors), got {value}"
+            )
+
+
+def _check_weights(described: dict, saved: dict) -> None:
+    """The saved tensors are the described network's, name for name and shape for shape,
+    and finite; the first difference is named."""
+    missing = sorted(described.keys() - saved.keys())
+    extra = sorted(saved.keys() - described.keys())
+    if missing or extra:
+        what = f"no {missing[0]!r}" if missing else f"an unexpected {extra[0]!r}"
+        raise ValueError(
+            f"model.safetensors: expected the {len(described)} tensors config.json describes, "
+            f"got {len(saved)} with {what}"
+        )
+    for name, want in described.items():
+        got = saved[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise ValueError(
+                f"{name}: expected shape {tuple(want.shape)} (from config.json), got "
+                f"{tuple(got.shape)} in model.safetensors"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ValueError(f"{name}: expected finite weights, got NaN or infinity")

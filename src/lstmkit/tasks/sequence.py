@@ -475,12 +475,33 @@ class _SequenceEstimator:
         return restore(cls, path, cls._restore)
 
     def _restore(self, fitted: dict) -> RecurrentNet:
+        _check_saved_scaling(fitted)
         self._fitted = fitted
         self._setup_loaded()
         return self._build()
 
     def _setup_loaded(self) -> None:
         """Restore derived attributes from ``self._fitted`` after loading."""
+
+
+def _check_saved_scaling(fitted: dict) -> None:
+    """A saved model's channel statistics and classes agree with its sizes: one finite mean
+    and positive standard deviation per input channel, one class per output."""
+    channels = fitted["input_size"]
+    for key in ("mean", "std"):
+        values = np.asarray(fitted[key], dtype=np.float64)  # null: TypeError, a damaged file
+        if values.shape != (channels,) or not np.isfinite(values).all():
+            raise ValueError(
+                f"{key}: expected {channels} finite numbers (one per input channel), got "
+                f"{values.size} of shape {values.shape}"
+            )
+    if (np.asarray(fitted["std"]) <= 0).any():
+        raise ValueError("std: expected positive standard deviations, got zero or less")
+    classes = fitted.get("classes")
+    if classes is not None and len(classes) != fitted["output_size"]:
+        raise ValueError(
+            f"classes: expected {fitted['output_size']} (the network's outputs), got {len(classes)}"
+        )
 
 
 def _labels(y, name: str = "y") -> np.ndarray:
