@@ -1,6 +1,7 @@
 """The HTML report: self-contained, escapes what users supply, and renders in headless
 Chromium with no console errors and a screenshot that is not blank."""
 
+import csv
 import json
 import re
 import shutil
@@ -104,3 +105,25 @@ def test_cli_report_renders_in_headless_chromium(tmp_path, capsys):
     assert image.shape == (1600, 1000)
     assert image.std() > 20  # text, tables and plots: far from a blank page
     assert (image < 128).mean() > 0.01  # dark pixels (text, lines) are there
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    """OWASP's CSV-injection rule: text starting with = + - @ tab CR gets an apostrophe;
+    numbers (also negative ones, and numbers as text) stay as they are."""
+    from lstmkit.report.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "run", "test")
+    rows = [
+        ('=HYPERLINK("http://x","y")', -1.5, "-2.5"),
+        ("+1+cmd", "@SUM(A1)", "\tx"),
+        ("plain", 3, "a=b"),
+    ]
+    run.write_csv("p.csv", ("=label", "value", "text"), rows)
+    with open(tmp_path / "run" / "p.csv", newline="") as f:
+        got = list(csv.reader(f))
+    assert got == [
+        ["'=label", "value", "text"],
+        ['\'=HYPERLINK("http://x","y")', "-1.5", "-2.5"],
+        ["'+1+cmd", "'@SUM(A1)", "'\tx"],
+        ["plain", "3", "a=b"],
+    ]

@@ -48,6 +48,23 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """A text cell that a spreadsheet would read as a formula (one that starts with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return: a label or a column name from the user's
+    data, say ``=HYPERLINK(...)``) gets a leading apostrophe, as OWASP advises against CSV
+    injection; numbers, other text and text that reads as a number (``-1.5``) are unchanged."""
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_START):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -106,10 +123,12 @@ class RunDir:
         return write_atomically(self.path / "metrics.json", text.encode())
 
     def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+        """A CSV file whose text cells cannot run as spreadsheet formulas
+        (:func:`spreadsheet_safe`)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([spreadsheet_safe(cell) for cell in header])
+        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
         return write_atomically(self.path / name, buffer.getvalue().encode())
 
     def write_bytes(self, name: str, data: bytes) -> Path:
