@@ -159,6 +159,19 @@ def mark_interrupted(storage, trial_id: int) -> None:
     storage.set_trial_system_attr(trial_id, INTERRUPTED, True)
 
 
+def fail_interrupted(storage, trial_ids) -> None:
+    """Fail, as void, those of ``trial_ids`` still RUNNING: trials a Ctrl-C caught before
+    their objective ran or finished."""
+    for trial_id in trial_ids:
+        try:
+            if storage.get_trial(trial_id).state != TrialState.RUNNING:
+                continue
+            mark_interrupted(storage, trial_id)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:  # Optuna's tell got there first
+            continue
+
+
 def fitness(trial: FrozenTrial, direction: StudyDirection) -> float:
     """The minimised WOA fitness of a finished holder (table in the module docstring)."""
     if trial.state != TrialState.COMPLETE:
@@ -381,7 +394,6 @@ class WOASampler(BaseSampler):
     def _init_local(self) -> None:
         self._lock = threading.Lock()
         self._leases: dict[int, _Lease] = {}
-        self._asked: set[int] = set()  # trials of this process not yet told (for abandon)
         self._jitter = random.Random()
 
     def __getstate__(self) -> dict:
@@ -474,11 +486,6 @@ class WOASampler(BaseSampler):
 
     # -- Optuna's sampler interface ------------------------------------------------------------
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        with self._lock:
-            self._asked.add(trial._trial_id)
-        self._independent.before_trial(study, trial)
-
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
@@ -527,7 +534,6 @@ class WOASampler(BaseSampler):
         """Mark the state Optuna tells (a FAIL without this mark is void), end the lease."""
         with self._lock:
             lease = self._leases.pop(trial._trial_id, None)
-            self._asked.discard(trial._trial_id)
         if trial.system_attrs.get(SLOT) is not None:
             if lease is not None:
                 lease.renew()  # time for Optuna to store the state before anyone may expire it
@@ -602,21 +608,13 @@ class WOASampler(BaseSampler):
             self._leases[trial_id] = lease
         lease.start()
 
-    def abandon(self, storage) -> None:
-        """The run is stopping (Ctrl-C): fail every trial this process asked for and Optuna
-        has not told (one being sampled, or holding a lease) as void, for a resumed run to
-        evaluate."""
+    def abandon(self) -> None:
+        """The run is stopping (Ctrl-C): end every lease this sampler holds (the caller
+        fails the trials with :func:`fail_interrupted`)."""
         with self._lock:
             held, self._leases = self._leases, {}
-            asked, self._asked = self._asked, set()
-        for lease in held.values():
-            lease.stop()
-        for trial_id in sorted(asked | set(held)):
-            try:
-                mark_interrupted(storage, trial_id)
-                storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            except UpdateFinishedTrialError:  # Optuna's tell got there first
-                continue
+        for lease in held.values():  # no join: a renewal may be waiting on the database
+            lease._stop.set()
 
     def _end_lease(self, trial_id: int) -> None:
         with self._lock:

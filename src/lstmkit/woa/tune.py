@@ -59,7 +59,9 @@ import json
 import math
 import multiprocessing
 import os
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,7 +75,13 @@ from optuna.trial import TrialState
 from lstmkit.data.readers import as_sequences
 from lstmkit.train.distributed import in_process_group
 from lstmkit.train.loop import interrupted
-from lstmkit.woa.sampler import SURPLUS, WaitTimeout, WOASampler, mark_interrupted
+from lstmkit.woa.sampler import (
+    SURPLUS,
+    WaitTimeout,
+    WOASampler,
+    fail_interrupted,
+    mark_interrupted,
+)
 from lstmkit.woa.space import SearchSpace, default_space
 
 REGRESSION_METRICS = {"mse": "minimize", "rmse": "minimize", "mae": "minimize",
@@ -370,17 +378,54 @@ def _work(job: _Job) -> None:
         if _done(study, sampler, job.budget):
             study.stop()
 
+    with _created_trials(study) as created:
+        try:
+            study.optimize(
+                job.objective,
+                timeout=job.timeout,
+                catch=(TrialFailed, WaitTimeout),
+                callbacks=[stop_when_done],
+            )
+        except KeyboardInterrupt:  # this worker's trials: failed and void, none left RUNNING
+            if isinstance(sampler, WOASampler):
+                sampler.abandon()
+            _briefly(lambda: fail_interrupted(study._storage, created), seconds=10.0)
+            raise
+
+
+def _briefly(clean_up, seconds: float) -> None:
+    """Run ``clean_up`` for at most ``seconds`` (a database locked by the interrupted
+    operation must not hang the exit); what it cannot do, the leases' expiry does later."""
+    done = threading.Thread(target=_quietly, args=(clean_up,), daemon=True)
+    done.start()
+    done.join(seconds)
+
+
+def _quietly(clean_up) -> None:
     try:
-        study.optimize(
-            job.objective,
-            timeout=job.timeout,
-            catch=(TrialFailed, WaitTimeout),
-            callbacks=[stop_when_done],
-        )
-    except KeyboardInterrupt:  # a trial asked but not started is failed, void, not RUNNING
-        if isinstance(sampler, WOASampler):
-            sampler.abandon(study._storage)
-        raise
+        clean_up()
+    except Exception as err:  # the storage refused: leave it to the leases' expiry
+        warnings.warn(f"tune: could not mark the interrupted trials FAIL ({err})", stacklevel=1)
+
+
+@contextlib.contextmanager
+def _created_trials(study: optuna.Study):
+    """The ids of the trials this process creates in ``study`` inside the block (a Ctrl-C
+    may come between Optuna creating a trial and the sampler or objective seeing it)."""
+    created: list[int] = []
+    storage = study._storage
+    create = storage.create_new_trial
+
+    def create_and_note(study_id, template_trial=None):
+        trial_id = create(study_id, template_trial)
+        created.append(trial_id)
+        return trial_id
+
+    storage.create_new_trial = create_and_note
+    try:
+        yield created
+    finally:
+        del storage.create_new_trial  # the class's method again
 
 
 def _run_workers(job: _Job, workers: int) -> None:
