@@ -31,7 +31,7 @@ from lstmkit.tasks.networks import (
     gate_activations,
 )
 from lstmkit.tasks.persist import restore, save_estimator
-from lstmkit.train.loop import TrainConfig, fit, seed_torch
+from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
 
 
@@ -333,7 +333,7 @@ class _SequenceEstimator:
                 member = replace(member, checkpoint=f"{cfg.checkpoint}-{k}")
             histories.append(fit(net, self._loss, train, val, member, callback=callback))
             members.append(net)
-            if histories[-1].stop_reason.startswith("interrupted"):
+            if interrupted(histories[-1]):
                 break
         one = self.params["n_models"] == 1
         self.net = members[0] if one else EnsembleNet(members, self._combine)

@@ -267,12 +267,12 @@ def fit(
     history = History()
     best_state = _clone_state(model)
     start_epoch = 0
-    if cfg.resume and cfg.checkpoint:  # a swap a crash interrupted: back to the newest
-        recover_dir(cfg.checkpoint)
-    if cfg.resume and cfg.checkpoint and Path(cfg.checkpoint).exists():
-        start_epoch, best_state = _resume(
-            cfg.checkpoint, model, optimizer, scheduler, shuffle, history, ranks
-        )
+    if cfg.resume and cfg.checkpoint:
+        recover_dir(cfg.checkpoint)  # a swap a crash interrupted: back to the newest
+        if Path(cfg.checkpoint).exists():
+            start_epoch, best_state = _resume(
+                cfg.checkpoint, model, optimizer, scheduler, shuffle, history, ranks
+            )
     net = model if ranks is None else ranks.wrap(model)
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
     show = show and (ranks is None or ranks.rank == 0)

@@ -266,9 +266,10 @@ class _Lease:
         self.renew()
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the renewals; ``wait``: until the thread has finished its last one."""
         self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
+        if wait and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 
     def _run(self) -> None:
@@ -613,8 +614,8 @@ class WOASampler(BaseSampler):
         fails the trials with :func:`fail_interrupted`)."""
         with self._lock:
             held, self._leases = self._leases, {}
-        for lease in held.values():  # no join: a renewal may be waiting on the database
-            lease._stop.set()
+        for lease in held.values():  # no wait: a renewal may be waiting on the database
+            lease.stop(wait=False)
 
     def _end_lease(self, trial_id: int) -> None:
         with self._lock:
