@@ -5,6 +5,7 @@ several worker processes on one storage, a SIGKILL and resume, and real tiny tun
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -464,6 +465,38 @@ def test_tune_records_failing_trials_and_goes_on():
     msg = r"expected at least one successful trial.*'FAIL': 6.*first reason: ValueError: series"
     with pytest.raises(ValueError, match=msg):
         tune(Forecaster, space, series[:100], n_whales=2, iterations=2)
+
+
+class _CtrlCWithAReadOpen(Forecaster):
+    """A fit that Ctrl-C stops while the process holds an SQLite read open on the tuning
+    storage (as when the signal lands inside a storage call): only its traceback keeps it."""
+
+    storage_path = None
+
+    def fit(self, series, **kwargs):
+        db = sqlite3.connect(self.storage_path)
+        rows = db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                          "LIMIT 100) SELECT i FROM n, trials")  # fmt: skip
+        rows.fetchone()  # unfinished: a shared lock no write can commit past
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_with_a_read_open_fails_the_trial_void_without_waiting_on_the_lock(tmp_path):
+    """Oracle: the storage (the trial FAIL and void, none RUNNING) and the SQLite busy
+    timeout (60 s): clean-up that ran while the traceback pinned the read would wait it out."""
+    from lstmkit.woa.sampler import is_void
+
+    _, series = load_airline()
+    _CtrlCWithAReadOpen.storage_path = tmp_path / "t.db"
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        tune(_CtrlCWithAReadOpen, SearchSpace(hidden_size=Int(4, 8)), series, n_whales=2,
+             iterations=1, storage=tmp_path / "t.db", refit=False)  # fmt: skip
+    assert time.monotonic() - began < 30
+    storage = resolve_storage(tmp_path / "t.db")
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"] and is_void(trials[0])
 
 
 def test_tune_errors():

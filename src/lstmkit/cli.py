@@ -11,7 +11,6 @@ no traceback unless ``--debug``), 1 an internal error, 130 interrupted.
 import functools
 import io
 import json
-import signal
 import sys
 import tomllib
 import warnings
@@ -51,6 +50,7 @@ from lstmkit.tasks import (
     TextGenerator,
 )
 from lstmkit.tasks.global_forecast import check_quantiles
+from lstmkit.train import interrupts
 from lstmkit.train.checkpoint import recover_dir
 from lstmkit.train.loop import interrupted
 
@@ -1742,8 +1742,12 @@ def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: b
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 bad usage or input, 1 internal, 130 ^C)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in args
-    on_term = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM is handled as Ctrl-C
+    with interrupts.handling():  # SIGTERM is handled as Ctrl-C; neither can be lost
+        return _run(args, debug="--debug" in args)
+
+
+def _run(args: list[str], debug: bool) -> int:
+    """One command, its failures turned into an exit code and one line on stderr."""
     try:
         cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -1771,13 +1775,7 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, on_term)
     return 0
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

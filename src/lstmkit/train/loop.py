@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lstmkit.train import interrupts
 from lstmkit.train.checkpoint import load_checkpoint, recover_dir, save_checkpoint
 from lstmkit.train.distributed import Ranks, process_group
 
@@ -285,6 +286,7 @@ def fit(
             total, count = 0.0, 0
             lengths = train.get("lengths") if cfg.length_buckets else None
             for index in batches(n, cfg.batch_size, shuffle, lengths):
+                interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
                 loss, mean, size = _batch_loss(net, loss_fn, train, index, ranks)
                 if not math.isfinite(mean):
                     history.stop_reason = (

@@ -52,6 +52,7 @@ expires).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import importlib.util
 import inspect
@@ -73,6 +74,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
 from lstmkit.data.readers import as_sequences
+from lstmkit.train import interrupts
 from lstmkit.train.distributed import in_process_group
 from lstmkit.train.loop import interrupted
 from lstmkit.woa.sampler import (
@@ -80,7 +82,6 @@ from lstmkit.woa.sampler import (
     WaitTimeout,
     WOASampler,
     fail_interrupted,
-    mark_interrupted,
 )
 from lstmkit.woa.space import SearchSpace, default_space
 
@@ -100,6 +101,12 @@ TUNE_ATTR = "lstmkit:tune"
 
 class TrialFailed(RuntimeError):
     """The estimator raised inside a trial; Optuna records the trial as FAIL and goes on."""
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C inside a trial, carried past Optuna (which catches ``KeyboardInterrupt`` and
+    then writes the trial's state on this thread, unbounded): :func:`_work` fails the trial,
+    as void, within a time limit."""
 
 
 @dataclass(repr=False)
@@ -233,8 +240,8 @@ class _Objective:
         try:
             return self._evaluate(trial)
         except KeyboardInterrupt:  # Ctrl-C anywhere in the trial: a void FAIL, never COMPLETE
-            mark_interrupted(trial.storage, trial._trial_id)
-            raise
+            pass
+        raise _Interrupted  # outside the handler: no traceback that pins a database read
 
     def _evaluate(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial)
@@ -375,6 +382,7 @@ def _work(job: _Job) -> None:
         return
 
     def stop_when_done(study: optuna.Study, _trial) -> None:
+        interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
         if _done(study, sampler, job.budget):
             study.stop()
 
@@ -386,11 +394,17 @@ def _work(job: _Job) -> None:
                 catch=(TrialFailed, WaitTimeout),
                 callbacks=[stop_when_done],
             )
-        except KeyboardInterrupt:  # this worker's trials: failed and void, none left RUNNING
-            if isinstance(sampler, WOASampler):
-                sampler.abandon()
-            _briefly(lambda: fail_interrupted(study._storage, created), seconds=10.0)
-            raise
+            return
+        except (KeyboardInterrupt, _Interrupted):
+            pass
+        # Outside the handler: the traceback of a Ctrl-C that came during a storage call can
+        # hold an SQLite statement open (a shared lock no write gets past) until it is freed.
+        gc.collect()
+        if isinstance(sampler, WOASampler):
+            sampler.abandon()
+        # this worker's trials: failed and void, none left RUNNING
+        _briefly(lambda: fail_interrupted(study._storage, created), seconds=10.0)
+    raise KeyboardInterrupt
 
 
 def _briefly(clean_up, seconds: float) -> None:

@@ -94,6 +94,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.tasks.networks import RecurrentNet
+from lstmkit.train import interrupts
 from lstmkit.woa.optimizer import WOA, WOAResult, _check_int
 
 TASKS = ("regression", "classification")
@@ -499,6 +500,7 @@ def _adam(net, x: Tensor, target: Tensor, task: str, epochs: int, lr: float) -> 
     best, best_state = math.inf, None
     losses = []
     for _ in range(epochs):
+        interrupts.check()
         optimizer.zero_grad()
         loss = task_loss(net(x), target, task)
         losses.append(float(loss.detach()))
@@ -557,6 +559,7 @@ def fit_weights(
     start = time.perf_counter()
     run = optimizer.start(layout.bounds(bound_scale))
     while not run.done:
+        interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
         population = torch.as_tensor(run.ask(), dtype=torch.float32)  # (P, d)
         run.tell(population_loss(layout, population, x, target, task).numpy())
     result = run.result()

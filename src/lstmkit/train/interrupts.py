@@ -1,0 +1,84 @@
+"""Ctrl-C (SIGINT) and SIGTERM that a command cannot lose.
+
+Python turns SIGINT into a ``KeyboardInterrupt`` raised wherever the main thread is at that
+moment, and two places lose it:
+
+- raised inside a finaliser or ``__del__`` (garbage collection runs them during any allocation,
+  e.g. SQLAlchemy's cache clean-up while a tuning run talks to its storage), it is printed as
+  "Exception ignored" and the program goes on as if nothing had happened;
+- raised inside code run by ``exec`` on a string (``dataclasses`` builds its methods that way,
+  e.g. while torch imports a module lazily), CPython notes it as "unhandled" and, although the
+  command caught it and returns 130, ends the process by SIGINT at exit.
+
+:func:`handling` (the CLI wraps every command in it) installs a handler that records the
+request before raising, keeps quiet about a ``KeyboardInterrupt`` a finaliser dropped (it is
+not lost any more), and on the way out forgets CPython's stale note. :func:`check`, called
+where stopping is safe (before each training batch, after each tuning trial), raises again when
+a request was recorded, so a lost ``KeyboardInterrupt`` delays the stop by one batch at most.
+Outside :func:`handling` (a program that imports lstmkit), :func:`check` does nothing and
+Python's own handler applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+
+_requested = threading.Event()
+
+
+def requested() -> bool:
+    """Whether a signal asked this process to stop (inside :func:`handling`)."""
+    return _requested.is_set()
+
+
+def check() -> None:
+    """Raise ``KeyboardInterrupt`` if a stop was requested: a safe point in a long loop."""
+    if _requested.is_set():
+        raise KeyboardInterrupt
+
+
+def _on_signal(signum, frame) -> None:
+    _requested.set()
+    raise KeyboardInterrupt
+
+
+def _unraisable(hook):
+    """``sys.unraisablehook`` that drops the ``KeyboardInterrupt`` of a recorded request."""
+
+    def quiet(unraisable) -> None:
+        if not (_requested.is_set() and unraisable.exc_type is KeyboardInterrupt):
+            hook(unraisable)
+
+    return quiet
+
+
+@contextlib.contextmanager
+def handling(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, ``signals`` record a stop request and raise ``KeyboardInterrupt``
+    (SIGTERM is handled as Ctrl-C). Only the main thread can install handlers: elsewhere
+    the block runs with the handlers it has."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _on_signal) for signum in signals}
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
+    _requested.clear()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sys.unraisablehook = hook
+        if _requested.is_set():
+            _forget_unhandled_interrupt()
+        _requested.clear()
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Clear CPython's note of a ``KeyboardInterrupt`` that left ``exec``'d code (it would
+    end the process by SIGINT whatever exit code the command returns): every ``exec`` of a
+    string resets the note before running, and this one raises nothing."""
+    exec("pass")  # a constant statement, run for its side effect on the note
