@@ -97,7 +97,7 @@ def test_config_file_then_flags_override(tmp_path, capsys):
     [
         (["forecast", "--data", "missing.csv"], "lstmkit: error: [Errno 2] No such file"),
         (["forecast", "--data", "airline", "--target", "Nope"], "unknown column 'Nope'"),
-        (["forecast", "--data", "airline", "--horizon", "0"], "'--horizon': 0 is not in the range"),
+        (["forecast", "--data", "airline", "--horizon", "0"], "'--horizon': expected 1 ≤ n ≤"),
         (["forecast", "--data", "airline", "--test", "500"], "--test: expected fewer steps"),
         (["classify", "--train", "a.csv", "--test", "b.csv"], "expected a .ts or .npz file"),
         (["predict", "--model", "."], "expected a saved lstmkit model"),
@@ -126,6 +126,63 @@ def test_unknown_config_key(tmp_path, capsys):
     (tmp_path / "b.toml").write_text("bogus = 1\n")
     code, _, err = run(capsys, "forecast", "--data", "airline", "--config", tmp_path / "b.toml")
     assert code == 2 and "unknown key 'bogus'" in err
+
+
+BIG = "9" * 23  # past 64 bits
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dropout", "nan"], "'--dropout': expected a finite number, got nan"),
+        (["--dropout", "1"], "'--dropout': expected a number in [0, 1), got 1.0"),
+        (["--forget-bias", "1e308"], "'--forget-bias': expected a number in [-100, 100]"),
+        (["--forget-bias", "inf"], "'--forget-bias': expected a finite number, got inf"),
+        (["--lr", "1e300"], "'--lr': expected a number in (0, 10]"),
+        (["--epochs", BIG], f"'--epochs': expected 1 ≤ n ≤ 1000000, got '{BIG}'"),
+        (["--hidden-size", BIG], "'--hidden-size': expected 1 ≤ n ≤ 2147483647"),
+        (["--seed", BIG], "'--seed': expected 0 ≤ n ≤ 4294967295"),
+        (["--seed", "-1"], "'--seed': expected 0 ≤ n ≤ 4294967295, got -1"),
+        (["--epochs", "2.7"], "'--epochs': expected an integer, got '2.7'"),
+    ],
+)
+def test_out_of_range_and_non_finite_options_exit_2_before_any_work(
+    tmp_path, capsys, monkeypatch, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "forecast", "--data", "airline", *args, "--out", "r")
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("temperature", ["1e-300", "1e300", "inf", "nan", "0", "-1"])
+def test_generate_temperature_must_be_a_finite_number_in_range(tmp_path, capsys, temperature):
+    code, _, err = run(capsys, "generate", "--corpus", "tang300", "--temperature", temperature)
+    assert code == 2 and "'--temperature': expected a" in err, err
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("epochs = 2.7", "'--epochs': expected an integer, got 2.7"),
+        ("epochs = true", "'--epochs': expected an integer, got True"),
+        ("hidden_size = [1, 2]", "hidden_size: expected a single value, got an array"),
+        ("lr = 'abc'", "'--lr': expected a number, got 'abc'"),
+        ("lr = nan", "'--lr': expected a finite number, got nan"),
+        ("bidirectional = 'yes'", "bidirectional: expected true or false, got 'yes'"),
+        ("target = 3", "target: expected a string, got 3"),
+        ("hidden_size = {a = 1}", "hidden_size: expected a single value, got a table"),
+        ("a = " + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("epochs = ", "expected a readable TOML file"),
+    ],
+)
+def test_config_values_are_parsed_strictly(tmp_path, capsys, toml, message):
+    (tmp_path / "c.toml").write_text(toml + "\n")
+    args = ("forecast", "--data", "airline", "--config", tmp_path / "c.toml", "--out", "r")
+    code, out, err = run(capsys, *args)
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
 
 
 def test_internal_error_exits_1_and_debug_shows_it(monkeypatch, capsys):

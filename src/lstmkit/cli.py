@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from lstmkit.cli_types import SEED_MAX, StrictFloat, StrictInt, check_config_value
 from lstmkit.data import (
     list_datasets,
     load_dataset,
@@ -59,32 +60,42 @@ ESTIMATORS = {
     for cls in (Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger, TextGenerator)
 }
 _OUTPUT_KEYS = ("config", "out", "json_output", "quiet", "resume")
+MAX_EPOCHS = 1_000_000
+MAX_CONFIG_BYTES = 1 << 20  # a config.toml of options is a few hundred bytes
 
 
 # -- options shared by commands -------------------------------------------------------------
 
 
 def _apply_defaults(ctx: click.Context, path: Path) -> None:
-    """The keys of the TOML file ``path`` become the command's defaults."""
+    """The keys of the TOML file ``path`` become the command's defaults; each value must be
+    of its option's kind (:func:`lstmkit.cli_types.check_config_value`)."""
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise click.BadParameter(
+                f"expected a TOML file of at most {MAX_CONFIG_BYTES} bytes, got "
+                f"{path.stat().st_size}"
+            )
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise click.BadParameter(f"expected a readable TOML file, got {err}") from None
+    except RecursionError:
+        raise click.BadParameter("expected a TOML file, got values nested too deeply") from None
     names = {}  # a key may be the parameter's name or any of its long option names
     for param in ctx.command.params:
         if param.name in _OUTPUT_KEYS:
             continue
-        names[param.name] = param.name
+        names[param.name] = param
         for opt in getattr(param, "opts", []):
-            names[opt.lstrip("-").replace("-", "_")] = param.name
+            names[opt.lstrip("-").replace("-", "_")] = param
     defaults = {}
     for key, item in data.items():
-        name = names.get(key.replace("-", "_"))
-        if name is None:
-            raise click.BadParameter(
-                f"unknown key {key!r}; expected one of {', '.join(sorted(set(names)))}"
-            )
-        defaults[name] = item
+        param = names.get(key.replace("-", "_"))
+        if param is None:
+            known = ", ".join(sorted(set(names)))
+            raise click.BadParameter(f"unknown key {key[:40]!r}; expected one of {known}")
+        check_config_value(param, key, item)
+        defaults[param.name] = item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
 
 
@@ -208,36 +219,32 @@ def model_options(
             "--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True
         ),
         click.option("--bidirectional/--unidirectional", default=bidirectional, show_default=True),
-        click.option(
-            "--layers", "num_layers", type=click.IntRange(1), default=1, show_default=True
-        ),
-        click.option("--hidden-size", type=click.IntRange(1), default=64, show_default=True),
-        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0),
+        click.option("--layers", "num_layers", type=StrictInt(1), default=1, show_default=True),
+        click.option("--hidden-size", type=StrictInt(1), default=64, show_default=True),
+        click.option("--dropout", type=StrictFloat(0, 1, max_open=True), default=0.0),
         click.option(
             "--epochs",
-            type=click.IntRange(1),
+            type=StrictInt(1, MAX_EPOCHS),
             default=epochs,
             show_default=bool(epochs),
             help=epochs_help,
         ),
         click.option(
             "--lr",
-            type=click.FloatRange(0, min_open=True),
+            type=StrictFloat(0, 10, min_open=True),
             default=lr,
             show_default=bool(lr),
             help=None if lr else lr_help,
         ),
-        click.option(
-            "--patience", type=click.IntRange(1), help="Early-stopping patience in epochs."
-        ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--patience", type=StrictInt(1), help="Early-stopping patience in epochs."),
+        click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True),
     ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), variant_options(f))
 
 
 def variant_options(f):
     """The cell variants (docs/variants.md), for every command that trains a network."""
-    rate = click.FloatRange(0, 1, max_open=True)
+    rate = StrictFloat(0, 1, max_open=True)
     options = [
         click.option("--layer-norm", is_flag=True, help="Layer-normalised cell (Ba et al. 2016)."),
         click.option("--peephole", is_flag=True, help="Peephole LSTM (Gers & Schmidhuber 2000)."),
@@ -255,7 +262,7 @@ def variant_options(f):
         ),
         click.option(
             "--forget-bias",
-            type=float,
+            type=StrictFloat(-100, 100),
             help="Initial forget-gate bias of the LSTM (1.0: Jozefowicz et al. 2015).",
         ),
     ]
@@ -689,12 +696,10 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
 )
 @click.option("--covariates", help="Past covariate columns (known up to each origin).")
 @click.option("--future-covariates", help="Known-future covariate columns.")
-@click.option(
-    "--horizon", type=click.IntRange(1), help="[default: a .tsf file's @horizon, else 12]"
-)
+@click.option("--horizon", type=StrictInt(1), help="[default: a .tsf file's @horizon, else 12]")
 @click.option(
     "--lookback",
-    type=click.IntRange(1),
+    type=StrictInt(1),
     help="Steps the network reads before each forecast [default: 24 for one series; for a "
     "panel four seasons, within 24–96].",
 )
@@ -704,12 +709,12 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option(
     "--test",
     "test_steps",
-    type=click.IntRange(1),
+    type=StrictInt(1),
     help="Steps held out at the end [default: horizon].",
 )
 @click.option(
     "--season",
-    type=click.IntRange(1),
+    type=StrictInt(1),
     help="Season of the seasonal baselines and MASE [default: from the data (a .tsf "
     "@frequency, the dates of a long CSV), else 1 for a panel; 12 for one series].",
 )
@@ -735,7 +740,7 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option(
     "--models",
     "n_models",
-    type=click.IntRange(1),
+    type=StrictInt(1),
     default=1,
     show_default=True,
     help="Ensemble size: networks with seeds seed, seed+1, … combined by the median of each "
@@ -945,7 +950,7 @@ def _sequence_options(f):
             show_default=True,
             help="last, mean, max joined by '+'.",
         ),
-        click.option("--batch-size", type=click.IntRange(1), help="[default: from the data size]"),
+        click.option("--batch-size", type=StrictInt(1), help="[default: from the data size]"),
     ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
@@ -1008,7 +1013,7 @@ def _recipe_options(f):
         click.option(
             "--models",
             "n_models",
-            type=click.IntRange(1),
+            type=StrictInt(1),
             default=1,
             show_default=True,
             help="Ensemble size: models with seeds seed, seed+1, … averaged.",
@@ -1022,7 +1027,7 @@ def _recipe_options(f):
         ),
         click.option(
             "--validation",
-            type=click.FloatRange(0, 1, max_open=True),
+            type=StrictFloat(0, 1, max_open=True),
             default=0.0,
             show_default=True,
             help="Share of the training data held out for early stopping.",
@@ -1146,15 +1151,13 @@ def tag(ctx: click.Context, **p) -> None:
     type=click.Path(exists=True, file_okay=False),
     help="Load a trained generator instead of training.",
 )
-@click.option("--poems", "n_poems", type=click.IntRange(1), default=5, show_default=True)
-@click.option(
-    "--temperature", type=click.FloatRange(0, min_open=True), default=0.8, show_default=True
-)
-@click.option("--top-k", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--poems", "n_poems", type=StrictInt(1), default=5, show_default=True)
+@click.option("--temperature", type=StrictFloat(1e-3, 1e3), default=0.8, show_default=True)
+@click.option("--top-k", type=StrictInt(1), default=20, show_default=True)
 @click.option("--opening", default="", help="Text each poem starts with.")
 @click.option("--acrostic", default="", help="Characters that begin each line (藏头诗).")
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=StrictInt(1, MAX_EPOCHS), default=30, show_default=True)
+@click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True)
 @variant_options
 @output_options
 @click.pass_context
@@ -1267,24 +1270,26 @@ def _tuning_options(f):
         ),
         click.option("--data", help="forecast: a CSV file or a built-in set (airline)."),
         click.option("--target", help="forecast: the target column(s)."),
-        click.option("--horizon", type=click.IntRange(1), default=12, show_default=True),
+        click.option("--horizon", type=StrictInt(1), default=12, show_default=True),
         click.option(
             "--test",
             "test_steps",
-            type=click.IntRange(1),
+            type=StrictInt(1),
             help="forecast: steps held out [horizon].",
         ),
         click.option("--train", "train_path", help="Sequence tasks: .ts/.npz, or a built-in set."),
         click.option("--test-file", "test_path", help="Sequence tasks: the test .ts/.npz file."),
         click.option(
-            "--epochs", type=click.IntRange(1), help="Fix the epochs instead of searching them."
+            "--epochs",
+            type=StrictInt(1, MAX_EPOCHS),
+            help="Fix the epochs instead of searching them.",
         ),
-        click.option("--whales", type=click.IntRange(2), default=6, show_default=True),
-        click.option("--iterations", type=click.IntRange(1), default=3, show_default=True),
+        click.option("--whales", type=StrictInt(2), default=6, show_default=True),
+        click.option("--iterations", type=StrictInt(1), default=3, show_default=True),
         click.option("--metric", help="Validation metric [rmse; accuracy for classification]."),
         click.option(
             "--validation",
-            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            type=StrictFloat(0, 1, min_open=True, max_open=True),
             default=0.2,
             show_default=True,
         ),
@@ -1320,8 +1325,8 @@ def _tuning_inputs(p: dict):
 )
 @click.option("--storage", help="Optuna storage: a .db (SQLite), .log/.journal file or a URL.")
 @click.option("--study-name", help="Name of the study in the storage (to resume or share).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=StrictInt(1), default=1, show_default=True)
+@click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True)
 @output_options
 @click.pass_context
 def tune(ctx: click.Context, **p) -> None:
@@ -1559,9 +1564,7 @@ def onnx_graph_summary(path) -> dict:
 @cli.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", help="Sequences to predict (.ts or .npz); not for a Forecaster.")
-@click.option(
-    "--steps", type=click.IntRange(1), help="Forecaster: steps ahead [default: its horizon]."
-)
+@click.option("--steps", type=StrictInt(1), help="Forecaster: steps ahead [default: its horizon].")
 @output_options
 @click.pass_context
 def predict(ctx: click.Context, **p) -> None:
@@ -1652,7 +1655,7 @@ def evaluate(ctx: click.Context, **p) -> None:
 @click.option("--data", help="Sequence models: the .ts or .npz file the sample is taken from.")
 @click.option(
     "--sample",
-    type=click.IntRange(0),
+    type=StrictInt(0),
     default=0,
     show_default=True,
     help="Sequence models: the index of the sequence in --data; a Forecaster: how many steps "
@@ -1709,9 +1712,9 @@ def explain(ctx: click.Context, **p) -> None:
 
 @cli.command()
 @click.option("--hidden", "hidden_sizes", default="32,128", show_default=True, help="Hidden sizes.")
-@click.option("--steps", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--rounds", type=click.IntRange(1), default=7, show_default=True)
+@click.option("--steps", type=StrictInt(1), default=100, show_default=True)
+@click.option("--batch", type=StrictInt(1), default=32, show_default=True)
+@click.option("--rounds", type=StrictInt(1), default=7, show_default=True)
 @click.option("--json", "json_output", is_flag=True, help="Print the results as JSON.")
 def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: bool) -> None:
     """A quick speed check on this machine: lstmkit against torch.nn, same run, as ratios
@@ -1752,6 +1755,10 @@ def _run(args: list[str], debug: bool) -> int:
         cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
+    except click.UsageError as err:  # one line: the command, the problem, where help is
+        path = err.ctx.command_path if err.ctx is not None else "lstmkit"
+        click.echo(f"{path}: error: {err.format_message()} (see '{path} --help')", err=True)
+        return err.exit_code
     except click.ClickException as err:
         err.show()
         return err.exit_code
