@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn import GRU, LSTM
 from lstmkit.recurrence.lengths import all_full, real_steps
+from lstmkit.tasks.budget import check_training_memory, recurrent_parameters
 
 CELLS = {"lstm": LSTM, "gru": GRU}
 
@@ -268,6 +269,14 @@ class RecurrentNet(nn.Module):
         conv_in = input_size * conv_stride
         self.conv = ConvBranch(conv_in, tuple(conv_filters)) if conv_filters else None
         self.pooling = check_pooling(pooling)
+        directions = 2 if bidirectional else 1
+        width = directions * hidden_size
+        pooled = width * len(self.pooling) if output == "last" else width
+        check_training_memory(
+            recurrent_parameters(cell, input_size, hidden_size, num_layers, directions)
+            + (pooled + extra_size + 1) * output_size,
+            f"hidden_size={hidden_size}, num_layers={num_layers}",
+        )
         rnn_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = CELLS[check_cell(cell)](
             input_size,
@@ -290,8 +299,6 @@ class RecurrentNet(nn.Module):
             and not conv_filters
         )
         self.drop = nn.Dropout(dropout)
-        width = self.directions * hidden_size
-        pooled = width * len(self.pooling) if output == "last" else width
         if self.conv is not None:
             pooled += self.conv.out_features
         self.head = nn.Linear(pooled + extra_size, output_size)

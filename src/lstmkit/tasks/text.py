@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.recurrence.lengths import real_steps
+from lstmkit.tasks.budget import check_training_memory, recurrent_parameters
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
@@ -56,6 +57,10 @@ class _CharNet(nn.Module):
         cell_options: dict,
     ) -> None:
         super().__init__()
+        check_training_memory(
+            recurrent_parameters(cell, embed, hidden, layers, 1) + (embed + hidden + 1) * vocab,
+            f"hidden_size={hidden}, num_layers={layers}",
+        )
         self.embed = nn.Embedding(vocab, embed)
         self.rnn = CELLS[cell](
             embed,
