@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -187,3 +188,37 @@ def test_generate_exits_130_and_writes_nothing(tmp_path):
     assert code == 130, err
     assert err.strip().startswith("lstmkit: interrupted")  # in training: "nothing was written"
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.toml"]
+
+
+def test_ctrl_c_while_torch_loads_exits_130_with_one_line(tmp_path):
+    """The signal is sent the moment the import of torch begins (a finder on sys.meta_path),
+    through the same entry point as the ``lstmkit`` script."""
+    program = textwrap.dedent(
+        """
+        import os, signal, sys
+
+        class SignalOnTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch":
+                    sys.meta_path.remove(self)
+                    os.kill(os.getpid(), signal.SIGINT)
+                return None
+
+        sys.meta_path.insert(0, SignalOnTorch())
+        sys.argv = ["lstmkit", "forecast", "--data", "airline", "--out", "run"]
+        from lstmkit.__main__ import run
+
+        sys.exit(run())
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "lstmkit: interrupted while starting; nothing was done"
+    assert not (tmp_path / "run").exists()
