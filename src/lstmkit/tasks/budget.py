@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 import re
 
+import torch
+
 DEFAULT_BUDGET = 4 * 2**30
 BYTES_PER_PARAMETER = 16  # float32 weights, gradients, Adam's m and v
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -55,7 +57,11 @@ def recurrent_parameters(
 
 def check_training_memory(parameters: int, what: str) -> None:
     """Raise ValueError if training ``parameters`` float32 parameters with Adam would need more
-    than the budget; ``what`` names the options that made them (for the message)."""
+    than the budget; ``what`` names the options that made them (for the message). Networks
+    built on the ``meta`` device (shapes only: how a saved model is checked against its
+    weights before loading) allocate nothing and are not checked."""
+    if torch.get_default_device().type == "meta":
+        return
     need, budget = BYTES_PER_PARAMETER * parameters, memory_budget()
     if need > budget:
         raise ValueError(
