@@ -252,6 +252,8 @@ def test_classify_builtin_then_predict_and_evaluate_with_the_saved_model(tmp_pat
         assert code == 0, err
         rows = list(csv.DictReader((tmp_path / "p" / "predictions.csv").open()))
         assert [r["predicted"] for r in rows] == model.predict(data.X_test).tolist()
+        code, _, err = run(capsys, "predict", "--model", tmp_path / "c", "--steps", 5)
+        assert code == 2 and "--steps: for a Forecaster; a SequenceClassifier predicts" in err
         code, out, err = run(
             capsys,
             "evaluate",
@@ -691,3 +693,46 @@ def test_export_writes_an_onnx_file_that_predicts_as_the_model(tmp_path, capsys)
     code, _, err = run(capsys, "export", "--model", tmp_path / "ln", "--onnx", tmp_path / "x.onnx")
     assert code == 2 and "layer_norm" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_predict_refuses_data_a_forecaster_would_ignore(tmp_path, capsys):
+    args = ("forecast", "--data", "airline", "--epochs", 1, "--hidden-size", 4)
+    code, _, err = run(capsys, *args, "--out", tmp_path / "f", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "predict", "--model", tmp_path / "f", "--data", "x.csv")
+    assert code == 2 and "--data: a Forecaster forecasts past the end of the series" in err
+
+
+def test_a_test_file_with_other_channels_is_refused_before_training(tmp_path, capsys):
+    train = DATA / "ItalyPowerDemand" / "ItalyPowerDemand_TRAIN.ts"  # one channel
+    test = DATA / "BasicMotions" / "BasicMotions_TEST.ts"  # six
+    if not (train.exists() and test.exists()):
+        pytest.skip("the UCR/UEA files are not in ../shared/data")
+    args = ("classify", "--train", train, "--test", test, "--epochs", 100000)
+    code, _, err = run(capsys, *args, "--out", tmp_path / "r")
+    assert code == 2
+    assert "--test: expected sequences of 1 channel(s) like --train's, got 6" in err
+    assert not (tmp_path / "r").exists()  # refused before the run directory, not after training
+
+
+@pytest.mark.parametrize(
+    ("hidden", "message"),
+    [
+        (",", "expected an integer, got ''"),
+        ("", "expected an integer, got ''"),
+        ("64,,128", "expected an integer, got ''"),
+        ("abc", "expected an integer, got 'abc'"),
+        ("-5", "expected 1 ≤ n ≤ 4096, got -5"),
+        ("100000", "expected 1 ≤ n ≤ 4096, got 100000"),
+        ("9" * 23, "expected 1 ≤ n ≤ 4096"),
+    ],
+)
+def test_bench_sizes_are_checked(capsys, hidden, message):
+    code, out, err = run(capsys, "bench", "--hidden", hidden, "--rounds", 1, "--steps", 2)
+    assert code == 2 and f"--hidden: expected integers separated by commas, got {hidden!r}" in err
+    assert message in err and not out
+
+
+def test_bench_refuses_activations_over_the_memory_budget(capsys):
+    code, _, err = run(capsys, "bench", "--hidden", 64, "--steps", 100000, "--batch", 100000)
+    assert code == 2 and "over the memory budget" in err

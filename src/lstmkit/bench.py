@@ -9,6 +9,7 @@ import time
 import torch
 
 import lstmkit
+from lstmkit.tasks.budget import check_memory
 
 
 def _step(module, x: torch.Tensor, train: bool) -> None:
@@ -47,7 +48,15 @@ def _case(mode: str, hidden: int, steps: int, batch: int, train: bool, rounds: i
 
 
 def quick_bench(hidden_sizes, *, steps: int = 100, batch: int = 32, rounds: int = 7) -> list:
-    """One row per (mode, hidden, inference|train): times in ms, ``speed`` = torch / ours."""
+    """One row per (mode, hidden, inference|train): times in ms, ``speed`` = torch / ours.
+    Refused before anything runs when the two engines' training activations (about 12
+    float32 values per step, sequence and hidden unit each) would not fit the memory budget."""
+    largest = max(hidden_sizes)
+    check_memory(
+        2 * 12 * 4 * steps * batch * largest,
+        f"a benchmark of hidden size {largest}, {steps} steps, batch {batch}",
+        "two engines' activations for backward, 12 float32 values per step and unit",
+    )
     return [
         _case(mode, hidden, steps, batch, train, rounds)
         for mode in ("LSTM", "GRU")

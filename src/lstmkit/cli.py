@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lstmkit.cli_types import SEED_MAX, StrictFloat, StrictInt, check_config_value
+from lstmkit.cli_types import INT_MAX, SEED_MAX, StrictFloat, StrictInt, check_config_value
 from lstmkit.data import (
     list_datasets,
     load_dataset,
@@ -31,7 +31,7 @@ from lstmkit.data import (
     read_tsf,
 )
 from lstmkit.data.panel import as_panel
-from lstmkit.data.readers import TIME_COLUMN_NAMES
+from lstmkit.data.readers import TIME_COLUMN_NAMES, as_sequences
 from lstmkit.report import figures
 from lstmkit.report.html import Report
 from lstmkit.report.rundir import RunDir, jsonable
@@ -323,11 +323,16 @@ def _names(text: str | None) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
 
 
-def _ints(text: str, option: str) -> list[int]:
+def _ints(text: str, option: str, minimum: int = 1, maximum: int = INT_MAX) -> list[int]:
+    """Integers in [minimum, maximum] separated by commas (none empty), else a ValueError."""
+    parse = StrictInt(minimum, maximum)
     try:
-        return [int(v) for v in _names(text)]
-    except ValueError:
-        raise ValueError(f"{option}: expected integers separated by commas, got {text!r}") from None
+        return [parse.convert(v, None, None) for v in (text or "").split(",")]
+    except click.BadParameter as err:
+        raise ValueError(
+            f"{option}: expected integers separated by commas, got {text[:40]!r} "
+            f"({err.message})"
+        ) from None
 
 
 def _fmt(metrics: dict, keys: tuple[str, ...]) -> str:
@@ -932,7 +937,14 @@ def _train_test(train: str, test: str | None):
         raise ValueError(f"--train {train}: this built-in set has no test split; give --test")
     if test is None:
         raise ValueError("--test: expected a test file (.ts or .npz), got none")
-    return (*_read_labelled(train, "--train"), *_read_labelled(test, "--test"))
+    X_train, y_train = _read_labelled(train, "--train")
+    X_test, y_test = _read_labelled(test, "--test")
+    seen, asked = as_sequences(X_train)[0].shape[1], as_sequences(X_test)[0].shape[1]
+    if seen != asked:  # before training, not after it
+        raise ValueError(
+            f"--test: expected sequences of {seen} channel(s) like --train's, got {asked}"
+        )
+    return X_train, y_train, X_test, y_test
 
 
 def _sequence_options(f):
@@ -1475,7 +1487,7 @@ def compare(ctx: click.Context, **p) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = _Output(p["quiet"], p["json_output"])
     estimator, fixed, train, test, name = _tuning_inputs(p)
-    seeds = _ints(p["seeds"], "--seeds")
+    seeds = _ints(p["seeds"], "--seeds", 0, SEED_MAX)
     run = _open_run(ctx, p, "compare")
     result = run_compare(
         estimator,
@@ -1578,6 +1590,14 @@ def predict(ctx: click.Context, **p) -> None:
     """
     out = _Output(p["quiet"], p["json_output"])
     model = _load_model(p["model_dir"])
+    kind = type(model).__name__
+    if isinstance(model, Forecaster) and p["data"]:
+        raise ValueError(
+            f"--data: a {kind} forecasts past the end of the series it was trained on; "
+            f"expected no --data (--steps sets how far), got {p['data'][:60]!r}"
+        )
+    if not isinstance(model, Forecaster) and p["steps"] is not None:
+        raise ValueError(f"--steps: for a Forecaster; a {kind} predicts the sequences in --data")
     if isinstance(model, Forecaster) and model.panel is not None:
         every = model.panel_quantiles(p["steps"])  # (n_series, steps, Q)
         median = model.quantiles_.index(0.5)
@@ -1712,9 +1732,9 @@ def explain(ctx: click.Context, **p) -> None:
 
 @cli.command()
 @click.option("--hidden", "hidden_sizes", default="32,128", show_default=True, help="Hidden sizes.")
-@click.option("--steps", type=StrictInt(1), default=100, show_default=True)
-@click.option("--batch", type=StrictInt(1), default=32, show_default=True)
-@click.option("--rounds", type=StrictInt(1), default=7, show_default=True)
+@click.option("--steps", type=StrictInt(1, 100_000), default=100, show_default=True)
+@click.option("--batch", type=StrictInt(1, 100_000), default=32, show_default=True)
+@click.option("--rounds", type=StrictInt(1, 1000), default=7, show_default=True)
 @click.option("--json", "json_output", is_flag=True, help="Print the results as JSON.")
 def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: bool) -> None:
     """A quick speed check on this machine: lstmkit against torch.nn, same run, as ratios
@@ -1726,7 +1746,7 @@ def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: b
     """
     from lstmkit.bench import quick_bench
 
-    sizes = _ints(hidden_sizes, "--hidden")
+    sizes = _ints(hidden_sizes, "--hidden", 1, 4096)
     results = quick_bench(sizes, steps=steps, batch=batch, rounds=rounds)
     if json_output:
         click.echo(json.dumps(results))

@@ -62,12 +62,19 @@ def check_training_memory(parameters: int, what: str) -> None:
     weights before loading) allocate nothing and are not checked."""
     if torch.get_default_device().type == "meta":
         return
-    need, budget = BYTES_PER_PARAMETER * parameters, memory_budget()
+    detail = f"{parameters:,} parameters × {BYTES_PER_PARAMETER} bytes: weights, gradients, "
+    detail += "Adam's moments"
+    check_memory(BYTES_PER_PARAMETER * parameters, f"{what}: training this network", detail)
+
+
+def check_memory(need: int, what: str, detail: str) -> None:
+    """Raise ValueError if ``need`` bytes (``what`` needs them; ``detail``: how they were
+    counted) exceed the budget."""
+    budget = memory_budget()
     if need > budget:
         raise ValueError(
-            f"{what}: training this network needs about {_size(need)} ({parameters:,} "
-            f"parameters × {BYTES_PER_PARAMETER} bytes: weights, gradients, Adam's moments), "
-            f"over the memory budget of {_size(budget)}; set LSTMKIT_MEMORY_BUDGET to allow it"
+            f"{what} needs about {_size(need)} ({detail}), over the memory budget of "
+            f"{_size(budget)}; set LSTMKIT_MEMORY_BUDGET to allow it"
         )
 
 
