@@ -330,8 +330,7 @@ def _ints(text: str, option: str, minimum: int = 1, maximum: int = INT_MAX) -> l
         return [parse.convert(v, None, None) for v in (text or "").split(",")]
     except click.BadParameter as err:
         raise ValueError(
-            f"{option}: expected integers separated by commas, got {text[:40]!r} "
-            f"({err.message})"
+            f"{option}: expected integers separated by commas, got {text[:40]!r} ({err.message})"
         ) from None
 
 
