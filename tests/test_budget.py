@@ -1,4 +1,4 @@
-"""The memory budget checked before a network is built (lstmkit.tasks.budget, issue 14).
+"""The memory budget checked before a network is built (lstmkit.budget, issue 14).
 
 Oracles: the parameters torch.nn's LSTM/GRU and our built networks actually hold (the
 budget's boundary must fall at 16 bytes × that count), and the clock and the process's
@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from lstmkit.tasks.budget import BYTES_PER_PARAMETER, memory_budget, recurrent_parameters
+from lstmkit.budget import BYTES_PER_PARAMETER, memory_budget, recurrent_parameters
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.tasks.text import _CharNet
 
@@ -38,6 +38,9 @@ BUILDERS = {
     ),
     "tagger": lambda: RecurrentNet(2, 5, hidden_size=7, bidirectional=True, output="sequence"),
     "with extra": lambda: RecurrentNet(4, 3, hidden_size=5, extra_size=6),
+    "LSTM-FCN": lambda: RecurrentNet(
+        2, 3, hidden_size=4, bidirectional=True, conv_filters=(5, 6, 7), conv_stride=2
+    ),
     "poet": lambda: _CharNet(50, 8, 12, 2, "lstm", 0.0, {}),
 }
 

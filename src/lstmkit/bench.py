@@ -9,7 +9,7 @@ import time
 import torch
 
 import lstmkit
-from lstmkit.tasks.budget import check_memory
+from lstmkit.budget import check_memory
 
 
 def _step(module, x: torch.Tensor, train: bool) -> None:

@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit.budget import check_training_memory, recurrent_parameters
 from lstmkit.nn import GRU, LSTM
 from lstmkit.recurrence.lengths import all_full, real_steps
-from lstmkit.tasks.budget import check_training_memory, recurrent_parameters
 
 CELLS = {"lstm": LSTM, "gru": GRU}
 
@@ -167,6 +167,19 @@ def _batch_norm(norm: nn.BatchNorm1d, h: Tensor, keep: Tensor | None) -> Tensor:
     return (h - mean[None, :, None]) * scale[None, :, None] + norm.bias[None, :, None]
 
 
+CONV_KERNELS = (8, 5, 3)  # FCN's kernel sizes (Wang et al. 2017)
+
+
+def conv_parameters(input_size: int, filters, kernels=CONV_KERNELS) -> int:
+    """The parameters of :class:`ConvBranch`: per block, a k-wide convolution from the
+    previous width, its bias, and batch normalisation's scale and shift."""
+    total, width = 0, input_size
+    for f, k in zip(filters, kernels, strict=False):
+        total += f * (width * k + 3)
+        width = f
+    return total
+
+
 class ConvBranch(nn.Module):
     r"""The fully convolutional branch of LSTM-FCN (Karim et al. 2017): blocks of
 
@@ -188,7 +201,7 @@ class ConvBranch(nn.Module):
         self,
         input_size: int,
         filters: tuple[int, ...],
-        kernels: tuple[int, ...] = (8, 5, 3),
+        kernels: tuple[int, ...] = CONV_KERNELS,
         dilations: tuple[int, ...] = (1, 2, 4),
     ) -> None:
         super().__init__()
@@ -267,16 +280,19 @@ class RecurrentNet(nn.Module):
         # LSTM-FCN drops 80 % of the recurrent summary beside the convolutional branch
         self.rnn_drop = nn.Dropout(RNN_DROPOUT if conv_filters else 0.0)
         conv_in = input_size * conv_stride
-        self.conv = ConvBranch(conv_in, tuple(conv_filters)) if conv_filters else None
         self.pooling = check_pooling(pooling)
         directions = 2 if bidirectional else 1
         width = directions * hidden_size
         pooled = width * len(self.pooling) if output == "last" else width
+        conv_features = conv_filters[-1] if conv_filters else 0
         check_training_memory(
             recurrent_parameters(cell, input_size, hidden_size, num_layers, directions)
-            + (pooled + extra_size + 1) * output_size,
-            f"hidden_size={hidden_size}, num_layers={num_layers}",
+            + conv_parameters(conv_in, conv_filters)
+            + (pooled + conv_features + extra_size + 1) * output_size,
+            f"hidden_size={hidden_size}, num_layers={num_layers}"
+            + (f", conv_filters={tuple(conv_filters)}" if conv_filters else ""),
         )
+        self.conv = ConvBranch(conv_in, tuple(conv_filters)) if conv_filters else None
         rnn_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = CELLS[check_cell(cell)](
             input_size,

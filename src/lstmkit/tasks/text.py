@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstmkit.budget import check_training_memory, recurrent_parameters
 from lstmkit.recurrence.lengths import real_steps
-from lstmkit.tasks.budget import check_training_memory, recurrent_parameters
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
 from lstmkit.tasks.persist import restore, save_estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch

@@ -24,8 +24,6 @@ from __future__ import annotations
 import os
 import re
 
-import torch
-
 DEFAULT_BUDGET = 4 * 2**30
 BYTES_PER_PARAMETER = 16  # float32 weights, gradients, Adam's m and v
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -60,6 +58,8 @@ def check_training_memory(parameters: int, what: str) -> None:
     than the budget; ``what`` names the options that made them (for the message). Networks
     built on the ``meta`` device (shapes only: how a saved model is checked against its
     weights before loading) allocate nothing and are not checked."""
+    import torch  # here: the readers use the budget without loading torch
+
     if torch.get_default_device().type == "meta":
         return
     detail = f"{parameters:,} parameters × {BYTES_PER_PARAMETER} bytes: weights, gradients, "
