@@ -61,6 +61,8 @@ ESTIMATORS = {
 }
 _OUTPUT_KEYS = ("config", "out", "json_output", "quiet", "resume")
 MAX_EPOCHS = 1_000_000
+MAX_MODELS = 100  # an ensemble's networks train one after another
+MAX_STEPS = 10_000  # forecast steps past the horizon run one network call each
 MAX_CONFIG_BYTES = 1 << 20  # a config.toml of options is a few hundred bytes
 
 
@@ -744,7 +746,7 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option(
     "--models",
     "n_models",
-    type=StrictInt(1),
+    type=StrictInt(1, MAX_MODELS),
     default=1,
     show_default=True,
     help="Ensemble size: networks with seeds seed, seed+1, … combined by the median of each "
@@ -1024,7 +1026,7 @@ def _recipe_options(f):
         click.option(
             "--models",
             "n_models",
-            type=StrictInt(1),
+            type=StrictInt(1, MAX_MODELS),
             default=1,
             show_default=True,
             help="Ensemble size: models with seeds seed, seed+1, … averaged.",
@@ -1242,6 +1244,10 @@ def _load_model(model_dir: str):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
         raise ValueError(
             f"--model {model_dir}: expected a saved lstmkit model, got {err}"
+        ) from None
+    except RecursionError:
+        raise ValueError(
+            f"--model {model_dir}: expected a saved lstmkit model, got JSON nested too deeply"
         ) from None
     if kind not in ESTIMATORS:
         raise ValueError(
@@ -1575,7 +1581,11 @@ def onnx_graph_summary(path) -> dict:
 @cli.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", help="Sequences to predict (.ts or .npz); not for a Forecaster.")
-@click.option("--steps", type=StrictInt(1), help="Forecaster: steps ahead [default: its horizon].")
+@click.option(
+    "--steps",
+    type=StrictInt(1, MAX_STEPS),
+    help="Forecaster: steps ahead [default: its horizon].",
+)
 @output_options
 @click.pass_context
 def predict(ctx: click.Context, **p) -> None:

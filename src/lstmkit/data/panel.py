@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstmkit.data.readers import check_magnitude
+
 # pandas frequency → season length: yearly 1, quarterly 4, monthly 12, weekly 52,
 # daily 7, business-daily 5, hourly 24 (the first letter of the offset alias)
 SEASONS = {"A": 1, "Y": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "H": 24}
@@ -95,6 +97,7 @@ def _series_values(name, values, min_points: int = 2) -> np.ndarray:
             f"series {name!r}: expected finite values, got {array[bad[0]]} at position "
             f"{int(bad[0])} (fill missing values first)"
         )
+    check_magnitude(array, lambda at: f"series {name!r}, position {at[0]}")
     return array
 
 

@@ -12,7 +12,10 @@ def _poems_from_json(data, source: str) -> list[str]:
     """Poems from the chinese-poetry layouts: a list of {"paragraphs": [...]}, or the
     唐诗三百首 file {"content": [{"type", "content": [{"paragraphs"}...]}...]}."""
     if isinstance(data, dict) and isinstance(data.get("content"), list):
-        items = [p for group in data["content"] for p in group.get("content", [])]
+        groups = data["content"]
+        if not all(isinstance(g, dict) and isinstance(g.get("content", []), list) for g in groups):
+            raise ValueError(f"{source}: expected 'content' groups with a 'content' list of poems")
+        items = [p for group in groups for p in group.get("content", [])]
     elif isinstance(data, list):
         items = data
     else:
@@ -21,9 +24,12 @@ def _poems_from_json(data, source: str) -> list[str]:
         )
     poems = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("paragraphs"), list):
-            raise ValueError(f"{source}: expected poems with a 'paragraphs' list, got {item!r:.80}")
-        poems.append("".join(item["paragraphs"]))
+        lines = item.get("paragraphs") if isinstance(item, dict) else None
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise ValueError(
+                f"{source}: expected poems with a 'paragraphs' list of strings, got {item!r:.80}"
+            )
+        poems.append("".join(lines))
     return poems
 
 
@@ -50,6 +56,8 @@ def read_poems(path: str | os.PathLike) -> list[str]:
                 poems.extend(_poems_from_json(json.loads(text), str(file)))
             except json.JSONDecodeError as err:
                 raise ValueError(f"{file}: expected JSON, got {err}") from err
+            except RecursionError:
+                raise ValueError(f"{file}: expected JSON, got values nested too deeply") from None
         else:
             poems.extend(line.strip() for line in text.splitlines())
     poems = [p for p in poems if p and not (set(p) & _SKIP)]

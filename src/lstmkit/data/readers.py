@@ -50,7 +50,25 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmkit.budget import memory_budget
+
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
+# Training runs in float32 (largest 3.4e38) on standardised values whose variance squares
+# them: larger inputs overflow to infinity or NaN somewhere, so they are refused on entry.
+MAX_MAGNITUDE = 1e30
+
+
+def check_magnitude(array: np.ndarray, what: str) -> None:
+    """ValueError naming the first value of ``array`` (finite, float64) beyond
+    :data:`MAX_MAGNITUDE`; ``what(index)`` says where it is."""
+    if array.size and np.abs(array).max() > MAX_MAGNITUDE:
+        index = tuple(int(i) for i in np.argwhere(np.abs(array) > MAX_MAGNITUDE)[0])
+        raise ValueError(
+            f"{what(index)}: expected values of magnitude at most {MAX_MAGNITUDE:g} (training "
+            f"is in float32), got {array[index]:g}"
+        )
+
+
 MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan", "?"})
 TIME_COLUMN_NAMES = frozenset(
     {"date", "time", "month", "year", "quarter", "timestamp", "ds", "index"}
@@ -260,18 +278,20 @@ def _csv_header(path: Path, line: int, header: list[str]) -> tuple[list[str], in
     """Stripped column names and the first named column (1 after an unnamed index)."""
     names = [h.strip() for h in header]
     start = 1 if len(names) > 1 and names[0] == "" else 0
+    seen: dict[str, int] = {}  # name → its first column (a set, not a scan: wide files)
     for j in range(start, len(names)):
         if names[j] == "":
             raise ValueError(
                 f"{path}, line {line}: column {j + 1} has an empty name; expected a name for "
                 f"every column (only a leading index column may be unnamed)"
             )
-        if names[j] in names[start:j]:
-            first = names.index(names[j], start) + 1
+        if names[j] in seen:
+            first = seen[names[j]] + 1
             raise ValueError(
                 f"{path}, line {line}: duplicate column name {names[j]!r} (columns {first} "
                 f"and {j + 1}); expected unique names"
             )
+        seen[names[j]] = j
     return names, start
 
 
@@ -379,7 +399,8 @@ def read_csv(
             f"{time_name!r}, got none"
         )
 
-    index = [names.index(n, start) for n in chosen]
+    column = {name: j for j, name in enumerate(names) if j >= start}
+    index = [column[n] for n in chosen]
     values = np.empty((len(data), len(index)), dtype=np.float64)  # (T, D)
     for t, (line, fields) in enumerate(data):
         for k, j in enumerate(index):
@@ -850,6 +871,7 @@ _NPZ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedEr
 
 
 def _npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    _check_npy_size(path, archive, key)
     try:
         array = archive[key]
     except ValueError as e:
@@ -869,6 +891,42 @@ def _npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarra
     if not isinstance(array, np.ndarray):  # a member not named .npy comes back as bytes
         raise ValueError(f"{path}: {key}: expected a .npy array, got raw bytes")
     return array
+
+
+def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None:
+    """Read the member's .npy header before its data: the array it declares must be what the
+    member holds (a header may claim 10^12 elements for a few bytes) and, uncompressed, fit
+    a quarter of the memory budget (reading makes float64 copies; a deflate bomb is small on
+    disk). Members that are not .npy files are left to the caller."""
+    name = f"{key}.npy"
+    if name not in archive.zip.namelist():
+        return
+    info = archive.zip.getinfo(name)
+    allowed = memory_budget() // 4
+    if info.file_size > allowed:
+        raise ValueError(
+            f"{path}: {key}: expected at most {allowed:,} bytes uncompressed (a quarter of the "
+            f"memory budget, LSTMKIT_MEMORY_BUDGET), got {info.file_size:,}"
+        )
+    try:
+        with archive.zip.open(name) as member:
+            version = np.lib.format.read_magic(member)
+            reader = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
+            if reader is None:
+                return  # numpy's own reader will say what is wrong
+            shape, _, dtype = reader(member)
+            header = member.tell()
+    except (ValueError, *_NPZ_ERRORS):
+        return  # a damaged header: numpy's reader reports it below
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > info.file_size - header:
+        raise ValueError(
+            f"{path}: {key}: expected a .npy array, got a header declaring shape {shape} "
+            f"({declared:,} bytes) for {info.file_size - header:,} bytes of data"
+        )
 
 
 def _npz_numeric(path: Path, key: str, array: np.ndarray) -> np.ndarray:
@@ -1018,4 +1076,6 @@ def as_sequences(X: object) -> list[np.ndarray]:
         raise ValueError(
             f"sequence {i}: expected finite values, got {seq[t, d]} at step {t}, feature {d}"
         )
+    for i, seq in enumerate(out):
+        check_magnitude(seq, lambda at, i=i: f"sequence {i}, step {at[0]}, feature {at[1]}")
     return out

@@ -38,6 +38,7 @@ from lstmkit.data.panel import (
     season_of,
     static_matrix,
 )
+from lstmkit.data.readers import check_magnitude
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
     PANEL_BATCH,
@@ -84,6 +85,7 @@ def as_matrix(values, name: str, rows: int | None = None) -> np.ndarray:
             f"{name}: expected finite values, got NaN or infinity at row {bad} "
             f"(fill missing values when reading, e.g. missing='interpolate')"
         )
+    check_magnitude(array, lambda at: f"{name}, row {at[0]}")
     if rows is not None and array.shape[0] != rows:
         raise ValueError(f"{name}: expected {rows} rows (as the series), got {array.shape[0]}")
     return array

@@ -70,12 +70,18 @@ PANEL_BATCH = 256
 PANEL_LR = 1e-2
 
 
+MAX_QUANTILES = 99  # every percentile: a head of 99 outputs per step
+
+
 def check_quantiles(quantiles) -> tuple[float, ...]:
-    """Distinct levels in (0, 1), sorted, including the median 0.5 (the point forecast)."""
+    """Distinct levels in (0, 1), sorted, including the median 0.5 (the point forecast);
+    at most :data:`MAX_QUANTILES` of them."""
     try:
         levels = tuple(sorted(float(q) for q in quantiles))
     except (TypeError, ValueError) as err:
         raise ValueError(f"quantiles: expected numbers in (0, 1), got {quantiles!r}") from err
+    if len(levels) > MAX_QUANTILES:
+        raise ValueError(f"quantiles: expected at most {MAX_QUANTILES} levels, got {len(levels)}")
     if (
         not levels
         or any(not 0 < q < 1 for q in levels)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.data.augment import augment_batch, check_augment
-from lstmkit.data.readers import as_sequences
+from lstmkit.data.readers import as_sequences, check_magnitude
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.baselines import sequence_baselines
 from lstmkit.tasks.networks import (
@@ -608,7 +608,14 @@ class SequenceRegressor(_SequenceEstimator):
 
     def _targets(self, y, seqs):
         if self._output == "last":
-            t = np.asarray(y, dtype=np.float64)
+            try:
+                t = np.asarray(y, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"y: expected numeric targets, got {err}") from None
+            if not np.isfinite(t).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(t))[0])
+                raise ValueError(f"y{list(bad)}: expected finite targets, got {t[bad]}")
+            check_magnitude(t, lambda at: f"y{list(at)}")
             return t[:, None] if t.ndim == 1 else t
         per_step = as_sequences(y)
         for n, (s, t) in enumerate(zip(seqs, per_step, strict=True)):
