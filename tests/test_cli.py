@@ -99,6 +99,10 @@ def test_config_file_then_flags_override(tmp_path, capsys):
         (["forecast", "--data", "airline", "--target", "Nope"], "unknown column 'Nope'"),
         (["forecast", "--data", "airline", "--horizon", "0"], "'--horizon': expected 1 ≤ n ≤"),
         (["forecast", "--data", "airline", "--test", "500"], "--test: expected fewer steps"),
+        (
+            ["forecast", "--data", "airline", "--horizon", "500"],
+            "--horizon (the test split's default): expected fewer steps than the series has",
+        ),
         (["classify", "--train", "a.csv", "--test", "b.csv"], "expected a .ts or .npz file"),
         (["predict", "--model", "."], "expected a saved lstmkit model"),
         (["nosuchcommand"], "No such command"),

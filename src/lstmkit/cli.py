@@ -425,7 +425,10 @@ def _target_series(p: dict, missing: str):
     y = frame.select(targets)
     test = p["test_steps"] or p["horizon"]
     if test >= len(y):
-        raise ValueError(f"--test: expected fewer steps than the series has ({len(y)}), got {test}")
+        option = "--test" if p["test_steps"] else "--horizon (the test split's default)"
+        raise ValueError(
+            f"{option}: expected fewer steps than the series has ({len(y)}), got {test}"
+        )
     return frame, targets, y, test
 
 
