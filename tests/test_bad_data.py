@@ -133,3 +133,14 @@ def test_at_most_99_quantile_levels():
     assert len(check_quantiles(every)) == 99
     with pytest.raises(ValueError, match=r"expected at most 99 levels, got 100"):
         check_quantiles([*every, 0.995])
+
+
+def test_interpolating_between_huge_values_stays_finite(tmp_path):
+    """np.interp's slope between ±1.7e308 overflowed to -inf (found by the fuzz harness);
+    the midpoint of the two is 0."""
+    from lstmkit.data import read_ts
+
+    path = tmp_path / "huge.ts"
+    path.write_text("@univariate true\n@equalLength true\n@data\n1.7e308,?,-1.7e308\n")
+    X = read_ts(path, missing="interpolate")[0]
+    np.testing.assert_allclose(np.asarray(X).reshape(-1), [1.7e308, 0.0, -1.7e308], atol=1e293)

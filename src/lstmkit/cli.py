@@ -1244,7 +1244,7 @@ def _load_model(model_dir: str):
     config_file = Path(model_dir) / "config.json"
     try:
         kind = json.loads(config_file.read_text("utf-8")).get("kind")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+    except (OSError, ValueError, AttributeError) as err:  # ValueError: not JSON
         raise ValueError(
             f"--model {model_dir}: expected a saved lstmkit model, got {err}"
         ) from None

@@ -54,8 +54,8 @@ def read_poems(path: str | os.PathLike) -> list[str]:
         if file.suffix == ".json":
             try:
                 poems.extend(_poems_from_json(json.loads(text), str(file)))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{file}: expected JSON, got {err}") from err
+            except ValueError as err:  # not JSON, or a number too long to convert
+                raise ValueError(f"{file}: expected JSON, got {str(err)[:200]}") from None
             except RecursionError:
                 raise ValueError(f"{file}: expected JSON, got values nested too deeply") from None
         else:

@@ -43,7 +43,9 @@ import io
 import math
 import os
 import re
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,12 +184,13 @@ def _read_text(path: Path) -> str:
 
 def _float(text: str) -> float:
     """``float(text)``, NaN included; ``ValueError(expected...)`` if not a finite number."""
+    shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"expected a number, got {text!r}") from None
+        raise ValueError(f"expected a number, got {shown}") from None
     if math.isinf(value):
-        raise ValueError(f"expected a finite number, got {text!r}")
+        raise ValueError(f"expected a finite number, got {shown}")
     return value
 
 
@@ -250,7 +253,9 @@ def _fill_missing(
                     f"{where(None, k)}: every value is missing; expected at least one "
                     f"number to interpolate from, got none"
                 )
-            values[lost, k] = np.interp(steps[lost], steps[known], values[known, k])
+            scale = max(1.0, float(np.abs(values[known, k]).max()))  # no overflow near 1e308
+            values[lost, k] = np.interp(steps[lost], steps[known], values[known, k] / scale)
+            values[lost, k] *= scale
     return values, None
 
 
@@ -620,9 +625,10 @@ def _ts_header(path: Path, line: int, text: str, header: dict) -> None:
                     f"supported; expected @timeStamps false"
                 )
         else:
-            if not re.fullmatch(r"[0-9]+", args[0]) or int(args[0]) < 1:
+            if not re.fullmatch(r"[0-9]{1,18}", args[0]) or int(args[0]) < 1:
                 raise ValueError(
-                    f"{path}, line {line}: {name}: expected a positive integer, got {args[0]!r}"
+                    f"{path}, line {line}: {name}: expected a positive integer, got "
+                    f"{args[0][:40]!r}"
                 )
             value = int(args[0])
     header[key] = (value, line)
@@ -860,14 +866,25 @@ def read_npz(path: str | os.PathLike) -> tuple[np.ndarray | list[np.ndarray], np
             archive = np.load(f, allow_pickle=False)
         except (ValueError, *_NPZ_ERRORS) as e:
             raise ValueError(
-                f"{path}: expected an .npz archive (numpy.savez), got unreadable data ({e})"
+                f"{path}: expected an .npz archive (numpy.savez), got unreadable data "
+                f"({str(e)[:200]})"
             ) from None
         with archive:
             return _npz_contents(path, archive)
 
 
 # What a damaged archive raises inside zipfile and numpy.lib.format.
-_NPZ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError)
+_NPZ_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    SyntaxError,  # numpy parses a .npy header dictionary as Python literals
+    tokenize.TokenError,
+    zlib.error,  # a damaged deflate stream
+)
 
 
 def _npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
@@ -876,7 +893,9 @@ def _npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarra
         array = archive[key]
     except ValueError as e:
         if "allow_pickle" not in str(e):
-            raise ValueError(f"{path}: {key}: expected a .npy array, got bad data ({e})") from None
+            raise ValueError(
+                f"{path}: {key}: expected a .npy array, got bad data ({str(e)[:200]})"
+            ) from None
         hint = (
             "a numeric or str array"
             if key == "y"
@@ -887,7 +906,9 @@ def _npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarra
             f"expected {hint}"
         ) from None
     except _NPZ_ERRORS as e:
-        raise ValueError(f"{path}: {key}: expected a .npy array, got bad data ({e})") from None
+        raise ValueError(
+            f"{path}: {key}: expected a .npy array, got bad data ({str(e)[:200]})"
+        ) from None
     if not isinstance(array, np.ndarray):  # a member not named .npy comes back as bytes
         raise ValueError(f"{path}: {key}: expected a .npy array, got raw bytes")
     return array
@@ -1000,12 +1021,13 @@ def _npz_split(path: Path, key: str, X: np.ndarray, lengths: np.ndarray) -> list
         raise ValueError(
             f"{path}: lengths: expected at least one length, all >= 1, got {lengths.tolist()}"
         )
-    if int(lengths.sum()) != X.shape[0]:
+    total = sum(int(n) for n in lengths)  # Python ints: a uint64 sum can wrap around
+    if total != X.shape[0]:
         raise ValueError(
             f"{path}: lengths: expected them to sum to {X.shape[0]} ({key} has {X.shape[0]} "
-            f"rows), got {int(lengths.sum())}"
+            f"rows), got {total}"
         )
-    return np.split(X, np.cumsum(lengths)[:-1])
+    return np.split(X, np.cumsum(lengths.astype(np.int64))[:-1])
 
 
 # -- sequences --------------------------------------------------------------------------

@@ -63,8 +63,10 @@ def read_json(path: Path, name: str, expected_format: str, what: str) -> dict:
         meta = json.loads((path / name).read_text("utf-8"))
     except FileNotFoundError as err:
         raise ValueError(f"{path}: expected {name} in {what}, found none") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path / name}: expected JSON, got a damaged file ({err})") from err
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, a number too long
+        raise ValueError(
+            f"{path / name}: expected JSON, got a damaged file ({str(err)[:200]})"
+        ) from None
     except RecursionError:
         raise ValueError(f"{path / name}: expected JSON, got values nested too deeply") from None
     if not isinstance(meta, dict) or meta.get("format") != expected_format:
