@@ -56,8 +56,9 @@ def test_an_npz_member_over_a_quarter_of_the_budget_is_not_decompressed(tmp_path
 )
 def test_poem_json_of_the_wrong_shape(tmp_path, content, message):
     (tmp_path / "poems.json").write_text(content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as refused:
         read_poems(tmp_path / "poems.json")
+    assert str(refused.value).count("poems.json") == 1  # the file named once, at the start
 
 
 def test_a_saved_config_nested_too_deeply(tmp_path):

@@ -53,11 +53,12 @@ def read_poems(path: str | os.PathLike) -> list[str]:
             raise ValueError(f"{file}: expected UTF-8 text, got undecodable bytes") from err
         if file.suffix == ".json":
             try:
-                poems.extend(_poems_from_json(json.loads(text), str(file)))
+                data = json.loads(text)
             except ValueError as err:  # not JSON, or a number too long to convert
                 raise ValueError(f"{file}: expected JSON, got {str(err)[:200]}") from None
             except RecursionError:
                 raise ValueError(f"{file}: expected JSON, got values nested too deeply") from None
+            poems.extend(_poems_from_json(data, str(file)))
         else:
             poems.extend(line.strip() for line in text.splitlines())
     poems = [p for p in poems if p and not (set(p) & _SKIP)]
