@@ -50,6 +50,18 @@ def test_an_interrupt_a_finaliser_dropped_still_stops_the_next_check(capsys):
     assert "KeyboardInterrupt" not in capsys.readouterr().err  # not reported as an error
 
 
+def test_a_request_recorded_outside_a_nested_block_is_kept_inside_it():
+    """The entry point handles signals around the CLI's own block: a Ctrl-C a finaliser
+    dropped while torch loaded must still stop the command."""
+    with interrupts.handling():
+        _SignalsWhenCollected()
+        with interrupts.handling():
+            with pytest.raises(KeyboardInterrupt):
+                interrupts.check()
+        assert interrupts.requested()
+    assert not interrupts.requested()
+
+
 def test_a_fit_stops_one_batch_after_a_dropped_interrupt():
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)

@@ -55,20 +55,26 @@ def _unraisable(hook):
     return quiet
 
 
+_active = threading.Event()  # handlers installed by an enclosing handling() block
+
+
 @contextlib.contextmanager
 def handling(signals=(signal.SIGINT, signal.SIGTERM)):
     """Within the block, ``signals`` record a stop request and raise ``KeyboardInterrupt``
     (SIGTERM is handled as Ctrl-C). Only the main thread can install handlers: elsewhere
-    the block runs with the handlers it has."""
-    if threading.current_thread() is not threading.main_thread():
+    the block runs with the handlers it has. A block inside another (the entry point's
+    around the CLI's) changes nothing, so it cannot forget a request the outer one recorded."""
+    if threading.current_thread() is not threading.main_thread() or _active.is_set():
         yield
         return
     previous = {signum: signal.signal(signum, _on_signal) for signum in signals}
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     _requested.clear()
+    _active.set()
     try:
         yield
     finally:
+        _active.clear()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         sys.unraisablehook = hook
