@@ -41,20 +41,17 @@ class StrictInt(click.ParamType):
         self.min, self.max = min, max
 
     def convert(self, value, param, ctx) -> int:
+        number = value
         if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-            digits = value.strip().lstrip("+-")
-            value = int(value) if len(digits) <= 20 else value  # longer: out of range
-        if isinstance(value, str) and not _INTEGER.fullmatch(value.strip()):
+            # more than 20 digits is out of range: not converted (Python refuses past 4300)
+            number = int(value) if len(value.strip().lstrip("+-")) <= 20 else None
+        elif isinstance(value, bool) or not isinstance(value, int):
             self.fail(f"expected an integer, got {_shown(value)}", param, ctx)
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            self.fail(f"expected an integer, got {_shown(value)}", param, ctx)
-        if isinstance(value, str) or not self._inside(value):
+        if number is None or (self.min is not None and number < self.min) or number > self.max:
             low = "" if self.min is None else f"{self.min} ≤ "
-            self.fail(f"expected {low}n ≤ {self.max}, got {_shown(value)}", param, ctx)
-        return value
-
-    def _inside(self, value: int) -> bool:
-        return (self.min is None or value >= self.min) and value <= self.max
+            shown = _shown(value if number is None else number)
+            self.fail(f"expected {low}n ≤ {self.max}, got {shown}", param, ctx)
+        return number
 
     def get_metavar(self, param, ctx=None) -> str:
         return "INTEGER" if self.min is None else f"INTEGER RANGE [{self.min}..{self.max}]"

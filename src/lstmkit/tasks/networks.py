@@ -304,7 +304,7 @@ class RecurrentNet(nn.Module):
             **check_cell_options(cell, cell_options),
         )
         self.output = output
-        self.directions = 2 if bidirectional else 1
+        self.directions = directions
         # read the last real step off an unmasked run (see forward); only where that is exact
         self.causal_last = (
             causal_last
