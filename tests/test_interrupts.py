@@ -62,6 +62,23 @@ def test_a_request_recorded_outside_a_nested_block_is_kept_inside_it():
     assert not interrupts.requested()
 
 
+def test_a_deferred_block_finishes_before_the_first_signal_raises():
+    done = []
+    with interrupts.handling():
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts.deferred():
+                signal.raise_signal(signal.SIGINT)
+                done.append("the rest of the block")
+        assert done == ["the rest of the block"]
+    with interrupts.handling():  # a second signal does not wait
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts.deferred():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+                done.append("not reached")
+    assert done == ["the rest of the block"] and not interrupts.requested()
+
+
 def test_a_fit_stops_one_batch_after_a_dropped_interrupt():
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)

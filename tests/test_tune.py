@@ -499,6 +499,32 @@ def test_ctrl_c_with_a_read_open_fails_the_trial_void_without_waiting_on_the_loc
     assert [t.state.name for t in trials] == ["FAIL"] and is_void(trials[0])
 
 
+def test_ctrl_c_as_a_trial_is_created_fails_it_void(tmp_path, monkeypatch):
+    """A Ctrl-C that lands after the storage committed a new trial but before its id came
+    back (the CLI's handler, as in ``lstmkit tune``). Oracle: the storage holds that trial
+    FAIL and void, not RUNNING for ever (with the signal raised at once, nobody knew its id)."""
+    from lstmkit.train import interrupts
+    from lstmkit.woa.sampler import is_void
+
+    insert = optuna.storages.RDBStorage._create_new_trial
+
+    def insert_then_ctrl_c(self, study_id, template_trial=None):
+        trial = insert(self, study_id, template_trial)
+        signal.raise_signal(signal.SIGINT)  # the handler runs here, after the commit
+        return trial
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_create_new_trial", insert_then_ctrl_c)
+    _, series = load_airline()
+    with pytest.raises(KeyboardInterrupt), interrupts.handling():
+        tune(Forecaster, SearchSpace(hidden_size=Int(4, 8)), series, n_whales=2, iterations=1,
+             storage=tmp_path / "t.db", refit=False)  # fmt: skip
+    monkeypatch.undo()
+    storage = resolve_storage(tmp_path / "t.db")
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"] and is_void(trials[0])
+
+
 def test_tune_errors():
     _, series = load_airline()
     space = SearchSpace(lookback=Int(6, 12))

@@ -40,9 +40,31 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
+_deferring = 0  # depth of deferred() blocks on the main thread (the only one signals reach)
+
+
 def _on_signal(signum, frame) -> None:
+    again = _requested.is_set()
     _requested.set()
+    if _deferring and not again:  # the block's end raises it; a second Ctrl-C does at once
+        return
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """Within the block, a first Ctrl-C is recorded but raised only at the block's end: for a
+    short operation that must not be cut in two (a storage write whose commit has to be seen
+    through to the caller, who otherwise could not tell what it created). A second signal
+    raises at once. Outside :func:`handling`, Python's own handler applies."""
+    global _deferring
+    on_main = threading.current_thread() is threading.main_thread()
+    _deferring += on_main
+    try:
+        yield
+    finally:
+        _deferring -= on_main
+    check()
 
 
 def _unraisable(hook):

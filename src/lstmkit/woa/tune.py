@@ -431,8 +431,11 @@ def _created_trials(study: optuna.Study):
     create = storage.create_new_trial
 
     def create_and_note(study_id, template_trial=None):
-        trial_id = create(study_id, template_trial)
-        created.append(trial_id)
+        # a Ctrl-C after the insert committed but before the id came back would leave a
+        # RUNNING trial nobody knows: the signal waits for the id to be noted
+        with interrupts.deferred():
+            trial_id = create(study_id, template_trial)
+            created.append(trial_id)
         return trial_id
 
     storage.create_new_trial = create_and_note
