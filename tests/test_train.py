@@ -146,6 +146,37 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
     assert torch.allclose(_params(resumed), _params(full), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda m: m["scheduler"].update(mode="max"), r"scheduler\.mode to be 'min', got 'max'"),
+        (lambda m: m["scheduler"].update(factor="0.5"), r"scheduler\.factor to be a number"),
+        (lambda m: m["scheduler"].pop("patience"), r"expected scheduler to be an object with"),
+        (lambda m: m.update(scheduler=None), r"expected scheduler to be an object"),
+        (
+            lambda m: m["optimizer"]["param_groups"][0].update(lr=float("nan")),
+            r"param_groups\[0\]\.lr to be a number, got nan",
+        ),
+        (lambda m: m["optimizer"].update(scalars=None), r"optimizer\.scalars to be an object"),
+        (lambda m: m.pop("epochs_done"), r"expected epochs_done, found none"),
+        (lambda m: m["history"].update(best_epoch=-1), r"history\.best_epoch to be a count"),
+    ],
+)
+def test_resume_refuses_a_checkpoint_whose_meta_was_edited(tmp_path, edit, expected):
+    """Oracle: the kinds the live scheduler and optimizer hold (what loading would put in
+    them); the message names meta.json and the key."""
+    ckpt = tmp_path / "ckpt"
+    config = TrainConfig(epochs=2, batch_size=8, patience=None, checkpoint=str(ckpt))
+    fit(_Tiny(), _loss, _data(), _data(10, 2), config)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    edit(meta)
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    again = TrainConfig(epochs=3, batch_size=8, patience=None, checkpoint=str(ckpt), resume=True)
+    with pytest.raises(ValueError, match=expected) as info:
+        fit(_Tiny(), _loss, _data(), _data(10, 2), again)
+    assert "meta.json" in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
 def test_non_finite_loss_stops_and_keeps_best_weights():
     model = _Tiny()
     calls = {"n": 0}

@@ -12,6 +12,7 @@ exactly where it stopped.
 """
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -91,6 +92,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     what = "an lstmkit checkpoint"
     recover_dir(path)
     meta = read_json(path, META, FORMAT, what)
+    _check_meta(meta, path / META)
     tensors = read_tensors(path, TENSORS, what)
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     optim = None
@@ -100,7 +102,101 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             if key.startswith("optim."):
                 _, index, name = key.split(".", 2)
                 state.setdefault(int(index), {})[name] = value
-        for index, entry in meta["optimizer"]["scalars"].items():
+        for index, entry in meta["optimizer"]["scalars"].items():  # checked by _check_meta
             state.setdefault(int(index), {}).update(entry)
         optim = {"state": state, "param_groups": meta["optimizer"]["param_groups"]}
     return model, meta, optim
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _check_meta(meta: dict, file: Path) -> None:
+    """ValueError unless ``meta`` has the kinds :func:`save_checkpoint` writes (a training
+    run's: ``epochs_done``, ``history``, ``scheduler``; the optimizer's groups and scalars),
+    so what reads it later cannot fail on a hand-edited or damaged file."""
+
+    def need(ok: bool, key: str, expected: str, got) -> None:
+        if not ok:
+            shown = repr(got)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(f"{file}: expected {key} to be {expected}, got {shown}")
+
+    if "epochs_done" in meta:
+        need(_is_count(meta["epochs_done"]), "epochs_done", "a count", meta["epochs_done"])
+    if "history" in meta:
+        history = meta["history"]
+        need(isinstance(history, dict), "history", "an object", history)
+        epochs = history.get("epochs")
+        need(
+            isinstance(epochs, list)
+            and all(isinstance(e, dict) and all(_is_number(v) for v in e.values()) for e in epochs),
+            "history.epochs",
+            "a list of objects of numbers",
+            epochs,
+        )
+        best = history.get("best_epoch")
+        need(best is None or _is_count(best), "history.best_epoch", "a count or null", best)
+        loss = history.get("best_loss")
+        need(_is_number(loss), "history.best_loss", "a number", loss)
+    if "scheduler" in meta:
+        need(isinstance(meta["scheduler"], dict), "scheduler", "an object", meta["scheduler"])
+    if "optimizer" in meta:
+        optimizer = meta["optimizer"]
+        need(isinstance(optimizer, dict), "optimizer", "an object", optimizer)
+        groups = optimizer.get("param_groups")
+        need(
+            isinstance(groups, list) and all(isinstance(g, dict) for g in groups),
+            "optimizer.param_groups",
+            "a list of objects",
+            groups,
+        )
+        scalars = optimizer.get("scalars")
+        need(
+            isinstance(scalars, dict)
+            and all(
+                k.isascii() and k.isdigit() and len(k) < 10 and isinstance(v, dict)
+                for k, v in scalars.items()
+            ),
+            "optimizer.scalars",
+            "an object of objects keyed by parameter index",
+            scalars,
+        )
+
+
+def check_like(value, template, key: str, file: Path) -> None:
+    """ValueError unless JSON ``value`` has the shape of the live ``template`` it will be
+    loaded into (e.g. a scheduler's ``state_dict``): objects with the same keys, lists of the
+    same length, numbers (finite where the template's is), booleans, ``null`` where the
+    template has ``None`` or a boolean, and strings equal to the template's (settings such
+    as a scheduler's mode, which a resumed run keeps)."""
+    if isinstance(template, dict):
+        ok = isinstance(value, dict) and set(value) == set(template)
+        expected = f"an object with keys {sorted(template)}"
+    elif isinstance(template, list | tuple):
+        ok = isinstance(value, list) and len(value) == len(template)
+        expected = f"a list of {len(template)}"
+    elif template is None or isinstance(template, bool):
+        ok, expected = value is None or isinstance(value, bool), "a boolean or null"
+    elif _is_number(template):
+        finite = not math.isfinite(template) or (_is_number(value) and math.isfinite(value))
+        ok, expected = _is_number(value) and finite, "a number"
+    elif isinstance(template, str):
+        ok, expected = value == template, repr(template)
+    else:
+        raise TypeError(f"check_like: no JSON kind for {type(template).__name__}")
+    if not ok:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(f"{file}: expected {key} to be {expected}, got {shown}")
+    if isinstance(template, dict):
+        for name, item in template.items():
+            check_like(value[name], item, f"{key}.{name}", file)
+    elif isinstance(template, list | tuple):
+        for index, item in enumerate(template):
+            check_like(value[index], item, f"{key}[{index}]", file)

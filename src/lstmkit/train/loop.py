@@ -38,7 +38,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lstmkit.train import interrupts
-from lstmkit.train.checkpoint import load_checkpoint, recover_dir, save_checkpoint
+from lstmkit.train.checkpoint import (
+    META,
+    check_like,
+    load_checkpoint,
+    recover_dir,
+    save_checkpoint,
+)
 from lstmkit.train.distributed import Ranks, process_group
 
 # loss_fn(model, batch) -> (mean loss over the batch's real elements, number of elements)
@@ -409,6 +415,14 @@ def _save(path, model, best_state, optimizer, scheduler, shuffle, history, epoch
 
 def _resume(path, model, optimizer, scheduler, shuffle, history, ranks):
     state, meta, optim = load_checkpoint(path)
+    meta_file = Path(path) / META
+    check_like(meta.get("scheduler"), scheduler.state_dict(), "scheduler", meta_file)
+    if optim is not None:
+        groups = optimizer.state_dict()["param_groups"]
+        check_like(optim["param_groups"], groups, "optimizer.param_groups", meta_file)
+    for key in ("epochs_done", "history"):
+        if key not in meta:
+            raise ValueError(f"{meta_file}: expected {key}, found none")
     try:
         current = {
             k.removeprefix("current."): v for k, v in state.items() if k.startswith("current.")
@@ -423,9 +437,9 @@ def _resume(path, model, optimizer, scheduler, shuffle, history, ranks):
         if rng in state or ranks is None:  # a rank the saving run lacked keeps its seed
             torch.set_rng_state(state[rng])
         saved = meta["history"]
-    except (KeyError, RuntimeError) as err:
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise ValueError(
-            f"{path}: expected a training checkpoint of this model, got {err}"
+            f"{path}: expected a training checkpoint of this model, got {str(err)[:200]}"
         ) from err
     history.epochs = saved["epochs"]
     history.best_epoch = saved["best_epoch"]
