@@ -919,8 +919,9 @@ def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None
     member holds (a header may claim 10^12 elements for a few bytes) and, uncompressed, fit
     a quarter of the memory budget (reading makes float64 copies; a deflate bomb is small on
     disk). Members that are not .npy files are left to the caller."""
-    name = f"{key}.npy"
-    if name not in archive.zip.namelist():
+    names = archive.zip.namelist()
+    name = key if key in names else f"{key}.npy"  # numpy's order: the raw member name first
+    if name not in names:
         return
     info = archive.zip.getinfo(name)
     allowed = memory_budget() // 4
@@ -942,6 +943,9 @@ def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None
             header = member.tell()
     except (ValueError, *_NPZ_ERRORS):
         return  # a damaged header: numpy's reader reports it below
+    if not all(type(n) is int for n in shape):  # numpy takes (True,) and then fails reading
+        shown = repr(shape) if len(repr(shape)) <= 60 else repr(shape)[:57] + "..."
+        raise ValueError(f"{path}: {key}: expected a .npy shape of integers, got {shown}")
     declared = math.prod(shape) * dtype.itemsize
     if declared > info.file_size - header:
         raise ValueError(
