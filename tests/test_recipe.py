@@ -56,6 +56,12 @@ def test_window_means_by_hand():
         window_mean(full, None, 2)[0].numpy(), [[[1, 2], [5, 6], [9, 10]]]
     )
     assert window_mean(full, None, 2)[1] is None
+    # a stride past the longest sequence: one window, each sequence's own mean, no padding
+    # out to the stride (a saved stride of 10⁹ would allocate 10⁹ steps)
+    out, new = window_mean(x, lengths, 10**9)
+    assert out.shape == (4, 1, x.shape[-1]) and new is None
+    for n, s in enumerate(seqs):
+        np.testing.assert_allclose(out[n, 0].numpy(), s.mean(0), rtol=1e-6, atol=1e-6)
 
 
 def test_patches_by_hand():

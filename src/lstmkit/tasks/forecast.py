@@ -57,7 +57,13 @@ from lstmkit.tasks.networks import (
     check_cell_options,
     gate_activations,
 )
-from lstmkit.tasks.persist import restore, save_estimator
+from lstmkit.tasks.persist import (
+    restore,
+    save_estimator,
+    saved_count,
+    saved_numbers,
+    shown,
+)
 from lstmkit.train.forecast_metrics import panel_metrics
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import regression_metrics
@@ -862,7 +868,9 @@ class Forecaster:
         return model
 
     def _restore(self, fitted: dict) -> RecurrentNet:
-        self._shapes = fitted["shapes"]
+        self._shapes = _saved_shapes(fitted)
+        if fitted.get("season") is not None:
+            saved_count(fitted, "season")
         self.season_ = fitted.get("season") or self.params["season"] or 12
         if "panel" in fitted:
             self.panel = panel_from_json(fitted["panel"])
@@ -886,16 +894,28 @@ class Forecaster:
             self.static_ = _saved_static(fitted.get("static"), len(self.panel), self._shapes)
             self._fitted_lookbacks = _saved_lookbacks(fitted, self.params)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
-        self._scalers = []
-        for saved in fitted["scalers"]:
-            scaler = None
-            if saved is not None:
-                scaler = _Scaler.__new__(_Scaler)
-                scaler.mean, scaler.std = np.array(saved[0]), np.array(saved[1])
-            self._scalers.append(scaler)
-        self._series = np.array(fitted["series"], dtype=np.float64)
-        self._past = None if fitted["past"] is None else np.array(fitted["past"])
-        self._fut = None if fitted["future"] is None else np.array(fitted["future"])
+        self._series = saved_numbers(fitted, "series", (None, self._shapes["targets"]))
+        steps = len(self._series)
+        if steps < self.lookback_:
+            raise ValueError(
+                f"series: expected at least {self.lookback_} steps (the look-back), got {steps}"
+            )
+        self._past, self._fut = (
+            None if fitted.get(key) is None else saved_numbers(fitted, key, (steps, None))
+            for key in ("past", "future")
+        )
+        scalers = fitted.get("scalers")
+        if not isinstance(scalers, list) or len(scalers) != 3:
+            raise ValueError(f"scalers: expected 3 (series, past, future), got {shown(scalers)}")
+        self._scalers = [
+            _saved_scaler(saved, data, name)
+            for saved, data, name in zip(
+                scalers,
+                (self._series, self._past, self._fut),
+                ("series", "past", "future"),
+                strict=True,
+            )
+        ]
         return self._build()
 
 
@@ -907,6 +927,36 @@ def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
 def _frequency(series) -> str | None:
     """The pandas frequency of a Series/DataFrame with a time index, else None."""
     return getattr(getattr(series, "index", None), "freqstr", None)
+
+
+def _saved_shapes(fitted: dict) -> dict:
+    """A saved model's network sizes: counts, ``extra`` may be 0."""
+    shapes = fitted.get("shapes")
+    if not isinstance(shapes, dict):
+        raise ValueError(f"shapes: expected an object of sizes, got {shown(shapes)}")
+    for key in ("targets", "channels"):
+        saved_count(shapes, key)
+    saved_count(shapes, "extra", low=0)
+    if "quantiles" in shapes:
+        saved_count(shapes, "quantiles")
+    return shapes
+
+
+def _saved_scaler(saved, data: np.ndarray | None, name: str) -> _Scaler | None:
+    """The standardisation of ``data`` (a saved series, past or future covariates): a mean
+    and a positive standard deviation per column; none where there is no data."""
+    if data is None:
+        if saved is not None:
+            raise ValueError(f"scalers: expected null for the absent {name}, got {shown(saved)}")
+        return None
+    if not isinstance(saved, list) or len(saved) != 2:
+        raise ValueError(f"scalers: expected [mean, std] for the {name}, got {shown(saved)}")
+    columns = (data.shape[1],)
+    scaler = _Scaler.__new__(_Scaler)
+    mean, std = f"scalers ({name} mean)", f"scalers ({name} std)"
+    scaler.mean = saved_numbers({mean: saved[0]}, mean, columns)
+    scaler.std = saved_numbers({std: saved[1]}, std, columns, positive=True)
+    return scaler
 
 
 def _saved_static(saved, count: int, shapes: dict) -> np.ndarray | None:

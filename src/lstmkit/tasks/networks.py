@@ -110,7 +110,9 @@ def _masked_pool(out: Tensor, lengths: Tensor | None, kind: str) -> Tensor:
 def window_mean(x: Tensor, lengths: Tensor | None, stride: int) -> tuple[Tensor, Tensor | None]:
     """x (N, T, D) averaged over windows of ``stride`` steps → (N, ⌈T/s⌉, D), and the new
     lengths ⌈L/s⌉ (None when nothing is padded). A window's mean is over its real steps
-    only, so the last window of a sequence ignores the padding after it."""
+    only, so the last window of a sequence ignores the padding after it. A stride past T
+    is T (one window either way; nothing is padded out to the stride)."""
+    stride = min(stride, x.shape[1])
     if stride == 1:
         return x, lengths
     n, steps, d = x.shape

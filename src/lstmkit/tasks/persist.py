@@ -4,10 +4,12 @@ The directory is written atomically (see :mod:`lstmkit.train.checkpoint`); loadi
 JSON and safetensors only, so a model file someone sent you cannot run code.
 """
 
+import inspect
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save
 
@@ -46,6 +48,7 @@ def restore(cls, path, setup):
     ask for a huge network fails at once with one line instead of allocating it."""
     config, state = load_estimator(path, cls.__name__)
     try:
+        _check_params(cls, config["params"])
         model = cls(**config["params"])
         _check_counts(config["params"], len(state))
         with torch.device("meta"):
@@ -53,12 +56,42 @@ def restore(cls, path, setup):
         _check_weights(described, state)
         model.net = setup(model, config["fitted"])
         model.net.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        detail = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err)[:200])
         raise ValueError(
-            f"{path}: expected a saved {cls.__name__}, got a damaged one ({err})"
+            f"{path}: expected a saved {cls.__name__}, got a damaged one ({detail})"
         ) from err
     model.net.eval()
     return model
+
+
+def _check_params(cls, params) -> None:
+    """``params`` are keywords of ``cls``'s constructor, and those whose default is a
+    boolean, an int or a float hold one (the constructor checks their ranges)."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params: expected an object of keywords, got {shown(params)}")
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass):
+            for name, param in inspect.signature(vars(klass)["__init__"]).parameters.items():
+                if param.kind is param.KEYWORD_ONLY:
+                    defaults[name] = param
+    for name, value in params.items():
+        if name not in defaults:
+            raise ValueError(f"params: expected keywords of {cls.__name__}, got {shown(name)}")
+        default = defaults[name].default
+        if value is None and "None" in str(defaults[name].annotation):  # "int | None"
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "a boolean"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an int"
+        elif isinstance(default, float):
+            ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{name}: expected {kind}, got {shown(value)}")
 
 
 def _check_counts(params: dict, tensors: int) -> None:
@@ -92,3 +125,69 @@ def _check_weights(described: dict, saved: dict) -> None:
             )
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
             raise ValueError(f"{name}: expected finite weights, got NaN or infinity")
+
+
+# -- what a saved model's "fitted" section may hold ----------------------------------------
+# Each estimator's _restore reads its fitted attributes through these, so a hand-edited
+# config.json is refused at load with the key named, not at predict with a TypeError.
+
+MAX_COUNT = 2**31 - 1
+
+
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a message never echoes a whole file)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def saved_count(fitted: dict, key: str, low: int = 1, default=None) -> int:
+    """``fitted[key]`` as an int in [low, 2³¹ − 1] (``default`` when absent)."""
+    value = fitted.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_COUNT:
+        raise ValueError(f"{key}: expected an int in [{low}, {MAX_COUNT}], got {shown(value)}")
+    return value
+
+
+def saved_numbers(fitted: dict, key: str, shape: tuple, *, positive: bool = False) -> np.ndarray:
+    """``fitted[key]`` as float64 numbers of ``shape`` (a None in it: any length), finite,
+    and positive if asked; JSON numbers only (no strings, booleans or nulls)."""
+    value = fitted.get(key)
+    try:
+        array = np.array(value, dtype=np.float64) if _numbers(value, len(shape)) else None
+    except ValueError:  # ragged
+        array = None
+    if (
+        array is None
+        or array.ndim != len(shape)
+        or any(want not in (None, got) for want, got in zip(shape, array.shape, strict=False))
+        or not np.isfinite(array).all()
+        or (positive and not (array > 0).all())
+    ):
+        kind = "positive" if positive else "finite"
+        raise ValueError(f"{key}: expected {kind} numbers of shape {shape}, got {shown(value)}")
+    return array
+
+
+def _numbers(value, depth: int) -> bool:
+    """Lists nested ``depth`` deep (rectangular is left to numpy) of JSON numbers."""
+    if depth == 0:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, list) and all(_numbers(v, depth - 1) for v in value)
+
+
+def saved_labels(fitted: dict, key: str, count: int) -> list:
+    """``fitted[key]`` as ``count`` distinct class labels, all strings or all numbers."""
+    value = fitted.get(key)
+    ok = isinstance(value, list) and len(value) == count
+    if ok:
+        texts = all(isinstance(v, str) for v in value)
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in value
+        )
+        ok = (texts or numbers) and len(set(value)) == count
+    if not ok:
+        raise ValueError(
+            f"{key}: expected {count} distinct labels (strings or finite numbers, one per "
+            f"network output), got {shown(value)}"
+        )
+    return value

@@ -30,7 +30,13 @@ from lstmkit.tasks.networks import (
     check_pooling,
     gate_activations,
 )
-from lstmkit.tasks.persist import restore, save_estimator
+from lstmkit.tasks.persist import (
+    restore,
+    save_estimator,
+    saved_count,
+    saved_labels,
+    saved_numbers,
+)
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
 
@@ -485,23 +491,20 @@ class _SequenceEstimator:
 
 
 def _check_saved_scaling(fitted: dict) -> None:
-    """A saved model's channel statistics and classes agree with its sizes: one finite mean
-    and positive standard deviation per input channel, one class per output."""
-    channels = fitted["input_size"]
-    for key in ("mean", "std"):
-        values = np.asarray(fitted[key], dtype=np.float64)  # null: TypeError, a damaged file
-        if values.shape != (channels,) or not np.isfinite(values).all():
-            raise ValueError(
-                f"{key}: expected {channels} finite numbers (one per input channel), got "
-                f"{values.size} of shape {values.shape}"
-            )
-    if (np.asarray(fitted["std"]) <= 0).any():
-        raise ValueError("std: expected positive standard deviations, got zero or less")
-    classes = fitted.get("classes")
-    if classes is not None and len(classes) != fitted["output_size"]:
-        raise ValueError(
-            f"classes: expected {fitted['output_size']} (the network's outputs), got {len(classes)}"
-        )
+    """A saved model's sizes, strides and statistics are of their kinds and agree: one finite
+    mean and positive standard deviation per input channel, the level-and-scale statistics
+    (when saved) per channel and feature."""
+    channels = saved_count(fitted, "input_size")
+    saved_count(fitted, "output_size")
+    for key in ("rnn_stride", "conv_stride"):
+        saved_count(fitted, key, default=1)
+    saved_numbers(fitted, "mean", (channels,))
+    saved_numbers(fitted, "std", (channels,), positive=True)
+    level_scale = ("scale_reference", "extra_mean", "extra_std")
+    if any(key in fitted for key in level_scale):
+        saved_numbers(fitted, "scale_reference", (channels,), positive=True)
+        saved_numbers(fitted, "extra_mean", (2 * channels,))
+        saved_numbers(fitted, "extra_std", (2 * channels,), positive=True)
 
 
 def _labels(y, name: str = "y") -> np.ndarray:
@@ -563,8 +566,11 @@ class SequenceClassifier(_SequenceEstimator):
         )
 
     def _setup_loaded(self) -> None:
-        self.classes_ = np.array(self._fitted["classes"])
-        w = self._fitted["weights"]
+        outputs = self._fitted["output_size"]
+        self.classes_ = np.array(saved_labels(self._fitted, "classes", outputs))
+        w = self._fitted.get("weights")
+        if w is not None:
+            w = saved_numbers(self._fitted, "weights", (outputs,))
         self._weights = None if w is None else torch.tensor(w, dtype=torch.float32)
 
     def _criterion(self, logits, target):
@@ -638,6 +644,11 @@ class SequenceRegressor(_SequenceEstimator):
         extra = {"y_mean": mean.tolist(), "y_std": std.tolist()}
         return self._fit(seqs, tensor, None, real.shape[1], extra, callback, y)
 
+    def _setup_loaded(self) -> None:
+        outputs = self._fitted["output_size"]
+        saved_numbers(self._fitted, "y_mean", (outputs,))
+        saved_numbers(self._fitted, "y_std", (outputs,), positive=True)
+
     def _criterion(self, pred, target):
         return torch.nn.functional.mse_loss(pred, target)
 
@@ -683,7 +694,8 @@ class SequenceTagger(_SequenceEstimator):
         return self._fit(seqs, padded, None, len(self.classes_), classes, callback, tags)
 
     def _setup_loaded(self) -> None:
-        self.classes_ = np.array(self._fitted["classes"])
+        outputs = self._fitted["output_size"]
+        self.classes_ = np.array(saved_labels(self._fitted, "classes", outputs))
 
     def _criterion(self, logits, target):
         return torch.nn.functional.cross_entropy(logits, target)

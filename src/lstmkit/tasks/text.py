@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from lstmkit.budget import check_training_memory, recurrent_parameters
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
-from lstmkit.tasks.persist import restore, save_estimator
+from lstmkit.tasks.persist import restore, save_estimator, saved_numbers, shown
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
@@ -112,6 +112,7 @@ class TextGenerator:
         cell_options: dict | None = None,
     ) -> None:
         check_cell(cell)
+        _check_max_length(max_length, "max_length")
         self.params = {
             "cell": cell,
             "cell_options": check_cell_options(cell, cell_options),
@@ -234,6 +235,8 @@ class TextGenerator:
             raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
+        if max_length is not None:
+            _check_max_length(max_length, "max_length")
         if opening and acrostic:
             raise ValueError("opening and acrostic: expected one of them, got both")
         unknown = sorted(set(opening + acrostic) - set(self._vocab[4:]))
@@ -294,9 +297,29 @@ class TextGenerator:
         return restore(cls, path, cls._restore)
 
     def _restore(self, fitted: dict) -> _CharNet:
-        self._vocab, self._unigram = fitted["vocab"], fitted["unigram"]
+        vocab = fitted.get("vocab")
+        if (
+            not isinstance(vocab, list)
+            or vocab[:4] != [PAD, BOS, EOS, UNK]
+            or not all(isinstance(c, str) and len(c) == 1 for c in vocab)
+            or len(set(vocab)) != len(vocab)
+        ):
+            raise ValueError(
+                f"vocab: expected distinct characters after {[PAD, BOS, EOS, UNK]}, "
+                f"got {shown(vocab)}"
+            )
+        saved_numbers(fitted, "unigram", (len(vocab),), positive=True)
+        self._vocab, self._unigram = vocab, fitted["unigram"]
         self._setup_vocab()
         return self._build()
+
+
+MAX_LENGTH = 100_000  # characters of a training poem kept, or of a poem written
+
+
+def _check_max_length(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LENGTH:
+        raise ValueError(f"{name}: expected an int in [1, {MAX_LENGTH:,}], got {shown(value)}")
 
 
 def _check_poems(poems) -> list[str]:
