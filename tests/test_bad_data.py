@@ -145,3 +145,36 @@ def test_interpolating_between_huge_values_stays_finite(tmp_path):
     path.write_text("@univariate true\n@equalLength true\n@data\n1.7e308,?,-1.7e308\n")
     X = read_ts(path, missing="interpolate")[0]
     np.testing.assert_allclose(np.asarray(X).reshape(-1), [1.7e308, 0.0, -1.7e308], atol=1e293)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "keeps"),
+    [
+        ("long.ts", "@problemName x\n@timeStamps false\n@univariate true\n@classLabel true up "
+         "down\n@data\n1,2,3:" + "9" * 5000 + "\n", "expected one of up, down"),
+        ("long.csv", "x" * 1000 + "\n1e309\n", "expected a finite number, got '1e309'"),
+        ("long.tsf", "@attribute series_name string\n@frequency yearly\n@horizon "
+         + "9" * 5000 + "\n@missing false\n@equallength false\n@data\nT1:1,2,3\n",
+         "@horizon: expected a positive integer"),
+    ],
+)  # fmt: skip
+def test_a_long_value_is_quoted_short_in_a_reader_error(tmp_path, name, content, keeps):
+    """A file's 1,000- or 5,000-character token is cut in the message, which still says
+    where and what was expected (oracle: the message itself)."""
+    from lstmkit.data import read_ts, read_tsf
+
+    path = tmp_path / name
+    path.write_text(content)
+    read = {".ts": read_ts, ".csv": read_csv, ".tsf": read_tsf}[path.suffix]
+    with pytest.raises(ValueError) as err:
+        read(path)
+    message = str(err.value).replace(str(path), "")
+    assert keeps in message and "..." in message and len(message) < 200, message
+
+
+def test_an_npy_header_with_a_dimension_past_int64_is_refused(tmp_path):
+    path = tmp_path / "big.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", _npy((0, 2**64), b""))  # 0 elements: no size to refuse
+    with pytest.raises(ValueError, match=r"X: expected a .npy shape of integers, got \(0, 1844"):
+        read_npz(path)

@@ -593,9 +593,9 @@ def test_npz_object_array_never_unpickled(tmp_path):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"arr_0": np.zeros(3)}, r": no X; expected the key X \(or x\).*found keys: arr_0"),
-        ({"X": np.zeros((2, 3)), "Y": np.zeros(2)}, r": unexpected keys Y; expected X"),
-        ({"X": np.zeros(2), "x": np.zeros(2)}, r": expected one layout.*found keys: X, x"),
+        ({"arr_0": np.zeros(3)}, r": no X; expected the key X \(or x\).*found keys: 'arr_0'"),
+        ({"X": np.zeros((2, 3)), "Y": np.zeros(2)}, r": unexpected keys 'Y'; expected X"),
+        ({"X": np.zeros(2), "x": np.zeros(2)}, r": expected one layout.*found keys: 'X', 'x'"),
         ({"X": np.zeros((2, 3)), "y": np.zeros(3)}, r": y: expected 2 entries .*got shape \(3,\)"),
         ({"X_0": np.zeros(2), "X_2": np.zeros(2)}, r": expected X_0 ... X_1 for 2 .*got no X_1"),
         (

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmkit.data.readers import check_magnitude
+from lstmkit.messages import listed
 
 # pandas frequency → season length: yearly 1, quarterly 4, monthly 12, weekly 52,
 # daily 7, business-daily 5, hourly 24 (the first letter of the offset alias)
@@ -211,7 +212,7 @@ def _long_panel(frame, id_column, time_column, value_column, min_points) -> Pane
     if missing:
         raise ValueError(
             f"panel: expected columns {', '.join(map(repr, missing))} (id, time, value), "
-            f"got {', '.join(map(repr, map(str, frame.columns)))}"
+            f"got {listed(map(str, frame.columns))}"
         )
     id_name, time_name, value_name = names
     if frame.empty:

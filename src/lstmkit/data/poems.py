@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from lstmkit.messages import short_errors
+
 _SKIP = set("□（）()[]《》_")
 
 
@@ -33,6 +35,7 @@ def _poems_from_json(data, source: str) -> list[str]:
     return poems
 
 
+@short_errors
 def read_poems(path: str | os.PathLike) -> list[str]:
     """Poems from a JSON file, a directory of JSON files, or a UTF-8 text file (one per line).
     Poems with editorial marks (□, brackets) are left out, as in the classic exercise."""

@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.budget import memory_budget
+from lstmkit.messages import listed, short_errors
 
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 # Training runs in float32 (largest 3.4e38) on standardised values whose variance squares
@@ -129,9 +130,7 @@ class TimeSeriesFrame:
 
     def _index(self, name: str) -> int:
         if name not in self.columns:
-            raise ValueError(
-                f"unknown column {name!r}; available: {', '.join(map(repr, self.columns))}"
-            )
+            raise ValueError(f"unknown column {name!r}; available: {listed(self.columns)}")
         return self.columns.index(name)
 
     def column(self, name: str) -> np.ndarray:
@@ -300,6 +299,7 @@ def _csv_header(path: Path, line: int, header: list[str]) -> tuple[list[str], in
     return names, start
 
 
+@short_errors
 def read_csv(
     path: str | os.PathLike,
     *,
@@ -369,8 +369,7 @@ def read_csv(
     elif isinstance(time_column, str):
         if time_column not in named:
             raise ValueError(
-                f"{path}: unknown time column {time_column!r}; available: "
-                f"{', '.join(map(repr, named))}"
+                f"{path}: unknown time column {time_column!r}; available: {listed(named)}"
             )
         time_name = time_column
     else:
@@ -391,12 +390,11 @@ def read_csv(
             if name == time_name:
                 raise ValueError(
                     f"{path}: column {name!r} is the time column; expected a value column, "
-                    f"one of {', '.join(map(repr, available))} (or pass time_column=None)"
+                    f"one of {listed(available)} (or pass time_column=None)"
                 )
             if name not in available:
                 raise ValueError(
-                    f"{path}: unknown column {name!r}; available: "
-                    f"{', '.join(map(repr, available)) or 'none'}"
+                    f"{path}: unknown column {name!r}; available: {listed(available) or 'none'}"
                 )
     if not chosen:
         raise ValueError(
@@ -683,6 +681,7 @@ def _ts_case(path: Path, line: int, fields: list[str], missing: str) -> np.ndarr
     return _fill_missing(values, missing, where, f"{path}, line {line}")[0]
 
 
+@short_errors
 def read_ts(
     path: str | os.PathLike, *, missing: str = "error"
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
@@ -755,7 +754,7 @@ def read_ts(
             if labels[0] is not None and label not in labels[0]:
                 raise ValueError(
                     f"{path}, line {line}: unknown class label {label!r}; expected one of "
-                    f"{', '.join(labels[0])} (@classLabel, line {labels[1]})"
+                    f"{listed(labels[0], quote=False)} (@classLabel, line {labels[1]})"
                 )
             if target[0]:
                 try:
@@ -831,6 +830,7 @@ def _ts_check_length(
 # -- .npz -------------------------------------------------------------------------------
 
 
+@short_errors
 def read_npz(path: str | os.PathLike) -> tuple[np.ndarray | list[np.ndarray], np.ndarray | None]:
     """Read sequences (and labels or targets) from a NumPy ``.npz`` archive.
 
@@ -943,7 +943,7 @@ def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None
             header = member.tell()
     except (ValueError, *_NPZ_ERRORS):
         return  # a damaged header: numpy's reader reports it below
-    if not all(type(n) is int for n in shape):  # numpy takes (True,) and then fails reading
+    if not all(type(n) is int and n < 2**63 for n in shape):  # numpy takes (True,), 2**64
         shown = repr(shape) if len(repr(shape)) <= 60 else repr(shape)[:57] + "..."
         raise ValueError(f"{path}: {key}: expected a .npy shape of integers, got {shown}")
     declared = math.prod(shape) * dtype.itemsize
@@ -964,7 +964,7 @@ def _npz_contents(
     path: Path, archive: np.lib.npyio.NpzFile
 ) -> tuple[np.ndarray | list[np.ndarray], np.ndarray | None]:
     keys = set(archive.files)
-    found = ", ".join(sorted(keys)) or "none"
+    found = listed(sorted(keys)) or "none"
     parts = {int(k[2:]): k for k in keys if re.fullmatch(r"X_(0|[1-9][0-9]*)", k)}
     flat = [k for k in ("X", "x") if k in keys]
     unexpected = sorted(keys - set(parts.values()) - {"X", "x", "y", "lengths"})
@@ -974,7 +974,7 @@ def _npz_contents(
         )
     if unexpected:
         raise ValueError(
-            f"{path}: unexpected keys {', '.join(unexpected)}; expected X (or x), or X_0, "
+            f"{path}: unexpected keys {listed(unexpected)}; expected X (or x), or X_0, "
             f"X_1, ..., and optionally y and lengths; found keys: {found}"
         )
     if len(flat) == 2 or (flat and parts):

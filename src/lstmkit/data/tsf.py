@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.data.readers import _as_path, _check_missing, _read_text, _split_lines
+from lstmkit.messages import short_errors
 from lstmkit.report.rundir import write_atomically
 
 TSF_MISSING_POLICIES = ("error", "keep", "interpolate")
@@ -340,6 +341,7 @@ def _apply_missing(where: str, values: np.ndarray, missing: str, header: dict) -
     return values  # keep
 
 
+@short_errors
 def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
     """Read a Monash forecasting archive ``.tsf`` file (format: see the module docstring).
 

@@ -58,6 +58,7 @@ from torch import Tensor
 
 from lstmkit.data.seasonal import at_phases, deseasonalising_factors
 from lstmkit.data.windows import PanelWindows, contexts
+from lstmkit.messages import shown
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 
@@ -79,7 +80,7 @@ def check_quantiles(quantiles) -> tuple[float, ...]:
     try:
         levels = tuple(sorted(float(q) for q in quantiles))
     except (TypeError, ValueError) as err:
-        raise ValueError(f"quantiles: expected numbers in (0, 1), got {quantiles!r}") from err
+        raise ValueError(f"quantiles: expected numbers in (0, 1), got {shown(quantiles)}") from err
     if len(levels) > MAX_QUANTILES:
         raise ValueError(f"quantiles: expected at most {MAX_QUANTILES} levels, got {len(levels)}")
     if (
@@ -90,7 +91,7 @@ def check_quantiles(quantiles) -> tuple[float, ...]:
     ):
         raise ValueError(
             f"quantiles: expected distinct levels in (0, 1) including 0.5 (the point "
-            f"forecast), got {quantiles!r}"
+            f"forecast), got {shown(quantiles)}"
         )
     return levels
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
+from lstmkit.messages import shown
 from lstmkit.train.checkpoint import read_json, read_tensors, recover_dir, write_dir_atomically
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -132,12 +133,6 @@ def _check_weights(described: dict, saved: dict) -> None:
 # config.json is refused at load with the key named, not at predict with a TypeError.
 
 MAX_COUNT = 2**31 - 1
-
-
-def shown(value, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters (a message never echoes a whole file)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def saved_count(fitted: dict, key: str, low: int = 1, default=None) -> int:

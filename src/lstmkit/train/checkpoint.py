@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lstmkit.messages import shown
 from lstmkit.train.atomic import recover_dir, write_dir_atomically
 
 TENSORS, META = "tensors.safetensors", "meta.json"
@@ -123,9 +124,7 @@ def _check_meta(meta: dict, file: Path) -> None:
 
     def need(ok: bool, key: str, expected: str, got) -> None:
         if not ok:
-            shown = repr(got)
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            raise ValueError(f"{file}: expected {key} to be {expected}, got {shown}")
+            raise ValueError(f"{file}: expected {key} to be {expected}, got {shown(got)}")
 
     if "epochs_done" in meta:
         need(_is_count(meta["epochs_done"]), "epochs_done", "a count", meta["epochs_done"])
@@ -191,9 +190,7 @@ def check_like(value, template, key: str, file: Path) -> None:
     else:
         raise TypeError(f"check_like: no JSON kind for {type(template).__name__}")
     if not ok:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise ValueError(f"{file}: expected {key} to be {expected}, got {shown}")
+        raise ValueError(f"{file}: expected {key} to be {expected}, got {shown(value)}")
     if isinstance(template, dict):
         for name, item in template.items():
             check_like(value[name], item, f"{key}.{name}", file)
