@@ -705,6 +705,8 @@ def test_predict_refuses_data_a_forecaster_would_ignore(tmp_path, capsys):
     assert code == 0, err
     code, _, err = run(capsys, "predict", "--model", tmp_path / "f", "--data", "x.csv")
     assert code == 2 and "--data: a Forecaster forecasts past the end of the series" in err
+    code, _, err = run(capsys, "explain", "--model", tmp_path / "f", "--data", "x.csv")
+    assert code == 2 and "--data: a Forecaster explains a window of the series" in err
 
 
 def test_a_test_file_with_other_channels_is_refused_before_training(tmp_path, capsys):
@@ -717,6 +719,32 @@ def test_a_test_file_with_other_channels_is_refused_before_training(tmp_path, ca
     assert code == 2
     assert "--test: expected sequences of 1 channel(s) like --train's, got 6" in err
     assert not (tmp_path / "r").exists()  # refused before the run directory, not after training
+
+
+@pytest.mark.parametrize(
+    ("command", "y_test", "message"),
+    [
+        ("classify", np.array(["a", "b", "zebra"]), "--test: expected labels seen in --train, "
+         "got 1 unseen, e.g. 'zebra'"),
+        ("regress", np.array([1.0, np.nan, 2.0]), "--test: expected finite targets y, got NaN"),
+    ],
+)  # fmt: skip
+def test_test_targets_are_checked_before_training(tmp_path, capsys, command, y_test, message):
+    rng = np.random.default_rng(0)
+    y_train = np.array(["a", "b"] * 4) if command == "classify" else rng.normal(size=8)
+    np.savez(tmp_path / "train.npz", X=rng.normal(size=(8, 5, 1)), y=y_train)
+    np.savez(tmp_path / "test.npz", X=rng.normal(size=(3, 5, 1)), y=y_test)
+    args = (command, "--train", tmp_path / "train.npz", "--test", tmp_path / "test.npz")
+    code, _, err = run(capsys, *args, "--epochs", 100000, "--out", tmp_path / "r")
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "r").exists()  # before the run directory, not after training
+
+
+def test_a_season_longer_than_the_training_part_is_refused_before_training(tmp_path, capsys):
+    code, _, err = run(capsys, "forecast", "--data", "airline", "--season", 1000, "--epochs",
+                       100000, "--out", tmp_path / "r")  # fmt: skip
+    assert code == 2 and "--season 1000: expected at most the 132 training steps" in err
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize(
@@ -740,3 +768,24 @@ def test_bench_sizes_are_checked(capsys, hidden, message):
 def test_bench_refuses_activations_over_the_memory_budget(capsys):
     code, _, err = run(capsys, "bench", "--hidden", 64, "--steps", 100000, "--batch", 100000)
     assert code == 2 and "over the memory budget" in err
+
+
+def test_a_refused_run_leaves_no_folder_and_an_earlier_run_as_it_was(tmp_path, capsys):
+    """Oracle: the file system before the refused command. A network over the memory
+    budget is refused when the fit builds it, after the run folder was opened."""
+    huge = ["--hidden-size", "100000", "--quiet"]
+    assert main(["forecast", "--data", "airline", *huge, "--out", str(tmp_path / "a" / "b")]) == 2
+    assert not (tmp_path / "a").exists()
+    done = tmp_path / "done"
+    small = ["--epochs", "1", "--hidden-size", "4", "--quiet", "--out", str(done)]
+    assert main(["forecast", "--data", "airline", *small]) == 0
+    before = {p.name: p.read_bytes() for p in done.iterdir() if p.is_file()}
+    assert main(["forecast", "--data", "airline", *huge, "--out", str(done)]) == 2
+    assert {p.name: p.read_bytes() for p in done.iterdir() if p.is_file()} == before
+    (tmp_path / "file").write_text("")
+    assert main(["forecast", "--data", "airline", "--out", str(tmp_path / "file" / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"lstmkit: error: --out {tmp_path / 'file' / 'sub'}: expected a directory that can be "
+        f"made, got not a directory ({tmp_path / 'file' / 'sub'})"
+    )

@@ -32,6 +32,7 @@ from lstmkit.data import (
 )
 from lstmkit.data.panel import as_panel
 from lstmkit.data.readers import TIME_COLUMN_NAMES, as_sequences
+from lstmkit.messages import clipped, listed, shown
 from lstmkit.report import figures
 from lstmkit.report.html import Report
 from lstmkit.report.rundir import RunDir, jsonable
@@ -141,8 +142,17 @@ def _open_run(ctx: click.Context, p: dict, command: str) -> RunDir:
     if p.get("resume") is not None:
         _check_resumable(ctx, Path(p["resume"]))
     run = RunDir.create(p.get("resume") or p["out"], command)
+    _OPENED.append(run)
     run.write_config(_resolved(ctx))
     return run
+
+
+_OPENED: list[RunDir] = []  # this command's run: abandoned if it is refused before writing
+
+
+def _abandon_runs() -> None:
+    while _OPENED:
+        _OPENED.pop().abandon()
 
 
 def _check_resumable(ctx: click.Context, path: Path) -> None:
@@ -419,8 +429,8 @@ def _target_series(p: dict, missing: str):
     targets = _names(p["target"]) or (list(frame.columns) if len(frame.columns) == 1 else [])
     if not targets:
         raise ValueError(
-            f"--target: expected one of the columns {', '.join(frame.columns)}; the file has "
-            f"{len(frame.columns)} columns, so name the target"
+            f"--target: expected one of the columns {listed(frame.columns, quote=False)}; the "
+            f"file has {len(frame.columns):,} columns, so name the target"
         )
     y = frame.select(targets)
     test = p["test_steps"] or p["horizon"]
@@ -575,8 +585,7 @@ def _long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
     if value_name is None:
         if len(rest) != 1:
             raise ValueError(
-                "--target: expected the name of the value column, one of "
-                + ", ".join(map(repr, rest))
+                f"--target: expected the name of the value column, one of {listed(rest)}"
             )
         value_name = rest[0]
     if len({p["id_column"], time_name, value_name}) != 3:
@@ -670,7 +679,9 @@ def _floats(text: str, option: str) -> list[float]:
     try:
         return [float(v) for v in _names(text)]
     except ValueError:
-        raise ValueError(f"{option}: expected numbers separated by commas, got {text!r}") from None
+        raise ValueError(
+            f"{option}: expected numbers separated by commas, got {shown(text)}"
+        ) from None
 
 
 def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
@@ -679,7 +690,7 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
     try:
         return check_quantiles(_floats(text, "--quantiles"))
     except ValueError as err:
-        raise ValueError(f"--quantiles {text}: {err}") from None
+        raise ValueError(f"--quantiles {shown(text)}: {clipped(str(err))}") from None
 
 
 @cli.command()
@@ -793,6 +804,11 @@ def forecast(ctx: click.Context, **p) -> None:
     past = frame.select(_names(p["covariates"])) if p["covariates"] else None
     fut = frame.select(_names(p["future_covariates"])) if p["future_covariates"] else None
     cut = len(y) - test
+    if p["season"] > cut:  # the seasonal naive baseline and MASE repeat one training season
+        raise ValueError(
+            f"--season {p['season']}: expected at most the {cut} training steps (the seasonal "
+            "baselines repeat the last season of them)"
+        )
     run = _open_run(ctx, p, "forecast")
     model = Forecaster(
         horizon=p["horizon"],
@@ -932,7 +948,29 @@ def _read_labelled(path: str, option: str):
     return X, y
 
 
-def _train_test(train: str, test: str | None):
+def _train_test(train: str, test: str | None, task: str):
+    """(X_train, y_train, X_test, y_test) of --train/--test, the test part checked against
+    the training part before any training: channels, and for ``task`` "classify" labels
+    seen in training, for "regress" finite numeric targets."""
+    X_train, y_train, X_test, y_test = _read_train_test(train, test)
+    if task == "classify":
+        unseen = sorted(set(np.asarray(y_test).tolist()) - set(np.asarray(y_train).tolist()))
+        if unseen:
+            raise ValueError(
+                f"--test: expected labels seen in --train, got {len(unseen)} unseen, e.g. "
+                f"{shown(unseen[0])}"
+            )
+    if task == "regress":
+        try:
+            values = np.concatenate([np.asarray(t, dtype=np.float64).ravel() for t in y_test])
+        except (TypeError, ValueError):
+            raise ValueError("--test: expected numeric targets y, got other values") from None
+        if not np.isfinite(values).all():
+            raise ValueError("--test: expected finite targets y, got NaN or infinity")
+    return X_train, y_train, X_test, y_test
+
+
+def _read_train_test(train: str, test: str | None):
     builtin = {d["name"] for d in list_datasets() if d["task"] == "classification"}
     if train in builtin and test is None:
         data = load_dataset(train)
@@ -973,7 +1011,7 @@ def _sequence_options(f):
 
 def _run_sequence(ctx, p, cls, options: dict, kind: str) -> None:
     out = _Output(p["quiet"], p["json_output"])
-    X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
+    X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"], kind)
     run = _open_run(ctx, p, kind)
     model = cls(**options, **_sequence_estimator_options(p, run))
     model.fit(X_train, y_train)
@@ -1331,7 +1369,7 @@ def _tuning_inputs(p: dict):
         raise ValueError(
             f"--train: expected a .ts/.npz file or a built-in set for --task {p['task']}"
         )
-    X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"])
+    X_train, y_train, X_test, y_test = _train_test(p["train_path"], p["test_path"], p["task"])
     return estimator, fixed, (X_train, y_train), (X_test, y_test), p["train_path"]
 
 
@@ -1606,7 +1644,7 @@ def predict(ctx: click.Context, **p) -> None:
     if isinstance(model, Forecaster) and p["data"]:
         raise ValueError(
             f"--data: a {kind} forecasts past the end of the series it was trained on; "
-            f"expected no --data (--steps sets how far), got {p['data'][:60]!r}"
+            f"expected no --data (--steps sets how far), got {shown(p['data'])}"
         )
     if not isinstance(model, Forecaster) and p["steps"] is not None:
         raise ValueError(f"--steps: for a Forecaster; a {kind} predicts the sequences in --data")
@@ -1710,6 +1748,11 @@ def explain(ctx: click.Context, **p) -> None:
     if isinstance(model, TextGenerator):
         raise ValueError("--model: expected a forecaster or a sequence model, got a TextGenerator")
     if isinstance(model, Forecaster):
+        if p["data"]:
+            raise ValueError(
+                "--data: a Forecaster explains a window of the series it was trained on; "
+                f"expected no --data (--sample sets which), got {shown(p['data'])}"
+            )
         gates = model.gate_activations(back=p["sample"])
         what = f"the input window ending {p['sample']} steps before the end of the series"
     else:
@@ -1782,14 +1825,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str], debug: bool) -> int:
-    """One command, its failures turned into an exit code and one line on stderr."""
+    """One command, its failures turned into an exit code and one line on stderr; a run
+    directory the failed command opened and wrote nothing but its config into is put back
+    as it was (:meth:`RunDir.abandon`)."""
     try:
-        cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
+        try:
+            cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
+        except Interrupted:  # its message names the run folder: kept
+            raise
+        except Exception:
+            _abandon_runs()
+            raise
+        finally:
+            _OPENED.clear()
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.UsageError as err:  # one line: the command, the problem, where help is
         path = err.ctx.command_path if err.ctx is not None else "lstmkit"
-        click.echo(f"{path}: error: {err.format_message()} (see '{path} --help')", err=True)
+        message = _one_line(err.format_message())
+        click.echo(f"{path}: error: {message} (see '{path} --help')", err=True)
         return err.exit_code
     except click.ClickException as err:
         err.show()
@@ -1803,7 +1857,7 @@ def _run(args: list[str], debug: bool) -> int:
     except (ValueError, OSError) as err:  # bad input: the library's ValueErrors, files
         if debug:
             raise
-        click.echo(f"lstmkit: error: {err}", err=True)
+        click.echo(f"lstmkit: error: {_one_line(str(err))}", err=True)
         return 2
     except Exception as err:  # an internal error: say so, with the way to see more
         if debug:
@@ -1815,6 +1869,12 @@ def _run(args: list[str], debug: bool) -> int:
         )
         return 1
     return 0
+
+
+def _one_line(message: str) -> str:
+    """An error for stderr: one line (a value with line breaks is joined), long quotes cut
+    (:func:`lstmkit.messages.clipped`)."""
+    return clipped(" ".join(message.splitlines()))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ each baseline), metric names as in :mod:`lstmkit.train.metrics` (``rmse``, ``mae
 ``mape``, ``r2``, ``accuracy``, ``precision``, ``recall``, ``f1``, …).
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -84,12 +85,23 @@ def jsonable(value):
     return value
 
 
+def _entries(path: Path) -> set[tuple[str, int]]:
+    """(name, modification time in ns) of each entry of folder ``path`` (none if absent)."""
+    try:
+        return {(e.name, e.stat(follow_symlinks=False).st_mtime_ns) for e in os.scandir(path)}
+    except FileNotFoundError:
+        return set()
+
+
 class RunDir:
     """One run's directory; ``RunDir.create(out, command)`` makes it (``out=None``: a new
     ``runs/<time>-<command>`` folder that does not exist yet)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, made: Sequence[Path] = ()) -> None:
         self.path = path
+        self._made = list(made)  # folders create() made, deepest first
+        self._before = _entries(path)  # what was there: (name, mtime) of each entry
+        self._config: bytes | None = None  # config.toml as it was before write_config
 
     @classmethod
     def create(cls, out: str | os.PathLike | None, command: str, root: str = "runs") -> "RunDir":
@@ -97,8 +109,15 @@ class RunDir:
             path = Path(out)
             if path.exists() and not path.is_dir():
                 raise ValueError(f"--out {path}: expected a directory, got a file")
-            path.mkdir(parents=True, exist_ok=True)
-            return cls(path)
+            missing = [p for p in (path, *path.parents) if not p.exists()]
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # a file where a parent folder should be, no permission
+                raise ValueError(
+                    f"--out {path}: expected a directory that can be made, got "
+                    f"{err.strerror.lower()} ({err.filename})"
+                ) from None
+            return cls(path, missing)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         Path(root).mkdir(parents=True, exist_ok=True)
         for n in range(1, 1000):  # mkdir is atomic: two runs started together get two folders
@@ -107,14 +126,32 @@ class RunDir:
                 path.mkdir()
             except FileExistsError:
                 continue
-            return cls(path)
+            return cls(path, [path])
         raise ValueError(f"{root}: expected a free run directory name, found 999 taken")
+
+    def abandon(self) -> None:
+        """Undo :meth:`create` and :meth:`write_config` for a command refused before it
+        wrote anything else: folders it made are removed, an existing run gets its own
+        config.toml back. A run that has written more (a checkpoint) is left as it is."""
+        config = self.path / "config.toml"
+        now = {entry for entry in _entries(self.path) if entry[0] != "config.toml"}
+        if now != {entry for entry in self._before if entry[0] != "config.toml"}:
+            return
+        if self._config is not None:
+            write_atomically(config, self._config)
+        else:
+            config.unlink(missing_ok=True)
+        for folder in self._made:
+            with contextlib.suppress(OSError):  # not empty (another run's), or gone
+                folder.rmdir()
 
     @property
     def model(self) -> Path:
         return self.path / "model"
 
     def write_config(self, config: dict) -> Path:
+        with contextlib.suppress(FileNotFoundError):
+            self._config = (self.path / "config.toml").read_bytes()
         clean = {k: v for k, v in config.items() if v is not None}
         return write_atomically(self.path / "config.toml", tomli_w.dumps(clean).encode())
 
