@@ -172,9 +172,15 @@ def test_a_long_value_is_quoted_short_in_a_reader_error(tmp_path, name, content,
     assert keeps in message and "..." in message and len(message) < 200, message
 
 
-def test_an_npy_header_with_a_dimension_past_int64_is_refused(tmp_path):
+@pytest.mark.parametrize("version", [1, 3])
+def test_an_npy_header_with_a_dimension_past_int64_is_refused(tmp_path, version):
+    """Versions 2.0 and 3.0 of the .npy format store the header's length in 4 bytes."""
+    member = _npy((0, 2**64), b"")  # 0 elements: no size to refuse
+    if version == 3:
+        header = member[10:]
+        member = b"\x93NUMPY\x03\x00" + len(header).to_bytes(4, "little") + header
     path = tmp_path / "big.npz"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("X.npy", _npy((0, 2**64), b""))  # 0 elements: no size to refuse
+        archive.writestr("X", member)  # numpy reads a member without the .npy suffix too
     with pytest.raises(ValueError, match=r"X: expected a .npy shape of integers, got \(0, 1844"):
         read_npz(path)

@@ -884,6 +884,7 @@ _NPZ_ERRORS = (
     SyntaxError,  # numpy parses a .npy header dictionary as Python literals
     tokenize.TokenError,
     zlib.error,  # a damaged deflate stream
+    OverflowError,  # a header numpy parsed but cannot size
 )
 
 
@@ -933,9 +934,10 @@ def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None
     try:
         with archive.zip.open(name) as member:
             version = np.lib.format.read_magic(member)
-            reader = {
+            reader = {  # 3.0 differs from 2.0 in the header's text encoding only
                 (1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0,
+                (3, 0): np.lib.format.read_array_header_2_0,
             }.get(version)
             if reader is None:
                 return  # numpy's own reader will say what is wrong

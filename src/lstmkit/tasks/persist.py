@@ -33,8 +33,10 @@ def load_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, 
     what = "a saved lstmkit model"
     recover_dir(path)
     config = read_json(path, CONFIG, FORMAT, what)
-    if config.get("kind") != kind:
-        raise ValueError(f"{path}: expected a saved {kind}, got a saved {config.get('kind')}")
+    got = config.get("kind")
+    if got != kind:
+        got = got if isinstance(got, str) and got.isidentifier() and len(got) < 60 else shown(got)
+        raise ValueError(f"{path}: expected a saved {kind}, got a saved {got}")
     return config, read_tensors(path, WEIGHTS, what)
 
 
