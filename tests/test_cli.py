@@ -789,3 +789,15 @@ def test_a_refused_run_leaves_no_folder_and_an_earlier_run_as_it_was(tmp_path, c
         f"lstmkit: error: --out {tmp_path / 'file' / 'sub'}: expected a directory that can be "
         f"made, got not a directory ({tmp_path / 'file' / 'sub'})"
     )
+
+
+def test_a_target_error_names_a_few_columns_of_a_wide_file(tmp_path, capsys):
+    """A 100,000-column file made a 789 kB error line listing every column."""
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(1000)) + "\n" + "1," * 999 + "1\n")
+    code, _, err = run(capsys, "forecast", "--data", path, "--out", tmp_path / "r")
+    assert code == 2
+    assert "--target: expected one of the columns c0, c1, c2, c3, c4, c5, c6, c7, ... (992 more)" \
+        in err and len(err) < 300  # fmt: skip
+    code, _, err = run(capsys, "forecast", "--data", path, "--target", "x", "--out", tmp_path / "r")
+    assert code == 2 and "available: 'c0', 'c1'" in err and "(992 more)" in err and len(err) < 300
