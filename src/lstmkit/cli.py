@@ -1831,7 +1831,7 @@ def _run(args: list[str], debug: bool) -> int:
     try:
         try:
             cli.main(args=args, prog_name="lstmkit", standalone_mode=False)
-        except Interrupted:  # its message names the run folder: kept
+        except (Interrupted, click.exceptions.Abort):  # Ctrl-C (click's Abort): the run is kept
             raise
         except Exception:
             _abandon_runs()
