@@ -182,3 +182,57 @@ def test_one_series_with_quantiles_is_a_panel_of_one(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["model"]) == {"smape", "mase", "coverage", "msis", "crps"}  # 50 % band
     assert "50 % interval" in (out / "report.html").read_text()
+
+
+def with_static(path, sizes):
+    """Add a ``size`` column (one value per store) and a ``code`` column to a long CSV."""
+    frame = pd.read_csv(path)
+    frame["size"] = frame["store"].map(sizes)
+    frame["code"] = frame["store"].str[1:].astype(int) * 10
+    frame.to_csv(path, index=False)
+
+
+def test_static_columns_reach_the_global_model(tmp_path, capsys):
+    """Oracle: the static covariates standardised by hand over the series (mean 0, population
+    std 1 per column), in the saved model's series order; and forecasts that differ from the
+    same run without them (the network reads them)."""
+    long_csv(tmp_path / "panel.csv", [30, 33, 36])
+    sizes = {"s0": 1.0, "s1": 5.0, "s2": 2.5}
+    with_static(tmp_path / "panel.csv", sizes)
+    args = ("forecast", "--data", tmp_path / "panel.csv", "--id-column", "store", "--target",
+            "sales", "--horizon", 4, *SMALL)  # fmt: skip
+    code, _, err = run(capsys, *args, "--static-columns", "size,code", "--out", tmp_path / "s")
+    assert code == 0, err
+    model = Forecaster.load(tmp_path / "s" / "model")
+    raw = np.array([[sizes[i], int(i[1:]) * 10] for i in model.panel.ids])
+    np.testing.assert_allclose(model.static_, (raw - raw.mean(0)) / raw.std(0), rtol=1e-12)
+    code, _, err = run(capsys, *args, "--out", tmp_path / "plain")  # the column is ignored
+    assert code == 0, err
+    with_static_rows, plain_rows = (
+        read_rows(tmp_path / name / "predictions.csv")[1] for name in ("s", "plain")
+    )
+    assert [r["predicted"] for r in with_static_rows] != [r["predicted"] for r in plain_rows]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--static-columns", "size"), "--static-columns: expected a long CSV with --id-column"),
+        (("--id-column", "store", "--static-columns", "shop"),
+         "--static-columns: unknown column 'shop'; the file has 'store', 'date', 'sales'"),
+        (("--id-column", "store", "--time-column", "date", "--static-columns", "date"),
+         "expected different columns, got 'store', 'date', 'sales', 'date'"),
+        (("--id-column", "store", "--static-columns", "row"),
+         "column 'row': expected one value per series (--static-columns), got several for "
+         "series 's"),
+    ],
+)  # fmt: skip
+def test_bad_static_columns_exit_2_before_training(tmp_path, capsys, args, message):
+    long_csv(tmp_path / "panel.csv", [30, 30])
+    with_static(tmp_path / "panel.csv", {"s0": 1.0, "s1": 2.0})
+    frame = pd.read_csv(tmp_path / "panel.csv")
+    frame.assign(row=range(len(frame))).to_csv(tmp_path / "panel.csv", index=False)
+    base = ("forecast", "--data", tmp_path / "panel.csv", "--target", "sales", "--epochs", 100000)
+    code, _, err = run(capsys, *base, *args, "--out", tmp_path / "run")
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "run").exists()

@@ -456,6 +456,7 @@ class _PanelData:
     columns: tuple[str, str, str] | None = None
     season: int | None = None
     horizon: int | None = None
+    static: dict | None = None  # --static-columns: {id: [values]}
 
     def split(self, steps: int):
         """(training part, held-out part) in Forecaster.fit's form: the last ``steps``
@@ -565,19 +566,19 @@ def _long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
         "--time-column": p["time_column"],
         "--target": targets[0] if targets else None,
     }
-    for option, name in given.items():
+    static = _names(p.get("static_columns"))
+    for option, name in [*given.items(), *(("--static-columns", n) for n in static)]:
         if name is not None and name not in columns:
             raise ValueError(
-                f"{option}: unknown column {name!r}; the file has {', '.join(map(repr, columns))}"
+                f"{option}: unknown column {shown(name)}; the file has {listed(columns)}"
             )
-    rest = [c for c in columns if c not in given.values()]
+    rest = [c for c in columns if c not in given.values() and c not in static]
     time_name = given["--time-column"]
     if time_name is None:
         named = [c for c in rest if c.lower() in TIME_COLUMN_NAMES]
         if len(named) != 1:
             raise ValueError(
-                f"--time-column: expected the name of the time column, one of "
-                f"{', '.join(map(repr, rest))}"
+                f"--time-column: expected the name of the time column, one of {listed(rest)}"
             )
         time_name = named[0]
         rest.remove(time_name)
@@ -588,10 +589,10 @@ def _long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
                 f"--target: expected the name of the value column, one of {listed(rest)}"
             )
         value_name = rest[0]
-    if len({p["id_column"], time_name, value_name}) != 3:
+    if len({p["id_column"], time_name, value_name}) != 3 or {time_name, value_name} & set(static):
         raise ValueError(
-            f"--id-column/--time-column/--target: expected three different columns, got "
-            f"{p['id_column']!r}, {time_name!r}, {value_name!r}"
+            f"--id-column/--time-column/--target/--static-columns: expected different "
+            f"columns, got {p['id_column']!r}, {time_name!r}, {value_name!r}, {listed(static)}"
         )
     return p["id_column"], time_name, value_name
 
@@ -631,6 +632,7 @@ def _read_long_csv(p: dict) -> _PanelData:
             warnings.simplefilter("ignore", UserWarning)
             dates = pd.to_datetime(raw, errors="coerce")
         frame[time_name] = dates if dates.notna().all() else raw  # else text, ordered as such
+    static = _static_columns(frame, id_name, _names(p.get("static_columns")), path)
     frame = _fill_long(frame, columns, p["missing"])
     panel = as_panel(
         frame, id_column=id_name, time_column=time_name, value_column=value_name, min_points=1
@@ -646,7 +648,33 @@ def _read_long_csv(p: dict) -> _PanelData:
         [labels[i] for i in panel.ids],
         frame=frame,
         columns=columns,
+        static=static,
     )
+
+
+def _static_columns(frame, id_name: str, names: list[str], path: str) -> dict | None:
+    """{id: [value of each of ``names``]}: numeric columns constant within each series."""
+    if not names:
+        return None
+    pd = _pandas("--static-columns")
+    values = {}
+    for name in names:
+        column = pd.to_numeric(frame[name], errors="coerce")
+        bad = np.flatnonzero((column.isna() | ~np.isfinite(column.fillna(0))).to_numpy())
+        if bad.size:
+            raise ValueError(
+                f"{path}, data row {bad[0] + 1}, column {shown(name)}: expected a finite number "
+                f"(--static-columns), got {shown(frame[name].iloc[bad[0]])}"
+            )
+        spread = column.groupby(frame[id_name], sort=False).agg(["min", "max"])
+        varying = spread.index[spread["min"] != spread["max"]]
+        if len(varying):
+            raise ValueError(
+                f"{path}, column {shown(name)}: expected one value per series "
+                f"(--static-columns), got several for series {shown(varying[0])}"
+            )
+        values[name] = spread["min"]
+    return {i: [float(values[n][i]) for n in names] for i in values[names[0]].index}
 
 
 def _fill_long(frame, columns: tuple[str, str, str], missing: str):
@@ -713,6 +741,11 @@ def _quantile_levels(text: str | None) -> tuple[float, ...] | None:
     "--time-column",
     help="The time column [default: the one named date, time, ds, …]; in a long CSV dates "
     "where every cell parses, else numbers or text, ordered as such.",
+)
+@click.option(
+    "--static-columns",
+    help="A long CSV's numeric columns that are constant within each series (size, region "
+    "code, …), comma-separated: static covariates the global model reads beside each series.",
 )
 @click.option("--covariates", help="Past covariate columns (known up to each origin).")
 @click.option("--future-covariates", help="Known-future covariate columns.")
@@ -789,6 +822,11 @@ def forecast(ctx: click.Context, **p) -> None:
       lstmkit forecast --data tourism_monthly.tsf --quantiles 0.05,0.5,0.95 --models 3
     """
     out = _Output(p["quiet"], p["json_output"])
+    if p["static_columns"] and not p["id_column"]:
+        raise ValueError(
+            "--static-columns: expected a long CSV with --id-column (one value per series of "
+            f"a panel), got {shown(p['static_columns'])} without one"
+        )
     if _is_panel_run(p):
         _forecast_panel(ctx, p, out)
         return
@@ -890,7 +928,7 @@ def _forecast_panel(ctx: click.Context, p: dict, out: _Output) -> None:
         deseasonalize=p["deseasonalize"],
         **_estimator_options(p, run),
     )
-    model.fit(train, **data.fit_columns())
+    model.fit(train, static_covariates=data.static, **data.fit_columns())
     _stop_if_interrupted(model, run, "forecast")
     level = _interval_level(model.quantiles_)
     metrics = model.evaluate(test, level=level)
