@@ -420,38 +420,6 @@ def test_fuzz_read_tsf(data, missing):
     read_or_value_error(fuzz_file("f.tsf", data), missing)
 
 
-VALID = tsf(
-    "T1:1979-01-01 00-00-00:3:1,?,3\nT2:1980-01-01 00-00-00:-1.5:4.25,5\n",
-    SERIES + "@attribute w numeric\n@frequency yearly\n@horizon 2\n@missing true\n",
-).encode()
-
-
-@FUZZ
-@given(
-    edits=st.lists(
-        st.tuples(
-            st.integers(0, len(VALID)),
-            st.sampled_from(["insert", "delete", "replace"]),
-            st.sampled_from(list(b"@#:,?\n\r -.e019x\xff\xc3")),
-        ),
-        min_size=1,
-        max_size=6,
-    ),
-    missing=POLICIES,
-)
-def test_fuzz_mutated_valid_file(edits, missing):
-    data = bytearray(VALID)
-    for position, op, byte in edits:
-        i = min(position, len(data))
-        if op == "insert":
-            data[i:i] = bytes([byte])
-        elif op == "delete":
-            del data[i : i + 1]
-        else:
-            data[i : i + 1] = bytes([byte])
-    read_or_value_error(fuzz_file("m.tsf", bytes(data)), missing)
-
-
 NAME = st.text("abcXYZ019_-.", min_size=1, max_size=6)
 VALUE = st.floats(allow_infinity=False, width=64)  # NaN included: written as ?
 NUMBER = st.one_of(st.integers(-(10**20), 10**20), st.floats(allow_nan=False, allow_infinity=False))
