@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import BACKENDS, assert_close
+from helpers import BACKENDS, assert_close
 
 import lstmkit
 from lstmkit.cells import gru_cell, lstm_cell

@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import TOL, assert_close, make_pair, outputs_of
+from helpers import TOL, assert_close, make_pair, outputs_of
 
 import lstmkit
 

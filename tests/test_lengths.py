@@ -8,7 +8,7 @@ test_parity.py. Compared: the output on the real steps, h_n and c_n, and the gra
 
 import pytest
 import torch
-from conftest import BACKENDS, TOL, assert_close, make_ours
+from helpers import BACKENDS, TOL, assert_close, make_ours
 
 T, N, IN, H, P = 7, 4, 3, 5, 3
 LENGTHS = [7, 3, 1, 5]  # unsorted, with a full and a length-1 sequence

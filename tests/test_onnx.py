@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import TOL
+from helpers import TOL
 
 import lstmkit
 from lstmkit.interop.onnx import export_onnx, export_program, onnx_weights, to_onnx

@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import (
+from helpers import (
     BACKENDS,
     TOL,
     assert_close,

@@ -13,7 +13,7 @@ Oracles:
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import BACKENDS, TOL, assert_close, make_ours
+from helpers import BACKENDS, TOL, assert_close, make_ours
 
 T, N, IN, H, P = 5, 3, 4, 6, 3
 F64 = torch.float64

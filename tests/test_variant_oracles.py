@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_close, backend_name
+from helpers import assert_close, backend_name
 
 import lstmkit
 from lstmkit.recurrence.noise import sample_noise

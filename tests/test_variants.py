@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import TOL, assert_close, backend_name
+from helpers import TOL, assert_close, backend_name
 from torch.func import functional_call
 
 import lstmkit

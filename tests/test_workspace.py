@@ -7,7 +7,7 @@ training step with the cache turned off (LSTMKIT_WORKSPACE_MB=0), bit for bit.
 
 import pytest
 import torch
-from conftest import assert_close
+from helpers import assert_close
 
 import lstmkit
 from lstmkit.recurrence import workspace
