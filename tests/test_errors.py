@@ -257,8 +257,8 @@ CLASSES = [pytest.param(lstmkit.LSTM, id="LSTM"), pytest.param(lstmkit.GRU, id="
         ((IN, 0), {}, ValueError, "hidden_size: expected an int >= 1, got 0"),
         ((0, H), {}, ValueError, "input_size: expected an int >= 1, got 0"),
         ((IN, -3), {}, ValueError, "hidden_size: expected an int >= 1, got -3"),
-        ((IN, 6.0), {}, TypeError, "hidden_size: expected an int, got float"),
-        ((IN, True), {}, TypeError, "hidden_size: expected an int, got bool"),
+        ((IN, 6.0), {}, TypeError, "hidden_size: expected an int >= 1, got float 6.0"),
+        ((IN, True), {}, TypeError, "hidden_size: expected an int >= 1, got True"),
         ((IN, H), {"num_layers": 0}, ValueError, "num_layers: expected an int >= 1, got 0"),
         (
             (IN, H),

@@ -406,11 +406,11 @@ def test_tell_nan_warns_once_and_counts():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"n_whales": 1}, ValueError, r"n_whales: expected an integer >= 2, got 1"),
-        ({"n_whales": 2.5}, TypeError, r"n_whales: expected an integer >= 2, got float 2.5"),
-        ({"max_iter": 0}, ValueError, r"max_iter: expected an integer >= 1, got 0"),
+        ({"n_whales": 1}, ValueError, r"n_whales: expected an int >= 2, got 1"),
+        ({"n_whales": 2.5}, TypeError, r"n_whales: expected an int >= 2, got float 2.5"),
+        ({"max_iter": 0}, ValueError, r"max_iter: expected an int >= 1, got 0"),
         ({"variant": "matlab"}, ValueError, r"variant: expected one of .*'paper'.* got 'matlab'"),
-        ({"seed": -1}, ValueError, r"seed: expected an integer >= 0, got -1"),
+        ({"seed": -1}, ValueError, r"seed: expected an int >= 0, got -1"),
     ],
 )
 def test_constructor_errors(kwargs, error, match):
@@ -450,7 +450,7 @@ def test_bounds_forms():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"stall": 0}, ValueError, r"stall: expected an integer >= 1, got 0"),
+        ({"stall": 0}, ValueError, r"stall: expected an int >= 1, got 0"),
         ({"time_budget": -1}, ValueError, r"time_budget: expected seconds > 0 or None, got -1"),
         ({"target": "low"}, TypeError, r"target: expected a real number or None, got 'low'"),
         ({"target": float("nan")}, ValueError, r"target: expected a real number or None, got nan"),

@@ -283,12 +283,12 @@ def test_adam_baseline_trains_and_leaves_the_global_rng_alone():
         ({"y": np.zeros(9)}, r"y: expected 10 targets .*got shape \(9,\)"),
         ({"task": "forecast"}, "task: expected one of 'regression', 'classification'"),
         ({"task": "classification", "y": np.ones(10)}, "expected at least 2 classes, got"),
-        ({"hidden_size": 0}, "hidden_size: expected an integer >= 1, got 0"),
-        ({"iterations": 0}, "iterations: expected an integer >= 1, got 0"),
-        ({"n_whales": 1}, "n_whales: expected an integer >= 2, got 1"),
+        ({"hidden_size": 0}, "hidden_size: expected an int >= 1, got 0"),
+        ({"iterations": 0}, "iterations: expected an int >= 1, got 0"),
+        ({"n_whales": 1}, "n_whales: expected an int >= 2, got 1"),
         ({"bound_scale": -1.0}, "bound_scale: expected a positive number, got -1.0"),
         ({"variant": "mealpy"}, "variant: expected one of"),
-        ({"hybrid_epochs": -1}, "hybrid_epochs: expected an integer >= 0, got -1"),
+        ({"hybrid_epochs": -1}, "hybrid_epochs: expected an int >= 0, got -1"),
     ],
 )
 def test_fit_weights_errors(kwargs, match):
@@ -307,7 +307,7 @@ def test_layout_errors():
         layout.vector({k: v for k, v in state.items() if k != "head.bias"})
     with pytest.raises(ValueError, match=r"state_dict\['head.bias'\]: expected shape \(1,\), got"):
         layout.vector(state | {"head.bias": torch.zeros(2)})
-    with pytest.raises(ValueError, match="hidden_size: expected an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="hidden_size: expected an int >= 1, got 0"):
         WeightLayout(1, 0, 1)
     population = torch.zeros(3, 721)
     with pytest.raises(ValueError, match=r"population: expected shape \(P, 721\).*got \(3, 720\)"):

@@ -50,20 +50,13 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit import backends
+from lstmkit.checks import check_int
 from lstmkit.recurrence import reference
 from lstmkit.recurrence.config import MERGE_MODES, DirectionWeights, RNNConfig
 from lstmkit.recurrence.lengths import all_full, check_lengths, step_mask
 from lstmkit.recurrence.stack import run_stack
 
 _GATE_NAMES = {"LSTM": ("i", "f", "g", "c", "o", "h"), "GRU": ("r", "z", "n", "h")}
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value}")
-    return value
 
 
 def _check_rate(name: str, value) -> float:
@@ -103,10 +96,10 @@ class _RecurrentBase(nn.Module):
         forget_bias: float | None = None,
     ) -> None:
         super().__init__()
-        _check_int("input_size", input_size, 1)
-        _check_int("hidden_size", hidden_size, 1)
-        _check_int("num_layers", num_layers, 1)
-        _check_int("proj_size", proj_size, 0)
+        input_size = check_int("input_size", input_size, 1)  # NumPy ints become ints
+        hidden_size = check_int("hidden_size", hidden_size, 1)
+        num_layers = check_int("num_layers", num_layers, 1)
+        proj_size = check_int("proj_size", proj_size, 0)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
             raise TypeError(f"dropout: expected a float in [0, 1], got {type(dropout).__name__}")
         if not 0 <= dropout <= 1:

@@ -83,7 +83,6 @@ rand_idx     (n, d)      "reference-code": one random whale per whale and dimens
 from __future__ import annotations
 
 import math
-import operator
 import time
 import warnings
 from collections.abc import Callable
@@ -91,6 +90,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from lstmkit.checks import check_int
 
 VARIANTS = ("paper", "reference-code")
 B = 1.0  # b, the constant of the logarithmic spiral (Eq. 2.5)
@@ -176,20 +177,6 @@ def _step(X: np.ndarray, X_best: np.ndarray, a: float, draws: Draws, b: float = 
     D_prime = np.abs(X_best - X)
     spiral = D_prime * np.exp(b * l) * np.cos(2.0 * np.pi * l) + X_best
     return np.where((draws.p < 0.5)[:, None], shrinking, spiral)
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected an integer >= {minimum}, got {type(value).__name__} {value!r}"
-        ) from None
-    if number < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {number}")
-    return number
 
 
 def parse_bounds(bounds: object) -> tuple[np.ndarray, np.ndarray]:
@@ -459,7 +446,7 @@ class _Stops:
         if target is not None and math.isnan(target):
             raise ValueError("target: expected a real number or None, got nan")
         if stall is not None:
-            stall = _check_int("stall", stall, minimum=1)
+            stall = check_int("stall", stall, minimum=1)
         if time_budget is not None and (
             isinstance(time_budget, bool)
             or not isinstance(time_budget, int | float)
@@ -512,12 +499,12 @@ class WOA:
         seed: int | np.random.Generator | None = None,
         variant: str = "paper",
     ) -> None:
-        self.n_whales = _check_int("n_whales", n_whales, minimum=2)
-        self.max_iter = _check_int("max_iter", max_iter, minimum=1)
+        self.n_whales = check_int("n_whales", n_whales, minimum=2)
+        self.max_iter = check_int("max_iter", max_iter, minimum=1)
         if variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
         if seed is not None and not isinstance(seed, np.random.Generator):
-            seed = _check_int("seed", seed, minimum=0)
+            seed = check_int("seed", seed, minimum=0)
         self.variant = variant
         self.seed = seed
 

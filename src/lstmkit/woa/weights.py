@@ -93,9 +93,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lstmkit.checks import check_int
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train import interrupts
-from lstmkit.woa.optimizer import WOA, WOAResult, _check_int
+from lstmkit.woa.optimizer import WOA, WOAResult
 
 TASKS = ("regression", "classification")
 
@@ -138,7 +139,7 @@ class WeightLayout:
 
     def __post_init__(self) -> None:
         for name in ("input_size", "hidden_size", "output_size"):
-            _check_int(name, getattr(self, name), minimum=1)
+            check_int(name, getattr(self, name), minimum=1)
         if not isinstance(self.bidirectional, bool):
             raise TypeError(
                 f"bidirectional: expected a bool, got {type(self.bidirectional).__name__}"
@@ -473,7 +474,7 @@ def _setup(X, y, task, hidden_size, bidirectional):
     task = _check_task(task)
     inputs = _as_inputs(X)
     targets, classes = _as_targets(y, inputs.shape[0], task)
-    _check_int("hidden_size", hidden_size, minimum=1)
+    check_int("hidden_size", hidden_size, minimum=1)
     if not isinstance(bidirectional, bool):
         raise TypeError(f"bidirectional: expected a bool, got {type(bidirectional).__name__}")
     layout = WeightLayout(
@@ -551,11 +552,11 @@ def fit_weights(
     the CPU; the same arguments and ``seed`` give the same result.
     """
     task, layout, x, target, classes, target_ndim = _setup(X, y, task, hidden_size, bidirectional)
-    _check_int("iterations", iterations, minimum=1)
-    _check_int("hybrid_epochs", hybrid_epochs, minimum=0)
+    check_int("iterations", iterations, minimum=1)
+    check_int("hybrid_epochs", hybrid_epochs, minimum=0)
     _check_positive("bound_scale", bound_scale)
     lr = _check_positive("lr", lr)
-    optimizer = WOA(n_whales, iterations, seed=_check_int("seed", seed, 0), variant=variant)
+    optimizer = WOA(n_whales, iterations, seed=check_int("seed", seed, 0), variant=variant)
     start = time.perf_counter()
     run = optimizer.start(layout.bounds(bound_scale))
     while not run.done:
@@ -598,9 +599,9 @@ def fit_weights_adam(
     PyTorch's initialisation (``torch.manual_seed(seed)``), then full-batch Adam for
     ``epochs`` epochs, keeping the parameters of the lowest training loss seen."""
     task, layout, x, target, classes, target_ndim = _setup(X, y, task, hidden_size, bidirectional)
-    epochs = _check_int("epochs", epochs, minimum=1)
+    epochs = check_int("epochs", epochs, minimum=1)
     lr = _check_positive("lr", lr)
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     start = time.perf_counter()
     with torch.random.fork_rng():  # the caller's global RNG is left as it was
         torch.manual_seed(seed)
