@@ -63,7 +63,7 @@ import numpy as np
 
 from lstmkit.data.readers import _as_path, _check_missing, _read_text, _split_lines
 from lstmkit.messages import short_errors
-from lstmkit.report.rundir import write_atomically
+from lstmkit.train.atomic import write_atomically
 
 TSF_MISSING_POLICIES = ("error", "keep", "interpolate")
 ATTRIBUTE_TYPES = ("string", "numeric", "date")

@@ -53,7 +53,6 @@ except ImportError as err:  # the onnx extra is optional
 
 from lstmkit import __version__, backends
 from lstmkit.nn import GRU, LSTM
-from lstmkit.report.rundir import write_atomically
 from lstmkit.tasks import (
     Forecaster,
     SequenceClassifier,
@@ -63,6 +62,7 @@ from lstmkit.tasks import (
 )
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.tasks.sequence import EnsembleNet
+from lstmkit.train.atomic import write_atomically
 
 OPSET = 17
 """The ONNX opset of the exported graphs (LSTM-14, GRU-14; ONNX Runtime ≥ 1.13)."""

@@ -22,32 +22,13 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import tomli_w
 
-
-def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary sibling and a rename: readers see the
-    old file or the new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files are for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
+from lstmkit.train.atomic import write_atomically
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -64,12 +45,6 @@ def spreadsheet_safe(cell):
     except ValueError:
         return "'" + cell
     return cell
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def jsonable(value):

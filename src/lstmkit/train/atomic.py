@@ -1,7 +1,9 @@
-"""Directories replaced atomically: a crash at any point leaves the old or the new one.
+"""Files and directories replaced atomically: a crash at any point leaves the old or the new
+one.
 
 Used for checkpoints and saved models (:mod:`lstmkit.train.checkpoint`,
-:mod:`lstmkit.tasks.persist`). Plain Python (no torch), so that a test can load it alone and
+:mod:`lstmkit.tasks.persist`) and for every file a run writes (:mod:`lstmkit.report.rundir`,
+.tsf and ONNX files). Plain Python (no torch), so that a test can load it alone and
 kill a save at each of its steps (``tests/test_atomic_swap.py``).
 """
 
@@ -11,6 +13,36 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+def _write_synced(file, data: bytes) -> None:
+    """Write ``data`` to the open binary ``file`` and make it durable."""
+    file.write(data)
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename: readers see the
+    old file or the new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_synced(f, data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files are for reading
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_dir_atomically(path: str | os.PathLike, files: dict[str, bytes]) -> Path:
@@ -31,9 +63,7 @@ def write_dir_atomically(path: str | os.PathLike, files: dict[str, bytes]) -> Pa
     try:
         for name, data in files.items():
             with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                _write_synced(f, data)
         _fsync_dir(tmp)
         if not path.exists():
             os.replace(tmp, path)
