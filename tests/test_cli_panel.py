@@ -236,3 +236,14 @@ def test_bad_static_columns_exit_2_before_training(tmp_path, capsys, args, messa
     code, _, err = run(capsys, *base, *args, "--out", tmp_path / "run")
     assert code == 2 and message in err, err
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_duplicate_date_is_named_by_its_text(tmp_path, capsys):
+    long_csv(tmp_path / "panel.csv", [30, 30])
+    with (tmp_path / "panel.csv").open("a") as f:
+        f.write("s1,2015-01,3.5\n")
+    args = ("--data", tmp_path / "panel.csv", "--id-column", "store", "--target", "sales")
+    code, _, err = run(capsys, "forecast", *args, "--out", tmp_path / "run")
+    assert code == 2, err
+    assert "series 's1': expected one value per time stamp, got time '2015-01-01 00:00:00' " \
+        "twice" in err  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstmkit.data.readers import check_magnitude
-from lstmkit.messages import listed
+from lstmkit.messages import listed, shown
 
 # pandas frequency → season length: yearly 1, quarterly 4, monthly 12, weekly 52,
 # daily 7, business-daily 5, hourly 24 (the first letter of the offset alias)
@@ -220,8 +220,10 @@ def _long_panel(frame, id_column, time_column, value_column, min_points) -> Pane
     duplicated = frame.duplicated([id_name, time_name])
     if duplicated.any():
         name, time = (_plain(frame.loc[duplicated, c].iloc[0]) for c in (id_name, time_name))
+        if hasattr(time, "isoformat"):  # a pandas/datetime stamp: its text, not its repr
+            time = str(time)
         raise ValueError(
-            f"series {name!r}: expected one value per time stamp, got time {time!r} twice"
+            f"series {shown(name)}: expected one value per time stamp, got time {shown(time)} twice"
         )
     ordered = frame.sort_values([time_name], kind="stable")
     ids, values, ends = [], [], []
