@@ -5,6 +5,16 @@ import operator
 from lstmkit.messages import shown
 
 
+def is_int(value) -> bool:
+    """An int that is not a bool (JSON's integers as Python reads them)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """An int or a float that is not a bool (JSON's numbers as Python reads them)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_int(name: str, value: object, minimum: int) -> int:
     """``value`` as a Python int >= ``minimum``: a TypeError for anything that is not an
     integer (a bool, a float such as 6.0, a string), a ValueError below the minimum. NumPy

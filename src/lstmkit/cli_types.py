@@ -22,14 +22,15 @@ import re
 
 import click
 
+from lstmkit.messages import shown
+
 INT_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1  # numpy's legacy seeds and torch.manual_seed both take [0, 2^32)
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
 def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shown(value, 40)  # an option's value: a shorter quote than a file's
 
 
 class StrictInt(click.ParamType):
@@ -49,8 +50,8 @@ class StrictInt(click.ParamType):
             self.fail(f"expected an integer, got {_shown(value)}", param, ctx)
         if number is None or (self.min is not None and number < self.min) or number > self.max:
             low = "" if self.min is None else f"{self.min} ≤ "
-            shown = _shown(value if number is None else number)
-            self.fail(f"expected {low}n ≤ {self.max}, got {shown}", param, ctx)
+            got = _shown(value if number is None else number)
+            self.fail(f"expected {low}n ≤ {self.max}, got {got}", param, ctx)
         return number
 
     def get_metavar(self, param, ctx=None) -> str:

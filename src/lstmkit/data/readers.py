@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.budget import memory_budget
-from lstmkit.messages import listed, short_errors
+from lstmkit.messages import listed, short_errors, shown
 
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 # Training runs in float32 (largest 3.4e38) on standardised values whose variance squares
@@ -183,13 +183,13 @@ def _read_text(path: Path) -> str:
 
 def _float(text: str) -> float:
     """``float(text)``, NaN included; ``ValueError(expected...)`` if not a finite number."""
-    shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+    quoted = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"expected a number, got {shown}") from None
+        raise ValueError(f"expected a number, got {quoted}") from None
     if math.isinf(value):
-        raise ValueError(f"expected a finite number, got {shown}")
+        raise ValueError(f"expected a finite number, got {quoted}")
     return value
 
 
@@ -946,8 +946,7 @@ def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None
     except (ValueError, *_NPZ_ERRORS):
         return  # a damaged header: numpy's reader reports it below
     if not all(type(n) is int and n < 2**63 for n in shape):  # numpy takes (True,), 2**64
-        shown = repr(shape) if len(repr(shape)) <= 60 else repr(shape)[:57] + "..."
-        raise ValueError(f"{path}: {key}: expected a .npy shape of integers, got {shown}")
+        raise ValueError(f"{path}: {key}: expected a .npy shape of integers, got {shown(shape)}")
     declared = math.prod(shape) * dtype.itemsize
     if declared > info.file_size - header:
         raise ValueError(

@@ -39,6 +39,7 @@ from lstmkit.data.panel import (
     static_matrix,
 )
 from lstmkit.data.readers import check_magnitude
+from lstmkit.messages import shown
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
     PANEL_BATCH,
@@ -57,13 +58,7 @@ from lstmkit.tasks.networks import (
     check_cell_options,
     gate_activations,
 )
-from lstmkit.tasks.persist import (
-    restore,
-    save_estimator,
-    saved_count,
-    saved_numbers,
-    shown,
-)
+from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_numbers
 from lstmkit.train.forecast_metrics import panel_metrics
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import regression_metrics

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
+from lstmkit.checks import is_int, is_number
 from lstmkit.messages import shown
 from lstmkit.train.checkpoint import read_json, read_tensors, recover_dir, write_dir_atomically
 
@@ -88,9 +89,9 @@ def _check_params(cls, params) -> None:
         if isinstance(default, bool):
             ok, kind = isinstance(value, bool), "a boolean"
         elif isinstance(default, int):
-            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an int"
+            ok, kind = is_int(value), "an int"
         elif isinstance(default, float):
-            ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+            ok, kind = is_number(value), "a number"
         else:
             continue
         if not ok:
@@ -140,7 +141,7 @@ MAX_COUNT = 2**31 - 1
 def saved_count(fitted: dict, key: str, low: int = 1, default=None) -> int:
     """``fitted[key]`` as an int in [low, 2³¹ − 1] (``default`` when absent)."""
     value = fitted.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_COUNT:
+    if not is_int(value) or not low <= value <= MAX_COUNT:
         raise ValueError(f"{key}: expected an int in [{low}, {MAX_COUNT}], got {shown(value)}")
     return value
 
@@ -168,7 +169,7 @@ def saved_numbers(fitted: dict, key: str, shape: tuple, *, positive: bool = Fals
 def _numbers(value, depth: int) -> bool:
     """Lists nested ``depth`` deep (rectangular is left to numpy) of JSON numbers."""
     if depth == 0:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return is_number(value)
     return isinstance(value, list) and all(_numbers(v, depth - 1) for v in value)
 
 
@@ -178,9 +179,7 @@ def saved_labels(fitted: dict, key: str, count: int) -> list:
     ok = isinstance(value, list) and len(value) == count
     if ok:
         texts = all(isinstance(v, str) for v in value)
-        numbers = all(
-            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in value
-        )
+        numbers = all(is_number(v) and np.isfinite(v) for v in value)
         ok = (texts or numbers) and len(set(value)) == count
     if not ok:
         raise ValueError(

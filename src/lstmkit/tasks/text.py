@@ -24,9 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.budget import check_training_memory, recurrent_parameters
+from lstmkit.checks import is_int
+from lstmkit.messages import shown
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
-from lstmkit.tasks.persist import restore, save_estimator, saved_numbers, shown
+from lstmkit.tasks.persist import restore, save_estimator, saved_numbers
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
@@ -112,7 +114,7 @@ class TextGenerator:
         cell_options: dict | None = None,
     ) -> None:
         check_cell(cell)
-        _check_max_length(max_length, "max_length")
+        _check_max_length(max_length)
         self.params = {
             "cell": cell,
             "cell_options": check_cell_options(cell, cell_options),
@@ -236,7 +238,7 @@ class TextGenerator:
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
         if max_length is not None:
-            _check_max_length(max_length, "max_length")
+            _check_max_length(max_length)
         if opening and acrostic:
             raise ValueError("opening and acrostic: expected one of them, got both")
         unknown = sorted(set(opening + acrostic) - set(self._vocab[4:]))
@@ -317,9 +319,9 @@ class TextGenerator:
 MAX_LENGTH = 100_000  # characters of a training poem kept, or of a poem written
 
 
-def _check_max_length(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LENGTH:
-        raise ValueError(f"{name}: expected an int in [1, {MAX_LENGTH:,}], got {shown(value)}")
+def _check_max_length(value) -> None:
+    if not is_int(value) or not 1 <= value <= MAX_LENGTH:
+        raise ValueError(f"max_length: expected an int in [1, {MAX_LENGTH:,}], got {shown(value)}")
 
 
 def _check_poems(poems) -> list[str]:

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lstmkit.checks import is_int, is_number
 from lstmkit.messages import shown
 from lstmkit.train.atomic import recover_dir, write_dir_atomically
 
@@ -109,12 +110,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return model, meta, optim
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+    return is_int(value) and 0 <= value < 2**63
 
 
 def _check_meta(meta: dict, file: Path) -> None:
@@ -134,7 +131,7 @@ def _check_meta(meta: dict, file: Path) -> None:
         epochs = history.get("epochs")
         need(
             isinstance(epochs, list)
-            and all(isinstance(e, dict) and all(_is_number(v) for v in e.values()) for e in epochs),
+            and all(isinstance(e, dict) and all(is_number(v) for v in e.values()) for e in epochs),
             "history.epochs",
             "a list of objects of numbers",
             epochs,
@@ -142,7 +139,7 @@ def _check_meta(meta: dict, file: Path) -> None:
         best = history.get("best_epoch")
         need(best is None or _is_count(best), "history.best_epoch", "a count or null", best)
         loss = history.get("best_loss")
-        need(_is_number(loss), "history.best_loss", "a number", loss)
+        need(is_number(loss), "history.best_loss", "a number", loss)
     if "scheduler" in meta:
         need(isinstance(meta["scheduler"], dict), "scheduler", "an object", meta["scheduler"])
     if "optimizer" in meta:
@@ -182,9 +179,9 @@ def check_like(value, template, key: str, file: Path) -> None:
         expected = f"a list of {len(template)}"
     elif template is None or isinstance(template, bool):
         ok, expected = value is None or isinstance(value, bool), "a boolean or null"
-    elif _is_number(template):
-        finite = not math.isfinite(template) or (_is_number(value) and math.isfinite(value))
-        ok, expected = _is_number(value) and finite, "a number"
+    elif is_number(template):
+        finite = not math.isfinite(template) or (is_number(value) and math.isfinite(value))
+        ok, expected = is_number(value) and finite, "a number"
     elif isinstance(template, str):
         ok, expected = value == template, repr(template)
     else:
