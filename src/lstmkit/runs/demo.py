@@ -1,4 +1,4 @@
-"""The main job (``lstmkit demo``): everything lstmkit does, on built-in data, in a few
+"""``lstmkit.runs.demo``: the main job (``lstmkit demo``): everything lstmkit does, on built-in data, in a few
 minutes on a 2-core CPU, written to one run directory with its report.
 
 1. Engine check: our hand-written BPTT (``backend="fused"``) against torch's native kernel
@@ -28,8 +28,8 @@ from lstmkit import LSTM
 from lstmkit.data import load_airline, load_dataset
 from lstmkit.report import figures
 from lstmkit.report.html import Report
-from lstmkit.report.rundir import RunDir
 from lstmkit.report.tasks import forecast_report, sequence_report
+from lstmkit.runs.common import RunResult, Table, start
 from lstmkit.tasks import Forecaster, SequenceClassifier
 from lstmkit.tasks.forecast import NaiveForecaster, SeasonalNaiveForecaster
 from lstmkit.woa.compare import CONTENDERS, Comparison, bilstm_space
@@ -55,9 +55,23 @@ def engine_check(seed: int = 0) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(*results, strict=True))
 
 
-def run_demo(run: RunDir, *, say: Callable[[str], None] = print, quick: bool = False) -> dict:
-    """Do the six steps into ``run``; return metrics.json's content. ``quick`` shrinks every
-    budget (for tests): the numbers are then not meaningful."""
+def demo(
+    *, out=None, quiet=False, say: Callable[[str], None] | None = None, **options
+) -> RunResult:
+    """The ``lstmkit demo`` command in one call: the six steps, written to ``out``.
+    ``quick=True`` shrinks every budget (for tests): the numbers are then not meaningful."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    run = start("demo", options, out, None, quiet, say)
+    with run.opened():
+        result = _six_steps(run.say, run.options["quick"])
+        if run.dir is not None:
+            run.say(f"report: {run.dir.path / 'report.html'}")
+        return run.finish(result)
+
+
+def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
     epochs = 8 if quick else 150
     whales, iterations = (2, 1) if quick else (6, 3)
     began = time.perf_counter()
@@ -173,20 +187,26 @@ def run_demo(run: RunDir, *, say: Callable[[str], None] = print, quick: bool = F
     metrics |= {
         f"classifier {k}" if k != "model" else "classifier": v for k, v in class_rows.items()
     }
-    run.write_metrics(metrics)
-    run.write_report(report, figs)
-    forecaster.save(run.path / "forecaster")
-    classifier.save(run.path / "classifier")
-    run.write_csv(
-        "predictions.csv",
+    predictions = Table(
         ("month", "actual", "BiLSTM", "WOA-BiLSTM"),
-        zip(
-            months[-TEST_MONTHS:],
-            test,
-            forecaster.predict(TEST_MONTHS),
-            found.estimator.predict(TEST_MONTHS),
-            strict=True,
+        list(
+            zip(
+                months[-TEST_MONTHS:],
+                test,
+                forecaster.predict(TEST_MONTHS),
+                found.estimator.predict(TEST_MONTHS),
+                strict=True,
+            )
         ),
     )
     say(f"done in {time.perf_counter() - began:.0f} s")
-    return metrics
+    return RunResult(
+        "demo",
+        {"quick": quick},
+        metrics=metrics,
+        predictions=predictions,
+        models={"forecaster": forecaster, "classifier": classifier},
+        report=report,
+        figures=figs,
+        payload={"metrics": metrics},
+    )
