@@ -167,3 +167,11 @@ def test_unknown_and_missing_options_are_type_errors():
         runs.forecast(data="airline", horizn=6, out=False)
     with pytest.raises(TypeError, match="expected the option 'data', got none"):
         runs.forecast(out=False)
+
+
+def test_demo(tmp_path, capsys):
+    """The main job is a sequence of runs: the same metrics, predictions and figures."""
+    result = assert_twins(tmp_path, capsys, "demo", {"quick": True})
+    for name, png in result.figures.items():
+        assert (tmp_path / "demo-cli" / name).read_bytes() == png, name
+    assert set(result.models) == {"forecaster", "classifier"}

@@ -234,25 +234,41 @@ class Table:
 class RunResult:
     """What a run produced: ``metrics`` (metrics.json: the model and every baseline),
     ``predictions`` (predictions.csv), ``models`` (folder name → estimator; ``model`` the
-    main one), the ``report`` and its ``figures``, other ``files`` (name → text or bytes),
-    the ``lines`` it said, ``payload`` (what ``--json`` prints) and the directory it was
-    written to (``path``; None until written)."""
+    main one), the ``report`` and its ``figures`` (made by ``draw`` when first read), other
+    ``files`` (name → text or bytes), the ``lines`` it said, ``payload`` (what ``--json``
+    prints) and the directory it was written to (``path``; None until written)."""
 
     command: str
     options: dict
     metrics: dict | None = None
     predictions: Table | None = None
     models: dict = field(default_factory=dict)
-    report: object = None
-    figures: dict[str, bytes] = field(default_factory=dict)
+    draw: Callable[[], tuple] | None = field(default=None, repr=False)
     files: dict[str, str | bytes] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     payload: dict = field(default_factory=dict)
     path: Path | None = None
+    _drawn: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def model(self):
         return self.models.get("model")
+
+    @property
+    def report(self):
+        """The run's :class:`~lstmkit.report.html.Report` (drawn when first asked for:
+        a run whose report nobody reads costs no figures)."""
+        return self._draw()[0]
+
+    @property
+    def figures(self) -> dict[str, bytes]:
+        """The report's figures, name → PNG bytes."""
+        return self._draw()[1]
+
+    def _draw(self) -> tuple:
+        if self._drawn is None:
+            self._drawn = self.draw() if self.draw is not None else (None, {})
+        return self._drawn
 
     def write(self, out: str | Path | RunDir | None = None) -> Path:
         """Write the run directory (``out``: a path, or None for a new ``runs/<time>-``

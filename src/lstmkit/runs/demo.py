@@ -1,12 +1,14 @@
-"""``lstmkit.runs.demo``: the main job (``lstmkit demo``): everything lstmkit does, on built-in data, in a few
-minutes on a 2-core CPU, written to one run directory with its report.
+"""``lstmkit.runs.demo``: the main job (``lstmkit demo``): everything lstmkit does, on
+built-in data, in a few minutes on a 2-core CPU, as a sequence of runs (forecast, tune,
+forecast with the contenders' cells, classify) whose results one report combines, written
+to one run directory.
 
 1. Engine check: our hand-written BPTT (``backend="fused"``) against torch's native kernel
    on a BiLSTM — outputs and input gradients, max abs difference.
 2. Forecasting: a BiLSTM :class:`~lstmkit.tasks.Forecaster` on Airline (144 months); the
    last 12 months are held out and predicted in one go (direct, horizon 12), beside the
    naive, seasonal-naive (m = 12) and mean baselines.
-3. WOA-BiLSTM: :func:`~lstmkit.woa.tune.tune` searches the BiLSTM's hyper-parameters with
+3. WOA-BiLSTM: :func:`lstmkit.runs.tune` searches the BiLSTM's hyper-parameters with
    the Whale Optimization Algorithm on a validation split of the training months only,
    refits the best, and is tested once on the held-out months.
 4. Comparison: plain LSTM and GRU with the same training budget, beside the above.
@@ -25,16 +27,16 @@ from collections.abc import Callable
 import torch
 
 from lstmkit import LSTM
-from lstmkit.data import load_airline, load_dataset
+from lstmkit.data import load_airline
 from lstmkit.report import figures
 from lstmkit.report.html import Report
-from lstmkit.report.tasks import forecast_report, sequence_report
+from lstmkit.report.tasks import forecast_report
 from lstmkit.runs.common import RunResult, Table, start
-from lstmkit.tasks import Forecaster, SequenceClassifier
+from lstmkit.runs.forecast import forecast
+from lstmkit.runs.sequence import classify
+from lstmkit.runs.tuning import tune
 from lstmkit.tasks.forecast import NaiveForecaster, SeasonalNaiveForecaster
-from lstmkit.woa.compare import CONTENDERS, Comparison, bilstm_space
-from lstmkit.woa.space import SearchSpace
-from lstmkit.woa.tune import tune
+from lstmkit.woa.compare import CONTENDERS, Comparison
 
 TEST_MONTHS = 12
 
@@ -79,60 +81,46 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
     diff = engine_check()
     say(f"engine check: fused BPTT vs torch native, max abs diff {diff:.2e}")
 
-    months, passengers = load_airline()
-    train, test = passengers[:-TEST_MONTHS], passengers[-TEST_MONTHS:]
-    fixed = {"horizon": TEST_MONTHS, "epochs": epochs, "progress": False}
-    clock = time.perf_counter()
-    forecaster = Forecaster(bidirectional=True, **fixed).fit(train)
-    bilstm_seconds = time.perf_counter() - clock
-    forecast_metrics = forecaster.evaluate(test)
+    air = {"data": "airline", "horizon": TEST_MONTHS, "epochs": epochs, "out": False}
+    bilstm, bilstm_seconds = _timed(forecast, **air, bidirectional=True)
+    forecaster, forecast_metrics = bilstm.model, bilstm.metrics
     rmse = {name: m["rmse"] for name, m in forecast_metrics.items()}
     say(
         f"BiLSTM forecaster: test RMSE {rmse['model']:.1f} (seasonal naive "
         f"{rmse['seasonal_naive']:.1f}, naive {rmse['naive']:.1f})"
     )
 
-    space = SearchSpace({k: v for k, v in bilstm_space("forecast").items() if k not in fixed})
-    clock = time.perf_counter()
-    found = tune(
-        Forecaster,
-        space,
-        train,
-        n_whales=whales,
-        iterations=iterations,
-        fixed={**fixed, "cell": "lstm", "bidirectional": True, "seed": 0},
-    )
-    woa_seconds = time.perf_counter() - clock
-    woa_metrics = found.estimator.evaluate(test)["model"]
+    woa, woa_seconds = _timed(tune, **air, whales=whales, iterations=iterations)
+    found, woa_metrics = woa.payload["tuning"], woa.metrics["model"]
     say(
         f"WOA-BiLSTM: {whales} whales x {iterations + 1} generations, validation RMSE "
-        f"{found.best_value:.1f}, test RMSE {woa_metrics['rmse']:.1f}; chose {found.best_params}"
+        f"{found['best_value']:.1f}, test RMSE {woa_metrics['rmse']:.1f}; chose "
+        f"{found['best_params']}"
     )
 
     comparison = Comparison("forecast", (0,))
     comparison.runs["BiLSTM"] = [forecast_metrics["model"]]
     comparison.runs["WOA-BiLSTM"] = [woa_metrics]
     for contender in CONTENDERS[:2]:  # LSTM, GRU with the same budget
-        started = time.perf_counter()
-        model = Forecaster(**fixed, **contender.fixed).fit(train)
-        comparison.runs[contender.name] = [model.evaluate(test)["model"]]
-        comparison.seconds[contender.name] = [time.perf_counter() - started]
+        result, seconds = _timed(forecast, **air, **contender.fixed)
+        comparison.runs[contender.name] = [result.metrics["model"]]
+        comparison.seconds[contender.name] = [seconds]
     comparison.seconds |= {"BiLSTM": [bilstm_seconds], "WOA-BiLSTM": [woa_seconds]}
     comparison.baselines = {k: v for k, v in forecast_metrics.items() if k != "model"}
     say("comparison (test, last 12 months):\n" + comparison.to_markdown())
 
-    italy = load_dataset("italy_power_demand")
-    clock = time.perf_counter()
-    classifier = SequenceClassifier(progress=False, **({"epochs": epochs} if quick else {}))
-    classifier.fit(italy.X_train, italy.y_train)
-    class_rows = classifier.evaluate(italy.X_test, italy.y_test)
-    say(f"  ({time.perf_counter() - clock:.0f} s)")
+    budget = {"epochs": epochs} if quick else {}
+    italy, seconds = _timed(classify, train_path="italy_power_demand", out=False, **budget)
+    classifier, class_rows = italy.model, italy.metrics
+    say(f"  ({seconds:.0f} s)")
     beside = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in class_rows.items() if k != "model")
     say(
         f"classifier, ItalyPowerDemand: test accuracy {class_rows['model']['accuracy']:.3f} "
         f"({beside})"
     )
 
+    months, passengers = load_airline()
+    train, test = passengers[:-TEST_MONTHS], passengers[-TEST_MONTHS:]
     report, figs = forecast_report(
         forecaster,
         data_name="airline (built-in)",
@@ -141,7 +129,7 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
         actual=test,
         predictions={
             "model": forecaster.predict(TEST_MONTHS),
-            "WOA-BiLSTM": found.estimator.predict(TEST_MONTHS),
+            "WOA-BiLSTM": woa.model.predict(TEST_MONTHS),
             "naive": NaiveForecaster().fit(train).predict(TEST_MONTHS)[:, 0],
             "seasonal_naive": SeasonalNaiveForecaster(12).fit(train).predict(TEST_MONTHS)[:, 0],
         },
@@ -155,11 +143,11 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
         f"2-layer BiLSTM: max abs difference of outputs and input gradients {diff:.2e}.",
     )
     report.sections[:0] = intro.sections
-    figs["convergence.png"] = figures.convergence(found.history, "best validation RMSE")
+    figs["convergence.png"] = figures.convergence(found["history"], "best validation RMSE")
     report.figure(
         "WOA convergence (validation RMSE after each generation)", figs["convergence.png"]
     )
-    report.table("Parameters WOA chose", ["parameter", "value"], list(found.best_params.items()))
+    report.table("Parameters WOA chose", ["parameter", "value"], list(found["best_params"].items()))
     summary = comparison.summary()
     report.table(
         "Comparison on the held-out months (one seed; baselines deterministic)",
@@ -169,15 +157,7 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
             for name, row in summary.items()
         ],
     )
-    seq_report, seq_figs = sequence_report(
-        classifier,
-        kind="classify",
-        data_name="italy_power_demand (built-in)",
-        n_train=len(italy.X_train),
-        n_test=len(italy.X_test),
-        metrics=class_rows,
-        sample=italy.X_test[0],
-    )
+    seq_report, seq_figs = italy.report, italy.figures
     for section in seq_report.sections:
         section.heading = f"Classifier: {section.heading}"
     report.sections.extend(seq_report.sections)
@@ -194,7 +174,7 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
                 months[-TEST_MONTHS:],
                 test,
                 forecaster.predict(TEST_MONTHS),
-                found.estimator.predict(TEST_MONTHS),
+                woa.model.predict(TEST_MONTHS),
                 strict=True,
             )
         ),
@@ -206,7 +186,13 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
         metrics=metrics,
         predictions=predictions,
         models={"forecaster": forecaster, "classifier": classifier},
-        report=report,
-        figures=figs,
+        draw=lambda: (report, figs),
         payload={"metrics": metrics},
     )
+
+
+def _timed(job, **options) -> tuple[RunResult, float]:
+    """A quiet run of ``job`` and its wall seconds."""
+    clock = time.perf_counter()
+    result = job(**options, quiet=True)
+    return result, time.perf_counter() - clock

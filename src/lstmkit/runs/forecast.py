@@ -71,23 +71,24 @@ def forecast(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
             for i, t in enumerate(times)
             for k, name in enumerate(targets)
         ]
-        preds = {"model": pred} | {
-            name: baseline.fit(y[:cut]).predict(test)
-            for name, baseline in (
-                ("naive", NaiveForecaster()),
-                ("seasonal_naive", SeasonalNaiveForecaster(p["season"])),
+
+        def draw():
+            baselines = (NaiveForecaster(), SeasonalNaiveForecaster(p["season"]))
+            preds = {"model": pred} | {
+                name: baseline.fit(y[:cut]).predict(test)
+                for name, baseline in zip(("naive", "seasonal_naive"), baselines, strict=True)
+            }
+            return forecast_report(
+                model,
+                data_name=p["data"],
+                targets=targets,
+                history=y[:cut],
+                actual=y[cut:],
+                predictions=preds,
+                metrics=metrics,
+                time_labels=frame.time,
             )
-        }
-        report, figs = forecast_report(
-            model,
-            data_name=p["data"],
-            targets=targets,
-            history=y[:cut],
-            actual=y[cut:],
-            predictions=preds,
-            metrics=metrics,
-            time_labels=frame.time,
-        )
+
         run.say(f"forecast: {', '.join(targets)}, last {test} steps held out")
         for name, m in metrics.items():
             run.say(f"  {name:15} {fmt(m, ('rmse', 'mae', 'mape', 'r2'))}")
@@ -98,8 +99,7 @@ def forecast(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
                 metrics=metrics,
                 predictions=Table(("time", "target", "actual", "predicted"), rows),
                 models={"model": model},
-                report=report,
-                figures=figs,
+                draw=draw,
                 payload={"metrics": metrics},
             )
         )
@@ -154,15 +154,18 @@ def _forecast_panel(run) -> RunResult:
             ]
         header = ("id", "time", "actual", "predicted", *(f"q{q:g}" for q in model.quantiles_))
         pairs = list(zip(data.ids, data.values, strict=True))
-        report, figs = panel_forecast_report(
-            model,
-            data_name=data.name,
-            history={name: v[:-steps] for name, v in pairs},
-            actual={name: v[-steps:] for name, v in pairs},
-            quantiles=every,
-            metrics=metrics,
-            level=level,
-        )
+
+        def draw():
+            return panel_forecast_report(
+                model,
+                data_name=data.name,
+                history={name: v[:-steps] for name, v in pairs},
+                actual={name: v[-steps:] for name, v in pairs},
+                quantiles=every,
+                metrics=metrics,
+                level=level,
+            )
+
         run.say(
             f"forecast: {len(data.ids)} series of {data.name}, last {steps} points of each held "
             f"out (season {model.season_ or 1})"
@@ -176,8 +179,7 @@ def _forecast_panel(run) -> RunResult:
                 metrics=metrics,
                 predictions=Table(header, rows),
                 models={"model": model},
-                report=report,
-                figures=figs,
+                draw=draw,
                 payload={"metrics": metrics},
             )
         )

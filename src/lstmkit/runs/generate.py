@@ -64,8 +64,7 @@ def generate(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 run.config(),
                 metrics=metrics or None,
                 models={"model": model} if metrics else {},
-                report=report,
-                figures=figs,
+                draw=lambda: (report, figs),
                 files={"poems.txt": "\n".join(written) + "\n"},
                 payload={"metrics": metrics, "poems": written},
             )

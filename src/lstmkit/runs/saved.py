@@ -92,7 +92,7 @@ def evaluate(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 "evaluate",
                 run.config(),
                 metrics=metrics,
-                report=report.metrics("Metrics", metrics),
+                draw=lambda: (report.metrics("Metrics", metrics), {}),
                 payload={"metrics": metrics},
             )
         )
@@ -129,7 +129,6 @@ def explain(*, out=None, quiet=False, say=None, **options) -> RunResult:
         gates = model.gate_activations(X[p["sample"]])
         what = f"sequence {p['sample']} of {p['data']}"
     with run.opened():
-        report, figs = explain_report(model, gates, what)
         arrays = {f"{layer}/{gate}": v for layer, g in gates.items() for gate, v in g.items()}
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -145,8 +144,7 @@ def explain(*, out=None, quiet=False, say=None, **options) -> RunResult:
             RunResult(
                 "explain",
                 run.config(),
-                report=report,
-                figures=figs,
+                draw=lambda: explain_report(model, gates, what),
                 files={"gates.npz": buffer.getvalue()},
                 payload={"gates": summary},
             )

@@ -41,15 +41,18 @@ def _run_sequence(run, cls, task_options: dict) -> RunResult:
         model.fit(X_train, y_train)
         run.stop_if_interrupted(model)
         metrics = model.evaluate(X_test, y_test, train=(X_train, y_train))
-        report, figs = sequence_report(
-            model,
-            kind=kind,
-            data_name=p["train_path"],
-            n_train=len(X_train),
-            n_test=len(X_test),
-            metrics=metrics,
-            sample=X_test[0],
-        )
+
+        def draw():
+            return sequence_report(
+                model,
+                kind=kind,
+                data_name=p["train_path"],
+                n_train=len(X_train),
+                n_test=len(X_test),
+                metrics=metrics,
+                sample=X_test[0],
+            )
+
         keys = (
             ("rmse", "mae", "r2")
             if kind == "regress"
@@ -65,8 +68,7 @@ def _run_sequence(run, cls, task_options: dict) -> RunResult:
                 metrics=metrics,
                 predictions=test_predictions(model, X_test, y_test),
                 models={"model": model},
-                report=report,
-                figures=figs,
+                draw=draw,
                 payload={"metrics": metrics},
             )
         )

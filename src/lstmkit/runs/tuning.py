@@ -115,20 +115,18 @@ def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
             "history": found.history,
             "trials": found.counts,
         }
-        report = Report(f"lstmkit tune: {name}")
-        report.table(
-            "Search",
-            ["item", "value"],
-            [[k, v] for k, v in tuning.items() if k not in ("best_params", "history")],
-        )
-        report.table("Parameters chosen", ["parameter", "value"], list(found.best_params.items()))
-        figs = {
-            "convergence.png": figures.convergence(found.history, f"best validation {found.metric}")
-        }
-        report.figure(
-            "Convergence (best validation score after each generation)", figs["convergence.png"]
-        )
-        report.metrics("Test metrics of the refitted model beside the baselines", metrics)
+
+        def draw():
+            report = Report(f"lstmkit tune: {name}")
+            shown = [[k, v] for k, v in tuning.items() if k not in ("best_params", "history")]
+            report.table("Search", ["item", "value"], shown)
+            chosen = list(found.best_params.items())
+            report.table("Parameters chosen", ["parameter", "value"], chosen)
+            png = figures.convergence(found.history, f"best validation {found.metric}")
+            report.figure("Convergence (best validation score after each generation)", png)
+            report.metrics("Test metrics of the refitted model beside the baselines", metrics)
+            return report, {"convergence.png": png}
+
         best = f"{found.metric} {found.best_value:.4g}"
         run.say(f"{p['sampler']}: best validation {best} with {found.best_params}")
         for key, m in metrics.items():
@@ -140,8 +138,7 @@ def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 metrics=metrics,
                 predictions=_predictions(p["task"], model, test),
                 models={"model": model},
-                report=report,
-                figures=figs,
+                draw=draw,
                 files={"tuning.json": json.dumps(jsonable(tuning), indent=1)},
                 payload={"metrics": metrics, "tuning": tuning},
             )
@@ -196,7 +193,7 @@ def compare(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 "compare",
                 run.config(),
                 metrics=metrics,
-                report=report,
+                draw=lambda: (report, {}),
                 files={
                     "comparison.md": table + "\n",
                     "tuning.json": json.dumps(jsonable(result.tuned), indent=1),
