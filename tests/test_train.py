@@ -282,6 +282,21 @@ def test_regression_metrics_against_hand_values():
     assert m["r2"] == pytest.approx(r2)
 
 
+@pytest.mark.parametrize("scale", [1e-9, 1e-3, 1.0, 1e6])
+def test_r2_is_scikit_learns_at_any_scale_of_the_targets(scale):
+    """torchmetrics' r2_score returned 1 for any prediction of targets this small."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(0)
+    y, p = scale * rng.normal(size=12), scale * rng.normal(size=12)
+    assert regression_metrics(y, p)["r2"] == pytest.approx(r2_score(y, p), rel=1e-9)
+    assert regression_metrics(y, y)["r2"] == 1.0
+    constant = np.full(5, scale)
+    assert regression_metrics(constant, constant + scale)["r2"] == r2_score(
+        constant, constant + scale
+    )
+
+
 def test_classification_metrics_against_hand_values():
     truth = np.array([0, 0, 0, 1, 1, 2])
     pred = np.array([0, 0, 1, 1, 2, 2])

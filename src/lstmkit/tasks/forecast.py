@@ -59,6 +59,7 @@ from lstmkit.tasks.networks import (
     gate_activations,
 )
 from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_numbers
+from lstmkit.tasks.protocol import Estimator
 from lstmkit.train.forecast_metrics import panel_metrics
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import regression_metrics
@@ -147,7 +148,7 @@ class MeanForecaster:
         return np.repeat(self._mean[None], steps, axis=0)
 
 
-class Forecaster:
+class Forecaster(Estimator):
     """A recurrent forecaster (LSTM/GRU, uni- or bidirectional over the look-back window).
 
     ``fit(series, *, covariates=None, future_covariates=None, validation=0.2)``; then

@@ -37,6 +37,7 @@ from lstmkit.tasks.persist import (
     saved_labels,
     saved_numbers,
 )
+from lstmkit.tasks.protocol import Estimator
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
 
@@ -171,7 +172,7 @@ class EnsembleNet(torch.nn.Module):
         return outs.mean(0)
 
 
-class _SequenceEstimator:
+class _SequenceEstimator(Estimator):
     """Shared fitting, prediction and persistence; subclasses define targets and loss.
 
     ``cell_options`` asks for cell variants (``docs/variants.md``), e.g.
@@ -520,6 +521,7 @@ class SequenceClassifier(_SequenceEstimator):
     _kind = "SequenceClassifier"
     _task = "classify"
     _combine = "probabilities"
+    _estimator_type = "classifier"
 
     def __init__(self, *, class_weight=None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -583,6 +585,11 @@ class SequenceClassifier(_SequenceEstimator):
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def score(self, X, y) -> float:
+        """Accuracy on (X, y): the share of sequences whose label is predicted (what
+        scikit-learn's model selection maximises by default)."""
+        return float(np.mean(self.predict(X) == _labels(y)))
+
     def _metrics(self, X, y) -> dict:
         """Accuracy, precision, recall, F1 (macro and weighted), confusion matrix."""
         labels = _labels(y)
@@ -604,6 +611,7 @@ class SequenceRegressor(_SequenceEstimator):
 
     _kind = "SequenceRegressor"
     _task = "regress"
+    _estimator_type = "regressor"
 
     def __init__(self, *, output: str = "last", **kwargs) -> None:
         if output not in ("last", "sequence"):
@@ -659,6 +667,10 @@ class SequenceRegressor(_SequenceEstimator):
             pred = np.stack(outs)
             return pred[:, 0] if pred.shape[1] == 1 else pred
         return [o[:, 0] if o.shape[1] == 1 else o for o in outs]
+
+    def score(self, X, y) -> float:
+        """R² on (X, y), of every predicted value together (``evaluate``'s r2)."""
+        return float(self._metrics(X, y)["r2"])
 
     def _metrics(self, X, y) -> dict:
         pred = self.predict(X)

@@ -29,6 +29,7 @@ from lstmkit.messages import shown
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
 from lstmkit.tasks.persist import restore, save_estimator, saved_numbers
+from lstmkit.tasks.protocol import Estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
@@ -80,7 +81,7 @@ class _CharNet(nn.Module):
         return self.head(self.drop(out)), state
 
 
-class TextGenerator:
+class TextGenerator(Estimator):
     """Character-level LSTM/GRU language model for poems.
 
     ``fit(poems)`` takes a list of strings (see :func:`lstmkit.data.read_poems`); ``generate(...)``

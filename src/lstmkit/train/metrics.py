@@ -43,9 +43,21 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         else float("nan"),
         "mape_zero_targets": int((~nonzero).sum()),
         "smape": float(tmf.symmetric_mean_absolute_percentage_error(p, y)),
-        "r2": float(tmf.r2_score(p, y)) if y.numel() > 1 else float("nan"),
+        "r2": _r2(y, p) if y.numel() > 1 else float("nan"),
     }
     return result
+
+
+def _r2(y: torch.Tensor, p: torch.Tensor) -> float:
+    """R² = 1 − Σ(y − p)² / Σ(y − ȳ)² in float64, at any scale of y: 1 for a perfect
+    prediction, 0 for an imperfect one of a constant y (scikit-learn's conventions).
+    torchmetrics' r2_score treats both sums below 1e-4 as zero and returns 1 whatever the
+    prediction, so targets of small magnitude (returns, rates: |y| ~ 1e-3) scored 1."""
+    rss = float(((y - p) ** 2).sum())
+    tss = float(((y - y.mean()) ** 2).sum())
+    if tss == 0:
+        return 1.0 if rss == 0 else 0.0
+    return 1 - rss / tss
 
 
 def classification_metrics(y_true, y_pred, classes) -> dict:

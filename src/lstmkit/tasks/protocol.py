@@ -1,0 +1,69 @@
+"""scikit-learn's estimator protocol for lstmkit's estimators, without scikit-learn.
+
+``get_params()`` returns the constructor's keywords exactly as they were given (the
+defaults of the signatures for the others), ``set_params(**p)`` runs the constructor again
+with them (so every value is checked as in ``Class(**p)``), and ``__sklearn_tags__`` says
+what kind of estimator it is. With these, ``sklearn.base.clone``, ``cross_val_score``,
+``GridSearchCV`` and ``Pipeline`` work on :class:`SequenceClassifier` and
+:class:`SequenceRegressor` (tested with scikit-learn itself); the keyword list is written
+once, in each constructor's signature.
+"""
+
+import inspect
+
+
+class Estimator:
+    """The protocol's half every estimator shares; ``_estimator_type`` names its kind
+    ("classifier", "regressor", or None)."""
+
+    _estimator_type: str | None = None
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        self._given = dict(kwargs)  # the constructor's keywords (they are keyword-only)
+        return self
+
+    @classmethod
+    def _defaults(cls) -> dict:
+        """Every constructor keyword of the class and its bases, with its default."""
+        defaults = {}
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind is p.KEYWORD_ONLY and p.name not in defaults:
+                    defaults[p.name] = p.default
+        return dict(sorted(defaults.items()))
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's keywords: as given, else their defaults (``deep`` is
+        scikit-learn's; no parameter is itself an estimator)."""
+        return {name: self._given.get(name, d) for name, d in self._defaults().items()}
+
+    def set_params(self, **params):
+        """Construct again with ``params`` over the current keywords; a fitted model must be
+        fitted again. An unknown name is a ValueError, as in scikit-learn."""
+        unknown = sorted(set(params) - set(self._defaults()))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}.set_params: unknown parameter {unknown[0]!r}; expected "
+                f"one of {', '.join(self._defaults())}"
+            )
+        given = {**self._given, **params}
+        self.__init__(**given)
+        self._given = given
+        return self
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        kind = self._estimator_type
+        return Tags(
+            estimator_type=kind,
+            target_tags=TargetTags(required=kind is not None),
+            classifier_tags=ClassifierTags() if kind == "classifier" else None,
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            input_tags=InputTags(two_d_array=False, three_d_array=True),
+            non_deterministic=False,
+        )
