@@ -36,7 +36,7 @@ import torch
 
 from lstmkit.data import load_airline
 from lstmkit.tasks import Forecaster
-from lstmkit.woa import Float, Int, SearchSpace, tune
+from lstmkit.tuning import Float, Int, SearchSpace, tune
 from lstmkit.woa.sampler import SLOT
 
 SPACE = SearchSpace(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lstmkit.tasks import Forecaster, SequenceClassifier
-from lstmkit.woa.compare import CONTENDERS, Comparison, compare
+from lstmkit.tuning.compare import CONTENDERS, Comparison, compare
 
 
 def test_forecast_comparison_rows_budget_and_baselines():

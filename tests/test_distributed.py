@@ -356,8 +356,8 @@ class _Meeting(Forecaster):
 
 def _tune(storage):
     from lstmkit.data import load_airline
-    from lstmkit.woa.space import Float, Int, SearchSpace
-    from lstmkit.woa.tune import tune
+    from lstmkit.tuning.space import Float, Int, SearchSpace
+    from lstmkit.tuning.tune import tune
 
     _, series = load_airline()
     space = SearchSpace(hidden_size=Int(2, 8), lookback=Int(4, 12), lr=Float(3e-3, 3e-2, log=True))

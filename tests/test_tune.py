@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from lstmkit.data import load_airline, load_dataset
 from lstmkit.tasks import Forecaster, SequenceClassifier
+from lstmkit.tuning.space import Categorical, Float, Int, SearchSpace, default_space
+from lstmkit.tuning.tune import resolve_storage, tune
 from lstmkit.woa import WOA
 from lstmkit.woa.sampler import EXPIRED, LEASE, SLOT, SURPLUS, TOLD, WOASampler
-from lstmkit.woa.space import Categorical, Float, Int, SearchSpace, default_space
-from lstmkit.woa.tune import resolve_storage, tune
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -313,8 +313,8 @@ WORKER = """
 import os, sys, time
 import optuna
 from lstmkit.woa.sampler import WOASampler
-from lstmkit.woa.space import Float, SearchSpace
-from lstmkit.woa.tune import resolve_storage
+from lstmkit.tuning.space import Float, SearchSpace
+from lstmkit.tuning.tune import resolve_storage
 
 SPACE = SearchSpace(x=Float(-5.0, 5.0), y=Float(-5.0, 5.0), z=Float(-2.0, 8.0))  # as above
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -560,7 +560,7 @@ def test_default_space_leaves_out_what_is_fixed():
     that overlaps them is an error."""
     from lstmkit.data import load_airline
     from lstmkit.tasks import Forecaster
-    from lstmkit.woa.space import default_space
+    from lstmkit.tuning.space import default_space
 
     _, y = load_airline()
     found = tune(

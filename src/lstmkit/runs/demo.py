@@ -36,7 +36,7 @@ from lstmkit.runs.forecast import forecast
 from lstmkit.runs.sequence import classify
 from lstmkit.runs.tuning import tune
 from lstmkit.tasks.forecast import NaiveForecaster, SeasonalNaiveForecaster
-from lstmkit.woa.compare import CONTENDERS, Comparison
+from lstmkit.tuning.compare import CONTENDERS, Comparison
 
 TEST_MONTHS = 12
 

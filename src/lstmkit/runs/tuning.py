@@ -68,9 +68,9 @@ def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
     """The ``lstmkit tune`` command in one call: ``tune(data="airline", whales=6)``."""
     import optuna
 
-    from lstmkit.woa.compare import bilstm_space
-    from lstmkit.woa.space import SearchSpace
-    from lstmkit.woa.tune import tune as run_tune
+    from lstmkit.tuning.compare import bilstm_space
+    from lstmkit.tuning.space import SearchSpace
+    from lstmkit.tuning.tune import tune as run_tune
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our summary; failures in tuning.json
     run = start("tune", options, out, None, quiet, say)
@@ -149,8 +149,8 @@ def compare(*, out=None, quiet=False, say=None, **options) -> RunResult:
     """The ``lstmkit compare`` command in one call: ``compare(data="airline", epochs=60)``."""
     import optuna
 
-    from lstmkit.woa.compare import HEADLINE
-    from lstmkit.woa.compare import compare as run_compare
+    from lstmkit.tuning.compare import HEADLINE
+    from lstmkit.tuning.compare import compare as run_compare
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     run = start("compare", options, out, None, quiet, say)

@@ -1,7 +1,7 @@
 r"""WOA as an Optuna sampler: one seeded WOA run, rebuilt from the study's storage alone.
 
 :class:`WOASampler` runs :class:`~lstmkit.woa.optimizer.WOA` (ask/tell) in the unit box of a
-:class:`~lstmkit.woa.space.SearchSpace`, generation by generation: generation g has
+:class:`~lstmkit.tuning.space.SearchSpace`, generation by generation: generation g has
 ``n_whales`` *slots*, whale i of generation g is one trial. Nothing lives in the sampler
 object; the run is rebuilt from the storage every time it is needed, so any number of
 worker processes sharing one storage compute the same generations, and a study resumed
@@ -109,7 +109,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -120,8 +120,13 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from lstmkit.woa.optimizer import WOA, WOARun
-from lstmkit.woa.space import SearchSpace
 
+if TYPE_CHECKING:  # the sampler reads any space with _SPACE_PROTOCOL; woa imports no tuning
+    from lstmkit.tuning.space import SearchSpace
+
+# what the sampler asks of its space (lstmkit.tuning.space.SearchSpace has it all): the
+# unit-box bounds, decoding a position, Optuna distributions, a description, the names
+_SPACE_PROTOCOL = ("bounds", "decode", "distributions", "describe", "names")
 PREFIX = "WOASampler:"
 SLOT = PREFIX + "slot"
 LEASE = PREFIX + "lease"
@@ -338,7 +343,7 @@ class WOASampler(BaseSampler):
 
     The same run as :meth:`WOA.minimize` on the decoded objective:
 
-    >>> from lstmkit.woa.space import Float, SearchSpace
+    >>> from lstmkit.tuning.space import Float, SearchSpace
     >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
     >>> space = SearchSpace(x=Float(-5, 5), y=Float(-5, 5))
     >>> def sphere(params):
@@ -364,7 +369,7 @@ class WOASampler(BaseSampler):
         wait_timeout: float | None = None,
         poll_interval: float = 0.25,
     ) -> None:
-        if not isinstance(space, SearchSpace):
+        if not all(hasattr(space, name) for name in _SPACE_PROTOCOL):
             raise TypeError(f"space: expected a SearchSpace, got {type(space).__name__}")
         if isinstance(seed, np.random.Generator):
             raise TypeError(

@@ -4,7 +4,7 @@ defaults, WOA-BiLSTM, and random-search-BiLSTM with the same budget, over k seed
 Protocol (``SPEC.md`` §7):
 
 * the caller splits train and test; only ``train`` is seen by fitting and tuning — tuning
-  takes its validation part from ``train`` (:func:`lstmkit.woa.tune.tune`), the test part
+  takes its validation part from ``train`` (:func:`lstmkit.tuning.tune.tune`), the test part
   is evaluated once per model and seed, after fitting;
 * WOA-BiLSTM and random-BiLSTM search the same space (the task's default space without
   ``cell`` and ``bidirectional``, which are fixed to a BiLSTM) with the same budget of
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from lstmkit.data.readers import as_sequences
 from lstmkit.tasks.baselines import sequence_baselines
 from lstmkit.train.loop import interrupted
-from lstmkit.woa.space import SearchSpace, default_space
-from lstmkit.woa.tune import _metric, task_of, tune
+from lstmkit.tuning.space import SearchSpace, default_space
+from lstmkit.tuning.tune import _metric, task_of, tune
 
 
 @dataclass(frozen=True)

@@ -77,13 +77,13 @@ from lstmkit.data.readers import as_sequences
 from lstmkit.train import interrupts
 from lstmkit.train.distributed import in_process_group
 from lstmkit.train.loop import interrupted
+from lstmkit.tuning.space import SearchSpace, default_space
 from lstmkit.woa.sampler import (
     SURPLUS,
     WaitTimeout,
     WOASampler,
     fail_interrupted,
 )
-from lstmkit.woa.space import SearchSpace, default_space
 
 REGRESSION_METRICS = {"mse": "minimize", "rmse": "minimize", "mae": "minimize",
                       "mape": "minimize", "smape": "minimize", "r2": "maximize"}  # fmt: skip
@@ -495,7 +495,7 @@ def _torch_threads(threads: int):
 
 def _task_table() -> tuple:
     """(estimator class, task) pairs. Imported on first use: the estimators bring
-    torchmetrics (~1.5 s), which ``import lstmkit.woa`` should not cost."""
+    torchmetrics (~1.5 s), which ``import lstmkit.tuning`` should not cost."""
     from lstmkit.tasks import Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger
 
     return (
