@@ -56,7 +56,7 @@ COST = {"PLAID": 9, "OSULeaf": 3, "ACSF1": 2}  # rough relative fit times, for s
 
 
 def _load(root: Path, name: str):
-    from lstmkit.data.readers import read_ts
+    from lstmkit.data.ts import read_ts
 
     X_train, y_train = read_ts(root / name / f"{name}_TRAIN.ts")
     X_test, y_test = read_ts(root / name / f"{name}_TEST.ts")

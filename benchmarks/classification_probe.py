@@ -32,7 +32,7 @@ VARIANTS = {
 def run(name: str, variant: str, seed: int) -> tuple:
     import torch
 
-    from lstmkit.data.readers import read_ts
+    from lstmkit.data.ts import read_ts
     from lstmkit.tasks import SequenceClassifier
 
     torch.set_num_threads(1)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from lstmkit.data import read_csv, read_npz, read_poems
-from lstmkit.data.readers import MAX_MAGNITUDE, as_sequences
+from lstmkit.data.frame import MAX_MAGNITUDE
+from lstmkit.data.sequences import as_sequences
 from lstmkit.tasks import Forecaster, SequenceClassifier, SequenceRegressor
 from lstmkit.tasks.global_forecast import check_quantiles
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmkit.data.readers import read_ts
+from lstmkit.data.ts import read_ts
 from lstmkit.tasks.baselines import padded, peers_available, sequence_baselines
 from lstmkit.tasks.sequence import SequenceClassifier, SequenceRegressor
 

@@ -12,9 +12,10 @@ import torch
 
 import lstmkit.tasks.global_forecast as global_forecast
 from lstmkit.data.panel import as_panel, is_panel, season_of
+from lstmkit.data.scaling import series_scale
 from lstmkit.data.windows import PanelWindows
 from lstmkit.tasks import Forecaster
-from lstmkit.tasks.global_forecast import PinballLoss, series_scale
+from lstmkit.tasks.global_forecast import PinballLoss
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train.loop import TrainConfig, fit
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lstmkit.data.augment import augment_batch, check_augment
+from lstmkit.data.scaling import level_and_scale, standardise_each
 from lstmkit.tasks.networks import ConvBranch, RecurrentNet, patches, window_mean
 from lstmkit.tasks.sequence import (
     EnsembleNet,
@@ -19,8 +20,6 @@ from lstmkit.tasks.sequence import (
     SequenceRegressor,
     SequenceTagger,
     budget_epochs,
-    level_and_scale,
-    standardise_each,
     stride_for,
 )
 from lstmkit.train.loop import TrainConfig, batches, fit

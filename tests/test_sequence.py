@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lstmkit.data.negation import negation_sentiment, one_hot_words
-from lstmkit.data.readers import read_ts
+from lstmkit.data.ts import read_ts
 from lstmkit.tasks.sequence import SequenceClassifier, SequenceRegressor, SequenceTagger
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"

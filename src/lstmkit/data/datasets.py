@@ -7,7 +7,7 @@ that loads it from those files.
 =====================  ==============  ======================================================
 name                   task            ``load_dataset(name)`` returns
 =====================  ==============  ======================================================
-``airline``            forecasting     :class:`~lstmkit.data.readers.TimeSeriesFrame`
+``airline``            forecasting     :class:`~lstmkit.data.frame.TimeSeriesFrame`
 ``italy_power_demand`` classification  :class:`TrainTest` of ``(24, 1)`` series, labels 1/2
 ``tang300``            text            a list of poems (strings)
 ``negation``           classification  ``(sentences, labels)``, 2000 generated sentences
@@ -24,9 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lstmkit.data.csv import read_csv
 from lstmkit.data.negation import negation_sentiment
 from lstmkit.data.poems import read_poems
-from lstmkit.data.readers import read_csv, read_ts
+from lstmkit.data.ts import read_ts
 
 _SOURCES = "builtin/SOURCES.md"
 

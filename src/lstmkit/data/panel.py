@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmkit.data.readers import check_magnitude
+from lstmkit.data.frame import check_magnitude
 from lstmkit.messages import listed, shown
 
 # pandas frequency → season length: yearly 1, quarterly 4, monthly 12, weekly 52,

@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.data.readers import _as_path, _check_missing, _read_text, _split_lines
+from lstmkit.data.frame import _as_path, _check_missing, _read_text, _split_lines
 from lstmkit.messages import short_errors
 from lstmkit.train.atomic import write_atomically
 

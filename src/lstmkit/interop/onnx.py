@@ -534,7 +534,7 @@ def _standardise(g: _Graph, x: str, mean, std) -> str:
 
 
 def _standardise_each(g: _Graph, x: str, lengths: str) -> tuple[str, str, str]:
-    """:func:`lstmkit.tasks.sequence.standardise_each` on the padded batch-first ``x``:
+    """:func:`lstmkit.data.scaling.standardise_each` on the padded batch-first ``x``:
     each channel of each sequence to mean 0 and standard deviation 1 over its real steps
     (a constant channel to 0; the padding is left to the masks downstream). Returns (x',
     the means (N, 1, D), the standard deviations (N, 1, D))."""
@@ -554,7 +554,7 @@ def _standardise_each(g: _Graph, x: str, lengths: str) -> tuple[str, str, str]:
 
 
 def _level_and_scale(g: _Graph, mean: str, std: str, fitted: dict) -> str:
-    """:func:`lstmkit.tasks.sequence.level_and_scale` of the means and standard deviations
+    """:func:`lstmkit.data.scaling.level_and_scale` of the means and standard deviations
     (N, 1, D), standardised as in fit: the head's extra features (N, 2D)."""
     reference = g.const("scale_reference", fitted["scale_reference"])
     ratio = g.op("Div", [std, reference])

@@ -18,8 +18,9 @@ from lstmkit.data import (
     read_ts,
     read_tsf,
 )
+from lstmkit.data.frame import TIME_COLUMN_NAMES
 from lstmkit.data.panel import as_panel
-from lstmkit.data.readers import TIME_COLUMN_NAMES, as_sequences
+from lstmkit.data.sequences import as_sequences
 from lstmkit.messages import listed, shown
 from lstmkit.runs.common import names
 from lstmkit.tasks import (

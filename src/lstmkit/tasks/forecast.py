@@ -29,6 +29,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
+from lstmkit.data.frame import check_magnitude
 from lstmkit.data.panel import (
     Panel,
     as_panel,
@@ -38,7 +39,7 @@ from lstmkit.data.panel import (
     season_of,
     static_matrix,
 )
-from lstmkit.data.readers import check_magnitude
+from lstmkit.data.scaling import Scaler, normalised, standardise_static
 from lstmkit.messages import shown
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
@@ -47,9 +48,7 @@ from lstmkit.tasks.global_forecast import (
     fit_panel,
     forecast_panel,
     level_index,
-    normalised,
     panel_lookback,
-    standardise_static,
     window_input,
 )
 from lstmkit.tasks.networks import (
@@ -91,18 +90,6 @@ def as_matrix(values, name: str, rows: int | None = None) -> np.ndarray:
     if rows is not None and array.shape[0] != rows:
         raise ValueError(f"{name}: expected {rows} rows (as the series), got {array.shape[0]}")
     return array
-
-
-class _Scaler:
-    """Per-column standardisation fitted on the training part."""
-
-    def __init__(self, data: np.ndarray) -> None:
-        self.mean = data.mean(axis=0)
-        std = data.std(axis=0)
-        self.std = np.where(std > 0, std, 1.0)
-
-    def __call__(self, data: np.ndarray) -> np.ndarray:
-        return (data - self.mean) / self.std
 
 
 class NaiveForecaster:
@@ -390,7 +377,7 @@ class Forecaster(Estimator):
                 f"series: expected at least lookback + horizon = {lookback + horizon} training "
                 f"steps, got {split} (of {steps}; validation={validation})"
             )
-        self._scalers = [_Scaler(a[:split]) if a is not None else None for a in (y, past, fut)]
+        self._scalers = [Scaler(a[:split]) if a is not None else None for a in (y, past, fut)]
         y_s, past_s, fut_s = (
             s(a) if a is not None else None
             for s, a in zip(self._scalers, (y, past, fut), strict=True)
@@ -938,7 +925,7 @@ def _saved_shapes(fitted: dict) -> dict:
     return shapes
 
 
-def _saved_scaler(saved, data: np.ndarray | None, name: str) -> _Scaler | None:
+def _saved_scaler(saved, data: np.ndarray | None, name: str) -> Scaler | None:
     """The standardisation of ``data`` (a saved series, past or future covariates): a mean
     and a positive standard deviation per column; none where there is no data."""
     if data is None:
@@ -948,7 +935,7 @@ def _saved_scaler(saved, data: np.ndarray | None, name: str) -> _Scaler | None:
     if not isinstance(saved, list) or len(saved) != 2:
         raise ValueError(f"scalers: expected [mean, std] for the {name}, got {shown(saved)}")
     columns = (data.shape[1],)
-    scaler = _Scaler.__new__(_Scaler)
+    scaler = Scaler.__new__(Scaler)
     mean, std = f"scalers ({name} mean)", f"scalers ({name} std)"
     scaler.mean = saved_numbers({mean: saved[0]}, mean, columns)
     scaler.std = saved_numbers({std: saved[1]}, std, columns, positive=True)

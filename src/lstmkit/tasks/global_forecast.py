@@ -7,7 +7,7 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
   :math:`s_i = \frac{1}{e_i-1}\sum_{t=1}^{e_i-1} |y_t - y_{t-1}|` over its training part
   (the denominator of MASE; the standard deviation, then :math:`|\bar y|`, then 1 when that
   is 0), so series of any magnitude share one network and the loss weighs every series by
-  its own naive error.
+  its own naive error (:mod:`lstmkit.data.scaling`).
 * **Seasons.** With ``deseasonalize`` (the default) and a season :math:`m > 1`, a series
   whose training part passes the 90 % autocorrelation test at lag :math:`m` and is
   positive is divided by its classical multiplicative seasonal indices
@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstmkit.data.scaling import normalised, series_scale
 from lstmkit.data.seasonal import at_phases, deseasonalising_factors
 from lstmkit.data.windows import PanelWindows, contexts
 from lstmkit.messages import shown
@@ -102,24 +103,6 @@ def level_index(levels, q: float) -> int | None:
     return int(near[0]) if near.size else None
 
 
-def series_scale(values: np.ndarray) -> float:
-    """The in-sample scale s_i of one series' training part (see the module docstring)."""
-    for scale in (
-        np.abs(np.diff(values)).mean() if len(values) > 1 else 0.0,
-        values.std(),
-        abs(values.mean()),
-    ):
-        if scale > 0 and math.isfinite(scale):
-            return float(scale)
-    return 1.0
-
-
-def normalised(values: np.ndarray, scale: float, factors: np.ndarray) -> np.ndarray:
-    """What the networks read of a series: :math:`y_t / S_{t \\bmod m} / s_i`, deseasonalised
-    by its factors (:mod:`lstmkit.data.seasonal`) and divided by its scale."""
-    return values / at_phases(factors, 0, len(values)) / scale
-
-
 def panel_lookback(season: int) -> int:
     """The default look-back of a panel: four seasons, at least 24 and at most 96 steps
     (24 for yearly and quarterly data, 48 for monthly; measured in docs/forecasting.md)."""
@@ -135,15 +118,6 @@ def canonical_order(values: list[np.ndarray], static: np.ndarray | None = None) 
         for v, r in zip(values, rows, strict=True)
     ]
     return sorted(range(len(values)), key=keys.__getitem__)
-
-
-def standardise_static(static: np.ndarray | None) -> np.ndarray | None:
-    """Static covariates (n_series, S) centred and divided by their standard deviation
-    over the series, column by column (a constant column: centred only)."""
-    if static is None:
-        return None
-    spread = static.std(0)
-    return (static - static.mean(0)) / np.where(spread > 0, spread, 1.0)
 
 
 WINDOW_SCALE = True

@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 
 from lstmkit.data.augment import augment_batch, check_augment
-from lstmkit.data.readers import as_sequences, check_magnitude
+from lstmkit.data.frame import check_magnitude
+from lstmkit.data.scaling import FEATURE_NOISE, level_and_scale, standardise_each
+from lstmkit.data.sequences import as_sequences
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.baselines import sequence_baselines
 from lstmkit.tasks.networks import (
@@ -105,32 +107,6 @@ def stride_for(lengths, steps: int | None) -> int:
     if steps is None:
         return 1
     return max(1, int(np.ceil(np.median(lengths) / steps)))
-
-
-def standardise_each(sequences: list[np.ndarray]) -> list[np.ndarray]:
-    """Every sequence to zero mean and unit variance per channel over its own steps (a
-    constant channel becomes zeros): the z-normalisation of the UCR archive."""
-    out = []
-    for s in sequences:
-        std = s.std(axis=0)
-        out.append((s - s.mean(axis=0)) / np.where(std > 0, std, 1.0))
-    return out
-
-
-def level_and_scale(sequences: list[np.ndarray], reference: np.ndarray) -> np.ndarray:
-    r"""(N, 2D): each sequence's per-channel mean and spread relative to ``reference``
-    :math:`\tilde\sigma` (the median training σ per channel), :math:`\mu_{n,d}/\tilde\sigma_d`
-    and :math:`\log(1 + \sigma_{n,d}/\tilde\sigma_d)` — what :func:`standardise_each` takes
-    away, given back to the head as features, so that amplitude still counts (PLAID's
-    appliances differ in current as much as in waveform). Both are dimensionless, so a
-    spread below :data:`FEATURE_NOISE` over the training set is rounding, not signal
-    (z-normalised archives such as ItalyPowerDemand): such a feature is centred, not scaled."""
-    mean = np.stack([s.mean(axis=0) for s in sequences])
-    std = np.stack([s.std(axis=0) for s in sequences])
-    return np.concatenate([mean / reference, np.log1p(std / reference)], axis=1)
-
-
-FEATURE_NOISE = 1e-4
 
 
 def _check_steps(name: str, value) -> int | None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lstmkit.data.readers import as_sequences
+from lstmkit.data.sequences import as_sequences
 from lstmkit.tasks.baselines import sequence_baselines
 from lstmkit.train.loop import interrupted
 from lstmkit.tuning.space import SearchSpace, default_space

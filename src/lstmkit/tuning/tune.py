@@ -73,7 +73,7 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
-from lstmkit.data.readers import as_sequences
+from lstmkit.data.sequences import as_sequences
 from lstmkit.train import interrupts
 from lstmkit.train.distributed import in_process_group
 from lstmkit.train.loop import interrupted
