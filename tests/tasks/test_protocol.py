@@ -106,3 +106,12 @@ def test_pipeline_and_regressor_score_is_r2(italy):
         for train, test in KFold(2).split(X)
     ]
     np.testing.assert_allclose(scores, by_hand, rtol=1e-9)
+
+
+def test_describe_is_the_options_and_the_parameter_count(italy):
+    X, y = italy
+    model = SequenceClassifier(**SMALL)
+    assert model.describe() == model.params  # nothing fitted: no parameter count yet
+    model.fit(X[:20], y[:20])
+    count = sum(t.numel() for t in model.net.parameters())
+    assert model.describe() == {**model.params, "trainable parameters": count}

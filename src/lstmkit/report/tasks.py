@@ -15,12 +15,9 @@ from lstmkit.tasks.global_forecast import level_index
 
 
 def _model_summary(report: Report, model) -> None:
-    p = model.params
-    net = model.net
-    n_params = sum(t.numel() for t in net.parameters())
-    rows = [[k, v] for k, v in p.items()] + [["trainable parameters", n_params]]
-    report.table("Model", ["option", "value"], rows)
-    cell = p.get("cell", "lstm")
+    described = model.describe()
+    report.table("Model", ["option", "value"], [[k, v] for k, v in described.items()])
+    cell = described.get("cell", "lstm")
     report.equations(
         f"The {cell.upper()} cell", LSTM_EQUATIONS if cell == "lstm" else GRU_EQUATIONS
     )
@@ -28,8 +25,9 @@ def _model_summary(report: Report, model) -> None:
 
 def _gates_figure(model, gates: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
     """Heatmaps of the last layer's forward direction: i, f, o, C (LSTM) or r, z (GRU)."""
-    layer = f"l{model.params['num_layers'] - 1}"
-    names = ("i", "f", "o", "c") if model.params.get("cell", "lstm") == "lstm" else ("r", "z")
+    described = model.describe()
+    layer = f"l{described['num_layers'] - 1}"
+    names = ("i", "f", "o", "c") if described.get("cell", "lstm") == "lstm" else ("r", "z")
     shown = {("C" if n == "c" else n): gates[layer][n] for n in names}
     return figures.gates(shown, title=f"layer {layer[1:]}, forward direction")
 
@@ -158,7 +156,7 @@ def panel_forecast_report(
             band=f"{level:g} % interval",
         ),
     }
-    networks = model.params.get("n_models", 1)
+    networks = model.describe().get("n_models", 1)
     interval = (
         f", {level:g} % interval (q{levels[low]:g}–q{levels[high]:g}) shaded"
         if band
@@ -219,7 +217,7 @@ def explain_report(model, gates: Mapping[str, Mapping[str, np.ndarray]], what: s
     report = Report(f"lstmkit explain: {type(model).__name__}")
     report.text("Sample", f"Gate activations of {what}.")
     _model_summary(report, model)
-    lstm = model.params.get("cell", "lstm") == "lstm"
+    lstm = model.describe().get("cell", "lstm") == "lstm"
     names = ("i", "f", "o", "c") if lstm else ("r", "z")
     figs = {}
     for layer, g in gates.items():

@@ -57,7 +57,7 @@ def generate(*, out=None, quiet=False, say=None, **options) -> RunResult:
             report.metrics("Validation perplexity beside the unigram model", metrics)
             figs["learning_curves.png"] = figures.learning_curves(model.history.epochs)
             report.figure("Learning curves", figs["learning_curves.png"])
-        report.table("Model", ["option", "value"], list(model.params.items()))
+        report.table("Model", ["option", "value"], list(model.describe().items()))
         return run.finish(
             RunResult(
                 "generate",

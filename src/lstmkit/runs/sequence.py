@@ -78,7 +78,7 @@ def test_predictions(model, X_test, y_test) -> Table:
     """predictions.csv of a test part: (index, actual, predicted) per sequence, or (index,
     step, actual, predicted) per step (tagging, per-step regression)."""
     pairs = enumerate(zip(y_test, model.predict(X_test), strict=True))
-    if isinstance(model, SequenceTagger) or model.params.get("output") == "sequence":
+    if isinstance(model, SequenceTagger) or model.get_params().get("output") == "sequence":
         rows = [
             (i, t, a, b)
             for i, (ya, yp) in pairs

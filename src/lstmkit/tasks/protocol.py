@@ -55,6 +55,15 @@ class Estimator:
         self._given = given
         return self
 
+    def describe(self) -> dict:
+        """What a report shows of the model: its resolved options (``params``) and, once
+        fitted, its number of trainable parameters."""
+        described = dict(self.params)
+        net = getattr(self, "net", None)
+        if net is not None:
+            described["trainable parameters"] = sum(t.numel() for t in net.parameters())
+        return described
+
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
 
