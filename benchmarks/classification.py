@@ -13,7 +13,7 @@ they are the cost of one more model in a session; the warm-up's own time is reco
 
 The ensemble is not fitted again: ``SequenceClassifier(n_models=3, seed=s)`` trains its members
 exactly as the single models of seeds s, s+1, s+2 and averages their probabilities (asserted
-by tests/test_recipe.py), so its row is computed from the single fits of seeds
+by tests/tasks/test_recipe.py), so its row is computed from the single fits of seeds
 ``s … s+2`` (two seeds beyond ``--seeds`` are fitted for it), its time being the sum of theirs.
 
 ``--jobs 2`` runs two (contender, dataset) pairs at once, one intra-op thread each:

@@ -110,7 +110,7 @@ def test_cli_refuses_an_absurd_network_with_exit_2_in_seconds(tmp_path, option):
 
 def test_a_network_on_the_meta_device_is_not_checked(monkeypatch):
     """A saved model's config is checked against its weights on ``meta`` (no storage): the
-    weights' shapes, not the budget, decide there (tests/test_saved_configs.py)."""
+    weights' shapes, not the budget, decide there (tests/tasks/test_saved_configs.py)."""
     monkeypatch.setenv("LSTMKIT_MEMORY_BUDGET", "1")
     with torch.device("meta"):
         net = RecurrentNet(1, 1, hidden_size=20000)

@@ -4,7 +4,7 @@ one.
 Used for checkpoints and saved models (:mod:`lstmkit.train.checkpoint`,
 :mod:`lstmkit.tasks.persist`) and for every file a run writes (:mod:`lstmkit.report.rundir`,
 .tsf and ONNX files). Plain Python (no torch), so that a test can load it alone and
-kill a save at each of its steps (``tests/test_atomic_swap.py``).
+kill a save at each of its steps (``tests/train/test_atomic_swap.py``).
 """
 
 import ctypes

@@ -56,7 +56,7 @@ Equal to one process
 With dropout off, W ranks and global batch B compute the same steps as one process with
 batch B, up to the order of floating-point sums (per-rank partial sums, the all-reduce's
 order, the :math:`W n_r / N` scale): relative differences of a few units of the dtype's
-rounding per step (tested in float64, ``tests/test_distributed.py``).
+rounding per step (tested in float64, ``tests/train/test_distributed.py``).
 
 Limits: every rank must reach every collective (an exception on one rank leaves the others
 waiting until torchrun's agent ends them, or until the group's timeout); a model on a GPU

@@ -1,7 +1,7 @@
 """The engine on a CUDA device: every backend and variant, against torch.nn (cuDNN) and the CPU.
 
 Skipped where torch sees no GPU (CI); run on a lent GPU machine with
-``python -m pytest tests/test_cuda.py``. Oracles: torch.nn's modules on the same device
+``python -m pytest tests/backends/test_cuda.py``. Oracles: torch.nn's modules on the same device
 with the same weights (cuDNN), the same lstmkit module on the CPU, and finite differences
 (gradcheck, float64). ``native`` must hand cuDNN weights laid out in one buffer (as
 ``torch.nn.LSTM.flatten_parameters`` does), so cuDNN copies nothing per call; the check is

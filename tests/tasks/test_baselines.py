@@ -16,7 +16,7 @@ from aeon.classification.convolution_based import MiniRocketClassifier
 from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
 from aeon.regression.convolution_based import MiniRocketRegressor
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "timeseries"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 

@@ -31,7 +31,7 @@ from lstmkit.data import (
     read_ts,
 )
 
-DATA = Path(__file__).parents[2] / "shared" / "data" / "timeseries"
+DATA = Path(__file__).parents[3] / "shared" / "data" / "timeseries"
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason=f"shared time-series data not found at {DATA}"
 )

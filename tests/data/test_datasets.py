@@ -21,7 +21,7 @@ from lstmkit.data import (
 )
 from lstmkit.data.datasets import dataset_path
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not found at {SHARED}")
 NAMES = ["airline", "italy_power_demand", "tang300", "negation"]

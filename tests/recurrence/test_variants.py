@@ -484,7 +484,7 @@ def test_the_kernel_source_ships_with_the_package():
     import tomllib
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     config = tomllib.loads((root / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["lstmkit.recurrence.kernels"]
     assert kernels.SOURCE.is_file()

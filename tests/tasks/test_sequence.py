@@ -11,7 +11,7 @@ from lstmkit.data.negation import negation_sentiment, one_hot_words
 from lstmkit.data.ts import read_ts
 from lstmkit.tasks.sequence import SequenceClassifier, SequenceRegressor, SequenceTagger
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "timeseries"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 

@@ -12,7 +12,7 @@ import torch
 from lstmkit.data import read_poems
 from lstmkit.tasks.text import TextGenerator, line_lengths
 
-TANG300 = Path(__file__).resolve().parents[2] / "shared" / "data" / "tang300"
+TANG300 = Path(__file__).resolve().parents[3] / "shared" / "data" / "tang300"
 QUANTANGSHI = TANG300.parent / "quantangshi"
 
 POEMS = [
