@@ -10,6 +10,7 @@ no traceback unless ``--debug``), 1 an internal error, 130 interrupted.
 
 import functools
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -23,6 +24,7 @@ from lstmkit.messages import clipped
 from lstmkit.runs.common import Interrupted, ints
 from lstmkit.runs.tuning import TASK_ESTIMATORS
 from lstmkit.train import interrupts
+from lstmkit.train.threads import THREADS_ENV
 
 _OUTPUT_KEYS = ("config", "out", "json_output", "quiet", "resume")
 MAX_EPOCHS = 1_000_000
@@ -197,8 +199,14 @@ def _call(job, p: dict) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option(
+    "--threads",
+    type=StrictInt(1, 1024),
+    help="Torch's intra-op threads while training [default: 1 for a model of at most 120k "
+    "parameters, else torch's own; docs/benchmarks.md, Threads].",
+)
 @click.version_option(package_name="lstmkit")
-def cli(debug: bool) -> None:
+def cli(debug: bool, threads: int | None) -> None:
     """lstmkit: LSTM, BiLSTM, GRU and stacked recurrent networks from their gate formulas.
 
     \b
@@ -209,6 +217,8 @@ def cli(debug: bool) -> None:
       lstmkit classify --train italy_power_demand
       lstmkit generate --corpus tang300 --acrostic 春夏秋冬
     """
+    if threads is not None:  # read by lstmkit.train.threads (and by tuning workers)
+        os.environ[THREADS_ENV] = str(threads)
 
 
 @cli.command()
@@ -767,8 +777,15 @@ def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: b
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 bad usage or input, 1 internal, 130 ^C)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    with interrupts.handling():  # SIGTERM is handled as Ctrl-C; neither can be lost
-        return _run(args, debug="--debug" in args)
+    threads = os.environ.get(THREADS_ENV)
+    try:
+        with interrupts.handling():  # SIGTERM is handled as Ctrl-C; neither can be lost
+            return _run(args, debug="--debug" in args)
+    finally:  # --threads holds for this command only
+        if threads is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = threads
 
 
 def _run(args: list[str], debug: bool) -> int:

@@ -46,6 +46,7 @@ from lstmkit.train.checkpoint import (
     save_checkpoint,
 )
 from lstmkit.train.distributed import Ranks, process_group
+from lstmkit.train.threads import training_threads
 
 # loss_fn(model, batch) -> (mean loss over the batch's real elements, number of elements)
 LossFn = Callable[[nn.Module, dict[str, Tensor]], tuple[Tensor, int]]
@@ -73,6 +74,7 @@ class TrainConfig:
     checkpoint: str | None = None  # directory, rewritten atomically every epoch
     resume: bool = False
     distributed: bool | None = None  # None: data-parallel in a process group of > 1 ranks
+    threads: int | None = None  # intra-op threads; None: lstmkit.train.threads' policy
 
     @classmethod
     def from_params(cls, params: dict, **options) -> "TrainConfig":
@@ -100,6 +102,10 @@ class TrainConfig:
             )
         if self.distributed is not None and not isinstance(self.distributed, bool):
             raise TypeError(f"distributed: expected None, True or False, got {self.distributed!r}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ValueError(f"threads: expected None or an int >= 1, got {self.threads!r}")
         if self.resume and not self.checkpoint:
             raise ValueError("resume: expected a checkpoint directory to resume from, got none")
 
@@ -243,7 +249,16 @@ def fit(
     config; ``loss_fn`` then receives the DistributedDataParallel wrapper in training (call
     it, as ``loss_fn(model, batch)`` does; its attributes are under ``.module``) and
     ``model`` itself in evaluation. ``cfg.batch_size`` is the global batch.
+
+    Torch's intra-op threads during the run: ``cfg.threads``, else the policy of
+    :mod:`lstmkit.train.threads` (one thread for a small model unless the user chose);
+    put back afterwards.
     """
+    with training_threads(model, cfg.threads):
+        return _fit(model, loss_fn, train, validation, cfg, callback)
+
+
+def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> History:
     n = _size(train)
     if n == 0:
         raise ValueError("training data: expected at least one sample, got 0")
