@@ -6,10 +6,12 @@ import inspect
 import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.validation import check_is_fitted
 
 from lstmkit.data import load_dataset
 from lstmkit.tasks import (
@@ -115,3 +117,14 @@ def test_describe_is_the_options_and_the_parameter_count(italy):
     model.fit(X[:20], y[:20])
     count = sum(t.numel() for t in model.net.parameters())
     assert model.describe() == {**model.params, "trainable parameters": count}
+
+
+def test_check_is_fitted_knows_a_fitted_and_a_loaded_model(italy, tmp_path):
+    X, _ = italy
+    model = SequenceRegressor(**SMALL)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    model.fit(X[:20], X[:20, :12, 0].mean(axis=1))
+    check_is_fitted(model)
+    model.save(tmp_path / "m")
+    check_is_fitted(SequenceRegressor.load(tmp_path / "m"))

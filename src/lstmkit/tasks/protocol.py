@@ -55,6 +55,10 @@ class Estimator:
         self._given = given
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted (or loaded): the network exists (scikit-learn's check_is_fitted asks)."""
+        return getattr(self, "net", None) is not None
+
     def describe(self) -> dict:
         """What a report shows of the model: its resolved options (``params``) and, once
         fitted, its number of trainable parameters."""
