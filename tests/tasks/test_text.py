@@ -154,3 +154,25 @@ def test_generate_errors(small):
         small.generate(opening="白", acrostic="紅")
     with pytest.raises(TypeError, match="poems: expected a list of strings"):
         TextGenerator().fit("白日依山盡")
+
+
+def test_training_logits_on_the_real_steps_are_the_full_logits_masked(small):
+    """The loss's head runs on the real steps only: the same logits as the head on every
+    padded step, then masked (evaluation mode: no dropout), and the same loss."""
+    from lstmkit.recurrence.lengths import real_steps
+    from lstmkit.tasks.text import _loss
+
+    net = small.net.eval()
+    batch = small._encode(["白日依山盡", "春眠不覺曉，處處聞啼鳥。"])
+    steps = int(batch["lengths"].max())
+    mask = real_steps(batch["lengths"], steps)
+    with torch.no_grad():
+        full, _ = net(batch["tokens"][:, :steps], batch["lengths"])
+        real, _ = net(batch["tokens"][:, :steps], batch["lengths"], mask=mask)
+        loss, count = _loss(net, batch)
+    torch.testing.assert_close(real, full[mask])  # float32: the same rows, any blocking
+    targets = batch["targets"][:, :steps][mask]
+    assert count == int(batch["lengths"].sum())
+    assert float(loss) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(full[mask], targets))
+    )
