@@ -32,13 +32,13 @@ import importlib.util
 import warnings
 
 import numpy as np
-import torch
 
 from lstmkit.train.metrics import (
     baseline_metrics,
     classification_metrics,
     regression_metrics,
 )
+from lstmkit.train.threads import torch_threads
 
 # the Sakoe–Chiba band of the DTW baseline, as a fraction of the series length
 DTW_WINDOW = 0.1
@@ -100,11 +100,8 @@ def peer_predictions(task: str, X_train, y_train, X_test, *, seed: int = 0, n_jo
     setting is restored afterwards."""
     if not peers_available() or task not in ("classify", "regress"):
         return {}
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads():
         return _peer_predictions(task, X_train, y_train, X_test, seed, n_jobs)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _peer_predictions(task: str, X_train, y_train, X_test, seed: int, n_jobs: int):

@@ -41,7 +41,8 @@ import time
 import warnings
 
 import numpy as np
-import torch
+
+from lstmkit.train.threads import torch_threads
 
 MODELS = ("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive")
 DEFAULT_MODELS = ("AutoETS", "AutoTheta", "AutoARIMA")
@@ -207,11 +208,8 @@ def statistical_forecasts(
         import statsforecast  # noqa: F401
     except ImportError as error:
         raise ImportError(MISSING) from error
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads():
         frame = _long_frame(values)
         return {
             name: _run_model(name, frame, values, horizon, season, level, n_jobs) for name in models
         }
-    finally:
-        torch.set_num_threads(threads)

@@ -52,12 +52,18 @@ def threads_for(model: nn.Module, requested: int | None = None) -> int:
 
 
 @contextmanager
-def training_threads(model: nn.Module, requested: int | None = None) -> Iterator[int]:
-    """Run the block with :func:`threads_for`'s count, then put torch's count back."""
+def torch_threads(count: int | None = None) -> Iterator[int]:
+    """Run the block on ``count`` intra-op threads (None: the present count, guarded: a
+    library that resets OpenMP's count inside, as aeon's numba kernels do, cannot leak it),
+    then put torch's count back."""
     before = torch.get_num_threads()
-    count = threads_for(model, requested)
-    torch.set_num_threads(count)
+    torch.set_num_threads(before if count is None else count)
     try:
-        yield count
+        yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def training_threads(model: nn.Module, requested: int | None = None):
+    """:func:`torch_threads` with :func:`threads_for`'s count."""
+    return torch_threads(threads_for(model, requested))

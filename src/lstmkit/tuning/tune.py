@@ -77,6 +77,7 @@ from lstmkit.data.sequences import as_sequences
 from lstmkit.train import interrupts
 from lstmkit.train.distributed import in_process_group
 from lstmkit.train.loop import interrupted
+from lstmkit.train.threads import torch_threads
 from lstmkit.tuning.space import SearchSpace, default_space
 from lstmkit.woa.sampler import (
     SURPLUS,
@@ -464,7 +465,7 @@ def _run_workers(job: _Job, workers: int) -> None:
     for proc in procs:
         proc.start()
     try:
-        with _torch_threads(threads):
+        with torch_threads(threads):
             _work(job)
     finally:
         for proc in procs:
@@ -476,18 +477,6 @@ def _run_workers(job: _Job, workers: int) -> None:
             f"got {codes} (their tracebacks are above); the study in the storage is intact, "
             f"run tune again to resume"
         )
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # -- checks ------------------------------------------------------------------------------------
