@@ -16,6 +16,7 @@ long option names with ``_``: ``horizon``, ``train_path`` for ``--train``, ``n_m
 Errors name the options as the CLI spells them (``--target: expected ...``).
 """
 
+import functools
 import json
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -194,8 +195,9 @@ def estimator_options(p: dict, run: "Run") -> dict:
     options = {k: p[k] for k in MODEL if k != "patience"}
     if p.get("patience") is not None:
         options["patience"] = p["patience"]
-    if cell_options(p):
-        options["cell_options"] = cell_options(p)
+    variants = cell_options(p)
+    if variants:
+        options["cell_options"] = variants
     return options | {
         "progress": False if run.quiet else None,
         "checkpoint": None if run.dir is None else str(run.dir.path / "checkpoint"),
@@ -248,7 +250,6 @@ class RunResult:
     lines: list[str] = field(default_factory=list)
     payload: dict = field(default_factory=dict)
     path: Path | None = None
-    _drawn: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def model(self):
@@ -258,17 +259,16 @@ class RunResult:
     def report(self):
         """The run's :class:`~lstmkit.report.html.Report` (drawn when first asked for:
         a run whose report nobody reads costs no figures)."""
-        return self._draw()[0]
+        return self._drawn[0]
 
     @property
     def figures(self) -> dict[str, bytes]:
         """The report's figures, name → PNG bytes."""
-        return self._draw()[1]
+        return self._drawn[1]
 
-    def _draw(self) -> tuple:
-        if self._drawn is None:
-            self._drawn = self.draw() if self.draw is not None else (None, {})
-        return self._drawn
+    @functools.cached_property
+    def _drawn(self) -> tuple:
+        return self.draw() if self.draw is not None else (None, {})
 
     def write(self, out: str | Path | RunDir | None = None) -> Path:
         """Write the run directory (``out``: a path, or None for a new ``runs/<time>-``
