@@ -83,42 +83,46 @@ def test_auto_rule_fixed_cases(calls, scenario, expected, grad):
     assert calls == [expected]
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
 @pytest.mark.parametrize(
     "scenario", ["GRU-h32", "GRU-h512", "GRU-h-threshold", "GRU-h-threshold+1"]
 )
-def test_auto_gru_cpu_training_step_follows_hidden_size_threshold(calls, scenario):
-    """The rule: a GRU training step on CPU runs fused up to FUSED_GRU_MAX_HIDDEN_CPU."""
+def test_auto_gru_on_cpu_follows_the_hidden_size_threshold(calls, scenario, grad):
+    """The rule: a GRU on CPU runs fused up to FUSED_GRU_MAX_HIDDEN_CPU, with or without
+    gradients."""
     module = SCENARIOS[scenario]()
     x = torch.randn(T, N, IN)
     expected = "fused" if module.hidden_size <= backends.FUSED_GRU_MAX_HIDDEN_CPU else "native"
-    out, _ = module(x)
-    assert out.requires_grad
+    with contextlib.nullcontext() if grad else torch.no_grad():
+        out, _ = module(x)
+    assert out.requires_grad == grad
     assert calls == [expected]
     assert module.last_backend == expected
 
 
-@pytest.mark.parametrize(
-    "steps",
-    [backends.FUSED_LSTM_MIN_STEPS_PADDED_CPU - 1, backends.FUSED_LSTM_MIN_STEPS_PADDED_CPU],
-)
+LIMITS = {
+    True: backends.FUSED_LSTM_MAX_HIDDEN_PADDED_CPU,
+    False: backends.FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE,
+}
+
+
+@pytest.mark.parametrize("above", [False, True], ids=["at-limit", "above-limit"])
 @pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
 @pytest.mark.parametrize("lengths", ["unequal", "all-full", "none"])
-def test_auto_lstm_with_unequal_lengths_follows_the_steps_threshold(calls, steps, grad, lengths):
-    """The rule: an LSTM training step on CPU with unequal lengths runs fused (torch would
-    pack) from FUSED_LSTM_MIN_STEPS_PADDED_CPU steps on; full lengths, no lengths and
-    inference stay native."""
-    module = lstmkit.LSTM(IN, 8, bidirectional=True, batch_first=True)
-    x = torch.randn(N, steps, IN)
-    given = {
-        "unequal": torch.tensor([steps, 2]),
-        "all-full": torch.full((N,), steps),
-        "none": None,
-    }[lengths]
-    unequal = lengths == "unequal"
-    expected = "fused" if grad and unequal and steps >= 48 else "native"
+def test_auto_lstm_with_unequal_lengths_follows_the_hidden_size_threshold(
+    calls, above, grad, lengths
+):
+    """The rule: an LSTM on CPU with unequal lengths runs fused up to
+    FUSED_LSTM_MAX_HIDDEN_PADDED_CPU (training) or ..._INFERENCE (no gradients), native
+    above; full lengths and no lengths stay native."""
+    hidden = LIMITS[grad] + above
+    module = lstmkit.LSTM(IN, hidden, bidirectional=True, batch_first=True)
+    x = torch.randn(N, 5, IN)
+    given = {"unequal": torch.tensor([5, 2]), "all-full": torch.full((N,), 5), "none": None}
+    expected = "fused" if lengths == "unequal" and not above else "native"
     with contextlib.nullcontext() if grad else torch.no_grad():
-        assert module.backend_for(x, lengths=given) == expected
-        module(x, lengths=given)
+        assert module.backend_for(x, lengths=given[lengths]) == expected
+        module(x, lengths=given[lengths])
     assert calls == [expected]
 
 

@@ -13,6 +13,7 @@ from helpers import (
     BACKENDS,
     TOL,
     assert_close,
+    backend_name,
     initial_state,
     make_pair,
     outputs_of,
@@ -45,7 +46,7 @@ def _grads(outputs, cotangents, leaves):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, "fused-python"])  # fused: both step twins
 @pytest.mark.parametrize(("mode", "layers", "bi", "batch_first", "bias", "proj"), CONFIGS)
 def test_forward_backward_matches_torch_nn(
     mode, layers, bi, batch_first, bias, proj, backend, dtype
@@ -60,7 +61,7 @@ def test_forward_backward_matches_torch_nn(
         bias=bias,
         proj_size=proj,
         dtype=dtype,
-        backend=backend,
+        backend=backend_name(backend),
         seed=11,
     )
     tol = TOL[dtype]
@@ -76,7 +77,7 @@ def test_forward_backward_matches_torch_nn(
     )
 
     expected_backend = ours.backend_for(x)
-    assert expected_backend == backend or backend == "auto"
+    assert expected_backend == backend_name(backend) or backend == "auto"
     got = outputs_of(mode, ours(x, hx))
     want = outputs_of(mode, ref(x_ref, hx_ref))
     assert ours.last_backend == expected_backend

@@ -8,7 +8,7 @@ test_parity.py. Compared: the output on the real steps, h_n and c_n, and the gra
 
 import pytest
 import torch
-from helpers import BACKENDS, TOL, assert_close, make_ours
+from helpers import BACKENDS, TOL, assert_close, backend_name, make_ours
 
 T, N, IN, H, P = 7, 4, 3, 5, 3
 LENGTHS = [7, 3, 1, 5]  # unsorted, with a full and a length-1 sequence
@@ -32,7 +32,7 @@ def _cases(layer_options, merge_modes):
     for cell in CELLS:
         for layers in layer_options:
             for merge_mode in merge_modes:
-                for backend in BACKENDS:
+                for backend in (*BACKENDS, "fused-python"):  # fused: both step twins
                     if backend == "native" and not _native_can_run(cell, layers, merge_mode):
                         continue  # test_dispatch checks that these raise
                     mode, extra = cell.values
@@ -122,7 +122,7 @@ def test_padded_batch_equals_single_sequences(
         merge_mode=merge_mode,
         batch_first=batch_first,
         dtype=torch.float64,
-        backend=backend,
+        backend=backend_name(backend),
         **extra,
     )
     _check_against_single_runs(module, mode, batch_first)
@@ -139,7 +139,7 @@ def test_merge_modes_with_lengths(mode, extra, layers, merge_mode, backend):
         bidirectional=True,
         merge_mode=merge_mode,
         dtype=torch.float64,
-        backend=backend,
+        backend=backend_name(backend),
         **extra,
     )
     _check_against_single_runs(module, mode, False)

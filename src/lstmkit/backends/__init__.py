@@ -23,17 +23,18 @@ from lstmkit.recurrence.config import RNNConfig
 BACKENDS = {"reference": reference.run, "fused": fused.run, "native": native.run}
 BACKEND_NAMES = ("auto", *BACKENDS)
 
-# On CPU torch has oneDNN kernels for the LSTM but runs its GRU as a C++ loop of ATen ops
-# whose backward is slow; our fused GRU *training* step beat it at every size measured,
-# 1.02-2.4x, up to hidden 512, the largest in benchmarks/engine.py's grid (figures in
-# docs/benchmarks.md); above that it is unmeasured, so native. Inference stays native:
-# torch's forward loop has less per-step overhead than ours.
+# On CPU torch runs its GRU as a C++ loop of ATen ops; our fused GRU (the compiled loops of
+# recurrence/kernels) beat it at every size measured up to hidden 512, training and
+# inference, with and without lengths: 1.3-3.6x a training step at equal lengths, 1.5-5.7x
+# against torch.nn with packing (docs/benchmarks.md, "Engine", "Variable lengths"). Above
+# 512 it is mixed (0.7-1.2x at 1024): native.
 FUSED_GRU_MAX_HIDDEN_CPU = 512
-# With unequal lengths torch packs the batch, and its CPU LSTM then runs a per-step loop
-# whose backward allocates and adds a full-size gradient per step: our masked fused LSTM
-# training step was 1.04-2.9x faster from 48 steps on (bidirectional, hidden 64 and 256,
-# batch 16-64), equal at 29 (0.92-0.99x) — docs/benchmarks.md, "Variable lengths".
-FUSED_LSTM_MIN_STEPS_PADDED_CPU = 48
+# An LSTM on CPU with unequal lengths: our masked compiled loops were faster than torch's
+# kernels on the unpacked batch up to hidden 128 for a training step (1.0-1.6x, 2.5-4.4x
+# over torch.nn with packing) and up to 256 in inference (1.0-2.2x); above, native
+# (unpacked, lstmkit.backends.native). At equal lengths oneDNN's LSTM is the faster one.
+FUSED_LSTM_MAX_HIDDEN_PADDED_CPU = 128
+FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE = 256
 
 
 def why_not(name: str, cfg: RNNConfig) -> str | None:
@@ -47,19 +48,27 @@ def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool, padded: bool = Fals
     """The backend ``auto`` runs for this configuration and input (a rule from measurements).
     ``x`` is time-major (T, N, H_in); ``padded``: lengths are given and not all T.
 
-    * native when it computes the configuration exactly, except
-    * a GRU training step on CPU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
-    * an LSTM training step on CPU with unequal lengths and at least
-      ``FUSED_LSTM_MIN_STEPS_PADDED_CPU`` steps: fused (native would pack);
-    * fused when native cannot compute the configuration (Cho GRU, non-concat stacks).
+    * fused when native cannot compute the configuration (the variants, the Cho GRU,
+      non-concat stacks);
+    * on a GPU: native (cuDNN);
+    * on CPU, a GRU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
+    * on CPU, an LSTM with unequal lengths and hidden size <=
+      ``FUSED_LSTM_MAX_HIDDEN_PADDED_CPU`` (a training step) or
+      ``FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE`` (no gradients): fused;
+    * otherwise native.
     """
     if why_not("native", cfg) is not None:
         return "fused"
-    if needs_grad and x.device.type == "cpu":
-        if cfg.mode == "GRU":
-            return "fused" if cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
-        if padded and x.shape[0] >= FUSED_LSTM_MIN_STEPS_PADDED_CPU:
-            return "fused"
+    if x.device.type != "cpu":
+        return "native"
+    hidden = cfg.hidden_size
+    if cfg.mode == "GRU":
+        return "fused" if hidden <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
+    if padded:
+        limit = FUSED_LSTM_MAX_HIDDEN_PADDED_CPU
+        if not needs_grad:
+            limit = FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE
+        return "fused" if hidden <= limit else "native"
     return "native"
 
 

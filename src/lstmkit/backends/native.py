@@ -7,8 +7,8 @@ nothing per call. It computes only what those kernels compute exactly: not the C
 GRU (``reset_after=False``), and for a non-concat merge only one layer (merged
 afterwards), because torch.nn concatenates the directions between layers.
 
-Variable lengths are not packed. A packed batch makes torch's CPU kernels run step by
-step with a shrinking batch, 1.7-4.7x slower than the same batch unpadded
+Variable lengths on the CPU are not packed. A packed batch makes torch's CPU kernels run
+step by step with a shrinking batch, 1.2-4.3x slower than the same batch unpadded
 (``docs/benchmarks.md``, "Variable lengths"). Instead each layer and direction is one
 unpadded kernel call on the padded batch:
 
@@ -28,10 +28,14 @@ length, :math:`C_{L} = A\,C_0 + B` where :math:`(A, B)` composes the steps' affi
 :math:`(f_t, i_t \tilde C_t)` in a tree of :math:`\lceil\log_2 T\rceil` levels
 (:func:`cell_at_end`): products and sums of the same terms in another order, as exact as
 the recurrence itself, and differentiable by autograd.
+
+On a GPU the batch is packed as before (``pack_padded_sequence``): cuDNN has its own
+variable-length kernels, and the unpacked path has not been measured there.
 """
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lengths import step_mask
@@ -54,15 +58,29 @@ def why_not(cfg: RNNConfig) -> str | None:
 
 def run(cfg: RNNConfig, x, h0, c0, weights, lengths: Tensor | None, training: bool):
     """Run the whole network with torch's kernels; x (T, N, H_in) time-major."""
-    if lengths is not None:
+    if lengths is not None and x.device.type == "cpu":
         return _run_unpacked(cfg, x, h0, c0, weights, lengths, training)
     flat = [t for w in weights for t in w if t is not None]
-    common = (cfg.bias, cfg.num_layers, float(cfg.dropout), training, cfg.bidirectional, False)
-    if cfg.mode == "LSTM":
-        out, h_n, c_n = torch.lstm(x, (h0, c0), flat, *common)
+    common = (cfg.bias, cfg.num_layers, float(cfg.dropout), training, cfg.bidirectional)
+    if lengths is None:
+        args, hx, cx = (x,), h0, c0
+        common = (*common, False)  # batch_first: we always pass time-major input
     else:
-        out, h_n = torch.gru(x, h0, flat, *common)
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        order = packed.sorted_indices
+        hx, cx = h0.index_select(1, order), None if c0 is None else c0.index_select(1, order)
+        args = (packed.data, packed.batch_sizes)
+    if cfg.mode == "LSTM":
+        out, h_n, c_n = torch.lstm(*args, (hx, cx), flat, *common)
+    else:
+        out, h_n = torch.gru(*args, hx, flat, *common)
         c_n = None
+    if lengths is not None:
+        unsort = packed.unsorted_indices
+        out = PackedSequence(out, packed.batch_sizes, order, unsort)
+        out, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        h_n = h_n.index_select(1, unsort)
+        c_n = None if c_n is None else c_n.index_select(1, unsort)
     if cfg.bidirectional and cfg.merge_mode != "concat":
         out = merge(out.chunk(2, dim=-1), cfg.merge_mode)
     return out, h_n, c_n

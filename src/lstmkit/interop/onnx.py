@@ -811,6 +811,10 @@ def export_program(module: nn.Module, input: torch.Tensor, *, dynamic_steps: boo
     module.eval()
     try:
         with torch.no_grad():
+            if chosen == "auto" and backends.why_not("native", module.cfg) is None:
+                # the program runs torch's operators wherever it goes: what auto would pick
+                # for speed on this CPU (fused, for a GRU) is beside the point
+                module.backend = "native"
             backend = module.backend_for(input, needs_grad=False)
             if not dynamic_steps:
                 if backend == "fused":

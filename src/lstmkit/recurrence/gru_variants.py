@@ -1,4 +1,7 @@
-r"""One GRU direction of the cell variants, with hand-written BPTT.
+r"""One GRU direction, plain or with the cell variants, with hand-written BPTT.
+
+With every variant option off it computes the plain GRU (either reset placement): the
+``fused`` backend runs every GRU here.
 
 The variants (``docs/variants.md``): layer normalisation of the input and recurrent
 pre-activations (Ba et al. 2016; ``reset_after=True`` only), recurrent dropout on the

@@ -1,4 +1,7 @@
-r"""One LSTM direction of the cell variants, with hand-written BPTT.
+r"""One LSTM direction, plain or with the cell variants, with hand-written BPTT.
+
+With every variant option off it computes the plain cell of torch.nn (without
+projection): the ``fused`` backend runs the plain LSTM here too.
 
 The variants (``docs/variants.md``): layer normalisation of the input and recurrent
 pre-activations and of the cell state (Ba et al. 2016), peepholes (Gers & Schmidhuber
