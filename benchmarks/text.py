@@ -3,16 +3,25 @@ before it, same run, same poems, same seed.
 
     python benchmarks/text.py --poems 3000 --epochs 3 --out results/text-cpu.json
 
-``before``: the vocabulary head applied to every padded step, then masked; ``now``: the head
-on the real steps only (``_CharNet.forward(mask=...)``); ``buckets``: that and batches of
-like lengths (``length_buckets``, not the default: see docs/benchmarks.md). All train the
+``before``: the path when issue 15 was filed — the vocabulary head applied to every padded
+step, then masked, and torch's LSTM kernel on a packed batch (``backends.native.run_packed``);
+``now``: the defaults — the head on the real steps only (``_CharNet.forward(mask=...)``) and
+``auto``'s backend on the unpacked batch; ``buckets``: that and batches of like lengths
+(``length_buckets``, not the default: see docs/benchmarks.md). All train the
 default TextGenerator on the first ``--poems`` poems of ``../shared/data/quantangshi`` for
 ``--epochs`` epochs; characters/s counts the training characters of every epoch over its
 wall time; the validation perplexity after the last epoch says whether they learned as well.
+
+Then generation with the ``now`` model, quiet and beside one busy process (``while True:
+pass``): characters/s of ``--poems-written`` poems, ``before`` — a whole forward call per
+character on torch's threads, as generate did — against ``now`` (``LSTM.step`` on one
+thread, ``stepping_threads``).
 """
 
 import argparse
+import contextlib
 import dataclasses
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +29,8 @@ from pathlib import Path
 import torch
 from common import emit, machine
 
+from lstmkit import backends
+from lstmkit.backends import native
 from lstmkit.data import read_poems
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks import TextGenerator, text
@@ -37,39 +48,84 @@ def loss_before(net, batch):
     return torch.nn.functional.cross_entropy(logits[mask], targets), int(mask.sum())
 
 
-def train(poems: list[str], epochs: int, path: str) -> dict:
+def feed_before(self, chars, state):
+    """generate's feed as it was: a forward call of the whole network per character."""
+    with torch.no_grad():
+        ids = torch.tensor([[self._index[c] for c in chars]])
+        logits, state = self.net(ids, state=state)
+    return logits[0, -1], state
+
+
+def written_per_second(model: TextGenerator, path: str, count: int) -> float:
+    feed, threads = TextGenerator._feed, text.stepping_threads
+    if path == "before":
+        TextGenerator._feed, text.stepping_threads = feed_before, contextlib.nullcontext
+    try:
+        model.generate(seed=0)  # warm-up
+        began, chars = time.perf_counter(), 0
+        for seed in range(count):
+            chars += len(model.generate(seed=seed))
+        return chars / (time.perf_counter() - began)
+    finally:
+        TextGenerator._feed, text.stepping_threads = feed, threads
+
+
+def generation(model: TextGenerator, count: int) -> dict:
+    rates = {}
+    for load in ("quiet", "busy"):
+        busy = (
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
+        )
+        try:
+            for path in ("before", "now"):
+                rates[f"{load}_{path}"] = written_per_second(model, path, count)
+        finally:
+            if busy is not None:
+                busy.kill()
+        print(load, {k: round(v) for k, v in rates.items() if k.startswith(load)}, flush=True)
+    return rates
+
+
+def train(poems: list[str], epochs: int, path: str) -> tuple[dict, TextGenerator]:
     model = TextGenerator(epochs=epochs, patience=None, progress=False)
-    current = text._loss
+    current, kernel = text._loss, backends.BACKENDS["native"]
     if path == "buckets":
         model._train_cfg = dataclasses.replace(model._train_cfg, length_buckets=True)
     if path == "before":
         text._loss = loss_before
+        backends.BACKENDS["native"] = native.run_packed
     try:
         began = time.perf_counter()
         model.fit(poems)
         seconds = time.perf_counter() - began
     finally:
-        text._loss = current
+        text._loss, backends.BACKENDS["native"] = current, kernel
     trained = sum(len(p) for p in poems) * (1 - model.params["validation"]) * epochs
-    return {
+    row = {
         "seconds": seconds,
         "chars_per_s": trained / seconds,
         "epoch_seconds": [e["seconds"] for e in model.history.epochs],
         "val_perplexity": model.perplexity(model.validation_poems_)["model"],
+        "training_backend": model.net.rnn.backend_for(
+            torch.zeros(2, 5, model.net.rnn.input_size), needs_grad=True, lengths=[5, 3]
+        ),
     }
+    return row, model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--poems", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--poems-written", type=int, default=20)
     parser.add_argument("--out", help="write the JSON document here")
     args = parser.parse_args()
     poems = read_poems(CORPUS)[: args.poems]
-    rows = {}
+    rows, models = {}, {}
     for name in ("before", "now", "buckets"):
-        rows[name] = train(poems, args.epochs, name)
+        rows[name], models[name] = train(poems, args.epochs, name)
         print(name, rows[name], flush=True)
+    written = generation(models["now"], args.poems_written)
     summary = {
         "poems": len(poems),
         "epochs": args.epochs,
@@ -79,9 +135,14 @@ def main() -> None:
             for k in ("now", "buckets")
         },
         "val_perplexity": {k: round(v["val_perplexity"], 1) for k, v in rows.items()},
+        "written_chars_per_s": {k: round(v) for k, v in written.items()},
+        "writing_speedup": {
+            load: round(written[f"{load}_now"] / written[f"{load}_before"], 2)
+            for load in ("quiet", "busy")
+        },
     }
     doc = {"benchmark": "text", "command": " ".join(sys.argv), "machine": machine()}
-    emit(doc | {"summary": summary, "rows": rows}, args.out)
+    emit(doc | {"summary": summary, "rows": rows, "written": written}, args.out)
 
 
 if __name__ == "__main__":

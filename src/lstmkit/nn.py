@@ -444,6 +444,27 @@ class _RecurrentBase(nn.Module):
         return out, h_n, c_n
 
     @torch.no_grad()
+    def _step(self, input, hx):
+        """(y_t, h, c) of one step; see :meth:`LSTM.step`."""
+        if self.cfg.bidirectional:
+            raise ValueError(
+                "step: expected a unidirectional network (a reverse direction reads the "
+                "sequence from its end), got bidirectional=True"
+            )
+        if not isinstance(input, Tensor) or input.dim() not in (1, 2):
+            raise ValueError(
+                "input: expected one step, (N, H_in) or (H_in,) unbatched, got "
+                f"{tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__}"
+            )
+        seq = input.unsqueeze(1 if self.batch_first and input.dim() == 2 else 0)
+        x, h0, c0, _, unbatched, _ = self._prepare(seq, hx, None)
+        weights = self.direction_weights()
+        out, h, c = run_stack(self.cfg, x, h0, c0, weights, None, False, reference.run_direction)
+        if unbatched:
+            h, c = h.squeeze(1), None if c is None else c.squeeze(1)
+        return out[0, 0] if unbatched else out[0], h, c
+
+    @torch.no_grad()
     def gate_activations(self, input, hx=None, *, lengths=None) -> dict[str, dict[str, Tensor]]:
         """Every gate's activation at every step, layer and direction: the formulas made visible.
 
@@ -557,6 +578,20 @@ class LSTM(_RecurrentBase):
         out, h_n, c_n = self._run(input, hx, lengths)
         return out, (h_n, c_n)
 
+    def step(self, input: Tensor, hx=None):
+        """One time step, for generating a sequence one value at a time: ``input`` x_t
+        (N, H_in), or (H_in,) unbatched; ``hx`` = (h, C) as :meth:`forward` takes and
+        returns it (None: zeros). Returns (y_t (N, P), (h, C)): what ``forward`` gives for
+        that step in evaluation mode (the variants as in evaluation: zoneout at its rate,
+        no recurrent dropout), whatever the module's mode, without gradients.
+
+        Each layer applies the cell equations once (:func:`lstmkit.cells.lstm_cell`): no
+        sequence to prepare and no kernel to set up — torch's LSTM kernel costs
+        milliseconds per call whatever the length. Unidirectional networks only.
+        """
+        out, h, c = self._step(input, hx)
+        return out, (h, c)
+
 
 class GRU(_RecurrentBase):
     r"""Gated recurrent unit, multi-layer and optionally bidirectional, from the gate formulas.
@@ -627,3 +662,9 @@ class GRU(_RecurrentBase):
     def forward(self, input, hx=None, *, lengths=None):
         out, h_n, _ = self._run(input, hx, lengths)
         return out, h_n
+
+    def step(self, input: Tensor, hx=None):
+        """One time step: (y_t, h) from x_t (N, H_in) or (H_in,) and h (None: zeros); as
+        :meth:`LSTM.step`, with :func:`lstmkit.cells.gru_cell`."""
+        out, h, _ = self._step(input, hx)
+        return out, h

@@ -91,3 +91,27 @@ def test_cli_threads_reach_training_and_hold_for_one_command(two_threads, monkey
     assert threads.THREADS_ENV not in os.environ
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert seen == [2, 1]  # the next command: the policy again
+
+
+def test_generation_steps_on_one_thread_unless_the_user_chose(two_threads, monkeypatch):
+    """TextGenerator.generate samples under stepping_threads: a spy on the network's step
+    reads the count; the user's LSTMKIT_THREADS wins; the count is put back."""
+    from lstmkit.tasks import TextGenerator
+
+    model = TextGenerator(hidden_size=8, embedding_size=4, num_layers=1, epochs=1, progress=False)
+    model.fit(["白日依山尽，黄河入海流。", "欲穷千里目，更上一层楼。"] * 4)
+    seen = []
+    step = model.net.step
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return step(*args)
+
+    monkeypatch.setattr(model.net, "step", spy)
+    model.generate(seed=0, max_length=6)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
+    seen.clear()
+    monkeypatch.setenv(threads.THREADS_ENV, "2")
+    model.generate(seed=0, max_length=6)
+    assert seen and set(seen) == {2}

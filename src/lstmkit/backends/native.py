@@ -60,6 +60,13 @@ def run(cfg: RNNConfig, x, h0, c0, weights, lengths: Tensor | None, training: bo
     """Run the whole network with torch's kernels; x (T, N, H_in) time-major."""
     if lengths is not None and x.device.type == "cpu":
         return _run_unpacked(cfg, x, h0, c0, weights, lengths, training)
+    return run_packed(cfg, x, h0, c0, weights, lengths, training)
+
+
+def run_packed(cfg: RNNConfig, x, h0, c0, weights, lengths: Tensor | None, training: bool):
+    """One call of torch's kernels for the whole network, variable lengths as a packed
+    batch (cuDNN's way; on the CPU, what ``run`` did before it ran them unpacked — the
+    baseline of ``benchmarks/text.py``)."""
     flat = [t for w in weights for t in w if t is not None]
     common = (cfg.bias, cfg.num_layers, float(cfg.dropout), training, cfg.bidirectional)
     if lengths is None:

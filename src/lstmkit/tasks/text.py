@@ -31,6 +31,7 @@ from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
 from lstmkit.tasks.persist import restore, save_estimator, saved_numbers
 from lstmkit.tasks.protocol import Estimator
 from lstmkit.train.loop import TrainConfig, fit, seed_torch
+from lstmkit.train.threads import stepping_threads
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
 LINE_ENDS = "，。！？；"
@@ -82,6 +83,12 @@ class _CharNet(nn.Module):
         of training's work, and padding needs none of it."""
         out, state = self.rnn(self.embed(tokens), state, lengths=lengths)
         return self.head(self.drop(out if mask is None else out[mask])), state
+
+    def step(self, tokens: Tensor, state):
+        """Logits (N, vocab) of the characters after ``tokens`` (N,) and the new state, in
+        evaluation mode: one step of the recurrent network (``LSTM.step``/``GRU.step``)."""
+        out, state = self.rnn.step(self.embed(tokens), state)
+        return self.head(out), state
 
 
 class TextGenerator(Estimator):
@@ -258,6 +265,11 @@ class TextGenerator(Estimator):
         self.net.eval()
         heads = list(acrostic)
         prompt = BOS + (heads.pop(0) if heads else opening)
+        with stepping_threads():
+            return self._write(prompt, heads, bool(acrostic), limit, temperature, top_k, gen)
+
+    def _write(self, prompt, heads, acrostic, limit, temperature, top_k, gen) -> str:
+        """The sampling loop of :meth:`generate`."""
         logits, state = self._feed(prompt, None)
         text = prompt[1:]
         while len(text) < limit:
@@ -276,9 +288,15 @@ class TextGenerator(Estimator):
             logits, state = self._feed(ch, state)
         return text
 
+    @torch.no_grad()
     def _feed(self, chars: str, state):
-        """Run characters through the network from ``state``; return next-char logits."""
+        """Run characters through the network from ``state``; return next-char logits.
+        One character after the first goes through the cells once (``step``): a whole
+        forward call per character cost milliseconds in kernel set-up alone."""
         ids = torch.tensor([[self._index[c] for c in chars]])
+        if state is not None and len(chars) == 1:
+            logits, state = self.net.step(ids[:, 0], state)
+            return logits[0], state
         logits, state = self.net(ids, state=state)
         return logits[0, -1], state
 

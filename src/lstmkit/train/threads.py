@@ -33,6 +33,26 @@ _AT_IMPORT = torch.get_num_threads()  # torch's default, or what was set before 
 def threads_for(model: nn.Module, requested: int | None = None) -> int:
     """The intra-op thread count to train ``model`` with (precedence in the module
     docstring)."""
+    chosen = _chosen(requested)
+    if chosen is not None:
+        return chosen
+    size = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 1 if size <= SMALL_MODEL else torch.get_num_threads()
+
+
+def stepping_threads():
+    """:func:`torch_threads` for generating one step at a time (``LSTM.step``): one thread
+    unless the user chose a count (as for training). Every product is then one vector
+    times a matrix, too small to share; beside a busy process a second thread made
+    ``torch.tanh`` of 256 numbers take 8 ms instead of 2 µs (docs/benchmarks.md, "Poem
+    writing")."""
+    chosen = _chosen(None)
+    return torch_threads(1 if chosen is None else chosen)
+
+
+def _chosen(requested: int | None) -> int | None:
+    """The count given, set by ``LSTMKIT_THREADS`` or chosen by the user; None: the
+    policy decides."""
     if requested is not None:
         return requested
     given = os.environ.get(THREADS_ENV)
@@ -47,8 +67,7 @@ def threads_for(model: nn.Module, requested: int | None = None) -> int:
     now = torch.get_num_threads()
     if any(os.environ.get(name) for name in _USER_ENV) or now != _AT_IMPORT:
         return now
-    size = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return 1 if size <= SMALL_MODEL else now
+    return None
 
 
 @contextmanager
