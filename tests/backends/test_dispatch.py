@@ -100,30 +100,19 @@ def test_auto_gru_on_cpu_follows_the_hidden_size_threshold(calls, scenario, grad
     assert module.last_backend == expected
 
 
-LIMITS = {
-    True: backends.FUSED_LSTM_MAX_HIDDEN_PADDED_CPU,
-    False: backends.FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE,
-}
-
-
-@pytest.mark.parametrize("above", [False, True], ids=["at-limit", "above-limit"])
 @pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
+@pytest.mark.parametrize("hidden", [8, 256])
 @pytest.mark.parametrize("lengths", ["unequal", "all-full", "none"])
-def test_auto_lstm_with_unequal_lengths_follows_the_hidden_size_threshold(
-    calls, above, grad, lengths
-):
-    """The rule: an LSTM on CPU with unequal lengths runs fused up to
-    FUSED_LSTM_MAX_HIDDEN_PADDED_CPU (training) or ..._INFERENCE (no gradients), native
-    above; full lengths and no lengths stay native."""
-    hidden = LIMITS[grad] + above
+def test_auto_lstm_runs_native_with_or_without_lengths(calls, hidden, grad, lengths):
+    """The rule: an LSTM that native can compute runs native on CPU, unequal lengths
+    (unpacked) included, in training and inference."""
     module = lstmkit.LSTM(IN, hidden, bidirectional=True, batch_first=True)
     x = torch.randn(N, 5, IN)
     given = {"unequal": torch.tensor([5, 2]), "all-full": torch.full((N,), 5), "none": None}
-    expected = "fused" if lengths == "unequal" and not above else "native"
     with contextlib.nullcontext() if grad else torch.no_grad():
-        assert module.backend_for(x, lengths=given[lengths]) == expected
+        assert module.backend_for(x, lengths=given[lengths]) == "native"
         module(x, lengths=given[lengths])
-    assert calls == [expected]
+    assert calls == ["native"]
 
 
 def test_needs_grad_follows_the_inputs_when_parameters_are_frozen(calls):

@@ -25,16 +25,13 @@ BACKEND_NAMES = ("auto", *BACKENDS)
 
 # On CPU torch runs its GRU as a C++ loop of ATen ops; our fused GRU (the compiled loops of
 # recurrence/kernels) beat it at every size measured up to hidden 512, training and
-# inference, with and without lengths: 1.3-3.6x a training step at equal lengths, 1.5-5.7x
+# inference, with and without lengths: 1.3-2.9x a training step at equal lengths, 1.5-5.7x
 # against torch.nn with packing (docs/benchmarks.md, "Engine", "Variable lengths"). Above
-# 512 it is mixed (0.7-1.2x at 1024): native.
+# 512 it is mixed (0.7-1.2x at 1024): native. The LSTM runs native wherever it is exact:
+# oneDNN's LSTM beat our compiled loops at equal lengths (0.75-0.99x at hidden 64-256), and
+# with unequal lengths native runs unpacked (backends/native.py), faster than fused at
+# hidden 128-256 and as fast at 64, in training and inference.
 FUSED_GRU_MAX_HIDDEN_CPU = 512
-# An LSTM on CPU with unequal lengths: our masked compiled loops were faster than torch's
-# kernels on the unpacked batch up to hidden 128 for a training step (1.0-1.6x, 2.5-4.4x
-# over torch.nn with packing) and up to 256 in inference (1.0-2.2x); above, native
-# (unpacked, lstmkit.backends.native). At equal lengths oneDNN's LSTM is the faster one.
-FUSED_LSTM_MAX_HIDDEN_PADDED_CPU = 128
-FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE = 256
 
 
 def why_not(name: str, cfg: RNNConfig) -> str | None:
@@ -44,40 +41,28 @@ def why_not(name: str, cfg: RNNConfig) -> str | None:
     return None
 
 
-def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool, padded: bool = False) -> str:
+def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
     """The backend ``auto`` runs for this configuration and input (a rule from measurements).
-    ``x`` is time-major (T, N, H_in); ``padded``: lengths are given and not all T.
+    ``x`` is time-major (T, N, H_in); ``needs_grad``: a backward follows (no rule depends on
+    it at present: the measured winners were the same for training and inference).
 
     * fused when native cannot compute the configuration (the variants, the Cho GRU,
       non-concat stacks);
-    * on a GPU: native (cuDNN);
-    * on CPU, a GRU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
-    * on CPU, an LSTM with unequal lengths and hidden size <=
-      ``FUSED_LSTM_MAX_HIDDEN_PADDED_CPU`` (a training step) or
-      ``FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE`` (no gradients): fused;
-    * otherwise native.
+    * a GRU on CPU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
+    * otherwise native (cuDNN on a GPU; oneDNN on CPU, unpacked with lengths).
     """
     if why_not("native", cfg) is not None:
         return "fused"
-    if x.device.type != "cpu":
-        return "native"
-    hidden = cfg.hidden_size
-    if cfg.mode == "GRU":
-        return "fused" if hidden <= FUSED_GRU_MAX_HIDDEN_CPU else "native"
-    if padded:
-        limit = FUSED_LSTM_MAX_HIDDEN_PADDED_CPU
-        if not needs_grad:
-            limit = FUSED_LSTM_MAX_HIDDEN_PADDED_CPU_INFERENCE
-        return "fused" if hidden <= limit else "native"
+    on_cpu = x.device.type == "cpu"
+    if on_cpu and cfg.mode == "GRU" and cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU:
+        return "fused"
     return "native"
 
 
-def resolve(
-    requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool, padded: bool = False
-) -> str:
+def resolve(requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
     """The backend that will run: ``requested`` itself, or ``auto``'s choice."""
     if requested == "auto":
-        return auto_choice(cfg, x, needs_grad, padded)
+        return auto_choice(cfg, x, needs_grad)
     reason = why_not(requested, cfg)
     if reason is not None:
         raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")

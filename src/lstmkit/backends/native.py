@@ -19,15 +19,17 @@ unpadded kernel call on the padded batch:
   (step t reads step L_n - 1 - t; the padding stays where it is), run forward with the
   reverse weights, and its outputs are put back the same way — the same case as above.
 
-The LSTM's cell state at a sequence's end is not among the kernel's outputs (it returns
-C only after the last padded step). It is a linear recurrence in C,
-:math:`C_t = f_t C_{t-1} + i_t \tilde C_t`, whose gates follow from the kernel's own
-outputs: :math:`[i, f, \tilde C]_t = [\sigma, \sigma, \tanh](W_{ih} x_t + W_{hh} h_{t-1}
-+ b)` for every step in one matmul. With :math:`f_t = 1, i_t\tilde C_t = 0` past the
-length, :math:`C_{L} = A\,C_0 + B` where :math:`(A, B)` composes the steps' affine maps
-:math:`(f_t, i_t \tilde C_t)` in a tree of :math:`\lceil\log_2 T\rceil` levels
-(:func:`cell_at_end`): products and sums of the same terms in another order, as exact as
-the recurrence itself, and differentiable by autograd.
+The LSTM's cell state at a sequence's end is not among the kernel's outputs: it returns C
+after the last padded step. So the padding is made to hold C: the padded steps of x are set
+to zero and x gets one more feature, 1 on a padded step and 0 on a real one, whose column
+in :math:`W_{ih}` is :math:`-K` on the input gate's rows and :math:`+K` on the forget
+gate's (:data:`PAD_GATE`, K = 10⁴). On a real step the feature adds exactly 0; on a padded
+one :math:`\sigma(-K + \dots) = 0` and :math:`\sigma(K + \dots) = 1` exactly in float32
+and float64 (:math:`e^{-K}` underflows), so :math:`C_t = 1 \cdot C_{t-1} + 0 \cdot \tilde
+C_t` carries C unchanged to the last step, and those gates pass no gradient
+(:math:`\sigma' = \sigma(1-\sigma) = 0`). The kernel's final C is then C at each
+sequence's end, values and gradients; the padded steps are zero for the GRU too, so no
+value written in the padding (NaN included) reaches a result.
 
 On a GPU the batch is packed as before (``pack_padded_sequence``): cuDNN has its own
 variable-length kernels, and the unpacked path has not been measured there.
@@ -111,16 +113,19 @@ def _run_unpacked(cfg, x, h0, c0, weights, lengths, training):
     def direction(cfg, x, h0, c0, w: DirectionWeights, mask, reverse, noise):
         if reverse:
             x = x.gather(0, flip.expand_as(x))
-        flat = [t for t in w[:5] if t is not None]  # w_ih, w_hh, b_ih, b_hh, w_hr
+        x = torch.where(mask, x, 0.0)
+        w_ih, w_rest = w.w_ih, [t for t in w[1:5] if t is not None]  # w_hh, b_ih, b_hh, w_hr
         args = (cfg.bias, 1, 0.0, training, False, False)
         if cfg.mode == "LSTM":
-            y, _, _ = torch.lstm(x, (h0[None], c0[None]), flat, *args)
-            c_n = cell_at_end(cfg, x, y, h0, c0, w, mask)
+            x = torch.cat([x, (~mask).to(x.dtype)], dim=-1)
+            w_ih = torch.cat([w_ih, _pad_column(w_ih, cfg.hidden_size)], dim=1)
+            y, _, c_n = torch.lstm(x, (h0[None], c0[None]), [w_ih, *w_rest], *args)
+            c_n = c_n[0]
         else:
-            y, _ = torch.gru(x, h0[None], flat, *args)
+            y, _ = torch.gru(x, h0[None], [w_ih, *w_rest], *args)
             c_n = None
         h_n = y.gather(0, last.expand(1, -1, y.shape[-1]))[0]
-        y = y * mask
+        y = torch.where(mask, y, 0.0)
         if reverse:
             y = y.gather(0, flip.expand_as(y))
         return y, h_n, c_n
@@ -128,20 +133,15 @@ def _run_unpacked(cfg, x, h0, c0, weights, lengths, training):
     return run_stack(cfg, x, h0, c0, weights, mask, training, direction)
 
 
-def cell_at_end(cfg: RNNConfig, x, y, h0, c0, w: DirectionWeights, mask) -> Tensor:
-    """C at each sequence's last real step, (N, H), from the inputs x (T, N, H_in), the
-    kernel's outputs y (T, N, P) and the initial state (see the module docstring)."""
-    rows = slice(0, 3 * cfg.hidden_size)  # i, f, g in torch's gate order
-    h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])
-    pre = torch.matmul(x, w.w_ih[rows].T) + torch.matmul(h_prev, w.w_hh[rows].T)
-    if w.b_ih is not None:
-        pre = pre + (w.b_ih[rows] + w.b_hh[rows])
-    i, f, g = pre.chunk(3, dim=-1)
-    a = torch.where(mask, torch.sigmoid(f), 1.0)
-    b = torch.where(mask, torch.sigmoid(i) * torch.tanh(g), 0.0)
-    while a.shape[0] > 1:  # (a2, b2) after (a1, b1): C -> a2 (a1 C + b1) + b2
-        if a.shape[0] % 2:
-            a = torch.cat([a, torch.ones_like(a[:1])])
-            b = torch.cat([b, torch.zeros_like(b[:1])])
-        a, b = a[1::2] * a[0::2], torch.addcmul(b[1::2], a[1::2], b[0::2])
-    return torch.addcmul(b[0], a[0], c0)
+# The padding feature's weight on the input and forget gates (see the module docstring):
+# far beyond any pre-activation of weights and a state in [-1, 1], and sigmoid(-PAD_GATE)
+# underflows to 0 in float32 and float64.
+PAD_GATE = 1e4
+
+
+def _pad_column(w_ih: Tensor, hidden: int) -> Tensor:
+    """The column of W_ih for the padding feature: -K on i's rows, +K on f's, 0 else."""
+    column = w_ih.new_zeros(w_ih.shape[0], 1)
+    column[:hidden] = -PAD_GATE
+    column[hidden : 2 * hidden] = PAD_GATE
+    return column
