@@ -47,26 +47,29 @@ from torch import Tensor
 from lstmkit.cells.norm import EPS
 from lstmkit.recurrence import kernels, workspace
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
-from lstmkit.recurrence.lstm_fused import _order, _shift_prev, needs_autograd, sum_prev_outer
-from lstmkit.recurrence.lstm_variants import (
-    _NONE3,
-    _rows_contiguous,
-    _stack,
-    _vector,
-    _zone_args,
+from lstmkit.recurrence.noise import Noise
+from lstmkit.recurrence.steps import (
+    NONE3,
     buffer,
     carried,
     input_side,
+    needs_autograd,
     norm_backward,
     norm_grads,
     rates,
     rows,
+    rows_contiguous,
+    shift_prev,
     shift_views,
+    stack_stats,
     state_store,
+    step_order,
     step_views,
     stored_h,
+    sum_prev_outer,
+    vector,
+    zone_args,
 )
-from lstmkit.recurrence.noise import Noise
 
 
 def input_bias(w: DirectionWeights, reset_after: bool) -> Tensor | None:
@@ -112,12 +115,12 @@ def _compiled_forward(ops, gx, h0, w, noise, mask, reverse, reset_after, save, r
     (hs, h_T, (μ, ρ) of LN or Nones)."""
     steps, batch = gx.shape[:2]
     m, zh, _ = noise
-    h0 = _rows_contiguous(h0)
+    h0 = rows_contiguous(h0)
     h_store = None if mask is None else state_store(h0, steps, reverse, save)
     ln_hh = w.ln_hh is not None
     stats = [buffer(gx, steps, (batch, 1), save) if ln_hh else None for _ in range(2)]
     ops.gru_forward(
-        gx, h0, w.w_hh.T, _vector(w.b_hh), _vector(w.ln_hh), *_zone_args(zh), mask, m,
+        gx, h0, w.w_hh.T, vector(w.b_hh), vector(w.ln_hh), *zone_args(zh), mask, m,
         reset_after, reverse, save, rz, ns, None if reset_after else n_hat, gh, a_h, out,
         h_store, *stats,
     )  # fmt: skip
@@ -155,7 +158,7 @@ def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_
     else:
         n_hat_t = rows(n_hat, steps)
         w_rz_t, w_n_t = w_hh_t[:, : 2 * hidden], w_hh_t[:, 2 * hidden :]
-    for t in _order(steps, reverse):
+    for t in step_order(steps, reverse):
         h_prev = h_before[t]
         h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
         r, z = r_t[t], z_t[t]
@@ -186,7 +189,7 @@ def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_
             torch.mul(h_new, keep, out=out_t[t])
             torch.where(keep, h_new, h_prev, out=h_now[t])
     last = 0 if reverse else steps - 1
-    return hs, h_now[last], _stack(stats) if (save and ln_hh) else (None, None)
+    return hs, h_now[last], stack_stats(stats) if (save and ln_hh) else (None, None)
 
 
 def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, reverse, reset_after,
@@ -240,7 +243,7 @@ def _reset_before_terms(rz, hs, h0, m, reverse):
     """h̄_{t-1} r (1 - r) for all steps: δr_pre = δ(r ⊙ h̄) ⊙ this (reset before)."""
     hidden = rz.shape[-1] // 2
     r = rz[..., :hidden]
-    b_r = _shift_prev(hs, h0, reverse)
+    b_r = shift_prev(hs, h0, reverse)
     if m is not None:
         b_r.mul_(m)
     b_r.mul_(r)
@@ -259,9 +262,9 @@ def _compiled_backward(ops, saved, h0, w, noise, mask, dout, dh_n, reverse, rese
     dh0 = ns.new_empty(ns.shape[1:])
     w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (see lstm_fused)
     ops.gru_backward(
-        _rows_contiguous(dout), _rows_contiguous(dh_n), _rows_contiguous(h0), w_hh_nt, rz, ns,
-        n_hat if reset_after else None, hs, a_h, mean_h, rho_h, _vector(w.ln_hh),
-        *_zone_args(zh), mask, m, reset_after, reverse, dg, grad_a, dn, dh0,
+        rows_contiguous(dout), rows_contiguous(dh_n), rows_contiguous(h0), w_hh_nt, rz, ns,
+        n_hat if reset_after else None, hs, a_h, mean_h, rho_h, vector(w.ln_hh),
+        *zone_args(zh), mask, m, reset_after, reverse, dg, grad_a, dn, dh0,
     )  # fmt: skip
     return dg if grad_a is None else grad_a, dn, dh0
 
@@ -275,7 +278,7 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
     r, z = rz.split(hidden, dim=2)
     a_n = torch.mul(ns, ns).mul_(-1).add_(1)  # 1 - n²
     torch.addcmul(a_n, a_n, z, value=-1, out=a_n)  # (1 - z)(1 - n²)
-    a_z = _shift_prev(hs, h0, reverse).sub_(ns).mul_(z)  # (h_{t-1} - n) z
+    a_z = shift_prev(hs, h0, reverse).sub_(ns).mul_(z)  # (h_{t-1} - n) z
     torch.addcmul(a_z, a_z, z, value=-1, out=a_z)  # (h_{t-1} - n) z (1 - z)
     zeta = z
     if zh is not None:
@@ -315,7 +318,7 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
         drh = ns.new_empty(batch, hidden)
         drh_r = ns.new_empty(batch, hidden)
     carry = dh_n
-    for t in reversed(_order(steps, reverse)):
+    for t in reversed(step_order(steps, reverse)):
         dh = torch.add(dout_t[t], carry, out=dh_t[t])
         if mf is not None:
             dh_pass = carry * pass_t[t]
@@ -358,7 +361,7 @@ class GRUVariantDirection(torch.autograd.Function):
         ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True, ops)
         ctx.reverse, ctx.reset_after, ctx.noise, ctx.ops = reverse, reset_after, noise, ops
-        ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
+        ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or NONE3))
         return out, h
 
     @staticmethod

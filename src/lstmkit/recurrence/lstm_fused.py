@@ -38,37 +38,7 @@ from torch import Tensor
 
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.reference import input_projection, project
-
-
-def _order(steps: int, reverse: bool) -> range:
-    return range(steps - 1, -1, -1) if reverse else range(steps)
-
-
-def _shift_prev(seq: Tensor, first: Tensor, reverse: bool) -> Tensor:
-    """The "previous" state of every step: (T, N, ·) from the carried states and the initial one."""
-    if reverse:
-        return torch.cat([seq[1:], first.unsqueeze(0)])
-    return torch.cat([first.unsqueeze(0), seq[:-1]])
-
-
-def sum_prev_outer(grad: Tensor, hs: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-    """:math:`\\sum_t \\delta G_t^T h_{t-1}` over all steps as two matmuls: (G, P).
-
-    grad (T, N, G), hs (T, N, P) the carried states, h0 (N, P); "previous" is the step
-    processed before (t+1 in the reverse direction), h0 for the first one.
-    """
-    if reverse:
-        first, rest, prev = -1, slice(None, -1), slice(1, None)
-    else:
-        first, rest, prev = 0, slice(1, None), slice(None, -1)
-    total = grad[rest].reshape(-1, grad.shape[-1]).T @ hs[prev].reshape(-1, hs.shape[-1])
-    total += grad[first].T @ h0
-    return total
-
-
-def needs_autograd(*tensors: Tensor | None) -> bool:
-    """True when grad mode is on and any of ``tensors`` requires a gradient."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+from lstmkit.recurrence.steps import needs_autograd, shift_prev, step_order, sum_prev_outer
 
 
 def lstm_forward(
@@ -94,7 +64,7 @@ def lstm_forward(
     hs = gx.new_empty(out.shape) if (save and mask is not None) else out
     w_hh_t = w_hh.T  # (P, 4H)
     h, c = h0, c0
-    for t in _order(steps, reverse):
+    for t in step_order(steps, reverse):
         act = gates[t] if save else gates  # (N, 4H): i, f, g, o after their nonlinearity
         pre = torch.addmm(gx[t], h, w_hh_t)
         torch.sigmoid(pre, out=act)
@@ -127,7 +97,7 @@ def lstm_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, dc_n: Tensor, reverse
     hidden = four_h // 4
     i, f, g, o = gates.split(hidden, dim=2)
     tc = torch.tanh(cs)
-    c_prev = _shift_prev(cs, c0, reverse)
+    c_prev = shift_prev(cs, c0, reverse)
     # A holds the local derivatives first and is overwritten by dG step by step.
     grad = torch.empty_like(gates)
     ai, af, ag, ao = grad.split(hidden, dim=2)
@@ -142,7 +112,7 @@ def lstm_backward(ctx_tensors, dout: Tensor, dh_n: Tensor, dc_n: Tensor, reverse
     # (P, 4H) contiguous: dG_t @ W_hh as an NT product, ~15% faster per step than NN in MKL
     w_hh_nt = w_hh.t().contiguous().T
     dh_carry, dc_carry = dh_n, dc_n
-    for t in reversed(_order(steps, reverse)):
+    for t in reversed(step_order(steps, reverse)):
         dh = dout[t] + dh_carry
         if mf is not None:
             keep = 1 - mf[t]

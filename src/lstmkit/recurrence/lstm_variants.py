@@ -67,116 +67,29 @@ from torch import Tensor
 from lstmkit.cells.norm import EPS
 from lstmkit.recurrence import kernels, workspace
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
-from lstmkit.recurrence.lstm_fused import _order, needs_autograd, sum_prev_outer
 from lstmkit.recurrence.noise import Noise
-
-
-def norm_backward(dy: Tensor, v: Tensor, mean: Tensor, rstd: Tensor, gain: Tensor) -> Tensor:
-    """𝓑: the gradient reaching v from the gradient of y = v̂ ⊙ gain.
-
-    ATen's layer-norm backward: the formula of the module docstring in one kernel, its
-    row means accumulated in double on CPU — as exact as autograd's own layer norm.
-    """
-    out_mask = [True, False, False]
-    return torch.ops.aten.native_layer_norm_backward(
-        dy, v, v.shape[-1:], mean, rstd, gain, None, out_mask
-    )[0]
-
-
-def norm_grads(dy, v, mean, rstd, gain, shift=None, dv=False):
-    """(δv or None, Σ dy ⊙ v̂, Σ dy or None) over all rows of y = v̂ ⊙ gain (+ shift).
-
-    One call of ATen's layer-norm backward gives the gains' (and shifts') gradients of
-    every step at once, without the (T, N, ·) products a sum written out would make.
-    """
-    mask = [dv, True, shift is not None]
-    return torch.ops.aten.native_layer_norm_backward(
-        dy, v, v.shape[-1:], mean, rstd, gain, shift, mask
-    )
-
-
-def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | None):
-    """(gx (T, N, G·H), norm): x W_ih^T (normalised, scaled by γ_ih) + bias for all steps;
-    norm = (a^x, μ, ρ) with layer norm, else None."""
-    steps, batch = x.shape[:2]
-    a = workspace.empty(x, steps, batch, w_ih.shape[0])  # x W_ih^T (+ bias without LN)
-    flat, a_flat = x.reshape(-1, x.shape[-1]), a.view(-1, a.shape[-1])
-    if ln_ih is None and bias is not None:
-        torch.addmm(bias, flat, w_ih.T, out=a_flat)
-    else:
-        torch.mm(flat, w_ih.T, out=a_flat)
-    if ln_ih is None:
-        return a, None
-    gx = workspace.empty(x, *a.shape)
-    mean, rstd = workspace.empty(x, steps, batch, 1), workspace.empty(x, steps, batch, 1)
-    torch.ops.aten.native_layer_norm.out(
-        a, a.shape[-1:], ln_ih, bias, EPS, out0=gx, out1=mean, out2=rstd
-    )
-    return gx, (a, mean, rstd)
-
-
-_NONE3 = (None, None, None)
-
-
-# -- per-step views ----------------------------------------------------------------------
-#
-# The loops below index Python lists of views made before the loop (one ``unbind`` per
-# buffer) and write every result into its place with ``out=``: a step is then only the
-# arithmetic, with no slicing, no allocation and no copy into a buffer afterwards. At
-# the sizes where the step is short that bookkeeping was a third of its time.
-
-
-def step_views(buf: Tensor) -> tuple[Tensor, ...]:
-    """The T views buf[t] of a (T, ...) buffer, made in one call."""
-    return buf.unbind(0)
-
-
-def buffer(like: Tensor, steps: int, shape: tuple[int, ...], keep: bool) -> Tensor:
-    """A new (T, *shape) buffer when ``keep``, else a (1, *shape) scratch for a value
-    that is used within its step only."""
-    return workspace.empty(like, steps if keep else 1, *shape)
-
-
-def rows(buf: Tensor, steps: int, cols: slice | None = None) -> tuple[Tensor, ...]:
-    """The T per-step views ``buf[t]`` (of the columns ``cols`` of the last axis): those
-    of a (T, ...) buffer, or a one-row scratch's one view T times."""
-    views = step_views(buf if cols is None else buf[..., cols])
-    return views if len(views) == steps else views * steps
-
-
-def carried(first: Tensor, steps: int, reverse: bool, keep: bool):
-    """(buffer, now, before) for a state carried from step to step.
-
-    ``now[t]`` is where step t writes its state and ``before[t]`` the state it reads:
-    ``first`` for the first step processed, else the previous step's ``now``. With
-    ``keep`` every step has its own (T, N, ·) row; without, two scratch tensors take
-    turns, so a step never overwrites the state it is reading.
-    """
-    if keep:
-        buf = workspace.empty(first, steps, *first.shape)
-        now = step_views(buf)
-    else:
-        buf = None
-        pair = (first.new_empty(first.shape), first.new_empty(first.shape))
-        now = tuple(pair[(steps - 1 - t if reverse else t) % 2] for t in range(steps))
-    return buf, now, shift_views(now, first, reverse)
-
-
-def shift_views(now, first: Tensor, reverse: bool) -> tuple:
-    """before[t]: the state step t reads (``first`` for the first step processed)."""
-    if reverse:
-        return (*now[1:], first)
-    return (first, *now[:-1])
-
-
-def rates(d: Tensor | float | None, steps: int, like: Tensor):
-    """A zoneout mask as T per-step tensors: the (N, ·) rows of a training mask, or the
-    evaluation rate p as a 0-dim tensor (it broadcasts); None when off."""
-    if d is None:
-        return None
-    if isinstance(d, Tensor):
-        return step_views(d)
-    return (like.new_tensor(d),) * steps
+from lstmkit.recurrence.steps import (
+    NONE3,
+    buffer,
+    carried,
+    input_side,
+    needs_autograd,
+    norm_backward,
+    norm_grads,
+    rates,
+    rows,
+    rows_contiguous,
+    shift_views,
+    stack_stats,
+    state_store,
+    step_order,
+    step_views,
+    stored,
+    stored_h,
+    sum_prev_outer,
+    vector,
+    zone_args,
+)
 
 
 class _Layout(NamedTuple):
@@ -261,40 +174,13 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, o
     return lay.out, h_last, c_last, saved
 
 
-def state_store(first: Tensor, steps: int, reverse: bool, save: bool) -> Tensor:
-    """Where the compiled loops keep a carried state: (T+1, N, ·) with ``first`` at the
-    "previous" end when saving (step t writes row t+1, or row t in reverse), else two
-    rows taking turns."""
-    store = workspace.empty(first, steps + 1 if save else 2, *first.shape)
-    if save:
-        store[steps if reverse else 0] = first
-    return store
-
-
-def stored(store: Tensor, steps: int, reverse: bool, save: bool):
-    """(the states of all steps (T, N, ·) or None, the last state) of a state_store."""
-    if not save:
-        return None, store[(steps - 1) % 2]
-    states = store[:-1] if reverse else store[1:]
-    return states, store[0 if reverse else steps]
-
-
-def stored_h(h_store: Tensor | None, out: Tensor, reverse: bool, save: bool):
-    """(the carried h of all steps, h_T) after a compiled forward: h is carried in the
-    output itself without a length mask, else in its state_store."""
-    steps = out.shape[0]
-    if h_store is None:
-        return out, out[0 if reverse else steps - 1]
-    return stored(h_store, steps, reverse, save)
-
-
 def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
     """:func:`lstm_forward` with ``torch.ops.lstmkit.lstm_forward``."""
     steps, batch, four_h = gx.shape
     hidden = four_h // 4
     m, zh, zc = noise
     peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
-    h0, c0 = _rows_contiguous(h0), _rows_contiguous(c0)
+    h0, c0 = rows_contiguous(h0), rows_contiguous(c0)
     gates = buffer(gx, steps, (batch, four_h), save)
     taus = buffer(gx, steps, (batch, hidden), save)
     a_h = buffer(gx, steps, (batch, four_h), save) if ln_hh else None
@@ -306,8 +192,8 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
     norms = (ln_hh, ln_hh, ln_c, ln_c)  # (μ, ρ) of LN(h̄ W_hh^T), then of LN(C̃)
     stats = [buffer(gx, steps, (batch, 1), save) if on else None for on in norms]
     ops.lstm_forward(
-        gx, h0, c0, w.w_hh.T, *(_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c, w.ln_c_bias)),
-        *_zone_args(zh), *_zone_args(zc), mask, m, reverse, save,
+        gx, h0, c0, w.w_hh.T, *(vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c, w.ln_c_bias)),
+        *zone_args(zh), *zone_args(zc), mask, m, reverse, save,
         gates, taus, a_h, c_store, out, h_store, new_c, *stats,
     )  # fmt: skip
     cs, c_last = stored(c_store, steps, reverse, save)
@@ -319,18 +205,6 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
     elif new_c is None:
         new_c = cs
     return out, h_last, c_last, (gates, taus, new_c, hs, c_store, a_h, *stats)
-
-
-def _zone_args(d):
-    """A zoneout mask as the compiled loops take it: (the (T, N, ·) mask or None, the rate
-    of evaluation, 0 when off)."""
-    if isinstance(d, Tensor):
-        return d, 0.0
-    return None, float(d or 0.0)
-
-
-def _vector(v: Tensor | None) -> Tensor | None:
-    return None if v is None else v.contiguous()
 
 
 def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
@@ -362,7 +236,7 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
     w_hh_t = w.w_hh.T  # (H, 4H)
     if peephole:
         p_if, p_o = w.w_ph[: 2 * hidden].view(2, hidden), w.w_ph[2 * hidden :]
-    for t in _order(steps, reverse):
+    for t in step_order(steps, reverse):
         h_prev, c_prev = h_before[t], c_before[t]
         h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
         if ln_hh:
@@ -401,15 +275,9 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
             torch.where(keep, c_new, c_prev, out=c_now[t])
     if not save:
         return None, None, None, None
-    mean_h, rho_h = _stack(stats_h) if ln_hh else (None, None)
-    mean_c, rho_c = _stack(stats_c) if ln_c else (None, None)
+    mean_h, rho_h = stack_stats(stats_h) if ln_hh else (None, None)
+    mean_c, rho_c = stack_stats(stats_c) if ln_c else (None, None)
     return mean_h, rho_h, mean_c, rho_c
-
-
-def _stack(stats: list) -> tuple[Tensor, Tensor]:
-    """The per-step (μ, ρ) pairs of a layer norm as two (T, N, 1) tensors."""
-    means, rhos = zip(*stats, strict=True)
-    return torch.stack(means), torch.stack(rhos)
 
 
 def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse,
@@ -463,11 +331,6 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
     )
 
 
-def _rows_contiguous(v: Tensor) -> Tensor:
-    """v itself when its rows are contiguous (what the kernels read), else a copy."""
-    return v if v.stride(-1) == 1 else v.contiguous()
-
-
 def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
     """The reverse loop with ``torch.ops.lstmkit.lstm_backward``.
 
@@ -483,9 +346,9 @@ def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc
     dh0, dc0 = taus.new_empty(taus.shape[1:]), taus.new_empty(taus.shape[1:])
     w_hh_nt = w.w_hh.t().contiguous().T  # (H, 4H) contiguous: NT products (see lstm_fused)
     ops.lstm_backward(
-        _rows_contiguous(dout), _rows_contiguous(dh_n), _rows_contiguous(dc_n), w_hh_nt,
+        rows_contiguous(dout), rows_contiguous(dh_n), rows_contiguous(dc_n), w_hh_nt,
         gates, taus, c_prev, new_c if ln_c else None, a_h, mean_h, rho_h, mean_c, rho_c,
-        *(_vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c)), *_zone_args(zh), *_zone_args(zc),
+        *(vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c)), *zone_args(zh), *zone_args(zc),
         mask, m, reverse, grad, grad_a, du, dh0, dc0,
     )  # fmt: skip
     return grad, grad if grad_a is None else grad_a, du, dh0, dc0
@@ -545,7 +408,7 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
     dhc = gates.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
     dcc = (gates.new_empty(batch, hidden), gates.new_empty(batch, hidden))  # δC, in turns
     dh_carry, dc_carry = dh_n, dc_n
-    for n, t in enumerate(reversed(_order(steps, reverse))):
+    for n, t in enumerate(reversed(step_order(steps, reverse))):
         dh = torch.add(dout_t[t], dh_carry, out=dh_t[t])
         if mf is not None:
             dh.mul_(mf_t[t])
@@ -599,7 +462,7 @@ class LSTMVariantDirection(torch.autograd.Function):
         ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True, ops)
         ctx.reverse, ctx.noise, ctx.ops = reverse, noise, ops
-        ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or _NONE3))
+        ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or NONE3))
         return out, h, c
 
     @staticmethod
