@@ -24,6 +24,14 @@ def backend_name(backend: str) -> str:
     return "fused" if backend in FUSED_STEPS else backend
 
 
+def ran_name(backend: str, module, x: torch.Tensor) -> str:
+    """What a module's ``last_backend`` names after running ``backend`` (a test parameter)
+    on inputs like ``x``: fused as its step implementation, "compiled" or "python-steps"."""
+    from lstmkit import backends
+
+    return backends.ran(backend_name(backend), module.cfg, x)
+
+
 def max_abs_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """Largest absolute difference; shapes and dtypes must already agree."""
     assert a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}"

@@ -28,7 +28,8 @@ Keyword-only extras beyond torch.nn:
   ``"mul"``. With a non-concat merge, layer k+1 reads P features, not 2P.
 * ``reset_after`` (GRU): ``True`` is PyTorch's/cuDNN's form, ``False`` Cho et al.'s.
 * ``backend``: ``"auto"`` (default), ``"reference"``, ``"fused"`` or ``"native"``;
-  see :mod:`lstmkit.backends`. ``m.last_backend`` says which one ran last.
+  see :mod:`lstmkit.backends`. ``m.last_backend`` says what ran last: ``"reference"``,
+  ``"native"``, or for fused its step implementation, ``"compiled"`` or ``"python-steps"``.
 * the cell variants (``docs/variants.md``): ``layer_norm`` (Ba et al. 2016),
   ``peephole`` (LSTM; Gers & Schmidhuber 2000), ``recurrent_dropout`` (Gal & Ghahramani
   2016), ``zoneout`` and ``zoneout_cell`` (LSTM; Krueger et al. 2016), ``forget_bias``
@@ -313,14 +314,14 @@ class _RecurrentBase(nn.Module):
         return [[t for t in w if t is not None] for w in self.direction_weights()]
 
     def backend_for(self, input: Tensor, needs_grad: bool | None = None, lengths=None) -> str:
-        """The backend that would run for ``input`` (and ``lengths``, as ``forward`` takes
-        them); ``needs_grad`` defaults to what ``forward`` would see now (grad mode on and
-        the input or a parameter requiring grad).
+        """What would run for ``input`` (and ``lengths``, as ``forward`` takes them), named
+        as ``last_backend`` names it; ``needs_grad`` defaults to what ``forward`` would see
+        now (grad mode on and the input or a parameter requiring grad).
         """
         x, *_ = self._prepare(input, None, lengths)  # checks the lengths too
         if needs_grad is None:
             needs_grad = self._needs_grad(x, None)
-        return backends.resolve(self.backend, self.cfg, x, needs_grad)
+        return backends.ran(backends.resolve(self.backend, self.cfg, x, needs_grad), self.cfg, x)
 
     def _needs_grad(self, x, states) -> bool:
         if not torch.is_grad_enabled():
@@ -432,7 +433,7 @@ class _RecurrentBase(nn.Module):
         name = backends.resolve(self.backend, self.cfg, x, needs_grad)
         run = backends.BACKENDS[name]
         out, h_n, c_n = run(self.cfg, x, h0, c0, self.direction_weights(), lengths, self.training)
-        self.last_backend = name
+        self.last_backend = backends.ran(name, self.cfg, x)
         if packed:
             out = _repack(out, input)
         elif unbatched:

@@ -125,7 +125,7 @@ def test_fused_and_reference_on_cuda_match_cudnn(mode, layers, bi, proj, with_le
     x = torch.randn(T, N, IN, dtype=torch.float64, device=DEVICE)
     lengths = torch.tensor(LENGTHS) if with_lengths else None
     got_out, got_grad = _forward_backward(ours, x, lengths)
-    assert ours.last_backend == backend
+    assert ours.last_backend == {"fused": "python-steps"}.get(backend, backend)  # on a GPU
     want_out, want_grad = _forward_backward(ref, x, lengths)
     for k, (g, w) in enumerate(zip(got_out + got_grad, want_out + want_grad, strict=True)):
         assert_close(g, w, TOL[torch.float64], f"tensor {k}")
@@ -170,7 +170,7 @@ def test_variants_on_cuda(mode, kw):
     want = _run_seeded(_variant(mode, kw, "reference").eval(), x_cpu, lengths)
     fused = _variant(mode, kw, "fused").to(DEVICE).eval()
     got = _run_seeded(fused, x, lengths)
-    assert fused.last_backend == "fused"
+    assert fused.last_backend == "python-steps"  # the compiled loops are CPU kernels
     for k, (g, w) in enumerate(zip(got, want, strict=True)):
         assert_close(g.cpu(), w, TOL[torch.float64], f"eval tensor {k}")
     reference = _variant(mode, kw, "reference").to(DEVICE).train()
@@ -204,4 +204,4 @@ def test_auto_on_cuda_runs_cudnn_for_plain_cells_and_fused_for_variants(train):
         variant = cls(IN, H, layer_norm=True, device=DEVICE)
         with torch.set_grad_enabled(train):
             variant(x)
-        assert variant.last_backend == "fused", mode
+        assert variant.last_backend == "python-steps", mode

@@ -569,7 +569,7 @@ def test_torch_export_of_a_python_loop_has_a_fixed_length(cls, kwargs):
     torch.manual_seed(13)
     module = cls(IN, H, **kwargs).eval()
     example = torch.randn(4, 3, IN)
-    with pytest.raises(ValueError, match=r"needs the native backend, .* runs 'fused'"):
+    with pytest.raises(ValueError, match=r"needs the native backend, .* runs 'compiled'"):
         export_program(module, example)
     program = export_program(module, example, dynamic_steps=False)
     for batch in (3, 7):  # the batch stays dynamic

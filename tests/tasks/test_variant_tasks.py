@@ -42,7 +42,7 @@ def _check_network(rnn, options):
         if key in options:
             assert getattr(cfg, key) == options[key], key
     assert rnn.forget_bias == options.get("forget_bias")
-    assert rnn.backend_for(torch.zeros(3, 2, cfg.input_size), needs_grad=True) == "fused"
+    assert rnn.backend_for(torch.zeros(3, 2, cfg.input_size), needs_grad=True) == "compiled"
 
 
 @pytest.mark.parametrize(("cell", "options"), [("lstm", LSTM_ALL), ("gru", GRU_ALL)])

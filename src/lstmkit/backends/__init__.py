@@ -13,11 +13,18 @@ Every backend takes ``(cfg, x (T, N, H_in), h0, c0, weights, lengths, training)`
 returns ``(output, h_n, c_n)``. A backend named explicitly that cannot run a
 configuration raises ``ValueError``; ``auto`` never falls back silently: its choice is a
 rule written from the measurements in ``docs/benchmarks.md`` (see :func:`auto_choice`).
+
+What ran is named by :func:`ran` — in a module's ``last_backend`` and ``backend_for`` —
+with the fused backend's two step implementations told apart: ``compiled`` (the
+whole-time-loop kernels of :mod:`lstmkit.recurrence.kernels`: CPU, float32/float64) or
+``python-steps`` (the same arithmetic as torch calls: other devices and dtypes, the LSTM
+with a projection, or ``LSTMKIT_KERNELS=python``); ``native`` and ``reference`` as they are.
 """
 
 from torch import Tensor
 
 from lstmkit.backends import fused, native, reference
+from lstmkit.recurrence import kernels
 from lstmkit.recurrence.config import RNNConfig
 
 BACKENDS = {"reference": reference.run, "fused": fused.run, "native": native.run}
@@ -67,6 +74,19 @@ def resolve(requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
     if reason is not None:
         raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")
     return requested
+
+
+FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
+
+
+def ran(name: str, cfg: RNNConfig, x: Tensor) -> str:
+    """What backend ``name`` runs for ``cfg`` and inputs like ``x``: the name itself, or for
+    ``fused`` its step implementation, "compiled" or "python-steps"."""
+    if name != "fused":
+        return name
+    if cfg.mode == "LSTM" and cfg.proj_size:
+        return "python-steps"  # lstm_fused: the compiled loops have no projection
+    return "compiled" if kernels.ops_for(x) is not None else "python-steps"
 
 
 def check_name(name: str) -> str:

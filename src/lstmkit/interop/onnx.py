@@ -817,7 +817,7 @@ def export_program(module: nn.Module, input: torch.Tensor, *, dynamic_steps: boo
                 module.backend = "native"
             backend = module.backend_for(input, needs_grad=False)
             if not dynamic_steps:
-                if backend == "fused":
+                if backend in backends.FUSED_IMPLEMENTATIONS:
                     # the fused forward writes into buffers (out= ops), which a program can
                     # run only without autograd; the reference cells are plain ops, same values
                     module.backend = "reference"
