@@ -175,3 +175,24 @@ def test_demo(tmp_path, capsys):
     for name, png in result.figures.items():
         assert (tmp_path / "demo-cli" / name).read_bytes() == png, name
     assert set(result.models) == {"forecaster", "classifier"}
+
+
+@pytest.mark.parametrize("extra", [{}, {"quantiles": "0.1,0.5,0.9"}], ids=["one", "panel"])
+def test_forecast_forecasts_once(monkeypatch, extra):
+    """The run shows the forecasts its metrics scored: the model forecasts once (a spy on
+    Forecaster.predict / panel_quantiles), and the drawn report adds none."""
+    from lstmkit.tasks import Forecaster
+
+    calls = []
+    for name in ("predict", "panel_quantiles"):
+        method = getattr(Forecaster, name)
+
+        def spy(self, *args, _method=method, _name=name, **kwargs):
+            calls.append(_name)
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(Forecaster, name, spy)
+    result = runs.forecast(data="airline", horizon=6, **TINY, **extra, out=False, quiet=True)
+    assert len(calls) == 1
+    assert result.report is not None  # drawn on first read
+    assert len(calls) == 1

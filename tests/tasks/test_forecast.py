@@ -172,3 +172,20 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_result(tmp_path):
     resumed = Forecaster(checkpoint=ckpt, resume=True, **kw).fit(y)
     assert [e["epoch"] for e in resumed.history.epochs] == [1, 2, 3, 4, 5, 6]
     np.testing.assert_array_equal(resumed.predict(3), whole)
+
+
+def test_evaluate_returns_the_forecasts_it_scored():
+    """return_forecasts=True gives (metrics, forecasts): the same metrics, the model's row
+    equal to predict(steps), every row scored by regression_metrics."""
+    from lstmkit.train.metrics import regression_metrics
+
+    y = np.sin(np.arange(80) / 4.0) + np.arange(80) / 40.0
+    model = Forecaster(horizon=4, lookback=8, epochs=2, hidden_size=8, progress=False)
+    model.fit(y[:72])
+    metrics, forecasts = model.evaluate(y[72:], return_forecasts=True)
+    assert metrics == model.evaluate(y[72:])
+    assert set(forecasts) == set(metrics) == {"model", "naive", "seasonal_naive", "mean"}
+    np.testing.assert_allclose(forecasts["model"][:, 0], model.predict(8))
+    for name, forecast in forecasts.items():
+        assert forecast.shape == (8, 1)
+        assert metrics[name] == regression_metrics(y[72:, None], forecast)

@@ -16,7 +16,7 @@ from lstmkit.messages import clipped, shown
 from lstmkit.report.tasks import forecast_report, panel_forecast_report
 from lstmkit.runs.common import RunResult, Table, estimator_options, floats, fmt, names, start
 from lstmkit.runs.inputs import PanelData, is_panel_run, read_panel, target_series
-from lstmkit.tasks import Forecaster, NaiveForecaster, SeasonalNaiveForecaster
+from lstmkit.tasks import Forecaster
 from lstmkit.tasks.global_forecast import check_quantiles
 
 
@@ -63,8 +63,10 @@ def forecast(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
         )
         run.stop_if_interrupted(model)
         fut_test = None if fut is None else fut[cut:]
-        metrics = model.evaluate(y[cut:], future_covariates=fut_test, season=p["season"])
-        pred = model.predict(test, future_covariates=fut_test).reshape(test, -1)
+        metrics, forecasts = model.evaluate(
+            y[cut:], future_covariates=fut_test, season=p["season"], return_forecasts=True
+        )
+        pred = forecasts["model"]
         times = frame.time[cut:] if frame.time else [str(t) for t in range(cut, len(y))]
         rows = [
             (t, name, y[cut + i, k], pred[i, k])
@@ -73,11 +75,7 @@ def forecast(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
         ]
 
         def draw():
-            baselines = (NaiveForecaster(), SeasonalNaiveForecaster(p["season"]))
-            preds = {"model": pred} | {
-                name: baseline.fit(y[:cut]).predict(test)
-                for name, baseline in zip(("naive", "seasonal_naive"), baselines, strict=True)
-            }
+            preds = {name: forecasts[name] for name in ("model", "naive", "seasonal_naive")}
             return forecast_report(
                 model,
                 data_name=p["data"],
@@ -141,8 +139,8 @@ def _forecast_panel(run) -> RunResult:
         model.fit(train, static_covariates=data.static, **data.fit_columns())
         run.stop_if_interrupted(model)
         level = interval_level(model.quantiles_)
-        metrics = model.evaluate(test, level=level)
-        every = model.panel_quantiles(steps)  # (n_series, steps, Q), in model.panel.ids order
+        # every: (n_series, steps, Q), in model.panel.ids order
+        metrics, every = model.evaluate(test, level=level, return_forecasts=True)
         where = {name: k for k, name in enumerate(data.ids)}
         median = model.quantiles_.index(0.5)
         rows = []

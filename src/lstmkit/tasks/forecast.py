@@ -614,8 +614,14 @@ class Forecaster(Estimator):
         return ahead[:need]
 
     def evaluate(
-        self, actual, *, future_covariates=None, season: int | None = None, level: int = 80
-    ) -> dict:
+        self,
+        actual,
+        *,
+        future_covariates=None,
+        season: int | None = None,
+        level: int = 80,
+        return_forecasts: bool = False,
+    ):
         """Metrics of ``predict(len(actual))`` against ``actual``, on the original scale,
         with the naive, seasonal-naive (``season``: default the model's) and mean
         baselines beside the model.
@@ -626,11 +632,19 @@ class Forecaster(Estimator):
         quantiles) and the CRPS estimate, averaged over series (M4's conventions,
         :mod:`lstmkit.train.forecast_metrics`); beside the model, the naive, seasonal-naive
         and mean forecasts, and with the ``forecast`` extra AutoETS, AutoTheta and
-        AutoARIMA with their intervals (:mod:`lstmkit.tasks.forecast_baselines`)."""
+        AutoARIMA with their intervals (:mod:`lstmkit.tasks.forecast_baselines`).
+
+        With ``return_forecasts``: (metrics, the forecasts they score) — a dict of each row's
+        forecast (steps, K) for one series; after a panel fit, the quantile forecasts
+        (n_series, steps, Q) in the panel's order, as :meth:`panel_quantiles` — so a caller
+        that shows them does not forecast again."""
         self._check_fitted()
         season = season or self.season_
         if self.panel is not None:
-            return self._evaluate_panel(actual, season, level)
+            truth = _continuation(self.panel, actual)
+            every = self.panel_quantiles(max(len(t) for t in truth))
+            metrics = self._score_panel(self.panel.values, truth, every, season, level)
+            return (metrics, every) if return_forecasts else metrics
         truth = as_matrix(actual, "actual")
         steps = truth.shape[0]
         preds = {"model": self.predict(steps, future_covariates=future_covariates)}
@@ -642,15 +656,9 @@ class Forecaster(Estimator):
         }
         for name, baseline in baselines.items():
             preds[name] = baseline.fit(self._series).predict(steps)
-        return {
-            name: regression_metrics(truth, np.asarray(p).reshape(truth.shape))
-            for name, p in preds.items()
-        }
-
-    def _evaluate_panel(self, actual, season: int, level: int) -> dict:
-        truth = _continuation(self.panel, actual)
-        every = self.panel_quantiles(max(len(t) for t in truth))
-        return self._score_panel(self.panel.values, truth, every, season, level)
+        preds = {name: np.asarray(p).reshape(truth.shape) for name, p in preds.items()}
+        metrics = {name: regression_metrics(truth, p) for name, p in preds.items()}
+        return (metrics, preds) if return_forecasts else metrics
 
     def _score_panel(self, history, truth, every, season: int, level: int) -> dict:
         """Metric rows of the quantile forecasts ``every`` (n, ≥ len(truth[i]), Q) of the
