@@ -29,7 +29,7 @@ def ran_name(backend: str, module, x: torch.Tensor) -> str:
     on inputs like ``x``: fused as its step implementation, "compiled" or "python-steps"."""
     from lstmkit import backends
 
-    return backends.ran(backend_name(backend), module.cfg, x)
+    return backends.resolve(backend_name(backend), module.cfg, x, needs_grad=False)
 
 
 def max_abs_err(a: torch.Tensor, b: torch.Tensor) -> float:

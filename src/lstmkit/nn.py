@@ -27,9 +27,9 @@ Keyword-only extras beyond torch.nn:
   ([h_t, h′_t], the default, as the sources and torch.nn do), ``"sum"``, ``"mean"``,
   ``"mul"``. With a non-concat merge, layer k+1 reads P features, not 2P.
 * ``reset_after`` (GRU): ``True`` is PyTorch's/cuDNN's form, ``False`` Cho et al.'s.
-* ``backend``: ``"auto"`` (default), ``"reference"``, ``"fused"`` or ``"native"``;
-  see :mod:`lstmkit.backends`. ``m.last_backend`` says what ran last: ``"reference"``,
-  ``"native"``, or for fused its step implementation, ``"compiled"`` or ``"python-steps"``.
+* ``backend``: ``"auto"`` (default), ``"native"``, ``"fused"`` (our BPTT:
+  ``"compiled"`` where its loops run, else ``"python-steps"``; either can be named), or
+  ``"reference"``; see :mod:`lstmkit.backends`. ``m.last_backend`` says what ran last.
 * the cell variants (``docs/variants.md``): ``layer_norm`` (Ba et al. 2016),
   ``peephole`` (LSTM; Gers & Schmidhuber 2000), ``recurrent_dropout`` (Gal & Ghahramani
   2016), ``zoneout`` and ``zoneout_cell`` (LSTM; Krueger et al. 2016), ``forget_bias``
@@ -321,7 +321,7 @@ class _RecurrentBase(nn.Module):
         x, *_ = self._prepare(input, None, lengths)  # checks the lengths too
         if needs_grad is None:
             needs_grad = self._needs_grad(x, None)
-        return backends.ran(backends.resolve(self.backend, self.cfg, x, needs_grad), self.cfg, x)
+        return backends.resolve(self.backend, self.cfg, x, needs_grad)
 
     def _needs_grad(self, x, states) -> bool:
         if not torch.is_grad_enabled():
@@ -433,7 +433,7 @@ class _RecurrentBase(nn.Module):
         name = backends.resolve(self.backend, self.cfg, x, needs_grad)
         run = backends.BACKENDS[name]
         out, h_n, c_n = run(self.cfg, x, h0, c0, self.direction_weights(), lengths, self.training)
-        self.last_backend = backends.ran(name, self.cfg, x)
+        self.last_backend = name
         if packed:
             out = _repack(out, input)
         elif unbatched:

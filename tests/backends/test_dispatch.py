@@ -13,6 +13,7 @@ import torch
 
 import lstmkit
 from lstmkit import backends
+from lstmkit.recurrence import kernels
 
 T, N, IN = 3, 2, 4
 
@@ -55,11 +56,11 @@ def test_auto_runs_exactly_the_backend_it_names(calls, scenario, grad):
     assert module.last_backend is None
     x = torch.randn(T, N, IN)
     with contextlib.nullcontext() if grad else torch.no_grad():
-        expected = backends.auto_choice(module.cfg, x, grad)
-        assert module.backend_for(x) == backends.ran(expected, module.cfg, x)
+        expected = backends.resolve("auto", module.cfg, x, grad)
+        assert module.backend_for(x) == expected
         out, _ = module(x)
     assert calls == [expected]
-    assert module.last_backend == backends.ran(expected, module.cfg, x)
+    assert module.last_backend == expected
     assert out.requires_grad == grad
 
 
@@ -80,7 +81,7 @@ def test_auto_rule_fixed_cases(calls, scenario, expected, grad):
     assert backends.auto_choice(module.cfg, x, grad) == expected
     with contextlib.nullcontext() if grad else torch.no_grad():
         module(x)
-    assert calls == [expected]
+    assert calls == [{"fused": "compiled"}.get(expected, expected)]  # fused: its compiled loops
 
 
 @pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
@@ -96,8 +97,9 @@ def test_auto_gru_on_cpu_follows_the_hidden_size_threshold(calls, scenario, grad
     with contextlib.nullcontext() if grad else torch.no_grad():
         out, _ = module(x)
     assert out.requires_grad == grad
-    assert calls == [expected]
-    assert module.last_backend == {"fused": "compiled", "native": "native"}[expected]
+    named = {"fused": "compiled", "native": "native"}[expected]
+    assert calls == [named]
+    assert module.last_backend == named
 
 
 @pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
@@ -122,8 +124,8 @@ def test_needs_grad_follows_the_inputs_when_parameters_are_frozen(calls):
     module(x)
     module(x.requires_grad_())
     assert calls == [
-        backends.auto_choice(module.cfg, x, False),
-        backends.auto_choice(module.cfg, x, True),
+        backends.resolve("auto", module.cfg, x, False),
+        backends.resolve("auto", module.cfg, x, True),
     ]
 
 
@@ -137,7 +139,7 @@ def test_explicit_backend_runs_only_itself(calls, mode, backend):
     assert module.backend_for(x) == named
     module(x)
     module(x, lengths=[3, 1])
-    assert calls == [backend, backend]
+    assert calls == [named, named]
     assert module.last_backend == named
 
 
@@ -203,7 +205,8 @@ def test_explicit_native_that_cannot_run_raises(calls, factory, match):
 def test_invalid_backend_name_raises(cls, name):
     with pytest.raises(
         ValueError,
-        match=rf"backend: expected one of auto, reference, fused, native, got {name!r}",
+        match=rf"backend: expected one of auto, fused, reference, compiled, python-steps, "
+        rf"native, got {name!r}",
     ):
         cls(IN, 8, backend=name)
 
@@ -232,3 +235,37 @@ def test_gate_activations_do_not_change_last_backend(calls):
     module(x)
     module.gate_activations(x)
     assert calls == [module.last_backend]
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_fused_implementations_by_name(calls, mode):
+    """compiled and python-steps can be named: each runs itself (the same numbers), fused
+    follows LSTMKIT_KERNELS, and compiled refuses what its loops cannot run."""
+    torch.manual_seed(0)
+    cls = getattr(lstmkit, mode)
+    x = torch.randn(T, N, IN, dtype=torch.float64)
+    outs, weights = {}, cls(IN, 8, bidirectional=True, dtype=torch.float64).state_dict()
+    for name in ("compiled", "python-steps"):
+        module = cls(IN, 8, bidirectional=True, backend=name, dtype=torch.float64)
+        module.load_state_dict(weights)
+        assert module.backend_for(x) == name
+        outs[name], _ = module(x, lengths=[T, 2])
+        assert module.last_backend == name
+    assert calls == ["compiled", "python-steps"]
+    torch.testing.assert_close(outs["compiled"], outs["python-steps"], rtol=0, atol=1e-12)
+    fused = cls(IN, 8, backend="fused")
+    with kernels.use("python"):
+        assert fused.backend_for(torch.randn(T, N, IN)) == "python-steps"
+    assert fused.backend_for(torch.randn(T, N, IN)) == "compiled"
+    with pytest.raises(ValueError, match="compiled loops are CPU kernels for float32 and float64"):
+        cls(IN, 8, backend="compiled", dtype=torch.bfloat16)(torch.randn(T, N, IN).bfloat16())
+
+
+def test_compiled_refuses_a_projection():
+    module = lstmkit.LSTM(IN, 8, proj_size=3, backend="compiled")
+    with pytest.raises(ValueError, match=r"backend='compiled' cannot run .* no projection"):
+        module(torch.randn(T, N, IN))
+    assert (
+        lstmkit.LSTM(IN, 8, proj_size=3, backend="fused").backend_for(torch.randn(T, N, IN))
+        == "python-steps"
+    )

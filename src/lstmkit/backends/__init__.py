@@ -1,24 +1,26 @@
 """Backends and the one place that decides which runs (dispatch).
 
-=========  ===============================================================  ==============
-name       what runs                                                        can run
-=========  ===============================================================  ==============
-reference  the cell functions in a Python loop; autograd does the backward  everything
-fused      one input matmul per direction, our BPTT (``torch.autograd``)   everything
-native     ``torch.lstm``/``torch.gru`` (oneDNN on CPU, cuDNN on GPU)      see ``why_not``
-auto       the fastest of the above that computes the configuration exactly (default)
-=========  ===============================================================  ==============
+============  ============================================================  ==============
+name          what runs                                                     can run
+============  ============================================================  ==============
+reference     the cell functions in a Python loop; autograd does the        everything
+              backward
+compiled      one input matmul per direction, our BPTT, the time loop in    CPU, float32/64,
+              lstmkit's compiled kernels (``recurrence/kernels``)          no projection
+python-steps  the same, the time loop as torch calls step by step           everything
+native        ``torch.lstm``/``torch.gru`` (oneDNN on CPU, cuDNN on GPU)    see ``why_not``
+fused         our BPTT: ``compiled`` where it can run, else ``python-steps`` everything
+              (``LSTMKIT_KERNELS=python``: always python-steps)
+auto          the fastest of the above that computes the configuration exactly (default)
+============  ============================================================  ==============
 
 Every backend takes ``(cfg, x (T, N, H_in), h0, c0, weights, lengths, training)`` and
-returns ``(output, h_n, c_n)``. A backend named explicitly that cannot run a
-configuration raises ``ValueError``; ``auto`` never falls back silently: its choice is a
-rule written from the measurements in ``docs/benchmarks.md`` (see :func:`auto_choice`).
-
-What ran is named by :func:`ran` — in a module's ``last_backend`` and ``backend_for`` —
-with the fused backend's two step implementations told apart: ``compiled`` (the
-whole-time-loop kernels of :mod:`lstmkit.recurrence.kernels`: CPU, float32/float64) or
-``python-steps`` (the same arithmetic as torch calls: other devices and dtypes, the LSTM
-with a projection, or ``LSTMKIT_KERNELS=python``); ``native`` and ``reference`` as they are.
+returns ``(output, h_n, c_n)``. :func:`resolve` turns the name a module was given into what
+runs — ``auto`` and ``fused`` become one of the four that do — and a module's
+``last_backend`` and ``backend_for`` report that name. A backend named explicitly that
+cannot run a configuration raises ``ValueError``; ``auto`` never falls back silently: its
+choice is a rule written from the measurements in ``docs/benchmarks.md`` (see
+:func:`auto_choice`).
 """
 
 from torch import Tensor
@@ -27,8 +29,14 @@ from lstmkit.backends import fused, native, reference
 from lstmkit.recurrence import kernels
 from lstmkit.recurrence.config import RNNConfig
 
-BACKENDS = {"reference": reference.run, "fused": fused.run, "native": native.run}
-BACKEND_NAMES = ("auto", *BACKENDS)
+BACKENDS = {
+    "reference": reference.run,
+    "compiled": fused.run_compiled,
+    "python-steps": fused.run_python_steps,
+    "native": native.run,
+}
+BACKEND_NAMES = ("auto", "fused", *BACKENDS)
+FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
 
 # On CPU torch runs its GRU as a C++ loop of ATen ops; our fused GRU (the compiled loops of
 # recurrence/kernels) beat it at every size measured up to hidden 512, training and
@@ -41,10 +49,16 @@ BACKEND_NAMES = ("auto", *BACKENDS)
 FUSED_GRU_MAX_HIDDEN_CPU = 512
 
 
-def why_not(name: str, cfg: RNNConfig) -> str | None:
-    """Why backend ``name`` cannot compute ``cfg`` exactly, or None when it can."""
+def why_not(name: str, cfg: RNNConfig, x: Tensor | None = None) -> str | None:
+    """Why backend ``name`` cannot compute ``cfg`` exactly (on inputs like ``x``, when
+    given), or None when it can."""
     if name == "native":
         return native.why_not(cfg)
+    if name == "compiled":
+        if cfg.mode == "LSTM" and cfg.proj_size:
+            return "the compiled loops have no projection (proj_size)"
+        if x is not None:
+            return kernels.unsupported(x)
     return None
 
 
@@ -67,25 +81,23 @@ def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
 
 
 def resolve(requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
-    """The backend that will run: ``requested`` itself, or ``auto``'s choice."""
-    if requested == "auto":
-        return auto_choice(cfg, x, needs_grad)
-    reason = why_not(requested, cfg)
+    """What will run: ``requested`` itself, ``auto``'s choice, or for ``fused`` its step
+    implementation (:func:`fused_steps`); ValueError when a backend named explicitly
+    cannot run this configuration on inputs like ``x``."""
+    name = auto_choice(cfg, x, needs_grad) if requested == "auto" else requested
+    if name == "fused":
+        return fused_steps(cfg, x)
+    reason = why_not(name, cfg, x)
     if reason is not None:
         raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")
-    return requested
+    return name
 
 
-FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
-
-
-def ran(name: str, cfg: RNNConfig, x: Tensor) -> str:
-    """What backend ``name`` runs for ``cfg`` and inputs like ``x``: the name itself, or for
-    ``fused`` its step implementation, "compiled" or "python-steps"."""
-    if name != "fused":
-        return name
-    if cfg.mode == "LSTM" and cfg.proj_size:
-        return "python-steps"  # lstm_fused: the compiled loops have no projection
+def fused_steps(cfg: RNNConfig, x: Tensor) -> str:
+    """The fused backend's step implementation for ``cfg`` and inputs like ``x``: compiled
+    where its loops run (and ``LSTMKIT_KERNELS`` allows), else python-steps."""
+    if why_not("compiled", cfg, x) is not None:
+        return "python-steps"
     return "compiled" if kernels.ops_for(x) is not None else "python-steps"
 
 

@@ -355,12 +355,12 @@ class GRUVariantDirection(torch.autograd.Function):
     """One direction of the GRU variants as an autograd node with our own BPTT."""
 
     @staticmethod
-    def forward(ctx, x, h0, mask, reverse, reset_after, noise, *weights):
+    def forward(ctx, x, h0, mask, reverse, reset_after, noise, ops, *weights):
         w = DirectionWeights(*weights)
         gx, norm = input_side(x, w.w_ih, input_bias(w, reset_after), w.ln_ih)
-        ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, saved = gru_forward(gx, h0, w, noise, mask, reverse, reset_after, True, ops)
-        ctx.reverse, ctx.reset_after, ctx.noise, ctx.ops = reverse, reset_after, noise, ops
+        ctx.reverse, ctx.reset_after, ctx.noise = reverse, reset_after, noise
+        ctx.ops = ops  # the backward runs the same implementation
         ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or NONE3))
         return out, h
 
@@ -376,7 +376,7 @@ class GRUVariantDirection(torch.autograd.Function):
             ctx.needs_input_grad[0], ctx.ops,
         )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
-        return dx, dh0, None, None, None, None, *dw
+        return dx, dh0, None, None, None, None, None, *dw
 
 
 def run_direction(
@@ -388,13 +388,17 @@ def run_direction(
     mask: Tensor | None,
     reverse: bool,
     noise: Noise | None = None,
+    *,
+    steps: str | None = None,
 ) -> tuple[Tensor, Tensor, None]:
-    """The fused variant GRU direction: autograd node when gradients are needed."""
+    """The fused GRU direction: an autograd node when gradients are needed; ``steps`` as
+    in :func:`lstmkit.recurrence.lstm_variants.run_direction`."""
     noise = noise or Noise()
+    ops = kernels.ops_named(steps, x)
     if needs_autograd(x, h0, *w):
-        out, h = GRUVariantDirection.apply(x, h0, mask, reverse, cfg.reset_after, noise, *w)
+        args = (x, h0, mask, reverse, cfg.reset_after, noise, ops)
+        out, h = GRUVariantDirection.apply(*args, *w)
         return out, h, None
     gx, _ = input_side(x, w.w_ih, input_bias(w, cfg.reset_after), w.ln_ih)
-    ops = kernels.ops_for(x)
     out, h, _ = gru_forward(gx, h0, w, noise, mask, reverse, cfg.reset_after, False, ops)
     return out, h, None

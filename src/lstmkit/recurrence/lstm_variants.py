@@ -455,13 +455,12 @@ class LSTMVariantDirection(torch.autograd.Function):
     """One direction of the LSTM variants as an autograd node with our own BPTT."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, mask, reverse, noise, *weights):
+    def forward(ctx, x, h0, c0, mask, reverse, noise, ops, *weights):
         w = DirectionWeights(*weights)
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
         gx, norm = input_side(x, w.w_ih, bias, w.ln_ih)
-        ops = kernels.ops_for(x)  # the backward runs the same implementation
         out, h, c, saved = lstm_forward(gx, h0, c0, w, noise, mask, reverse, True, ops)
-        ctx.reverse, ctx.noise, ctx.ops = reverse, noise, ops
+        ctx.reverse, ctx.noise, ctx.ops = reverse, noise, ops  # the backward runs the same
         ctx.save_for_backward(x, h0, mask, *weights, *saved, *(norm or NONE3))
         return out, h, c
 
@@ -476,7 +475,7 @@ class LSTMVariantDirection(torch.autograd.Function):
             ctx.needs_input_grad[0], ctx.ops,
         )  # fmt: skip
         dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
-        return dx, dh0, dc0, None, None, None, *dw
+        return dx, dh0, dc0, None, None, None, None, *dw
 
 
 def run_direction(
@@ -488,12 +487,17 @@ def run_direction(
     mask: Tensor | None,
     reverse: bool,
     noise: Noise | None = None,
+    *,
+    steps: str | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The fused variant LSTM direction: autograd node when gradients are needed."""
+    """The fused LSTM direction: an autograd node when gradients are needed. ``steps``:
+    the step implementation, "compiled" or "python" (None: ``LSTMKIT_KERNELS``'s choice,
+    :func:`lstmkit.recurrence.kernels.ops_named`)."""
     noise = noise or Noise()
+    ops = kernels.ops_named(steps, x)
     if needs_autograd(x, h0, c0, *w):
-        return LSTMVariantDirection.apply(x, h0, c0, mask, reverse, noise, *w)
+        return LSTMVariantDirection.apply(x, h0, c0, mask, reverse, noise, ops, *w)
     bias = None if w.b_ih is None else w.b_ih + w.b_hh
     gx, _ = input_side(x, w.w_ih, bias, w.ln_ih)
-    out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False, kernels.ops_for(x))
+    out, h, c, _ = lstm_forward(gx, h0, c0, w, noise, mask, reverse, False, ops)
     return out, h, c

@@ -18,6 +18,10 @@ about 15 s once per machine and source version. The environment variable
   the reason and the python steps run;
 * ``compiled``: the compiled loops or an error;
 * ``python``: the python steps.
+
+That is the process-wide default of ``backend="fused"``; a module can name either
+implementation itself, ``backend="compiled"`` (an error where the loops cannot run) or
+``backend="python-steps"`` (:func:`ops_named`; :mod:`lstmkit.backends`).
 """
 
 import functools
@@ -190,11 +194,21 @@ def ops():
 COMPILED_DTYPES = (torch.float32, torch.float64)
 
 
+def unsupported(like: torch.Tensor) -> str | None:
+    """Why the compiled loops cannot run on tensors like ``like``, or None when they can."""
+    if like.device.type != "cpu" or like.dtype not in COMPILED_DTYPES:
+        return (
+            "the compiled loops are CPU kernels for float32 and float64, got "
+            f"{like.dtype} on {like.device}"
+        )
+    return None
+
+
 def ops_for(like: torch.Tensor):
     """The compiled loops for tensors like ``like``, or None for the python steps: the
     loops are CPU kernels for float32 and float64; other devices and dtypes (a GPU,
     bfloat16) run the python steps, which are torch calls on any device."""
-    if like.device.type != "cpu" or like.dtype not in COMPILED_DTYPES:
+    if unsupported(like) is not None:
         return None
     return ops()
 
@@ -208,6 +222,22 @@ def _warn_once(reason: str) -> None:
         RuntimeWarning,
         stacklevel=3,
     )
+
+
+def ops_named(steps: str | None, like: torch.Tensor):
+    """The loops for the step implementation ``steps`` names: None — :func:`ops_for`
+    (``LSTMKIT_KERNELS``); "python" — None; "compiled" — the compiled loops, or an error
+    where they cannot run (another device or dtype) or be built."""
+    if steps is None:
+        return ops_for(like)
+    if steps == "python":
+        return None
+    if unsupported(like) is not None:
+        raise ValueError(unsupported(like))
+    lib, reason = _build()
+    if lib is None:
+        raise RuntimeError(f"lstmkit's compiled variant kernels could not be built: {reason}")
+    return lib
 
 
 def implementation(like: torch.Tensor | None = None) -> str:
