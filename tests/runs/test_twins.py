@@ -75,6 +75,7 @@ def test_forecast_one_series(tmp_path, capsys):
     frame = result.predictions.frame()
     assert list(frame.columns) == ["time", "target", "actual", "predicted"] and len(frame) == 6
     np.testing.assert_allclose(frame["predicted"], result.model.predict(6))
+    assert result.predictions.column("predicted") == frame["predicted"].tolist()
 
 
 def test_forecast_panel_of_one_with_quantiles(tmp_path, capsys):

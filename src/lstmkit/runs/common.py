@@ -226,6 +226,11 @@ class Table:
     columns: tuple[str, ...]
     rows: list[tuple]
 
+    def column(self, name: str) -> list:
+        """The values of one column, in row order (no pandas needed)."""
+        k = self.columns.index(name)
+        return [row[k] for row in self.rows]
+
     def frame(self):
         import pandas
 

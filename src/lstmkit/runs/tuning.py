@@ -43,25 +43,17 @@ def _inputs(p: dict):
     return estimator, fixed, (X_train, y_train), (X_test, y_test), p["train_path"]
 
 
-def _test_metrics(task: str, model, train, test) -> dict:
-    """The model's test metrics with the task's baselines, as in metrics.json."""
-    if task == "forecast":
-        return model.evaluate(*test)
-    return model.evaluate(*test, train=train)
-
-
-def _predictions(task: str, model, test) -> Table:
-    """predictions.csv of the held-out part: (step, actual, predicted) for a forecast, else
-    as the sequence runs write it."""
+def _tested(task: str, model, train, test) -> tuple[dict, Table]:
+    """The model's test metrics with the task's baselines (as in metrics.json) and
+    predictions.csv of the held-out part: for a forecast (step, actual, predicted), the
+    forecast the metrics scored; else as the sequence runs write it."""
     if task != "forecast":
-        return test_predictions(model, *test)
+        return model.evaluate(*test, train=train), test_predictions(model, *test)
     (actual,) = test
-    pred = model.predict(len(actual)).reshape(len(actual), -1)
-    truth = np.asarray(actual).reshape(len(actual), -1)
-    return Table(
-        ("step", "actual", "predicted"),
-        [(i + 1, truth[i, 0], pred[i, 0]) for i in range(len(actual))],
-    )
+    metrics, forecasts = model.evaluate(actual, return_forecasts=True)
+    pred, truth = forecasts["model"], np.asarray(actual).reshape(len(actual), -1)
+    rows = [(i + 1, truth[i, 0], pred[i, 0]) for i in range(len(actual))]
+    return metrics, Table(("step", "actual", "predicted"), rows)
 
 
 def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
@@ -105,7 +97,7 @@ def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 f"interrupted; the trial that was running is marked FAIL; {kept}"
             ) from None
         model = found.estimator
-        metrics = _test_metrics(p["task"], model, train, test)
+        metrics, predictions = _tested(p["task"], model, train, test)
         tuning = {
             "sampler": p["sampler"],
             "metric": found.metric,
@@ -136,7 +128,7 @@ def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 "tune",
                 run.config(),
                 metrics=metrics,
-                predictions=_predictions(p["task"], model, test),
+                predictions=predictions,
                 models={"model": model},
                 draw=draw,
                 files={"tuning.json": json.dumps(jsonable(tuning), indent=1)},
