@@ -143,7 +143,7 @@ class TextGenerator(Estimator):
             "seed": seed,
         }
         # batches at random, not of like lengths: measured on the Tang corpus, length
-        # buckets made epochs 1.6x faster but learned that much less per epoch
+        # buckets made epochs about 2x faster but learned that much less per epoch
         # (docs/benchmarks.md, "Poem writing"), no gain in time to a perplexity
         self._train_cfg = TrainConfig.from_params(
             self.params, progress=progress, checkpoint=checkpoint, resume=resume

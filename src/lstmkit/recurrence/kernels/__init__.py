@@ -182,13 +182,20 @@ def ops():
     wanted = choice()
     if wanted == "python":
         return None
-    lib, reason = _build()
-    if lib is not None:
-        return lib
     if wanted == "compiled":
+        return _compiled()
+    lib, reason = _build()
+    if lib is None:
+        _warn_once(reason)
+    return lib
+
+
+def _compiled():
+    """The compiled loops, or RuntimeError naming why they could not be built."""
+    lib, reason = _build()
+    if lib is None:
         raise RuntimeError(f"lstmkit's compiled variant kernels could not be built: {reason}")
-    _warn_once(reason)
-    return None
+    return lib
 
 
 COMPILED_DTYPES = (torch.float32, torch.float64)
@@ -232,12 +239,10 @@ def ops_named(steps: str | None, like: torch.Tensor):
         return ops_for(like)
     if steps == "python":
         return None
-    if unsupported(like) is not None:
-        raise ValueError(unsupported(like))
-    lib, reason = _build()
-    if lib is None:
-        raise RuntimeError(f"lstmkit's compiled variant kernels could not be built: {reason}")
-    return lib
+    reason = unsupported(like)
+    if reason is not None:
+        raise ValueError(reason)
+    return _compiled()
 
 
 def implementation(like: torch.Tensor | None = None) -> str:
