@@ -6,7 +6,9 @@
 
 Grid: T in {50, 200}, batch in {16, 64}, hidden in {32, 128, 512}; LSTM and GRU; uni- and
 bidirectional; 1 and 2 layers; inference (no_grad forward) and a training step (forward +
-backward of a random cotangent). Input size = hidden size.
+backward of a random cotangent). Input size = hidden size. ``--proj-size P``: the LSTM
+cases with a projection of size P (LSTMP; torch.nn then runs its default, non-oneDNN
+implementation).
 
 For each case every backend and torch.nn run with the same weights, interleaved round by
 round in a seeded random order (the machine is shared and noisy, so ratios taken in the
@@ -38,23 +40,31 @@ import lstmkit
 BACKENDS = ("reference", "fused", "native", "auto")
 
 
-def flops_forward(mode: str, steps: int, batch: int, hidden: int, layers: int, dirs: int) -> int:
-    """Multiply-adds x 2 of the input and recurrent matmuls (input size = hidden size)."""
+def flops_forward(
+    mode: str, steps: int, batch: int, hidden: int, layers: int, dirs: int, proj: int = 0
+) -> int:
+    """Multiply-adds x 2 of the input, recurrent and projection matmuls (input size =
+    hidden size; h is ``proj`` wide with a projection)."""
     gates = 4 if mode == "LSTM" else 3
+    width = proj or hidden
     per_layer = 0
     for layer in range(layers):
-        in_size = hidden if layer == 0 else hidden * dirs
-        per_layer += dirs * 2 * steps * batch * gates * hidden * (in_size + hidden)
+        in_size = hidden if layer == 0 else width * dirs
+        per_layer += dirs * 2 * steps * batch * gates * hidden * (in_size + width)
+        per_layer += dirs * 2 * steps * batch * hidden * proj
     return per_layer
 
 
-def make_models(mode: str, hidden: int, layers: int, bidirectional: bool):
+def make_models(mode: str, hidden: int, layers: int, bidirectional: bool, proj: int = 0):
     torch.manual_seed(0)
-    ref = getattr(torch.nn, mode)(hidden, hidden, num_layers=layers, bidirectional=bidirectional)
+    extra = {"proj_size": proj} if proj else {}
+    ref = getattr(torch.nn, mode)(
+        hidden, hidden, num_layers=layers, bidirectional=bidirectional, **extra
+    )
     models = {"torch.nn": ref}
     for name in BACKENDS:
         ours = getattr(lstmkit, mode)(
-            hidden, hidden, num_layers=layers, bidirectional=bidirectional, backend=name
+            hidden, hidden, num_layers=layers, bidirectional=bidirectional, backend=name, **extra
         )
         ours.load_state_dict(ref.state_dict())
         models[name] = ours
@@ -79,12 +89,13 @@ def step_fn(model, x, grad, train: bool):
     return train_step
 
 
-def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, backends):
-    models = make_models(mode, hidden, layers, bidirectional)
+def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, backends, proj=0):
+    proj = proj if mode == "LSTM" else 0
+    models = make_models(mode, hidden, layers, bidirectional, proj)
     models = {k: v for k, v in models.items() if k == "torch.nn" or k in backends}
     x = torch.randn(steps, batch, hidden, requires_grad=train)
     dirs = 2 if bidirectional else 1
-    grad = torch.randn(steps, batch, dirs * hidden)
+    grad = torch.randn(steps, batch, dirs * (proj or hidden))
     fns = {name: step_fn(m, x, grad, train) for name, m in models.items()}
     warm = []
     for fn in fns.values():  # warm-up: allocator, oneDNN primitive cache
@@ -104,7 +115,7 @@ def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, 
             fns[name]()
             times[name].append(time.perf_counter() - start)
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    work = flops_forward(mode, steps, batch, hidden, layers, dirs) * (3 if train else 1)
+    work = flops_forward(mode, steps, batch, hidden, layers, dirs, proj) * (3 if train else 1)
     auto_choice = models["auto"].last_backend if "auto" in models else None
     return {
         "rounds": rounds,
@@ -112,6 +123,7 @@ def time_case(mode, steps, batch, hidden, layers, bidirectional, train, rounds, 
         "T": steps,
         "batch": batch,
         "hidden": hidden,
+        "proj_size": proj,
         "layers": layers,
         "bidirectional": bidirectional,
         "phase": "train" if train else "inference",
@@ -256,6 +268,7 @@ def main(argv=None) -> int:
     parser.add_argument("--T", default="50,200", help="sequence lengths, comma-separated")
     parser.add_argument("--batch", default="16,64", help="batch sizes, comma-separated")
     parser.add_argument("--hidden", default="32,128,512", help="hidden sizes, comma-separated")
+    parser.add_argument("--proj-size", type=int, default=0, help="LSTM projection size (0: none)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory part")
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory part")
     parser.add_argument("--json", help="also write the JSON document to this file")
@@ -278,7 +291,9 @@ def main(argv=None) -> int:
     if args.memory_only:
         grid = ()
     for mode, steps, batch, hidden, layers, bi, train in grid:
-        case = time_case(mode, steps, batch, hidden, layers, bi, train, args.rounds, backends)
+        case = time_case(
+            mode, steps, batch, hidden, layers, bi, train, args.rounds, backends, args.proj_size
+        )
         cases.append(case)
         print(json.dumps(case), file=sys.stderr, flush=True)
     memory = []

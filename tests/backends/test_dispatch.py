@@ -117,6 +117,29 @@ def test_auto_lstm_runs_native_with_or_without_lengths(calls, hidden, grad, leng
     assert calls == ["native"]
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        8,
+        backends.FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU,
+        backends.FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU + 1,
+    ],
+)
+def test_auto_lstm_with_a_projection_runs_fused_to_train(calls, hidden, grad):
+    """The rule: an LSTM with a projection on CPU (torch has no oneDNN kernel for it) runs
+    fused in training, and in inference up to FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU."""
+    module = lstmkit.LSTM(IN, hidden, proj_size=3, bidirectional=True)
+    x = torch.randn(T, N, IN)
+    fused = grad or hidden <= backends.FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU
+    expected = "compiled" if fused else "native"
+    with contextlib.nullcontext() if grad else torch.no_grad():
+        assert module.backend_for(x) == expected
+        module(x)
+    assert calls == [expected]
+    assert module.last_backend == expected
+
+
 def test_needs_grad_follows_the_inputs_when_parameters_are_frozen(calls):
     """With frozen parameters only an input that requires grad makes it a training step."""
     module = lstmkit.GRU(IN, 32).requires_grad_(False)
@@ -261,11 +284,18 @@ def test_fused_implementations_by_name(calls, mode):
         cls(IN, 8, backend="compiled", dtype=torch.bfloat16)(torch.randn(T, N, IN).bfloat16())
 
 
-def test_compiled_refuses_a_projection():
-    module = lstmkit.LSTM(IN, 8, proj_size=3, backend="compiled")
-    with pytest.raises(ValueError, match=r"backend='compiled' cannot run .* no projection"):
-        module(torch.randn(T, N, IN))
-    assert (
-        lstmkit.LSTM(IN, 8, proj_size=3, backend="fused").backend_for(torch.randn(T, N, IN))
-        == "python-steps"
-    )
+def test_a_projection_runs_on_both_step_implementations(calls):
+    """The LSTM with a projection runs the compiled loops under fused (and when named), and
+    python-steps when named; the same numbers (their oracle, torch.nn, is in test_parity)."""
+    torch.manual_seed(0)
+    x = torch.randn(T, N, IN, dtype=torch.float64, requires_grad=True)
+    weights = lstmkit.LSTM(IN, 8, proj_size=3, dtype=torch.float64).state_dict()
+    results = {}
+    for name in ("fused", "compiled", "python-steps"):
+        module = lstmkit.LSTM(IN, 8, proj_size=3, backend=name, dtype=torch.float64)
+        module.load_state_dict(weights)
+        out, _ = module(x, lengths=[T, 2])
+        results[name] = (out, *torch.autograd.grad(out.sin().sum(), [x, *module.parameters()]))
+    assert calls == ["compiled", "compiled", "python-steps"]
+    for a, b in zip(results["compiled"], results["python-steps"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

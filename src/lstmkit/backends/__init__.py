@@ -5,8 +5,8 @@ name          what runs                                                     can 
 ============  ============================================================  ==============
 reference     the cell functions in a Python loop; autograd does the        everything
               backward
-compiled      one input matmul per direction, our BPTT, the time loop in    CPU, float32/64,
-              lstmkit's compiled kernels (``recurrence/kernels``)          no projection
+compiled      one input matmul per direction, our BPTT, the time loop in    CPU, float32/64
+              lstmkit's compiled kernels (``recurrence/kernels``)
 python-steps  the same, the time loop as torch calls step by step           everything
 native        ``torch.lstm``/``torch.gru`` (oneDNN on CPU, cuDNN on GPU)    see ``why_not``
 fused         our BPTT: ``compiled`` where it can run, else ``python-steps`` everything
@@ -47,6 +47,11 @@ FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
 # with unequal lengths native runs unpacked (backends/native.py), faster than fused at
 # hidden 128-256 and as fast at 64, in training and inference.
 FUSED_GRU_MAX_HIDDEN_CPU = 512
+# The LSTM with a projection: torch runs it without oneDNN, as its default C++ loop; our
+# compiled loops were 2.6-2.8x faster for a training step at hidden 64 and 1.3-1.6x at 256
+# (P = 32), and 1.2-1.35x in inference at hidden 64 but 0.85-0.97x at 256
+# (docs/benchmarks.md, "The LSTM with a projection").
+FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU = 64
 
 
 def why_not(name: str, cfg: RNNConfig, x: Tensor | None = None) -> str | None:
@@ -54,29 +59,31 @@ def why_not(name: str, cfg: RNNConfig, x: Tensor | None = None) -> str | None:
     given), or None when it can."""
     if name == "native":
         return native.why_not(cfg)
-    if name == "compiled":
-        if cfg.mode == "LSTM" and cfg.proj_size:
-            return "the compiled loops have no projection (proj_size)"
-        if x is not None:
-            return kernels.unsupported(x)
+    if name == "compiled" and x is not None:
+        return kernels.unsupported(x)
     return None
 
 
 def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
     """The backend ``auto`` runs for this configuration and input (a rule from measurements).
-    ``x`` is time-major (T, N, H_in); ``needs_grad``: a backward follows (no rule depends on
-    it at present: the measured winners were the same for training and inference).
+    ``x`` is time-major (T, N, H_in); ``needs_grad``: a backward follows.
 
     * fused when native cannot compute the configuration (the variants, the Cho GRU,
       non-concat stacks);
     * a GRU on CPU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
+    * an LSTM with a projection on CPU: fused in training, and in inference up to hidden
+      ``FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU``;
     * otherwise native (cuDNN on a GPU; oneDNN on CPU, unpacked with lengths).
     """
     if why_not("native", cfg) is not None:
         return "fused"
-    on_cpu = x.device.type == "cpu"
-    if on_cpu and cfg.mode == "GRU" and cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU:
+    if x.device.type != "cpu":
+        return "native"
+    if cfg.mode == "GRU" and cfg.hidden_size <= FUSED_GRU_MAX_HIDDEN_CPU:
         return "fused"
+    if cfg.mode == "LSTM" and cfg.proj_size:
+        if needs_grad or cfg.hidden_size <= FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU:
+            return "fused"
     return "native"
 
 

@@ -1,12 +1,13 @@
 r"""One LSTM direction, plain or with the cell variants, with hand-written BPTT.
 
-With every variant option off it computes the plain cell of torch.nn (without
-projection): the ``fused`` backend runs the plain LSTM here too.
+With every variant option off it computes the plain cell of torch.nn, with its projection
+(``proj_size``) too: the ``fused`` backend runs every LSTM here.
 
 The variants (``docs/variants.md``): layer normalisation of the input and recurrent
 pre-activations and of the cell state (Ba et al. 2016), peepholes (Gers & Schmidhuber
 2000), recurrent dropout on :math:`h_{t-1}` (Gal & Ghahramani 2016) and zoneout of h and C
-(Krueger et al. 2016), in any combination; no projection. The forward is the reference
+(Krueger et al. 2016), in any combination; the projection is for the plain cell only (as
+in torch.nn). The forward is the reference
 cell (:func:`lstmkit.cells.lstm_cell` with the zoneout of
 :func:`lstmkit.recurrence.reference.zone`) with the input side — one matmul and, with
 layer norm, its normalisation — done for all steps before the loop.
@@ -47,6 +48,12 @@ identity when that norm is off). After the loop, as matmuls over all steps:
 \tilde C_t`; :math:`\partial\gamma_c = \sum (\delta h \odot K/\gamma_c) \odot \hat u`,
 :math:`\partial \beta_c = \sum \delta h \odot K / \gamma_c`.
 
+Projection (LSTMP, Sak et al. 2014): :math:`h_t = (o_t \odot \tau_t) W_{hr}^\top`, P wide,
+is what the recurrence and the output carry (:math:`W_{hh}` is (4H, P)). In the loop the
+step's :math:`\delta h_t` (P wide) becomes :math:`\delta h_t W_{hr}` before everything
+above, and after the loop :math:`\partial W_{hr} = \sum_t \delta h_t^\top (o_t \odot
+\tau_t)`.
+
 The loops over time run in one of two implementations that compute the same numbers
 (``docs/variants.md``, "Speed"): the compiled loops of :mod:`lstmkit.recurrence.kernels`
 (per step the recurrent matmul, then one pass per row that evaluates the local
@@ -54,7 +61,7 @@ derivatives above on the fly), or the python steps below (torch calls, the local
 derivatives of all steps precomputed). Buffers of (T, N, ·) come from
 :mod:`lstmkit.recurrence.workspace`.
 
-Shapes: x (T, N, H_in), gates (T, N, 4H), C (T, N, H), h (T, N, H); zoneout masks
+Shapes: x (T, N, H_in), gates (T, N, 4H), C (T, N, H), h (T, N, P); zoneout masks
 (T, N, H) or a float (evaluation), recurrent mask (N, H).
 """
 
@@ -127,7 +134,7 @@ def _layout(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool) -> _La
         c_before = shift_views(c_now, c_ext[steps if reverse else 0], reverse)
     else:
         c_ext, c_now, c_before = carried(c0, steps, reverse, False)
-    out = new(steps, batch, hidden)
+    out = new(steps, batch, h0.shape[-1])  # P wide: the projection's size, else H
     if mask is None:
         hs, h_now, h_before = out, step_views(out), shift_views(step_views(out), h0, reverse)
     else:
@@ -186,16 +193,43 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
     a_h = buffer(gx, steps, (batch, four_h), save) if ln_hh else None
     c_store = state_store(c0, steps, reverse, save)
     h_store = None if mask is None else state_store(h0, steps, reverse, save)
-    out = gx.new_empty(steps, batch, hidden)  # the layer output: never a cached buffer
+    out = gx.new_empty(steps, batch, h0.shape[-1])  # the layer output: never a cached buffer
     plain_c = zc is None and mask is None  # C̃ is then the carried C itself
     new_c = None if plain_c else buffer(gx, steps, (batch, hidden), save)
     norms = (ln_hh, ln_hh, ln_c, ln_c)  # (μ, ρ) of LN(h̄ W_hh^T), then of LN(C̃)
     stats = [buffer(gx, steps, (batch, 1), save) if on else None for on in norms]
+    (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
+    mean_h, rstd_h, mean_c, rstd_c = stats
     ops.lstm_forward(
-        gx, h0, c0, w.w_hh.T, *(vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c, w.ln_c_bias)),
-        *zone_args(zh), *zone_args(zc), mask, m, reverse, save,
-        gates, taus, a_h, c_store, out, h_store, new_c, *stats,
-    )  # fmt: skip
+        gx=gx,
+        h0=h0,
+        c0=c0,
+        w_hh_t=w.w_hh.T,
+        w_hr_t=None if w.w_hr is None else w.w_hr.T,
+        w_ph=vector(w.w_ph),
+        ln_hh=vector(w.ln_hh),
+        ln_c=vector(w.ln_c),
+        ln_c_bias=vector(w.ln_c_bias),
+        zh=zh,
+        zh_rate=zh_rate,
+        zc=zc,
+        zc_rate=zc_rate,
+        keep=mask,
+        m=m,
+        reverse=reverse,
+        save=save,
+        gates=gates,
+        taus=taus,
+        a=a_h,
+        c_store=c_store,
+        out=out,
+        h_store=h_store,
+        new_c=new_c,
+        mean_h=mean_h,
+        rstd_h=rstd_h,
+        mean_c=mean_c,
+        rstd_c=rstd_c,
+    )
     cs, c_last = stored(c_store, steps, reverse, save)
     hs, h_last = stored_h(h_store, out, reverse, save)
     if not save:
@@ -221,7 +255,10 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
     pre = gx.new_empty(batch, four_h)  # the pre-activations of the step being computed
     pre4 = pre.view(batch, 4, hidden)
     pre_if, pre_g, pre_o = pre[:, : 2 * hidden], pre4[:, 2], pre4[:, 3]
-    scratch = (gx.new_empty(1, batch, hidden) for _ in range(2))
+    width = lay.out.shape[-1]  # of h: P with a projection, else H
+    scratch = (gx.new_empty(1, batch, k) for k in (width, hidden))
+    w_hr_t = None if w.w_hr is None else w.w_hr.T  # (H, P)
+    raw = None if w_hr_t is None else gx.new_empty(batch, hidden)  # o ⊙ τ before W_hr
     plain_h = zh is None and mask is None
     hnew_t = lay.h_now if plain_h else rows(next(scratch), steps)
     hzone_t = lay.h_now if mask is None else hnew_t
@@ -263,7 +300,10 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
             stats_c[t] = (mean, rho)
         else:
             tau = torch.tanh(c_new, out=lay.tau_t[t])
-        h_new = torch.mul(o, tau, out=hnew_t[t])
+        if w_hr_t is None:
+            h_new = torch.mul(o, tau, out=hnew_t[t])
+        else:
+            h_new = torch.mm(torch.mul(o, tau, out=raw), w_hr_t, out=hnew_t[t])
         if zh_t is not None:
             h_new = torch.lerp(h_new, h_prev, zh_t[t], out=hzone_t[t])
         if zc_t is not None:
@@ -294,9 +334,12 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
     ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
     c_prev = c_ext[1:] if reverse else c_ext[:-1]
     loop = _python_backward if ops is None else partial(_compiled_backward, ops)
-    grad, grad_a, du, dh0, dc0 = loop(saved, c_prev, w, noise, mask, dout, dh_n, dc_n, reverse)
+    grad, grad_a, du, dh0, dc0, dhs = loop(saved, c_prev, w, noise, mask, dout, dh_n, dc_n, reverse)
     flat = grad.view(-1, four_h)
     grads = {}
+    if w.w_hr is not None:  # ∂W_hr = Σ_t δh_tᵀ (o_t ⊙ τ_t)
+        raw = torch.mul(gates[..., 3 * hidden :], taus).view(-1, hidden)
+        grads["w_hr"] = dhs.view(-1, dhs.shape[-1]).T @ raw
     if x_norm is not None:  # the input-side layer norm, all steps at once
         dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
         dax = dax.view(-1, four_h)
@@ -334,8 +377,9 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
 def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
     """The reverse loop with ``torch.ops.lstmkit.lstm_backward``.
 
-    Returns (δG, δa, δu, δh_0, δC_0): δG (T, N, 4H), δa its layer-norm backward (δG
-    itself without LN), δu (T, N, H) or None.
+    Returns (δG, δa, δu, δh_0, δC_0, δh): δG (T, N, 4H), δa its layer-norm backward (δG
+    itself without LN), δu (T, N, H) or None, δh (T, N, P) of every step with a
+    projection (for ∂W_hr), else None.
     """
     gates, taus, new_c, _, _, a_h, mean_h, rho_h, mean_c, rho_c = saved
     m, zh, zc = noise
@@ -343,15 +387,43 @@ def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc
     grad = workspace.empty(gates, *gates.shape)
     grad_a = workspace.empty(gates, *gates.shape) if ln_hh else None
     du = workspace.empty(taus, *taus.shape) if ln_c else None
-    dh0, dc0 = taus.new_empty(taus.shape[1:]), taus.new_empty(taus.shape[1:])
-    w_hh_nt = w.w_hh.t().contiguous().T  # (H, 4H) contiguous: NT products (see lstm_fused)
+    dh0, dc0 = dh_n.new_empty(dh_n.shape), taus.new_empty(taus.shape[1:])
+    dhs = None if w.w_hr is None else workspace.empty(dout, *dout.shape)
+    w_hh_nt = w.w_hh.t().contiguous().T  # (P, 4H) contiguous: NT products in the loop
+    (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
     ops.lstm_backward(
-        rows_contiguous(dout), rows_contiguous(dh_n), rows_contiguous(dc_n), w_hh_nt,
-        gates, taus, c_prev, new_c if ln_c else None, a_h, mean_h, rho_h, mean_c, rho_c,
-        *(vector(v) for v in (w.w_ph, w.ln_hh, w.ln_c)), *zone_args(zh), *zone_args(zc),
-        mask, m, reverse, grad, grad_a, du, dh0, dc0,
-    )  # fmt: skip
-    return grad, grad if grad_a is None else grad_a, du, dh0, dc0
+        dout=rows_contiguous(dout),
+        dh_n=rows_contiguous(dh_n),
+        dc_n=rows_contiguous(dc_n),
+        w_hh_nt=w_hh_nt,
+        w_hr=w.w_hr,
+        gates=gates,
+        taus=taus,
+        c_prev=c_prev,
+        c_new=new_c if ln_c else None,
+        a=a_h,
+        mean_h=mean_h,
+        rstd_h=rho_h,
+        mean_c=mean_c,
+        rstd_c=rho_c,
+        w_ph=vector(w.w_ph),
+        ln_hh=vector(w.ln_hh),
+        ln_c=vector(w.ln_c),
+        zh=zh,
+        zh_rate=zh_rate,
+        zc=zc,
+        zc_rate=zc_rate,
+        keep=mask,
+        m=m,
+        reverse=reverse,
+        grad=grad,
+        grad_a=grad_a,
+        du=du,
+        dh0=dh0,
+        dc0=dc0,
+        dh_store=dhs,
+    )
+    return grad, grad if grad_a is None else grad_a, du, dh0, dc0, dhs
 
 
 def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
@@ -395,7 +467,10 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
     dc_t, dc1_t = step_views(dcs), step_views(dcs.view(steps, batch, 1, hidden))
     du = workspace.empty(gates, steps, batch, hidden) if ln_c else None  # δu: γ_c, β_c
     du_t = step_views(du) if ln_c else None
-    dh_t = rows(buffer(gates, steps, (batch, hidden), False), steps)  # δh_t, step by step
+    width, proj = dout.shape[-1], w.w_hr is not None  # h is P wide with a projection
+    dhs = buffer(gates, steps, (batch, width), proj)  # δh_t: of every step for ∂W_hr
+    dh_t = rows(dhs, steps)
+    dh_raw = gates.new_empty(batch, hidden) if proj else None  # δh_t W_hr: δ(o ⊙ τ)
     if ln_c:
         cn_t, mc_t, rc_t = step_views(new_c), step_views(mean_c), step_views(rho_c)
     if ln_hh:
@@ -404,8 +479,8 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
     mf = None if mask is None else mask.to(gates.dtype)
     if mf is not None:
         mf_t, pass_t = step_views(mf), step_views(1 - mf)
-    w_hh_nt = w.w_hh.t().contiguous().T  # (H, 4H) contiguous: NT products (see lstm_fused)
-    dhc = gates.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
+    w_hh_nt = w.w_hh.t().contiguous().T  # (P, 4H) contiguous: NT products (~15% faster a step)
+    dhc = gates.new_empty(batch, width)  # δh_{t-1}, written by the matmul
     dcc = (gates.new_empty(batch, hidden), gates.new_empty(batch, hidden))  # δC, in turns
     dh_carry, dc_carry = dh_n, dc_n
     for n, t in enumerate(reversed(step_order(steps, reverse))):
@@ -414,6 +489,8 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
             dh.mul_(mf_t[t])
             dh_pass, dc_pass = dh_carry * pass_t[t], dc_carry * pass_t[t]
             dc_carry = dc_carry * mf_t[t]
+        if proj:
+            dh = torch.mm(dh, w.w_hr, out=dh_raw)
         dc = dc_t[t]
         if ln_c:
             base = dc_carry if zc_t is None else torch.mul(dc_carry, keepc_t[t], out=dc)
@@ -444,7 +521,7 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
             dc_next.add_(dc_pass)
         dc_carry = dc_next
     grad_a = torch.stack(da) if ln_hh else grad
-    return grad, grad_a, du, dh_carry, dc_carry
+    return grad, grad_a, du, dh_carry, dc_carry, dhs if proj else None
 
 
 _FIELDS = DirectionWeights._fields

@@ -1,4 +1,4 @@
-r"""What the hand-written BPTT loops share (``lstm_fused``, ``lstm_variants``, ``gru_variants``).
+r"""What the hand-written BPTT loops share (``lstm_variants``, ``gru_variants``).
 
 The order of the steps, the "previous" state of every step, the weight-gradient sum over
 steps, the input side for all steps, the layer-norm backward, and the buffers and per-step

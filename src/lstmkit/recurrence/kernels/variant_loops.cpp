@@ -335,11 +335,13 @@ inline Tensor step_of(const Tensor& buf, int64_t idx) {
 //   C̃ = f C + i g,  o = σ(pre_o + p_o C̃),  τ = tanh(LN(C̃) γ_c + β_c | C̃),  h̃ = o τ
 //   h = lerp(h̃, h_prev, d^h),  C = lerp(C̃, C_prev, d^c),  then the length mask
 //   h̄_next = h m (recurrent dropout)
+// With a projection (the plain cell only): h̃ = (o τ) W_hr^T, P wide, by a matmul after
+// the step's pass over the rows, then the length mask on it.
 // ======================================================================================
 
 template <typename T>
 void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t,
-                       const Tensor& w_hh_t, const OptTensor& w_ph_t,
+                       const Tensor& w_hh_t, const OptTensor& w_hr_t, const OptTensor& w_ph_t,
                        const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
                        const OptTensor& ln_c_bias_t, const OptTensor& zh_t, double zh_rate,
                        const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
@@ -349,7 +351,10 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
                        const OptTensor& new_c_t, const OptTensor& mean_h_t,
                        const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
                        const OptTensor& rstd_c_t) {
-  const int64_t T_ = gx_t.size(0), N = h0_t.size(0), H = h0_t.size(1), G = 4 * H;
+  // H: the cell's width; P: h's, the projection's size with one (W_hr^T (H, P)), else H
+  const int64_t T_ = gx_t.size(0), N = h0_t.size(0), G = gx_t.size(2), H = G / 4;
+  const int64_t P = h0_t.size(1);
+  const bool proj = w_hr_t.has_value();
   const auto gx = steps<const T>(gx_t, T_, N, G, "gx");
   const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
   const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
@@ -358,11 +363,11 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
   const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
   const auto keep = keep_of(keep_t, T_, N);
-  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
+  const auto m = m_t ? rows<const T>(*m_t, N, P, "m") : Rows<const T>{};
   const auto gates = steps<T>(gates_t, T_, N, G, "gates");
   const auto taus = steps<T>(taus_t, T_, N, H, "taus");
   const auto a = steps<T>(a_t, T_, N, G, "a");
-  const auto out = steps<T>(out_t, T_, N, H, "out");
+  const auto out = steps<T>(out_t, T_, N, P, "out");
   const auto new_c = steps<T>(new_c_t, T_, N, H, "new_c");
   const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
   const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
@@ -376,6 +381,13 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   TORCH_CHECK(!keep || h_store_t, "lstm_forward: a length mask needs h_store");
   TORCH_CHECK(!m || m_t->size(0) == N, "lstm_forward: m: expected ", N, " rows");
   TORCH_CHECK(!(keep || zc.on) || new_c_t, "lstm_forward: zoneout of C or a mask needs new_c");
+  TORCH_CHECK(proj || P == H, "lstm_forward: h0 is ", P, " wide without a projection, C ", H);
+  TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || m),
+              "lstm_forward: the projection is for the plain cell only");
+  // with a projection: o ⊙ τ of the step, then h = (o ⊙ τ) W_hr^T (N, P) by a matmul
+  const Tensor raw_t = proj ? at::empty({N, H}, gx_t.options()) : Tensor();
+  const Tensor h_new_t = proj && keep ? at::empty({N, P}, gx_t.options()) : Tensor();
+  const Rows<T> raw = proj ? rows<T>(raw_t, N, H, "raw") : Rows<T>{};
 
   Tensor rec = ln_hh ? Tensor() : at::empty({N, G}, gx_t.options());
   const Rows<const T> rec_rows = ln_hh ? Rows<const T>{} : rows<const T>(rec, N, G, "rec");
@@ -422,8 +434,13 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
         o.store(gr + 3 * H + j, kk);
         tv.store(tau[n] + j, kk);
         V<T> h = o * tv;
-        const V<T> hp = load(h_prev[n] + j, kk);
         const V<T> cp = load(c_prev[n] + j, kk);
+        if (proj) {  // h after the matmul below; the carried C here
+          h.store(raw[n] + j, kk);
+          (kept ? cn : cp).store(c_now[n] + j, kk);
+          return;
+        }
+        const V<T> hp = load(h_prev[n] + j, kk);
         if (zh.on) h = lerp(h, hp, zh.at(t, n, j, kk));
         const V<T> c = zc.on ? lerp(cn, cp, zc.at(t, n, j, kk)) : cn;
         const V<T> hn = kept ? h : hp;
@@ -461,11 +478,28 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
         }
       }
     });
+    if (!proj) continue;
+    if (!keep) {  // out is the carried h
+      Tensor out_step = out_t.select(0, t);
+      at::mm_out(out_step, raw_t, *w_hr_t);
+      continue;
+    }
+    Tensor h_new = h_new_t;
+    at::mm_out(h_new, raw_t, *w_hr_t);
+    const auto hn_rows = rows<const T>(h_new_t, N, P, "h_new");
+    for_rows(N, P, [&](int64_t n) {  // the length mask on h
+      const bool kept = keep.at(t, n);
+      LSTMKIT_FOR_CHUNKS(j, kk, P) {
+        const V<T> h = load(hn_rows[n] + j, kk), hp = load(h_prev[n] + j, kk);
+        (kept ? h : V<T>(T(0))).store(o_rows[n] + j, kk);
+        (kept ? h : hp).store(h_now[n] + j, kk);
+      }
+    });
   }
 }
 
 void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_t,
-                  const OptTensor& w_ph, const OptTensor& ln_hh, const OptTensor& ln_c,
+                  const OptTensor& w_hr_t, const OptTensor& w_ph, const OptTensor& ln_hh, const OptTensor& ln_c,
                   const OptTensor& ln_c_bias, const OptTensor& zh, double zh_rate,
                   const OptTensor& zc, double zc_rate, const OptTensor& keep,
                   const OptTensor& m, bool reverse, bool save, const Tensor& gates,
@@ -474,7 +508,7 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
                   const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
                   const OptTensor& rstd_c) {
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(gx, h0, c0, w_hh_t, w_ph, ln_hh, ln_c, ln_c_bias, zh, zh_rate,
+    lstm_forward_impl<scalar_t>(gx, h0, c0, w_hh_t, w_hr_t, w_ph, ln_hh, ln_c, ln_c_bias, zh, zh_rate,
                                 zc, zc_rate, keep, m, reverse, save, gates, taus, a, c_store,
                                 out, h_store, new_c, mean_h, rstd_h, mean_c, rstd_c);
   });
@@ -491,11 +525,13 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
 //       | (1-d^c) δC + 𝓑_c(δu) + δh A_o p_o          with it
 //   δG = [δC̃ g i(1-i), δC̃ C_{t-1} f(1-f), δC̃ i(1-g²), δh A_o],  δa = 𝓑_h(δG) | δG
 //   δC_prev = δC̃ (f + p_i A_i + p_f A_f) + d^c δC,  e_next = d^h δh (+ the passed carry)
+// With a projection (the plain cell only): δh (P wide, kept in dh_store for ∂W_hr) in a
+// first pass over the rows, then δh W_hr (N, H) by a matmul takes δh's place above.
 // ======================================================================================
 
 template <typename T>
 void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
-                        const Tensor& w_hh_nt, const Tensor& gates_t, const Tensor& taus_t,
+                        const Tensor& w_hh_nt, const OptTensor& w_hr_t, const Tensor& gates_t, const Tensor& taus_t,
                         const Tensor& c_prev_t, const OptTensor& c_new_t,
                         const OptTensor& a_t, const OptTensor& mean_h_t,
                         const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
@@ -504,9 +540,12 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
                         const OptTensor& zh_t, double zh_rate, const OptTensor& zc_t,
                         double zc_rate, const OptTensor& keep_t, const OptTensor& m_t,
                         bool reverse, const Tensor& grad_t, const OptTensor& grad_a_t,
-                        const OptTensor& du_t, const Tensor& dh0_t, const Tensor& dc0_t) {
+                        const OptTensor& du_t, const Tensor& dh0_t, const Tensor& dc0_t,
+                        const OptTensor& dh_store_t) {
   const int64_t T_ = gates_t.size(0), N = gates_t.size(1), H = taus_t.size(2), G = 4 * H;
-  const auto dout = steps<const T>(dout_t, T_, N, H, "dout");
+  const int64_t P = dh_n_t.size(1);  // h's width: the projection's size with one, else H
+  const bool proj = w_hr_t.has_value();
+  const auto dout = steps<const T>(dout_t, T_, N, P, "dout");
   const auto gates = steps<const T>(gates_t, T_, N, G, "gates");
   const auto taus = steps<const T>(taus_t, T_, N, H, "taus");
   const auto c_prev = steps<const T>(c_prev_t, T_, N, H, "c_prev");
@@ -522,24 +561,33 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
   const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
   const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
   const auto keep = keep_of(keep_t, T_, N);
-  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
+  const auto m = m_t ? rows<const T>(*m_t, N, P, "m") : Rows<const T>{};
   const auto grad = steps<T>(grad_t, T_, N, G, "grad");
   const auto grad_a = steps<T>(grad_a_t, T_, N, G, "grad_a");
   const auto du = steps<T>(du_t, T_, N, H, "du");
   TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "lstm_backward: LN(h) inputs");
   TORCH_CHECK(!ln_c || (c_new && mean_c && rstd_c && du), "lstm_backward: LN(C) inputs");
   TORCH_CHECK(gates.count == T_ && taus.count == T_, "lstm_backward: expected saved steps");
+  TORCH_CHECK(proj == dh_store_t.has_value(), "lstm_backward: w_hr and dh_store go together");
+  TORCH_CHECK(proj || P == H, "lstm_backward: h is ", P, " wide without a projection, C ", H);
+  TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || m),
+              "lstm_backward: the projection is for the plain cell only");
+  const auto dh_store = steps<T>(dh_store_t, T_, N, P, "dh_store");
 
   const auto opts = gates_t.options();
-  Tensor r = at::empty({N, H}, opts);                 // δa W_hh, written by the matmul
+  Tensor r = at::empty({N, P}, opts);                 // δa W_hh, written by the matmul
   const Tensor dcs = at::empty({2, N, H}, opts);     // δC carried, in turns
-  const Tensor carries = at::empty({2, N, H}, opts);  // e, in turns
+  const Tensor carries = at::empty({2, N, P}, opts);  // e, in turns
+  // with a projection: δh of the step (P wide, kept in dh_store), then δh W_hr (N, H)
+  const Tensor dh_raw_t = proj ? at::empty({N, H}, opts) : Tensor();
+  const Rows<const T> dh_raw = proj ? rows<const T>(dh_raw_t, N, H, "dh_raw") : Rows<const T>{};
   const bool passes = zh.on || keep;
-  const Rows<const T> dh_n = rows<const T>(dh_n_t, N, H, "dh_n");
+  const Rows<const T> dh_n = rows<const T>(dh_n_t, N, P, "dh_n");
   const Rows<const T> dc_n = rows<const T>(dc_n_t, N, H, "dc_n");
-  const Rows<T> r_rows = rows<T>(r, N, H, "r");
+  const Rows<T> r_rows = rows<T>(r, N, P, "r");
   auto pair_row = [&](const Tensor& pair, int64_t i) {
-    return Rows<T>{static_cast<T*>(pair.data_ptr()) + i * N * H, H};
+    const int64_t width = pair.size(2);
+    return Rows<T>{static_cast<T*>(pair.data_ptr()) + i * N * width, width};
   };
   const V<T> one(T(1)), zero(T(0));
   Rows<const T> r_in = dh_n, e_in{}, dc_in = dc_n;
@@ -552,10 +600,24 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
     const auto dg_rows = grad.at(t), do_rows = dout.at(t);
     const Rows<const T> rin = r_in, ein = e_in, dcin = dc_in;
     const bool sc = scale;
+    if (proj) {  // δh (P wide) and what passes through padding, then δh W_hr
+      const auto dh_rows = dh_store.at(t);
+      for_rows(N, P, [&](int64_t n) {
+        const bool kept = keep.at(t, n);
+        LSTMKIT_FOR_CHUNKS(j, kk, P) {
+          const V<T> carry = recurrent_carry(rin, Rows<const T>{}, ein, n, j, kk);
+          (kept ? load(do_rows[n] + j, kk) + carry : zero).store(dh_rows[n] + j, kk);
+          if (passes) (kept ? zero : carry).store(e_out[n] + j, kk);
+        }
+      });
+      Tensor dh_raw_out = dh_raw_t;
+      at::mm_out(dh_raw_out, dh_store_t->select(0, t), *w_hr_t);
+    }
     for_rows(N, G, [&](int64_t n) {
       const T* gr = gates.at(t)[n];
       const bool kept = keep.at(t, n);
       auto dh_at = [&](int64_t j, int64_t kk, V<T>& passed) {
+        if (proj) return load(dh_raw[n] + j, kk);  // 0 past the end: δh was
         const V<T> carry = recurrent_carry(rin, sc ? m : Rows<const T>{}, ein, n, j, kk);
         passed = kept ? zero : carry;
         return kept ? load(do_rows[n] + j, kk) + carry : zero;
@@ -625,7 +687,7 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
         V<T> dcn = dct * ft;
         if (zc.on) dcn = at::vec::fmadd(zc.at(t, n, j, kk), dc_kept, dcn);
         (kept ? dcn : dc_carry).store(dc_out[n] + j, kk);
-        if (passes) {
+        if (passes && !proj) {
           V<T> en = passed;
           if (zh.on) en = at::vec::fmadd(zh.at(t, n, j, kk), dh, en);
           en.store(e_out[n] + j, kk);
@@ -650,7 +712,8 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
 }
 
 void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
-                   const Tensor& w_hh_nt, const Tensor& gates, const Tensor& taus,
+                   const Tensor& w_hh_nt, const OptTensor& w_hr, const Tensor& gates,
+                   const Tensor& taus,
                    const Tensor& c_prev, const OptTensor& c_new, const OptTensor& a,
                    const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
                    const OptTensor& rstd_c, const OptTensor& w_ph, const OptTensor& ln_hh,
@@ -658,12 +721,12 @@ void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
                    const OptTensor& zc, double zc_rate, const OptTensor& keep,
                    const OptTensor& m, bool reverse, const Tensor& grad,
                    const OptTensor& grad_a, const OptTensor& du, const Tensor& dh0,
-                   const Tensor& dc0) {
+                   const Tensor& dc0, const OptTensor& dh_store) {
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(dout, dh_n, dc_n, w_hh_nt, gates, taus, c_prev, c_new, a,
+    lstm_backward_impl<scalar_t>(dout, dh_n, dc_n, w_hh_nt, w_hr, gates, taus, c_prev, c_new, a,
                                  mean_h, rstd_h, mean_c, rstd_c, w_ph, ln_hh, ln_c, zh,
                                  zh_rate, zc, zc_rate, keep, m, reverse, grad, grad_a, du, dh0,
-                                 dc0);
+                                 dc0, dh_store);
   });
 }
 
@@ -936,19 +999,20 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
 
 TORCH_LIBRARY(lstmkit, lib) {
   lib.def(
-      "lstm_forward(Tensor gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_ph, "
+      "lstm_forward(Tensor gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hr_t, Tensor? w_ph, "
       "Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, Tensor? zc, "
       "float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, Tensor(a!) gates, "
       "Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
       "Tensor(f!)? h_store, Tensor(g!)? new_c, Tensor(h!)? mean_h, Tensor(i!)? rstd_h, "
       "Tensor(j!)? mean_c, Tensor(k!)? rstd_c) -> ()");
   lib.def(
-      "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor w_hh_nt, Tensor gates, "
+      "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor w_hh_nt, Tensor? w_hr, "
+      "Tensor gates, "
       "Tensor taus, Tensor c_prev, Tensor? c_new, Tensor? a, Tensor? mean_h, Tensor? rstd_h, "
       "Tensor? mean_c, Tensor? rstd_c, Tensor? w_ph, Tensor? ln_hh, Tensor? ln_c, Tensor? zh, "
       "float zh_rate, Tensor? zc, float zc_rate, Tensor? keep, Tensor? m, bool reverse, "
       "Tensor(a!) grad, Tensor(b!)? grad_a, Tensor(c!)? du, Tensor(d!) dh0, "
-      "Tensor(e!) dc0) -> ()");
+      "Tensor(e!) dc0, Tensor(f!)? dh_store) -> ()");
   lib.def(
       "gru_forward(Tensor gx, Tensor h0, Tensor w_hh_t, Tensor? b_hh, Tensor? ln_hh, "
       "Tensor? zh, float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, "
