@@ -3,7 +3,9 @@
 ``variant_loops.cpp`` holds the time loop of one direction of the variant LSTM and GRU,
 forward and backward (``torch.ops.lstmkit.lstm_forward`` and so on): per step the
 recurrent matmul through ATen and then one vectorised pass over each row for all the
-pointwise work of the step. :mod:`lstmkit.recurrence.lstm_variants` and
+pointwise work of the step. The engines call them with named arguments, the names of the
+schemas in the ``TORCH_LIBRARY`` block at the end of the source (a misspelt or missing
+one is an error from torch's dispatcher, not a silent shift of positions). :mod:`lstmkit.recurrence.lstm_variants` and
 :mod:`~lstmkit.recurrence.gru_variants` call them in place of their python steps, which
 do the same arithmetic as a dozen torch calls per step — exact too, but slower (figures
 in ``docs/benchmarks.md``).
