@@ -65,7 +65,7 @@ def main() -> None:
         "validation": args.validation,
         "steps": args.steps,
         "window_scale": not args.no_window_scale,
-        "epochs": len(model.history.epochs),
+        "epochs": len(model.history_.epochs),
         "mase": round(scores["mase"], 3),
         "smape": round(scores["smape"], 2),
         "coverage": round(scores["coverage"], 3),

@@ -213,7 +213,7 @@ def measure(name, make, args, epochs: int, rounds: int, rng: random.Random) -> d
             began = time.perf_counter()
             if who == "ours":
                 est = make(epochs=epochs, patience=None, progress=False).fit(*args)
-                epoch_times = [e["seconds"] for e in est.history.epochs]
+                epoch_times = [e["seconds"] for e in est.history_.epochs]
             else:
                 epoch_times = plain_fit(seen, epochs)
             calls[who].append(time.perf_counter() - began)

@@ -52,7 +52,7 @@ def feed_before(self, chars, state):
     """generate's feed as it was: a forward call of the whole network per character."""
     with torch.no_grad():
         ids = torch.tensor([[self._index[c] for c in chars]])
-        logits, state = self.net(ids, state=state)
+        logits, state = self.net_(ids, state=state)
     return logits[0, -1], state
 
 
@@ -104,10 +104,10 @@ def train(poems: list[str], epochs: int, path: str) -> tuple[dict, TextGenerator
     row = {
         "seconds": seconds,
         "chars_per_s": trained / seconds,
-        "epoch_seconds": [e["seconds"] for e in model.history.epochs],
+        "epoch_seconds": [e["seconds"] for e in model.history_.epochs],
         "val_perplexity": model.perplexity(model.validation_poems_)["model"],
-        "training_backend": model.net.rnn.backend_for(
-            torch.zeros(2, 5, model.net.rnn.input_size), needs_grad=True, lengths=[5, 3]
+        "training_backend": model.net_.rnn.backend_for(
+            torch.zeros(2, 5, model.net_.rnn.input_size), needs_grad=True, lengths=[5, 3]
         ),
     }
     return row, model

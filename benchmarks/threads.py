@@ -70,7 +70,7 @@ def fit_seconds(name: str, threads: int) -> tuple[float, int]:
     os.environ["LSTMKIT_THREADS"] = str(threads)  # the documented override, for this fit
     began = time.perf_counter()
     model.fit(*args)
-    return time.perf_counter() - began, sum(p.numel() for p in model.net.parameters())
+    return time.perf_counter() - began, sum(p.numel() for p in model.net_.parameters())
 
 
 def main() -> None:

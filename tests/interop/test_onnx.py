@@ -481,7 +481,7 @@ def test_text_generator_matches_its_network(cell):
     meta = {p.key: p.value for p in onnx_model.metadata_props}
     assert json.loads(meta["lstmkit.vocab"]) == model._vocab
     session = _session(onnx_model)
-    net = model.net.eval()
+    net = model.net_.eval()
     torch.manual_seed(10)
     for steps, batch in SHAPES:
         tokens = torch.randint(0, len(model._vocab), (batch, steps))

@@ -149,7 +149,7 @@ def test_gate_activations_explain_the_forecast():
     )
     h_last = torch.tensor(gates["l0"]["h"][-1])
     with torch.no_grad():
-        scaled = float(model.net.head(h_last))
+        scaled = float(model.net_.head(h_last))
     scaler = model._scalers[0]
     level = (y[-1] - scaler.mean[0]) / scaler.std[0]
     expected = (scaled + level) * scaler.std[0] + scaler.mean[0]
@@ -168,9 +168,9 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_result(tmp_path):
     ckpt = str(tmp_path / "ckpt")
     first = Forecaster(checkpoint=ckpt, **kw)
     first.fit(y, callback=lambda record: record["epoch"] == 3)
-    assert len(first.history.epochs) == 3
+    assert len(first.history_.epochs) == 3
     resumed = Forecaster(checkpoint=ckpt, resume=True, **kw).fit(y)
-    assert [e["epoch"] for e in resumed.history.epochs] == [1, 2, 3, 4, 5, 6]
+    assert [e["epoch"] for e in resumed.history_.epochs] == [1, 2, 3, 4, 5, 6]
     np.testing.assert_array_equal(resumed.predict(3), whole)
 
 

@@ -246,14 +246,14 @@ def test_validation_is_never_dropped_silently():
     short = [np.arange(5.0), np.arange(4.0)]
     with pytest.warns(RuntimeWarning, match="no series has the horizon"):
         model = Forecaster(horizon=4, **SMALL).fit(short, validation=0.2)
-    assert "no validation" in model.history.stop_reason
+    assert "no validation" in model.history_.stop_reason
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = Forecaster(horizon=4, **SMALL).fit(seasonal_panel([30, 30]), validation=0.2)
-        assert "val_loss" in model.history.epochs[-1]
+        assert "val_loss" in model.history_.epochs[-1]
         # a panel's default: no validation (a fixed budget), and no warning about it
         model = Forecaster(horizon=4, **SMALL).fit(short)
-    assert "val_loss" not in model.history.epochs[-1]
+    assert "val_loss" not in model.history_.epochs[-1]
 
 
 @pytest.mark.parametrize("form", ["list", "dict", "long"])
@@ -409,12 +409,12 @@ def test_ctrl_c_in_an_ensemble_keeps_the_networks_trained_so_far_and_says_so(tmp
 
     panel = seasonal_panel([30, 20])
     model = Forecaster(horizon=2, n_models=3, **SMALL).fit(panel, callback=interrupt_second_network)
-    assert len(model.nets) == 2 and interrupted(model.history)
-    assert not interrupted(model.histories[0])
+    assert len(model.nets_) == 2 and interrupted(model.history_)
+    assert not interrupted(model.histories_[0])
     assert [q.shape for q in model.predict(quantiles=(0.1, 0.9))] == [(2, 2), (2, 2)]
     model.save(tmp_path / "m")
     back = Forecaster.load(tmp_path / "m")
-    assert len(back.nets) == 2 and back.params["n_models"] == 2
+    assert len(back.nets_) == 2 and back.params["n_models"] == 2
     np.testing.assert_array_equal(back.panel_quantiles(), model.panel_quantiles())
 
 

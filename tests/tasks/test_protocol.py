@@ -81,7 +81,7 @@ def test_cross_val_score_is_the_same_folds_by_hand(italy):
         for train, test in StratifiedKFold(3).split(X, y)
     ]
     np.testing.assert_allclose(scores, by_hand)
-    assert model.net is None  # cross_val_score fits clones, never the estimator given
+    assert model.net_ is None  # cross_val_score fits clones, never the estimator given
 
 
 def test_grid_search_picks_the_best_mean_fold_score(italy):
@@ -115,7 +115,7 @@ def test_describe_is_the_options_and_the_parameter_count(italy):
     model = SequenceClassifier(**SMALL)
     assert model.describe() == model.params  # nothing fitted: no parameter count yet
     model.fit(X[:20], y[:20])
-    count = sum(t.numel() for t in model.net.parameters())
+    count = sum(t.numel() for t in model.net_.parameters())
     assert model.describe() == {**model.params, "trainable parameters": count}
 
 

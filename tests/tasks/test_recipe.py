@@ -188,8 +188,8 @@ def test_ensemble_members_are_the_single_models_and_average_probabilities():
     ensemble = SequenceClassifier(n_models=2, seed=5, **kwargs).fit(X, y)
     first = SequenceClassifier(seed=5, **kwargs).fit(X, y)
     second = SequenceClassifier(seed=6, **kwargs).fit(X, y)
-    assert isinstance(ensemble.net, EnsembleNet) and not isinstance(first.net, EnsembleNet)
-    for member, single in zip(ensemble.net.members, (first.net, second.net), strict=True):
+    assert isinstance(ensemble.net_, EnsembleNet) and not isinstance(first.net_, EnsembleNet)
+    for member, single in zip(ensemble.net_.members, (first.net_, second.net_), strict=True):
         for (k, a), b in zip(
             member.state_dict().items(), single.state_dict().values(), strict=True
         ):
@@ -226,10 +226,10 @@ def test_augmentation_is_off_in_evaluation():
     first = model.predict_proba(X)
     np.testing.assert_array_equal(model.predict_proba(X), first)  # no fresh noise
     batch = {"x": torch.ones(2, 5, 2), "lengths": torch.tensor([5, 3])}
-    model.net.eval()
-    assert torch.equal(model._inputs(model.net, batch), batch["x"])
-    model.net.train()
-    assert not torch.equal(model._inputs(model.net, batch), batch["x"])
+    model.net_.eval()
+    assert torch.equal(model._inputs(model.net_, batch), batch["x"])
+    model.net_.train()
+    assert not torch.equal(model._inputs(model.net_, batch), batch["x"])
     plain = SequenceClassifier(**kwargs).fit(X, y)
     assert not np.array_equal(plain.predict_proba(X), first)  # training did see the noise
 

@@ -178,5 +178,5 @@ def test_gate_activations_explain_the_prediction():
     assert gates["l0"]["f"].shape == (len(X[3]), 5)
     features = torch.tensor(np.concatenate([gates["l0"]["h"][-1], gates["l0_reverse"]["h"][0]]))
     with torch.no_grad():
-        probs = torch.softmax(model.net.head(features.float()), -1).numpy()
+        probs = torch.softmax(model.net_.head(features.float()), -1).numpy()
     np.testing.assert_allclose(model.predict_proba([X[3]])[0], probs, rtol=1e-5, atol=1e-6)

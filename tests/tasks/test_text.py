@@ -162,7 +162,7 @@ def test_training_logits_on_the_real_steps_are_the_full_logits_masked(small):
     from lstmkit.recurrence.lengths import real_steps
     from lstmkit.tasks.text import _loss
 
-    net = small.net.eval()
+    net = small.net_.eval()
     batch = small._encode(["白日依山盡", "春眠不覺曉，處處聞啼鳥。"])
     steps = int(batch["lengths"].max())
     mask = real_steps(batch["lengths"], steps)

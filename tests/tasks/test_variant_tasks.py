@@ -55,11 +55,11 @@ def test_sequence_estimators_take_cell_options_and_keep_them(tmp_path, cls, cell
         y = y.astype(float)
     model = cls(cell=cell, cell_options=options, epochs=2, hidden_size=6, progress=False)
     model.fit(X, y)
-    _check_network(model.net.rnn, options)
+    _check_network(model.net_.rnn, options)
     model.save(tmp_path / "m")
     loaded = cls.load(tmp_path / "m")
     assert loaded.params["cell_options"] == options
-    _check_network(loaded.net.rnn, options)
+    _check_network(loaded.net_.rnn, options)
     got, want = loaded.predict(X), model.predict(X)
     for a, b in zip(got, want, strict=True):  # evaluation: no masks, zoneout's expectation
         np.testing.assert_array_equal(a, b)
@@ -69,14 +69,14 @@ def test_forecaster_and_text_generator_take_cell_options(tmp_path):
     series = load_dataset("airline").column("Passengers")
     f = Forecaster(horizon=4, hidden_size=8, epochs=2, cell_options=LSTM_ALL, progress=False)
     f.fit(series[:-4])
-    _check_network(f.net.rnn, LSTM_ALL)
+    _check_network(f.net_.rnn, LSTM_ALL)
     f.save(tmp_path / "f")
     np.testing.assert_array_equal(Forecaster.load(tmp_path / "f").predict(4), f.predict(4))
     poems = load_dataset("tang300")[:40]
     g = TextGenerator(
         hidden_size=16, embedding_size=8, epochs=1, cell_options=GRU_ALL, cell="gru"
     ).fit(poems)
-    _check_network(g.net.rnn, GRU_ALL)
+    _check_network(g.net_.rnn, GRU_ALL)
     g.save(tmp_path / "g")
     assert TextGenerator.load(tmp_path / "g").params["cell_options"] == GRU_ALL
 
@@ -145,7 +145,7 @@ def test_cli_options_reach_the_saved_model(tmp_path, capsys):
         "zoneout_cell": 0.3,
         "forget_bias": 1.0,
     }
-    _check_network(SequenceClassifier.load(out / "model").net.rnn, params["cell_options"])
+    _check_network(SequenceClassifier.load(out / "model").net_.rnn, params["cell_options"])
     code = main(["forecast", "--data", "airline", "--cell", "gru", "--peephole", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "cell_options" in err and "peephole" in err

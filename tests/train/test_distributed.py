@@ -120,9 +120,9 @@ def _rank_job(out: Path) -> None:
     assert not dist.is_initialized()
     tagger = _tagger().fit(*_tagging_data())
     rank = dist.get_rank()
-    result["tagger"] = (_params(tagger.net), _epochs(tagger.history))
+    result["tagger"] = (_params(tagger.net_), _epochs(tagger.history_))
     panel = _panel_forecaster()
-    result["panel"] = (_params(panel.net), _epochs(panel.history))
+    result["panel"] = (_params(panel.net_), _epochs(panel.history_))
 
     writes = []
     save = loop.save_checkpoint
@@ -274,13 +274,13 @@ RTOL_FLOAT32 = 1e-5
 def test_an_estimator_fits_unchanged_under_torchrun_as_in_one_process(ranks):
     (rank0, _), _ = ranks
     tagger = _tagger().fit(*_tagging_data())
-    want = _params(tagger.net)
+    want = _params(tagger.net_)
     weights, epochs = rank0["tagger"]
     assert (weights - want).abs().max() <= RTOL_FLOAT32 * want.abs().max()
     # the estimators' defaults: the one-cycle schedule stepped per batch, batches of like
     # lengths, no validation part
     assert tagger.params["schedule"] == "onecycle" and "val_loss" not in epochs[0]
-    for got, expected in zip(epochs, _epochs(tagger.history), strict=True):
+    for got, expected in zip(epochs, _epochs(tagger.history_), strict=True):
         assert got.keys() == expected.keys()
         assert got["lr"] == expected["lr"]
         assert got["train_loss"] == pytest.approx(expected["train_loss"], rel=RTOL_FLOAT32)
@@ -293,11 +293,11 @@ def test_a_panel_forecaster_fits_under_torchrun_as_in_one_process(ranks, monkeyp
     monkeypatch.setattr(global_forecast, "MIN_STEPS", 24)  # _panel_forecaster sets them
     monkeypatch.setattr(global_forecast, "MAX_STEPS", 24)
     model = _panel_forecaster()
-    want = _params(model.net)
+    want = _params(model.net_)
     for weights, epochs in (rank0["panel"], rank1["panel"]):
         assert (weights - want).abs().max() <= RTOL_FLOAT32 * want.abs().max()
         got = [e["train_loss"] for e in epochs]
-        assert got == pytest.approx([e["train_loss"] for e in model.history.epochs], rel=1e-4)
+        assert got == pytest.approx([e["train_loss"] for e in model.history_.epochs], rel=1e-4)
 
 
 def test_the_float32_tolerance_catches_another_global_batch():
@@ -306,7 +306,7 @@ def test_the_float32_tolerance_catches_another_global_batch():
     one = _tagger().fit(*_tagging_data())
     other = SequenceTagger(hidden_size=6, epochs=3, batch_size=4, seed=0, progress=False)
     other.fit(*_tagging_data())
-    a, b = _params(one.net), _params(other.net)
+    a, b = _params(one.net_), _params(other.net_)
     assert (a - b).abs().max() > 100 * RTOL_FLOAT32 * a.abs().max()
 
 

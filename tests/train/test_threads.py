@@ -101,13 +101,13 @@ def test_generation_steps_on_one_thread_unless_the_user_chose(two_threads, monke
     model = TextGenerator(hidden_size=8, embedding_size=4, num_layers=1, epochs=1, progress=False)
     model.fit(["白日依山尽，黄河入海流。", "欲穷千里目，更上一层楼。"] * 4)
     seen = []
-    step = model.net.step
+    step = model.net_.step
 
     def spy(*args):
         seen.append(torch.get_num_threads())
         return step(*args)
 
-    monkeypatch.setattr(model.net, "step", spy)
+    monkeypatch.setattr(model.net_, "step", spy)
     model.generate(seed=0, max_length=6)
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 2

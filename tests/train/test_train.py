@@ -79,9 +79,9 @@ def test_same_seed_same_metrics_from_an_estimator():
     ]
     probs = [r.predict_proba(X) for r in runs]
     np.testing.assert_array_equal(probs[0], probs[1])
-    assert runs[0].history.epochs == [
+    assert runs[0].history_.epochs == [
         {**e, "seconds": a["seconds"]}
-        for e, a in zip(runs[1].history.epochs, runs[0].history.epochs, strict=True)
+        for e, a in zip(runs[1].history_.epochs, runs[0].history_.epochs, strict=True)
     ]
     assert not np.array_equal(probs[0], probs[2])
 

@@ -594,7 +594,7 @@ def _sequence_model(est):
     """Sequence estimators: raw x (N, T, D) padded anyhow + lengths (N,) → standardised as
     in fit → network → class logits and probabilities, or predictions on y's scale."""
     est._check_fitted()
-    fitted, net = est._fitted, est.net
+    fitted, net = est._fitted, est.net_
     f = TensorProto.FLOAT
     g = _Graph()
     x = g.input("x", f, ["batch", "steps", fitted["input_size"]])
@@ -657,7 +657,7 @@ def _forecaster_model(est):
         ahead = g.op("Slice", [fut_s, steps, end, axis])  # (N, H, F) -> step-major (N, H·F)
         extra = g.op("Reshape", [ahead, g.const("shape", [0, -1])])
     x = channels[0] if len(channels) == 1 else g.op("Concat", channels, axis=-1)
-    out = _recurrent_net(g, est.net, x, "", extra)
+    out = _recurrent_net(g, est.net_, x, "", extra)
     block = g.op("Add", [g.op("Reshape", [out, g.const("shape", [0, horizon, targets])]), level])
     forecast = g.op(
         "Add",
@@ -679,7 +679,7 @@ def _text_model(est):
     """TextGenerator: token ids (N, T), lengths (N,) and the initial state → next-character
     logits (N, T, V) and the final state; the vocabulary is in the metadata."""
     est._check_fitted()
-    net = est.net
+    net = est.net_
     f = TensorProto.FLOAT
     g = _Graph()
     rnn = net.rnn

@@ -74,7 +74,7 @@ def forecast_report(
     if time_labels is not None:
         labels = list(time_labels[len(history) - context : len(history) + len(actual)])
     figs = {
-        "learning_curves.png": figures.learning_curves(model.history.epochs),
+        "learning_curves.png": figures.learning_curves(model.history_.epochs),
         "forecast.png": figures.forecast(
             np.asarray(history).reshape(len(history), -1)[:, 0], truth, first, labels, context
         ),
@@ -145,7 +145,7 @@ def panel_forecast_report(
     first = range(min(shown, len(ids)))
     band = low is not None and high is not None
     figs = {
-        "learning_curves.png": figures.learning_curves(model.history.epochs),
+        "learning_curves.png": figures.learning_curves(model.history_.epochs),
         "fan_chart.png": figures.fan_chart(
             [str(ids[k]) for k in first],
             [history[ids[k]] for k in first],
@@ -193,7 +193,7 @@ def sequence_report(
     )
     _model_summary(report, model)
     report.metrics("Test metrics beside the baseline", metrics)
-    figs = {"learning_curves.png": figures.learning_curves(model.history.epochs)}
+    figs = {"learning_curves.png": figures.learning_curves(model.history_.epochs)}
     captions = {
         "learning_curves.png": "Learning curves",
         "confusion.png": "Confusion matrix (test)",

@@ -345,7 +345,7 @@ class Run:
         return {k: v for k, v in self.options.items() if v is not None}
 
     def stop_if_interrupted(self, model) -> None:
-        if not interrupted(model.history):
+        if not interrupted(model.history_):
             return
         where = None if self.dir is None else self.dir.path
         if where is None or not (where / "checkpoint").is_dir():
@@ -354,7 +354,7 @@ class Run:
                 f"run the command again (without --resume) into {where}"
             )
         raise Interrupted(
-            f"interrupted after epoch {len(model.history.epochs)}; the checkpoint is in "
+            f"interrupted after epoch {len(model.history_.epochs)}; the checkpoint is in "
             f"{where / 'checkpoint'}; continue with: lstmkit {self.command} --resume {where}"
         )
 

@@ -26,10 +26,10 @@ def generate(*, out=None, quiet=False, say=None, **options) -> RunResult:
                 cell_options=cell_options(p) or None,
             )
             model.fit(poems)
-            if interrupted(model.history):
+            if interrupted(model.history_):
                 where = "memory" if run.dir is None else run.dir.path
                 raise Interrupted(
-                    f"interrupted after epoch {len(model.history.epochs)}; nothing was written "
+                    f"interrupted after epoch {len(model.history_.epochs)}; nothing was written "
                     f"to {where} but its config.toml (generate keeps no checkpoint: run it again)"
                 )
             pp = model.perplexity(model.validation_poems_)
@@ -55,7 +55,7 @@ def generate(*, out=None, quiet=False, say=None, **options) -> RunResult:
         figs = {}
         if metrics:
             report.metrics("Validation perplexity beside the unigram model", metrics)
-            figs["learning_curves.png"] = figures.learning_curves(model.history.epochs)
+            figs["learning_curves.png"] = figures.learning_curves(model.history_.epochs)
             report.figure("Learning curves", figs["learning_curves.png"])
         report.table("Model", ["option", "value"], list(model.describe().items()))
         return run.finish(

@@ -237,8 +237,8 @@ class Forecaster(Estimator):
             resume=resume,
         )
         self._options = {"progress": progress, "checkpoint": checkpoint, "resume": resume}
-        self.net: RecurrentNet | None = None
-        self.history = None
+        self.net_: RecurrentNet | None = None
+        self.history_ = None
         self.panel: Panel | None = None  # the fitted panel (global path), else None
         self._fitted_lookbacks: list[int] | None = None  # those of the fitted networks
 
@@ -393,8 +393,8 @@ class Forecaster(Estimator):
             "channels": train["x"].shape[-1],
             "extra": 0 if fut is None else fut.shape[1] * horizon,
         }
-        self.net = self._build()
-        self.history = fit(self.net, _loss, train, val, self._train_cfg, callback=callback)
+        self.net_ = self._build()
+        self.history_ = fit(self.net_, _loss, train, val, self._train_cfg, callback=callback)
         self._series, self._past, self._fut = y, past, fut
         return self
 
@@ -423,13 +423,16 @@ class Forecaster(Estimator):
             callback=callback,
             **self._options,
         )
-        self.nets, self.scales_ = fitted["nets"], fitted["scales"]
-        self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets)]  # Ctrl-C: fewer
+        self.nets_, self.scales_ = fitted["nets"], fitted["scales"]
+        self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets_)]  # Ctrl-C: fewer
         self.seasonal_, self.static_ = fitted["seasonal"], static
         # the first network's history, or the one Ctrl-C cut short (the last one trained)
         last = fitted["histories"][-1]
-        self.net, self.history = self.nets[0], last if interrupted(last) else fitted["histories"][0]
-        self.histories = fitted["histories"]
+        self.net_, self.history_ = (
+            self.nets_[0],
+            last if interrupted(last) else fitted["histories"][0],
+        )
+        self.histories_ = fitted["histories"]
         self.panel = panel
         return self
 
@@ -450,7 +453,7 @@ class Forecaster(Estimator):
         )
 
     def _check_fitted(self) -> None:
-        if self.net is None:
+        if self.net_ is None:
             raise ValueError("this Forecaster is not fitted yet: call fit(series) first")
 
     @torch.no_grad()
@@ -465,7 +468,7 @@ class Forecaster(Estimator):
         y_s = y_scaler(y)
         past_s = None if past is None else self._scalers[1](past)
         fut_s = None if fut is None else f_scaler(np.concatenate([fut, fut_ahead]))
-        self.net.eval()
+        self.net_.eval()
         out = []
         while len(out) < steps:
             t = y_s.shape[0]
@@ -474,7 +477,7 @@ class Forecaster(Estimator):
                 a if a is None else a[0] for a in self._windows(y_s, chan, fut_s, [t])
             )
             pred = (
-                self.net(
+                self.net_(
                     torch.tensor(x[None], dtype=torch.float32),
                     extra=None if extra is None else torch.tensor(extra[None], dtype=torch.float32),
                 )
@@ -517,7 +520,7 @@ class Forecaster(Estimator):
         """All trained quantiles of every series: (n_series, steps, Q), in input order."""
         self._check_fitted()
         return forecast_panel(
-            self.nets,
+            self.nets_,
             self.panel.values,
             self.scales_,
             self.seasonal_,
@@ -577,7 +580,7 @@ class Forecaster(Estimator):
         )
         chan = self._inputs(y_s, past_s, fut_s)
         x, _, _ = self._windows(y_s, chan, None, [t])
-        return gate_activations(self.net, torch.tensor(x[0], dtype=torch.float32))
+        return gate_activations(self.net_, torch.tensor(x[0], dtype=torch.float32))
 
     def _panel_gates(self, back: int, series: int) -> dict[str, dict[str, np.ndarray]]:
         count = len(self.panel)
@@ -591,7 +594,7 @@ class Forecaster(Estimator):
             )
         seen = normalised(values, self.scales_[series], self.seasonal_[series])
         x = window_input(seen[: len(seen) - back], self.lookback_)
-        return gate_activations(self.net, x)
+        return gate_activations(self.net_, x)
 
     def _rows_needed(self, steps: int) -> int:
         """Future-covariate rows a forecast of ``steps`` reads: whole horizon blocks."""
@@ -795,7 +798,7 @@ class Forecaster(Estimator):
             )
         which = np.array([i for i, _ in rows])
         every_q = forecast_panel(
-            self.nets,
+            self.nets_,
             history,
             self.scales_[which],
             self.seasonal_[which],
@@ -828,10 +831,10 @@ class Forecaster(Estimator):
                 "lookbacks": self.lookbacks_,
                 "panel": panel_to_json(self.panel),
             }
-            state = torch.nn.ModuleList(self.nets).state_dict()
+            state = torch.nn.ModuleList(self.nets_).state_dict()
             params = self.params
-            if len(self.nets) < params["n_models"]:  # an ensemble Ctrl-C cut short
-                params = params | {"n_models": len(self.nets)}
+            if len(self.nets_) < params["n_models"]:  # an ensemble Ctrl-C cut short
+                params = params | {"n_models": len(self.nets_)}
                 if isinstance(params["lookback"], tuple):
                     params["lookback"] = tuple(self.lookbacks_)
             config = {"params": params, "fitted": fitted}
@@ -847,15 +850,15 @@ class Forecaster(Estimator):
             "future": None if self._fut is None else self._fut.tolist(),
         }
         return save_estimator(
-            path, "Forecaster", {"params": self.params, "fitted": fitted}, self.net.state_dict()
+            path, "Forecaster", {"params": self.params, "fitted": fitted}, self.net_.state_dict()
         )
 
     @classmethod
     def load(cls, path) -> "Forecaster":
         model = restore(cls, path, cls._restore)
         if model.panel is not None:  # the ensemble's networks were loaded as one list
-            model.nets = list(model.net)
-            model.net = model.nets[0]
+            model.nets_ = list(model.net_)
+            model.net_ = model.nets_[0]
         return model
 
     def _restore(self, fitted: dict) -> RecurrentNet:

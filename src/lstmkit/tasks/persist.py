@@ -58,14 +58,14 @@ def restore(cls, path, setup):
         with torch.device("meta"):
             described = setup(model, config["fitted"]).state_dict()
         _check_weights(described, state)
-        model.net = setup(model, config["fitted"])
-        model.net.load_state_dict(state)
+        model.net_ = setup(model, config["fitted"])
+        model.net_.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         detail = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err)[:200])
         raise ValueError(
             f"{path}: expected a saved {cls.__name__}, got a damaged one ({detail})"
         ) from err
-    model.net.eval()
+    model.net_.eval()
     return model
 
 

@@ -57,13 +57,13 @@ class Estimator:
 
     def __sklearn_is_fitted__(self) -> bool:
         """Fitted (or loaded): the network exists (scikit-learn's check_is_fitted asks)."""
-        return getattr(self, "net", None) is not None
+        return getattr(self, "net_", None) is not None
 
     def describe(self) -> dict:
         """What a report shows of the model: its resolved options (``params``) and, once
         fitted, its number of trainable parameters."""
         described = dict(self.params)
-        net = getattr(self, "net", None)
+        net = getattr(self, "net_", None)
         if net is not None:
             described["trainable parameters"] = sum(t.numel() for t in net.parameters())
         return described

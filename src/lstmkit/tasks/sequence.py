@@ -255,8 +255,8 @@ class _SequenceEstimator(Estimator):
             checkpoint=checkpoint,
             resume=resume,
         )
-        self.net: RecurrentNet | EnsembleNet | None = None
-        self.history = None
+        self.net_: RecurrentNet | EnsembleNet | None = None
+        self.history_ = None
 
     def _prepare(self, seqs: list[np.ndarray]) -> list[np.ndarray]:
         """The sequences as the network reads them before the fitted standardisation."""
@@ -319,9 +319,9 @@ class _SequenceEstimator(Estimator):
             if interrupted(histories[-1]):
                 break
         one = self.params["n_models"] == 1
-        self.net = members[0] if one else EnsembleNet(members, self._combine)
+        self.net_ = members[0] if one else EnsembleNet(members, self._combine)
         self._train_data = (seqs, y)  # for the baselines of evaluate; not saved
-        self.history = histories[-1]
+        self.history_ = histories[-1]
         self.histories_ = histories
         return self
 
@@ -368,7 +368,7 @@ class _SequenceEstimator(Estimator):
         )
 
     def _check_fitted(self) -> None:
-        if self.net is None:
+        if self.net_ is None:
             raise ValueError(f"this {self._kind} is not fitted yet: call fit(X, y) first")
 
     @torch.no_grad()
@@ -379,12 +379,12 @@ class _SequenceEstimator(Estimator):
         self._check_fitted()
         seqs = as_sequences(X)
         data = self._tensors(seqs)
-        self.net.eval()
+        self.net_.eval()
         outs: list = [None] * len(seqs)
         for index in torch.argsort(data["lengths"], stable=True).split(batch):
             lengths = data["lengths"][index]
             extra = data["extra"][index] if "extra" in data else None
-            out = self.net(data["x"][index, : int(lengths.max())], lengths, extra)
+            out = self.net_(data["x"][index, : int(lengths.max())], lengths, extra)
             for i, o, n in zip(index.tolist(), out, lengths.tolist(), strict=True):
                 outs[i] = o[:n] if self._output == "sequence" else o
         return outs
@@ -394,7 +394,7 @@ class _SequenceEstimator(Estimator):
         fit; see :func:`lstmkit.tasks.networks.gate_activations`."""
         self._check_fitted()
         data = self._tensors(as_sequences([x]))
-        net = self.net.members[0] if isinstance(self.net, EnsembleNet) else self.net
+        net = self.net_.members[0] if isinstance(self.net_, EnsembleNet) else self.net_
         net.eval()
         return gate_activations(net, data["x"][0])
 
@@ -450,7 +450,10 @@ class _SequenceEstimator(Estimator):
         """Write safetensors weights + JSON config; ``Class.load(path)`` reads them back."""
         self._check_fitted()
         return save_estimator(
-            path, self._kind, {"params": self.params, "fitted": self._fitted}, self.net.state_dict()
+            path,
+            self._kind,
+            {"params": self.params, "fitted": self._fitted},
+            self.net_.state_dict(),
         )
 
     @classmethod

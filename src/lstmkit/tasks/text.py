@@ -148,8 +148,8 @@ class TextGenerator(Estimator):
         self._train_cfg = TrainConfig.from_params(
             self.params, progress=progress, checkpoint=checkpoint, resume=resume
         )
-        self.net: _CharNet | None = None
-        self.history = None
+        self.net_: _CharNet | None = None
+        self.history_ = None
 
     def _encode(self, poems: list[str]) -> dict[str, Tensor]:
         """Padded token ids: inputs ^c1..cn, targets c1..cn$ (clipped to max_length)."""
@@ -194,9 +194,9 @@ class TextGenerator(Estimator):
         counts = np.bincount(real.numpy(), minlength=len(self._vocab))
         self._unigram = ((counts + 1) / (counts.sum() + len(counts))).tolist()
         seed_torch(self.params["seed"])
-        self.net = self._build()
+        self.net_ = self._build()
         val = self._encode(validation_poems) if validation_poems else None
-        self.history = fit(self.net, _loss, train, val, self._train_cfg, callback=callback)
+        self.history_ = fit(self.net_, _loss, train, val, self._train_cfg, callback=callback)
         self.validation_poems_ = list(validation_poems)
         return self
 
@@ -217,7 +217,7 @@ class TextGenerator(Estimator):
         )
 
     def _check_fitted(self) -> None:
-        if self.net is None:
+        if self.net_ is None:
             raise ValueError("this TextGenerator is not fitted yet: call fit(poems) first")
 
     @torch.no_grad()
@@ -225,8 +225,8 @@ class TextGenerator(Estimator):
         """{"model": perplexity of the network, "unigram": of the unigram baseline} on poems."""
         self._check_fitted()
         data = self._encode(_check_poems(poems))
-        self.net.eval()
-        logits, _ = self.net(data["tokens"], data["lengths"])
+        self.net_.eval()
+        logits, _ = self.net_(data["tokens"], data["lengths"])
         mask = real_steps(data["lengths"], data["tokens"].shape[1])
         targets = data["targets"][mask]
         nll = nn.functional.cross_entropy(logits[mask], targets)
@@ -262,7 +262,7 @@ class TextGenerator(Estimator):
             )
         limit = max_length or self.params["max_length"]
         gen = torch.Generator().manual_seed(self.params["seed"] if seed is None else seed)
-        self.net.eval()
+        self.net_.eval()
         heads = list(acrostic)
         prompt = BOS + (heads.pop(0) if heads else opening)
         with stepping_threads():
@@ -295,9 +295,9 @@ class TextGenerator(Estimator):
         forward call per character cost milliseconds in kernel set-up alone."""
         ids = torch.tensor([[self._index[c] for c in chars]])
         if state is not None and len(chars) == 1:
-            logits, state = self.net.step(ids[:, 0], state)
+            logits, state = self.net_.step(ids[:, 0], state)
             return logits[0], state
-        logits, state = self.net(ids, state=state)
+        logits, state = self.net_(ids, state=state)
         return logits[0, -1], state
 
     def _sample(self, logits: Tensor, temperature: float, top_k, gen) -> str:
@@ -316,7 +316,7 @@ class TextGenerator(Estimator):
         self._check_fitted()
         fitted = {"vocab": self._vocab, "unigram": self._unigram}
         return save_estimator(
-            path, self._kind, {"params": self.params, "fitted": fitted}, self.net.state_dict()
+            path, self._kind, {"params": self.params, "fitted": fitted}, self.net_.state_dict()
         )
 
     @classmethod

@@ -173,7 +173,7 @@ def compare(
             began = time.perf_counter()
             if contender.sampler is None:
                 model = estimator(**options).fit(*train)
-                if interrupted(model.history):  # Ctrl-C: no table of cut-short fits
+                if interrupted(model.history_):  # Ctrl-C: no table of cut-short fits
                     raise KeyboardInterrupt
             else:  # what the caller fixes is not searched
                 searched = SearchSpace({k: v for k, v in space.items() if k not in options})

@@ -222,7 +222,7 @@ def _pruning_callback(trial: optuna.Trial, pruned: list[int]):
 
 
 def _report_history(trial: optuna.Trial, estimator) -> None:
-    for record in estimator.history.epochs:
+    for record in estimator.history_.epochs:
         trial.report(float(record.get("val_loss", record["train_loss"])), int(record["epoch"]))
 
 
@@ -270,7 +270,7 @@ class _Objective:
             model.fit(d.X_train, **kwargs)
         else:
             model.fit(d.X_train, d.y_train, **kwargs)
-        if interrupted(model.history):  # the fit returned on Ctrl-C: stop the trial too
+        if interrupted(model.history_):  # the fit returned on Ctrl-C: stop the trial too
             raise KeyboardInterrupt
         if not hook:
             _report_history(trial, model)
@@ -634,7 +634,7 @@ def _best_trial(study: optuna.Study):
 def _refit(estimator: type, task: str, fixed: dict, params: dict, X, y):
     model = estimator(**fixed, **params)
     model = model.fit(X) if task == "forecast" else model.fit(X, y)
-    if interrupted(model.history):
+    if interrupted(model.history_):
         raise KeyboardInterrupt
     return model
 

@@ -5,10 +5,10 @@ forward and backward (``torch.ops.lstmkit.lstm_forward`` and so on): per step th
 recurrent matmul through ATen and then one vectorised pass over each row for all the
 pointwise work of the step. The engines call them with named arguments, the names of the
 schemas in the ``TORCH_LIBRARY`` block at the end of the source (a misspelt or missing
-one is an error from torch's dispatcher, not a silent shift of positions). :mod:`lstmkit.recurrence.lstm_variants` and
-:mod:`~lstmkit.recurrence.gru_variants` call them in place of their python steps, which
-do the same arithmetic as a dozen torch calls per step — exact too, but slower (figures
-in ``docs/benchmarks.md``).
+one is an error from torch's dispatcher, not a silent shift of positions).
+:mod:`lstmkit.recurrence.lstm_variants` and :mod:`~lstmkit.recurrence.gru_variants`
+call them in place of their python steps, which do the same arithmetic as a dozen torch
+calls per step — exact too, but slower (figures in ``docs/benchmarks.md``).
 
 The library is compiled with torch's own extension builder (``torch.utils.cpp_extension``,
 ninja and the system C++ compiler) the first time a variant runs on the ``fused``
