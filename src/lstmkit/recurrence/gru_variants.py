@@ -121,28 +121,11 @@ def _compiled_forward(ops, gx, h0, w, noise, mask, reverse, reset_after, save, r
     stats = [buffer(gx, steps, (batch, 1), save) if ln_hh else None for _ in range(2)]
     zh, zh_rate = zone_args(zh)
     ops.gru_forward(
-        gx=gx,
-        h0=h0,
-        w_hh_t=w.w_hh.T,
-        b_hh=vector(w.b_hh),
-        ln_hh=vector(w.ln_hh),
-        zh=zh,
-        zh_rate=zh_rate,
-        keep=mask,
-        m=m,
-        reset_after=reset_after,
-        reverse=reverse,
-        save=save,
-        rz=rz,
-        n=ns,
-        n_hat=None if reset_after else n_hat,
-        gh=gh,
-        a=a_h,
-        out=out,
-        h_store=h_store,
-        mean_h=stats[0],
-        rstd_h=stats[1],
-    )
+        gx=gx, h0=h0, w_hh_t=w.w_hh.T, b_hh=vector(w.b_hh), ln_hh=vector(w.ln_hh), zh=zh,
+        zh_rate=zh_rate, keep=mask, m=m, reset_after=reset_after, reverse=reverse, save=save,
+        rz=rz, n=ns, n_hat=None if reset_after else n_hat, gh=gh, a=a_h, out=out,
+        h_store=h_store, mean_h=stats[0], rstd_h=stats[1],
+    )  # fmt: skip
     return (*stored_h(h_store, out, reverse, save), stats)
 
 
@@ -282,29 +265,11 @@ def _compiled_backward(ops, saved, h0, w, noise, mask, dout, dh_n, reverse, rese
     w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (~15% faster a step than NN)
     zh, zh_rate = zone_args(zh)
     ops.gru_backward(
-        dout=rows_contiguous(dout),
-        dh_n=rows_contiguous(dh_n),
-        h0=rows_contiguous(h0),
-        w_hh_nt=w_hh_nt,
-        rz=rz,
-        n=ns,
-        n_hat=n_hat if reset_after else None,
-        hs=hs,
-        a=a_h,
-        mean_h=mean_h,
-        rstd_h=rho_h,
-        ln_hh=vector(w.ln_hh),
-        zh=zh,
-        zh_rate=zh_rate,
-        keep=mask,
-        m=m,
-        reset_after=reset_after,
-        reverse=reverse,
-        dg=dg,
-        grad_a=grad_a,
-        dn=dn,
-        dh0=dh0,
-    )
+        dout=rows_contiguous(dout), dh_n=rows_contiguous(dh_n), h0=rows_contiguous(h0),
+        w_hh_nt=w_hh_nt, rz=rz, n=ns, n_hat=n_hat if reset_after else None, hs=hs, a=a_h,
+        mean_h=mean_h, rstd_h=rho_h, ln_hh=vector(w.ln_hh), zh=zh, zh_rate=zh_rate, keep=mask,
+        m=m, reset_after=reset_after, reverse=reverse, dg=dg, grad_a=grad_a, dn=dn, dh0=dh0,
+    )  # fmt: skip
     return dg if grad_a is None else grad_a, dn, dh0
 
 

@@ -201,35 +201,13 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
     (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
     mean_h, rstd_h, mean_c, rstd_c = stats
     ops.lstm_forward(
-        gx=gx,
-        h0=h0,
-        c0=c0,
-        w_hh_t=w.w_hh.T,
-        w_hr_t=None if w.w_hr is None else w.w_hr.T,
-        w_ph=vector(w.w_ph),
-        ln_hh=vector(w.ln_hh),
-        ln_c=vector(w.ln_c),
-        ln_c_bias=vector(w.ln_c_bias),
-        zh=zh,
-        zh_rate=zh_rate,
-        zc=zc,
-        zc_rate=zc_rate,
-        keep=mask,
-        m=m,
-        reverse=reverse,
-        save=save,
-        gates=gates,
-        taus=taus,
-        a=a_h,
-        c_store=c_store,
-        out=out,
-        h_store=h_store,
-        new_c=new_c,
-        mean_h=mean_h,
-        rstd_h=rstd_h,
-        mean_c=mean_c,
-        rstd_c=rstd_c,
-    )
+        gx=gx, h0=h0, c0=c0, w_hh_t=w.w_hh.T, w_hr_t=None if w.w_hr is None else w.w_hr.T,
+        w_ph=vector(w.w_ph), ln_hh=vector(w.ln_hh), ln_c=vector(w.ln_c),
+        ln_c_bias=vector(w.ln_c_bias), zh=zh, zh_rate=zh_rate, zc=zc, zc_rate=zc_rate,
+        keep=mask, m=m, reverse=reverse, save=save, gates=gates, taus=taus, a=a_h,
+        c_store=c_store, out=out, h_store=h_store, new_c=new_c, mean_h=mean_h, rstd_h=rstd_h,
+        mean_c=mean_c, rstd_c=rstd_c,
+    )  # fmt: skip
     cs, c_last = stored(c_store, steps, reverse, save)
     hs, h_last = stored_h(h_store, out, reverse, save)
     if not save:
@@ -392,37 +370,13 @@ def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc
     w_hh_nt = w.w_hh.t().contiguous().T  # (P, 4H) contiguous: NT products in the loop
     (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
     ops.lstm_backward(
-        dout=rows_contiguous(dout),
-        dh_n=rows_contiguous(dh_n),
-        dc_n=rows_contiguous(dc_n),
-        w_hh_nt=w_hh_nt,
-        w_hr=w.w_hr,
-        gates=gates,
-        taus=taus,
-        c_prev=c_prev,
-        c_new=new_c if ln_c else None,
-        a=a_h,
-        mean_h=mean_h,
-        rstd_h=rho_h,
-        mean_c=mean_c,
-        rstd_c=rho_c,
-        w_ph=vector(w.w_ph),
-        ln_hh=vector(w.ln_hh),
-        ln_c=vector(w.ln_c),
-        zh=zh,
-        zh_rate=zh_rate,
-        zc=zc,
-        zc_rate=zc_rate,
-        keep=mask,
-        m=m,
-        reverse=reverse,
-        grad=grad,
-        grad_a=grad_a,
-        du=du,
-        dh0=dh0,
-        dc0=dc0,
-        dh_store=dhs,
-    )
+        dout=rows_contiguous(dout), dh_n=rows_contiguous(dh_n), dc_n=rows_contiguous(dc_n),
+        w_hh_nt=w_hh_nt, w_hr=w.w_hr, gates=gates, taus=taus, c_prev=c_prev,
+        c_new=new_c if ln_c else None, a=a_h, mean_h=mean_h, rstd_h=rho_h, mean_c=mean_c,
+        rstd_c=rho_c, w_ph=vector(w.w_ph), ln_hh=vector(w.ln_hh), ln_c=vector(w.ln_c), zh=zh,
+        zh_rate=zh_rate, zc=zc, zc_rate=zc_rate, keep=mask, m=m, reverse=reverse, grad=grad,
+        grad_a=grad_a, du=du, dh0=dh0, dc0=dc0, dh_store=dhs,
+    )  # fmt: skip
     return grad, grad if grad_a is None else grad_a, du, dh0, dc0, dhs
 
 
