@@ -3,14 +3,17 @@ before it, same run, same poems, same seed.
 
     python benchmarks/text.py --poems 3000 --epochs 3 --out results/text-cpu.json
 
-``before``: the path when issue 15 was filed — the vocabulary head applied to every padded
-step, then masked, and torch's LSTM kernel on a packed batch (``backends.native.run_packed``);
-``now``: the defaults — the head on the real steps only (``_CharNet.forward(mask=...)``) and
-``auto``'s backend on the unpacked batch; ``buckets``: that and batches of like lengths
-(``length_buckets``, not the default: see docs/benchmarks.md). All train the
-default TextGenerator on the first ``--poems`` poems of ``../shared/data/quantangshi`` for
-``--epochs`` epochs; characters/s counts the training characters of every epoch over its
-wall time; the validation perplexity after the last epoch says whether they learned as well.
+``before``: the path when issue 15 was filed — random batches, the vocabulary head
+applied to every padded step, then masked, and torch's LSTM kernel on a packed batch
+(``backends.native.run_packed``); ``random``: random batches, the head on the real steps
+only (``_CharNet.forward(mask=...)``) and ``auto``'s backend on the unpacked batch;
+``buckets``: that with batches of like lengths of ``batch_size`` poems (``length_buckets``);
+``now``: the defaults — batches of like lengths holding about as many characters as a
+random batch (``equal_tokens``: short poems in bigger batches). ``--paths`` picks some.
+All train the default TextGenerator (``--seed``) on the first ``--poems`` poems of
+``../shared/data/quantangshi`` for ``--epochs`` epochs; characters/s counts the training
+characters of every epoch over its wall time; the validation perplexity after the last
+epoch says whether they learned as well.
 
 Then generation with the ``now`` model, quiet and beside one busy process (``while True:
 pass``): characters/s of ``--poems-written`` poems, ``before`` — a whole forward call per
@@ -86,11 +89,15 @@ def generation(model: TextGenerator, count: int) -> dict:
     return rates
 
 
-def train(poems: list[str], epochs: int, path: str) -> tuple[dict, TextGenerator]:
-    model = TextGenerator(epochs=epochs, patience=None, progress=False)
+def train(poems: list[str], epochs: int, path: str, seed: int = 0) -> tuple[dict, TextGenerator]:
+    model = TextGenerator(epochs=epochs, patience=None, progress=False, seed=seed)
     current, kernel = text._loss, backends.BACKENDS["native"]
-    if path == "buckets":
-        model._train_cfg = dataclasses.replace(model._train_cfg, length_buckets=True)
+    batching = {  # "now": the defaults, batches of like lengths and about equal steps
+        "before": {"length_buckets": False, "equal_tokens": False},
+        "random": {"length_buckets": False, "equal_tokens": False},
+        "buckets": {"length_buckets": True, "equal_tokens": False},
+    }
+    model._train_cfg = dataclasses.replace(model._train_cfg, **batching.get(path, {}))
     if path == "before":
         text._loss = loss_before
         backends.BACKENDS["native"] = native.run_packed
@@ -118,27 +125,32 @@ def main() -> None:
     parser.add_argument("--poems", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--poems-written", type=int, default=20)
+    parser.add_argument("--paths", default="before,random,buckets,now")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the JSON document here")
     args = parser.parse_args()
     poems = read_poems(CORPUS)[: args.poems]
     rows, models = {}, {}
-    for name in ("before", "now", "buckets"):
-        rows[name], models[name] = train(poems, args.epochs, name)
+    for name in args.paths.split(","):
+        rows[name], models[name] = train(poems, args.epochs, name, args.seed)
         print(name, rows[name], flush=True)
-    written = generation(models["now"], args.poems_written)
+    writing = "now" in models and args.poems_written > 0
+    written = generation(models["now"], args.poems_written) if writing else {}
     summary = {
         "poems": len(poems),
         "epochs": args.epochs,
         "chars_per_s": {k: round(v["chars_per_s"]) for k, v in rows.items()},
         "speedup": {
             k: round(rows[k]["chars_per_s"] / rows["before"]["chars_per_s"], 2)
-            for k in ("now", "buckets")
+            for k in rows
+            if k != "before" and "before" in rows
         },
         "val_perplexity": {k: round(v["val_perplexity"], 1) for k, v in rows.items()},
         "written_chars_per_s": {k: round(v) for k, v in written.items()},
         "writing_speedup": {
             load: round(written[f"{load}_now"] / written[f"{load}_before"], 2)
             for load in ("quiet", "busy")
+            if written
         },
     }
     doc = {"benchmark": "text", "command": " ".join(sys.argv), "machine": machine()}

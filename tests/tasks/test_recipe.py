@@ -342,6 +342,45 @@ def test_length_buckets_cover_every_sample_once_and_sort_within_buckets():
     assert all(torch.equal(a, b) for a, b in zip(same, plain, strict=True))
 
 
+def test_equal_token_batches_hold_about_a_random_batchs_steps():
+    """equal_tokens: each sorted bucket is cut into consecutive batches whose padded size
+    (count x longest) stays within batch_size x the mean length — checked against a
+    brute-force walk of the sorted bucket; every sample once; short sequences in bigger
+    batches; about as many batches as batch_size gives."""
+    lengths = torch.tensor(np.random.default_rng(5).integers(5, 130, 300))
+    got = batches(300, 8, torch.Generator().manual_seed(1), lengths, equal_tokens=True)
+    assert sorted(torch.cat(got).tolist()) == list(range(300))
+    budget = 8 * float(lengths.double().mean())
+    for b in got:
+        assert torch.equal(lengths[b], lengths[b].sort().values)
+        assert len(b) == 1 or len(b) * int(lengths[b].max()) <= budget
+    # the same buckets, cut greedily by hand: the same batches (in shuffled order)
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(1))
+    expected = []
+    for bucket in order.split(8 * 8):  # BUCKET batches of 8
+        sorted_bucket = bucket[torch.argsort(lengths[bucket], stable=True)].tolist()
+        current = []
+        for i in sorted_bucket:
+            if current and (len(current) + 1) * int(lengths[i]) > budget:
+                expected.append(current)
+                current = []
+            current.append(i)
+        expected.append(current)
+    assert sorted(map(tuple, expected)) == sorted(tuple(b.tolist()) for b in got)
+    short = [len(b) for b in got if int(lengths[b].max()) < 30]
+    long = [len(b) for b in got if int(lengths[b].min()) > 100]
+    assert min(short) > 8 > max(long)
+    assert 0.8 < len(got) / (300 / 8) < 1.4
+
+
+def test_equal_tokens_needs_buckets_and_the_plateau_schedule():
+    with pytest.raises(ValueError, match="equal_tokens: expected length_buckets=True"):
+        TrainConfig(equal_tokens=True)
+    with pytest.raises(ValueError, match="one-cycle schedule needs a fixed number"):
+        TrainConfig(equal_tokens=True, length_buckets=True, schedule="onecycle")
+    TrainConfig(equal_tokens=True, length_buckets=True)  # the poem writer's
+
+
 # -- bad input: one line naming the problem -------------------------------------------------
 
 

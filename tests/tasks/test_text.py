@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lstmkit.data import read_poems
+from lstmkit.tasks import text
 from lstmkit.tasks.text import TextGenerator, line_lengths
 
 TANG300 = Path(__file__).resolve().parents[3] / "shared" / "data" / "tang300"
@@ -109,6 +110,21 @@ def test_read_poems_errors(tmp_path):
         read_poems(bad)
     with pytest.raises(ValueError, match="no such path"):
         read_poems(tmp_path / "missing.json")
+
+
+def test_perplexity_in_batches_is_the_mean_log_loss_of_every_character(small, monkeypatch):
+    """Scored two poems at a time, the perplexity is exp of the mean negative log
+    probability of every real character, each poem run alone through the network (oracle)."""
+    monkeypatch.setattr(text, "PERPLEXITY_BATCH", 2)
+    small.net_.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for poem in POEMS:
+            data = small._encode([poem])
+            logp = torch.log_softmax(small.net_(data["tokens"])[0][0], -1)
+            total -= float(logp.gather(1, data["targets"][0][:, None]).sum())
+            count += data["targets"].shape[1]
+    assert small.perplexity(POEMS)["model"] == pytest.approx(math.exp(total / count), rel=1e-5)
 
 
 def test_line_lengths():

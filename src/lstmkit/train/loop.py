@@ -69,6 +69,7 @@ class TrainConfig:
     lr_factor: float = 0.5
     schedule: str = "plateau"  # or "onecycle": a fixed budget, no validation needed
     length_buckets: bool = False  # batches of like lengths (see batches) from data["lengths"]
+    equal_tokens: bool = False  # with length_buckets: batches of about as many steps each
     seed: int = 0
     progress: bool | None = None  # None: a bar only when stderr is a terminal
     checkpoint: str | None = None  # directory, rewritten atomically every epoch
@@ -106,6 +107,12 @@ class TrainConfig:
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
             raise ValueError(f"threads: expected None or an int >= 1, got {self.threads!r}")
+        if self.equal_tokens and not (self.length_buckets and self.schedule == "plateau"):
+            raise ValueError(
+                "equal_tokens: expected length_buckets=True and schedule='plateau' (the "
+                "one-cycle schedule needs a fixed number of batches an epoch), got "
+                f"length_buckets={self.length_buckets}, schedule={self.schedule!r}"
+            )
         if self.resume and not self.checkpoint:
             raise ValueError("resume: expected a checkpoint directory to resume from, got none")
 
@@ -127,25 +134,52 @@ BUCKET = 8  # batches per length bucket
 
 
 def batches(
-    n: int, batch_size: int, generator: torch.Generator | None, lengths: Tensor | None = None
+    n: int,
+    batch_size: int,
+    generator: torch.Generator | None,
+    lengths: Tensor | None = None,
+    equal_tokens: bool = False,
 ) -> list[Tensor]:
-    """Index batches over n samples: a seeded permutation, or in order without a generator.
+    r"""Index batches over n samples: a seeded permutation, or in order without a generator.
 
     With ``lengths`` (sequences of unequal lengths), the permutation is cut into buckets
     of :data:`BUCKET` batches, each bucket sorted by length before it is split into
     batches, and the batches are shuffled: a batch is padded only to the longest of
     similar lengths (PLAID's 100–1,344 steps: a third of the padded steps), while every
-    epoch still mixes the data anew."""
+    epoch still mixes the data anew.
+
+    ``equal_tokens``: a sorted bucket is split into batches of about
+    :math:`B \cdot \bar L` padded steps each (B = ``batch_size``, :math:`\bar L` the mean
+    length of the n samples) instead of B samples each — short sequences in bigger
+    batches, long ones in smaller (fairseq's ``max_tokens``), so every optimizer step
+    reads about as many real steps as a random batch of B does, and an epoch has about as
+    many steps."""
     if generator is None:
         return list(torch.arange(n).split(batch_size))
     order = torch.randperm(n, generator=generator)
     if lengths is None or bool((lengths == lengths[0]).all()):
         return list(order.split(batch_size))
+    budget = batch_size * float(lengths.double().mean()) if equal_tokens else None
     out = []
     for bucket in order.split(batch_size * BUCKET):
         by_length = bucket[torch.argsort(lengths[bucket], stable=True)]
-        out.extend(by_length.split(batch_size))
+        out.extend(
+            by_length.split(batch_size) if budget is None else _by_steps(by_length, lengths, budget)
+        )
     return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
+
+
+def _by_steps(by_length: Tensor, lengths: Tensor, budget: float) -> list[Tensor]:
+    """Samples sorted by length, cut into consecutive batches whose padded size (count ×
+    the longest) stays within ``budget`` (one sample at least)."""
+    out, start = [], 0
+    longest = lengths[by_length].tolist()
+    for end in range(1, len(longest) + 1):
+        if (end - start) * longest[end - 1] > budget and end - 1 > start:
+            out.append(by_length[start : end - 1])
+            start = end - 1
+    out.append(by_length[start:])
+    return out
 
 
 def take(data, index: Tensor) -> dict[str, Tensor]:
@@ -306,7 +340,7 @@ def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> Histo
             net.train()
             total, count = 0.0, 0
             lengths = train.get("lengths") if cfg.length_buckets else None
-            for index in batches(n, cfg.batch_size, shuffle, lengths):
+            for index in batches(n, cfg.batch_size, shuffle, lengths, cfg.equal_tokens):
                 interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
                 loss, mean, size = _batch_loss(net, loss_fn, train, index, ranks)
                 if not math.isfinite(mean):
