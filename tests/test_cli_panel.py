@@ -90,7 +90,7 @@ def test_long_csv_panel_end_to_end(tmp_path, capsys):
     model = Forecaster.load(out / "model")
     assert model.season_ == 12  # inferred from the monthly dates
     every = model.panel_quantiles(4)
-    order = [model.panel.ids.index(r["id"]) for r in rows[::4]]
+    order = [model.panel_.ids.index(r["id"]) for r in rows[::4]]
     np.testing.assert_allclose(q, every[order].reshape(-1, 3), rtol=1e-12)
     # metrics.json's coverage is that of the 80 % interval in predictions.csv, per series
     actual = np.array([float(r["actual"]) for r in rows])
@@ -204,7 +204,7 @@ def test_static_columns_reach_the_global_model(tmp_path, capsys):
     code, _, err = run(capsys, *args, "--static-columns", "size,code", "--out", tmp_path / "s")
     assert code == 0, err
     model = Forecaster.load(tmp_path / "s" / "model")
-    raw = np.array([[sizes[i], int(i[1:]) * 10] for i in model.panel.ids])
+    raw = np.array([[sizes[i], int(i[1:]) * 10] for i in model.panel_.ids])
     np.testing.assert_allclose(model.static_, (raw - raw.mean(0)) / raw.std(0), rtol=1e-12)
     code, _, err = run(capsys, *args, "--out", tmp_path / "plain")  # the column is ignored
     assert code == 0, err

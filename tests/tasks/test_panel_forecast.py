@@ -433,10 +433,10 @@ def test_panel_backtest_is_predict_from_each_origin_and_scores_every_row():
     history, ahead = [], []
     for row, (i, k) in enumerate(zip(got["series"], got["origins"], strict=True)):
         extended = whole[i][: len(fitted[i]) + k]
-        oracle = dataclasses.replace(model.panel, values=[extended])
+        oracle = dataclasses.replace(model.panel_, values=[extended])
         alone = Forecaster(horizon=2, **SMALL)
         alone.__dict__.update(model.__dict__)
-        alone.panel = oracle
+        alone.panel_ = oracle
         alone.scales_, alone.seasonal_ = model.scales_[[i]], model.seasonal_[[i]]
         np.testing.assert_allclose(  # float32 batches of other sizes: rounding apart
             got["predictions"][row], alone.predict(quantiles=(0.1, 0.5, 0.9))[0], rtol=1e-6

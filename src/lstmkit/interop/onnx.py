@@ -628,7 +628,7 @@ def _forecaster_model(est):
     """Forecaster: the last ``lookback`` rows of the series (and covariates) on their own
     scale → the next H rows on the series' scale (H = horizon, 1 for ``recursive``)."""
     est._check_fitted()
-    if est.panel is not None:
+    if est.panel_ is not None:
         raise ValueError(
             "export: expected a Forecaster fitted on one series; a global model over a panel "
             "(quantiles, ensembles, per-series scales) has no ONNX graph yet"

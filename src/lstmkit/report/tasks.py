@@ -107,10 +107,10 @@ def panel_forecast_report(
     first ``shown`` series: the tail of the history, the actual held-out part, the median
     and the central ``level`` % band.
 
-    ``history`` and ``actual`` map each series id (``model.panel.ids``) to its training
+    ``history`` and ``actual`` map each series id (``model.panel_.ids``) to its training
     values and its held-out values; ``quantiles`` (n_series, steps, Q) are
     ``model.panel_quantiles(steps)``, at the levels ``model.quantiles_``."""
-    ids, levels = list(model.panel.ids), tuple(model.quantiles_)
+    ids, levels = list(model.panel_.ids), tuple(model.quantiles_)
     quantiles = np.asarray(quantiles, dtype=float)
     if quantiles.shape[:1] != (len(ids),) or quantiles.shape[2:] != (len(levels),):
         raise ValueError(
@@ -127,7 +127,7 @@ def panel_forecast_report(
             ["series", len(ids)],
             ["training points per series", f"{min(lengths)} … {max(lengths)}"],
             ["held-out test points per series", quantiles.shape[1]],
-            ["frequency", model.panel.frequency or "–"],
+            ["frequency", model.panel_.frequency or "–"],
             ["season", model.season_ or 1],
             ["quantiles", ", ".join(f"{q:g}" for q in levels)],
         ],

@@ -139,12 +139,12 @@ def _forecast_panel(run) -> RunResult:
         model.fit(train, static_covariates=data.static, **data.fit_columns())
         run.stop_if_interrupted(model)
         level = interval_level(model.quantiles_)
-        # every: (n_series, steps, Q), in model.panel.ids order
+        # every: (n_series, steps, Q), in model.panel_.ids order
         metrics, every = model.evaluate(test, level=level, return_forecasts=True)
         where = {name: k for k, name in enumerate(data.ids)}
         median = model.quantiles_.index(0.5)
         rows = []
-        for i, name in enumerate(model.panel.ids):
+        for i, name in enumerate(model.panel_.ids):
             k = where[name]
             times, actual = data.labels[k][-steps:], data.values[k][-steps:]
             rows += [

@@ -397,7 +397,7 @@ def load_model(model_dir: str):
 
 def refuse_panel(model, command: str) -> None:
     """Commands that read one series refuse a panel Forecaster (a global model)."""
-    if isinstance(model, Forecaster) and model.panel is not None:
+    if isinstance(model, Forecaster) and model.panel_ is not None:
         raise ValueError(
             f"--model: expected a single-series Forecaster for lstmkit {command}, got a panel "
             "model (one global model over many series; lstmkit forecast evaluates it on its "

@@ -30,16 +30,16 @@ def predict(*, out=None, quiet=False, say=None, **options) -> RunResult:
         )
     if not isinstance(model, Forecaster) and p["steps"] is not None:
         raise ValueError(f"--steps: for a Forecaster; a {kind} predicts the sequences in --data")
-    if isinstance(model, Forecaster) and model.panel is not None:
+    if isinstance(model, Forecaster) and model.panel_ is not None:
         every = model.panel_quantiles(p["steps"])  # (n_series, steps, Q)
         median = model.quantiles_.index(0.5)
         rows = [
             (name, t + 1, every[i, t, median], *every[i, t])
-            for i, name in enumerate(model.panel.ids)
+            for i, name in enumerate(model.panel_.ids)
             for t in range(every.shape[1])
         ]
         header = ("id", "step", "predicted", *(f"q{q:g}" for q in model.quantiles_))
-        pred = {str(name): every[i, :, median] for i, name in enumerate(model.panel.ids)}
+        pred = {str(name): every[i, :, median] for i, name in enumerate(model.panel_.ids)}
     elif isinstance(model, Forecaster):
         pred = model.predict(p["steps"])
         rows = [(i + 1, *np.atleast_1d(v)) for i, v in enumerate(pred)]

@@ -239,7 +239,7 @@ class Forecaster(Estimator):
         self._options = {"progress": progress, "checkpoint": checkpoint, "resume": resume}
         self.net_: RecurrentNet | None = None
         self.history_ = None
-        self.panel: Panel | None = None  # the fitted panel (global path), else None
+        self.panel_: Panel | None = None  # the fitted panel (global path), else None
         self._fitted_lookbacks: list[int] | None = None  # those of the fitted networks
 
     # -- data -----------------------------------------------------------------------------
@@ -253,7 +253,7 @@ class Forecaster(Estimator):
     @property
     def lookbacks_(self) -> list[int]:
         """The look-back of each network (``n_models`` of them; see :meth:`_lookbacks`)."""
-        return self._fitted_lookbacks or self._lookbacks(panel=self.panel is not None)
+        return self._fitted_lookbacks or self._lookbacks(panel=self.panel_ is not None)
 
     def _lookbacks(self, *, panel: bool) -> list[int]:
         """``lookback`` (an int for every network, or a sequence taken in turn); when None,
@@ -360,7 +360,7 @@ class Forecaster(Estimator):
                 "static_covariates: expected a panel (they describe each of many series), "
                 "got one series"
             )
-        self.panel = None
+        self.panel_ = None
         validation = 0.2 if validation is None else validation
         # one series of unknown frequency keeps the earlier default m = 12 (monthly data)
         self.season_ = p["season"] or season_of(_frequency(series)) or 12
@@ -412,7 +412,7 @@ class Forecaster(Estimator):
             panel.values,
             p
             | {
-                "lookbacks": self._lookbacks(panel=True),  # self.panel is set once fitted
+                "lookbacks": self._lookbacks(panel=True),  # self.panel_ is set once fitted
                 "season": self.season_,
                 "quantiles": self.quantiles_,
                 "batch_size": p["batch_size"] or PANEL_BATCH,
@@ -433,7 +433,7 @@ class Forecaster(Estimator):
             last if interrupted(last) else fitted["histories"][0],
         )
         self.histories_ = fitted["histories"]
-        self.panel = panel
+        self.panel_ = panel
         return self
 
     def _build(self) -> RecurrentNet:
@@ -503,7 +503,7 @@ class Forecaster(Estimator):
         steps = self.params["horizon"] if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
-        if self.panel is not None:
+        if self.panel_ is not None:
             if future_covariates is not None:
                 raise ValueError("future_covariates: the model was fitted without them, got some")
             return self._predict_panel(steps, quantiles)
@@ -521,7 +521,7 @@ class Forecaster(Estimator):
         self._check_fitted()
         return forecast_panel(
             self.nets_,
-            self.panel.values,
+            self.panel_.values,
             self.scales_,
             self.seasonal_,
             lookbacks=self.lookbacks_,
@@ -537,7 +537,7 @@ class Forecaster(Estimator):
             out = every[..., self.quantiles_.index(0.5)]
         else:
             out = every[..., self._quantile_columns(quantiles)]
-        return _as_input_form(self.panel, out, quantiles)
+        return _as_input_form(self.panel_, out, quantiles)
 
     def _quantile_columns(self, quantiles) -> list[int]:
         try:
@@ -562,7 +562,7 @@ class Forecaster(Estimator):
         :func:`lstmkit.tasks.networks.gate_activations`. After a panel fit, ``series`` is
         the position of the series in the panel (the first network of an ensemble)."""
         self._check_fitted()
-        if self.panel is not None:
+        if self.panel_ is not None:
             return self._panel_gates(back, series)
         t = self._series.shape[0] - back
         if (
@@ -583,10 +583,10 @@ class Forecaster(Estimator):
         return gate_activations(self.net_, torch.tensor(x[0], dtype=torch.float32))
 
     def _panel_gates(self, back: int, series: int) -> dict[str, dict[str, np.ndarray]]:
-        count = len(self.panel)
+        count = len(self.panel_)
         if isinstance(series, bool) or not isinstance(series, int) or not 0 <= series < count:
             raise ValueError(f"series: expected a position in [0, {count - 1}], got {series!r}")
-        values = self.panel.values[series]
+        values = self.panel_.values[series]
         if isinstance(back, bool) or not isinstance(back, int) or not 0 <= back <= len(values) - 1:
             raise ValueError(
                 f"back: expected an int in [0, {len(values) - 1}] (series {series} has "
@@ -643,10 +643,10 @@ class Forecaster(Estimator):
         that shows them does not forecast again."""
         self._check_fitted()
         season = season or self.season_
-        if self.panel is not None:
-            truth = _continuation(self.panel, actual)
+        if self.panel_ is not None:
+            truth = _continuation(self.panel_, actual)
             every = self.panel_quantiles(max(len(t) for t in truth))
-            metrics = self._score_panel(self.panel.values, truth, every, season, level)
+            metrics = self._score_panel(self.panel_.values, truth, every, season, level)
             return (metrics, every) if return_forecasts else metrics
         truth = as_matrix(actual, "actual")
         steps = truth.shape[0]
@@ -741,7 +741,7 @@ class Forecaster(Estimator):
         ``evaluate`` (``level`` % intervals) over all of them, the baselines forecasting
         from the same origins."""
         self._check_fitted()
-        if self.panel is not None:
+        if self.panel_ is not None:
             if covariates is not None or future_covariates is not None:
                 raise ValueError("covariates: the panel model was fitted without them, got some")
             start = 0 if start is None else start
@@ -783,9 +783,9 @@ class Forecaster(Estimator):
         for name, value, low in (("start", start, 0), ("steps", steps, 1), ("every", every, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-        truth = _continuation(self.panel, actual)
+        truth = _continuation(self.panel_, actual)
         rows, history, ahead = [], [], []
-        for i, (fitted, more) in enumerate(zip(self.panel.values, truth, strict=True)):
+        for i, (fitted, more) in enumerate(zip(self.panel_.values, truth, strict=True)):
             for k in range(start, len(more) - steps + 1, every):
                 rows.append((i, k))
                 history.append(np.concatenate([fitted, more[:k]]))
@@ -809,7 +809,7 @@ class Forecaster(Estimator):
             static=None if self.static_ is None else self.static_[which],
         )
         return {
-            "series": [self.panel.ids[i] for i in which],
+            "series": [self.panel_.ids[i] for i in which],
             "origins": [k for _, k in rows],
             "predictions": every_q,
             "metrics": self._score_panel(history, ahead, every_q, self.season_, level),
@@ -820,7 +820,7 @@ class Forecaster(Estimator):
     def save(self, path):
         """Write safetensors weights + JSON config (with the scalers and fitted history)."""
         self._check_fitted()
-        if self.panel is not None:
+        if self.panel_ is not None:
             fitted = {
                 "shapes": self._shapes,
                 "season": self.season_,
@@ -829,7 +829,7 @@ class Forecaster(Estimator):
                 "seasonal": self.seasonal_.tolist(),
                 "static": None if self.static_ is None else self.static_.tolist(),
                 "lookbacks": self.lookbacks_,
-                "panel": panel_to_json(self.panel),
+                "panel": panel_to_json(self.panel_),
             }
             state = torch.nn.ModuleList(self.nets_).state_dict()
             params = self.params
@@ -856,7 +856,7 @@ class Forecaster(Estimator):
     @classmethod
     def load(cls, path) -> "Forecaster":
         model = restore(cls, path, cls._restore)
-        if model.panel is not None:  # the ensemble's networks were loaded as one list
+        if model.panel_ is not None:  # the ensemble's networks were loaded as one list
             model.nets_ = list(model.net_)
             model.net_ = model.nets_[0]
         return model
@@ -867,25 +867,25 @@ class Forecaster(Estimator):
             saved_count(fitted, "season")
         self.season_ = fitted.get("season") or self.params["season"] or 12
         if "panel" in fitted:
-            self.panel = panel_from_json(fitted["panel"])
+            self.panel_ = panel_from_json(fitted["panel"])
             self.quantiles_ = check_quantiles(fitted["quantiles"])
             self.scales_ = np.array(fitted["scales"], dtype=np.float64)
-            if len(self.scales_) != len(self.panel) or not (self.scales_ > 0).all():
+            if len(self.scales_) != len(self.panel_) or not (self.scales_ > 0).all():
                 raise ValueError(
-                    f"scales: expected {len(self.panel)} positive numbers, got {self.scales_}"
+                    f"scales: expected {len(self.panel_)} positive numbers, got {self.scales_}"
                 )
             # models saved before deseasonalisation existed: factors of 1
-            self.seasonal_ = np.array(fitted.get("seasonal", [[1.0]] * len(self.panel)))
+            self.seasonal_ = np.array(fitted.get("seasonal", [[1.0]] * len(self.panel_)))
             if (
                 self.seasonal_.ndim != 2
-                or len(self.seasonal_) != len(self.panel)
+                or len(self.seasonal_) != len(self.panel_)
                 or not (np.isfinite(self.seasonal_) & (self.seasonal_ > 0)).all()
             ):
                 raise ValueError(
-                    f"seasonal: expected {len(self.panel)} rows of positive seasonal factors, "
+                    f"seasonal: expected {len(self.panel_)} rows of positive seasonal factors, "
                     f"got an array of shape {self.seasonal_.shape}"
                 )
-            self.static_ = _saved_static(fitted.get("static"), len(self.panel), self._shapes)
+            self.static_ = _saved_static(fitted.get("static"), len(self.panel_), self._shapes)
             self._fitted_lookbacks = _saved_lookbacks(fitted, self.params)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._series = saved_numbers(fitted, "series", (None, self._shapes["targets"]))
