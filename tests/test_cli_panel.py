@@ -238,6 +238,74 @@ def test_bad_static_columns_exit_2_before_training(tmp_path, capsys, args, messa
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
+def with_promo(path, seed=0):
+    """Add a ``promo`` column (0/1 per row, adding 3 to the sales of its month) and a
+    ``price`` column to a long CSV."""
+    frame = pd.read_csv(path)
+    rng = np.random.default_rng(seed)
+    frame["promo"] = (rng.random(len(frame)) < 0.3).astype(int)
+    frame["sales"] += 3 * frame["promo"]
+    frame["price"] = np.round(rng.normal(5, 1, len(frame)), 2)
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_per_step_covariates_reach_the_global_model(tmp_path, capsys):
+    """The saved model holds each series' covariate columns in its time order (oracle: the
+    CSV's columns sorted by date per store), reads them (forecasts differ from the run
+    without), and the test months' promotions come from the held-out rows."""
+    long_csv(tmp_path / "panel.csv", [30, 33, 36])
+    frame = with_promo(tmp_path / "panel.csv")
+    args = ("forecast", "--data", tmp_path / "panel.csv", "--id-column", "store", "--target",
+            "sales", "--horizon", 4, *SMALL)  # fmt: skip
+    code, _, err = run(
+        capsys, *args, "--covariates", "price", "--future-covariates", "promo",
+        "--out", tmp_path / "c",
+    )  # fmt: skip
+    assert code == 0, err
+    model = Forecaster.load(tmp_path / "c" / "model")
+    assert model.panel_.names == (("price",), ("promo",))
+    for name, past, future in zip(
+        model.panel_.ids, model.panel_.covariates, model.panel_.future, strict=True
+    ):
+        rows = frame[frame["store"] == name].sort_values("date")[:-4]  # the training part
+        np.testing.assert_array_equal(past[:, 0], rows["price"])
+        np.testing.assert_array_equal(future[:, 0], rows["promo"])
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert set(metrics) == ROWS
+    code, _, err = run(capsys, *args, "--out", tmp_path / "plain")  # the columns are ignored
+    assert code == 0, err
+    with_rows, plain_rows = (
+        read_rows(tmp_path / name / "predictions.csv")[1] for name in ("c", "plain")
+    )
+    assert [r["predicted"] for r in with_rows] != [r["predicted"] for r in plain_rows]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--future-covariates", "promo"),
+         "--covariates/--future-covariates: expected a long CSV with --id-column"),
+        (("--id-column", "store", "--covariates", "cost"),
+         "--covariates: unknown column 'cost'; the file has"),
+        (("--id-column", "store", "--future-covariates", "note"),
+         "data row 3, column 'note': expected a finite number (a per-step covariate), got 'x'"),
+        (("--id-column", "store", "--time-column", "date", "--covariates", "sales"),
+         "expected different columns, got 'store', 'date', 'sales', 'sales'"),
+    ],
+)  # fmt: skip
+def test_bad_covariate_columns_exit_2_before_training(tmp_path, capsys, args, message):
+    long_csv(tmp_path / "panel.csv", [30, 30])
+    frame = with_promo(tmp_path / "panel.csv")
+    frame.assign(note=["x" if k == 2 else "1" for k in range(len(frame))]).to_csv(
+        tmp_path / "panel.csv", index=False
+    )
+    base = ("forecast", "--data", tmp_path / "panel.csv", "--target", "sales", "--epochs", 100000)
+    code, _, err = run(capsys, *base, "--quantiles", "0.1,0.5,0.9", *args, "--out", tmp_path / "r")
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
 def test_a_duplicate_date_is_named_by_its_text(tmp_path, capsys):
     long_csv(tmp_path / "panel.csv", [30, 30])
     with (tmp_path / "panel.csv").open("a") as f:

@@ -120,7 +120,7 @@ def test_windows_match_windows_cut_by_hand():
         np.testing.assert_array_equal(got["mask"][k].numpy(), np.arange(horizon) < len(y))
     # only O(series) numbers besides the values: nothing per window is stored
     stored = [v for v in vars(windows).values() if isinstance(v, np.ndarray)]
-    assert sum(v.size for v in stored) == 8 + 4 * len(series)
+    assert sum(v.size for v in stored) == 8 + 5 * len(series)
 
 
 def test_training_on_lazy_windows_equals_training_on_the_same_tensors():

@@ -12,10 +12,16 @@ A panel comes as
 every series has at least 2 finite numbers, a long frame has no duplicate (id, time)
 and its rows are put in time order within each series. A pandas frequency, when there is
 one, gives the season (:func:`season_of`).
+
+Per-step covariates come with the panel: for a long frame, the names of its columns that
+hold them (``covariates``: known up to each forecast origin; ``future_covariates``: known
+over the horizon too, like a calendar or a planned promotion); for a list or dict, a list
+or dict of the same shape holding a (T_i,) or (T_i, C) array beside each series, as long
+as it. Their values for the steps to forecast come later, through :func:`future_rows`.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,7 +42,9 @@ class Panel:
     ``kind`` is how it came ("list", "dict" or "long"); ``ends`` the last time stamp of
     each series (long frames and pandas Series with a time index; else None);
     ``frequency`` the pandas frequency when one is known; ``columns`` the (id, time,
-    value) column names of a long frame."""
+    value) column names of a long frame. ``covariates`` (T_i, C) and ``future`` (T_i, F):
+    each series' past and known-future covariates, step by step (None: none); ``names``
+    the long frame's (past, future) covariate columns."""
 
     ids: list
     values: list[np.ndarray]
@@ -44,6 +52,9 @@ class Panel:
     frequency: str | None = None
     ends: list | None = None
     columns: tuple[str, str, str] | None = None
+    covariates: list[np.ndarray] | None = None
+    future: list[np.ndarray] | None = None
+    names: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -169,15 +180,19 @@ def as_panel(
     time_column: str | None = None,
     value_column: str | None = None,
     min_points: int = 2,
+    covariates=None,
+    future_covariates=None,
 ) -> Panel:
     """A :class:`Panel` from a list/tuple or dict of series, or a long DataFrame.
 
     For a long frame the columns default to ``id``/``time``/``value``, or Nixtla's
-    ``unique_id``/``ds``/``y`` when the frame has those. Raises ValueError naming the
-    series and the problem: fewer than ``min_points`` (2) points, a non-numeric or missing value, a
-    duplicate time stamp, an unknown column."""
+    ``unique_id``/``ds``/``y`` when the frame has those. ``covariates`` and
+    ``future_covariates``: see the module docstring. Raises ValueError naming the series
+    and the problem: fewer than ``min_points`` (2) points, a non-numeric or missing value, a
+    duplicate time stamp, an unknown column, covariates of another length than their series."""
     if _is_long_frame(data, id_column):
-        return _long_panel(data, id_column, time_column, value_column, min_points)
+        panel = _long_panel(data, id_column, time_column, value_column, min_points)
+        return _long_covariates(panel, data, covariates, future_covariates)
     if isinstance(data, Mapping):
         kind, items = "dict", list(data.items())
     elif isinstance(data, list | tuple):
@@ -192,13 +207,163 @@ def as_panel(
     values = [_series_values(name, v, min_points) for name, v in items]
     ends, frequencies = zip(*(_index_end(v) for _, v in items), strict=True)
     known = {f for f in frequencies if f}
+    ids = [name for name, _ in items]
+    lengths = [len(v) for v in values]
     return Panel(
-        ids=[name for name, _ in items],
+        ids=ids,
         values=values,
         kind=kind,
         frequency=known.pop() if len(known) == 1 else None,
         ends=list(ends) if all(e is not None for e in ends) else None,
+        covariates=aligned_steps(ids, covariates, "covariates", lengths),
+        future=aligned_steps(ids, future_covariates, "future_covariates", lengths),
     )
+
+
+def step_matrix(name, given, what: str, rows: int | None) -> np.ndarray:
+    """One series' per-step covariates as float64 (rows, C), checked: numbers, finite,
+    ``rows`` of them (one per point of the series; None: any number ≥ 1)."""
+    if hasattr(given, "to_numpy"):
+        given = given.to_numpy()
+    try:
+        matrix = np.asarray(given, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} of series {name!r}: expected numbers, got {err}") from err
+    if matrix.ndim == 1:
+        matrix = matrix[:, None]
+    if matrix.ndim != 2 or matrix.shape[1] == 0:
+        raise ValueError(
+            f"{what} of series {name!r}: expected (steps,) or (steps, columns), got shape "
+            f"{matrix.shape}"
+        )
+    if rows is not None and matrix.shape[0] != rows:
+        raise ValueError(
+            f"{what} of series {name!r}: expected {rows} rows (one per point of the series), "
+            f"got {matrix.shape[0]}"
+        )
+    bad = np.argwhere(~np.isfinite(matrix))
+    if bad.size:
+        row, column = (int(k) for k in bad[0])
+        raise ValueError(
+            f"{what} of series {name!r}: expected finite values, got {matrix[row, column]} "
+            f"at row {row}, column {column}"
+        )
+    check_magnitude(matrix, lambda at: f"{what} of series {name!r}, row {at[0]}")
+    return matrix
+
+
+def aligned_steps(ids: list, given, what: str, lengths) -> list[np.ndarray] | None:
+    """Per-step covariates given beside a list or dict panel (a list in its order, or a
+    dict by its ids), one checked (T_i, C) matrix per series in the panel's order; all
+    with the same columns. ``lengths``: each series' rows (None: any)."""
+    if given is None:
+        return None
+    if isinstance(given, Mapping):
+        missing = [i for i in ids if i not in given]
+        if missing:
+            raise ValueError(f"{what}: expected a value for every series, missing {missing[0]!r}")
+        items = [given[i] for i in ids]
+    elif isinstance(given, list | tuple) and len(given) == len(ids):
+        items = list(given)
+    else:
+        got = len(given) if isinstance(given, list | tuple) else type(given).__name__
+        raise ValueError(
+            f"{what}: expected a list or dict of {len(ids)} arrays (one per series), got {got}"
+        )
+    lengths = [None] * len(ids) if lengths is None else lengths
+    out = []
+    for name, item, rows in zip(ids, items, lengths, strict=True):
+        matrix = step_matrix(name, item, what, rows)
+        if out and matrix.shape[1] != out[0].shape[1]:
+            raise ValueError(
+                f"{what} of series {name!r}: expected {out[0].shape[1]} columns as the first "
+                f"series has, got {matrix.shape[1]}"
+            )
+        out.append(matrix)
+    return out
+
+
+def covariate_columns(given, what: str) -> tuple[str, ...]:
+    """A long frame's covariate column names: one name, or a sequence of names."""
+    if given is None:
+        return ()
+    named = (given,) if isinstance(given, str) else tuple(given)
+    if not named or not all(isinstance(n, str) for n in named):
+        raise ValueError(f"{what}: expected column names of the long frame, got {given!r}")
+    return named
+
+
+def _long_covariates(panel: Panel, frame, covariates, future_covariates) -> Panel:
+    """``panel`` (from the long ``frame``) with the per-step covariates in its columns."""
+    named = tuple(
+        covariate_columns(g, w)
+        for g, w in ((covariates, "covariates"), (future_covariates, "future_covariates"))
+    )
+    if not any(named):
+        return panel
+    taken = set(panel.columns)
+    for what, columns in zip(("covariates", "future_covariates"), named, strict=True):
+        for column in columns:
+            if column not in frame.columns or column in taken:
+                problem = "the id, time or target column" if column in taken else "unknown column"
+                raise ValueError(
+                    f"{what}: {problem} {column!r}; expected another column of "
+                    f"{listed(map(str, frame.columns))}"
+                )
+    id_name, time_name, _ = panel.columns
+    groups = dict(list(frame.sort_values(time_name, kind="stable").groupby(id_name, sort=False)))
+    steps = []
+    for what, columns in zip(("covariates", "future_covariates"), named, strict=True):
+        steps.append(
+            [step_matrix(i, groups[i][list(columns)], what, None) for i in panel.ids]
+            if columns
+            else None
+        )
+    return replace(panel, covariates=steps[0], future=steps[1], names=named)
+
+
+def future_rows(panel: Panel, given, rows: int) -> list[np.ndarray]:
+    """The known-future covariates of the ``rows`` steps after each series' end, (rows, F)
+    per series in the panel's order, from ``given``: a list or dict of arrays for a list
+    or dict panel (the first ``rows`` of each are used), one array for a panel of one, or
+    a long frame with the id, time and future columns (the rows after each series' last
+    time stamp)."""
+    width = panel.future[0].shape[1]
+    what = "future_covariates"
+    if given is None:
+        raise ValueError(
+            f"{what}: expected the values of the {rows} steps ahead of every series (the model "
+            "was fitted with them), got none"
+        )
+    if panel.kind == "long":
+        if not (hasattr(given, "columns") and hasattr(given, "groupby")):
+            raise ValueError(f"{what}: expected a long DataFrame, got {type(given).__name__}")
+        id_name, time_name, _ = panel.columns
+        for column in (id_name, time_name, *panel.names[1]):
+            if column not in given.columns:
+                raise ValueError(
+                    f"{what}: expected a column {column!r}, got {listed(map(str, given.columns))}"
+                )
+        groups = dict(
+            list(given.sort_values(time_name, kind="stable").groupby(id_name, sort=False))
+        )
+        items = {}
+        for name, end in zip(panel.ids, panel.ends, strict=True):
+            group = groups.get(name)
+            if group is not None:
+                group = group[group[time_name] > end]
+            items[name] = np.empty((0, width)) if group is None else group[list(panel.names[1])]
+        given = items
+    elif panel.kind == "single":
+        given = [given]
+    ahead = aligned_steps(panel.ids, given, what, None)
+    for name, matrix in zip(panel.ids, ahead, strict=True):
+        if matrix.shape[1] != width or matrix.shape[0] < rows:
+            raise ValueError(
+                f"{what} of series {name!r}: expected at least {rows} rows of {width} "
+                f"columns (the steps ahead), got shape {matrix.shape}"
+            )
+    return [m[:rows] for m in ahead]
 
 
 def _long_panel(frame, id_column, time_column, value_column, min_points) -> Panel:
@@ -307,6 +472,9 @@ def panel_to_json(panel: Panel) -> dict:
         "frequency": panel.frequency,
         "ends": None if panel.ends is None else [_json_value(e) for e in panel.ends],
         "columns": None if panel.columns is None else list(panel.columns),
+        "covariates": None if panel.covariates is None else [c.tolist() for c in panel.covariates],
+        "future": None if panel.future is None else [f.tolist() for f in panel.future],
+        "names": None if panel.names is None else [list(n) for n in panel.names],
     }
 
 
@@ -320,11 +488,17 @@ def panel_from_json(saved: dict) -> Panel:
             f"panel: expected one id per series ({len(saved['values'])}), got {len(ids)}"
         )
     ends = saved["ends"]
+    values = [_series_values(name, v) for name, v in zip(ids, saved["values"], strict=True)]
+    lengths = [len(v) for v in values]
+    names = saved.get("names")  # models saved before per-step covariates: none
     return Panel(
         ids=ids,
-        values=[_series_values(name, v) for name, v in zip(ids, saved["values"], strict=True)],
+        values=values,
         kind=saved["kind"],
         frequency=saved["frequency"],
         ends=None if ends is None else [_from_json_value(e) for e in ends],
         columns=None if saved["columns"] is None else tuple(saved["columns"]),
+        covariates=aligned_steps(ids, saved.get("covariates"), "covariates", lengths),
+        future=aligned_steps(ids, saved.get("future"), "future_covariates", lengths),
+        names=None if names is None else tuple(tuple(str(c) for c in n) for n in names),
     )

@@ -12,7 +12,9 @@ before the origin relative to the last of them (the level :math:`\ell = z_{t-1}`
 so a window shorter than :math:`L` (a short series, or an origin near the start) holds
 its :math:`a` real steps first, zeros after them, and ``lengths`` :math:`a`: the engine
 masks the padding (the last real step's state is read). Targets past :math:`e_i` are
-masked out of the loss (``mask`` 0).
+masked out of the loss (``mask`` 0). Per-step covariates join :math:`x_j` as further
+channels, as they are (already standardised); the known-future ones over the horizon,
+:math:`t \dots t+H-1`, are the window's extra features (zero past the series' end).
 
 Only :math:`O(\text{number of series})` numbers are kept besides the values: window
 :math:`k` is found by a binary search in the cumulative window counts, and each batch is
@@ -28,26 +30,51 @@ from torch import Tensor
 
 
 def contexts(
-    flat: np.ndarray, starts: np.ndarray, origins: np.ndarray, lookback: int
+    flat: np.ndarray,
+    starts: np.ndarray,
+    origins: np.ndarray,
+    lookback: int,
+    channels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For windows whose series begin at ``flat[starts]`` with origins ``origins`` (≥ 1):
-    the inputs (n, L) relative to the level, zero past each window's real steps; the
-    number of real steps a = min(t, L) (n,); the levels z_{t-1} (n,)."""
+    the inputs (n, L, 1 + C) — the values relative to the level, then the C per-step
+    covariates ``channels[starts + ...]`` (rows aligned with ``flat``) as they are — zero
+    past each window's real steps; the number of real steps a = min(t, L) (n,); the levels
+    z_{t-1} (n,)."""
     real = np.minimum(origins, lookback)
     steps = np.arange(lookback)
     inside = steps[None, :] < real[:, None]
     position = starts[:, None] + origins[:, None] - real[:, None] + steps[None, :]
+    position = np.where(inside, position, 0)
     level = flat[starts + origins - 1]
-    values = flat[np.where(inside, position, 0)] - level[:, None]
-    return np.where(inside, values, 0.0), real, level
+    x = np.where(inside, flat[position] - level[:, None], 0.0)[:, :, None]
+    if channels is not None:
+        x = np.concatenate([x, np.where(inside[:, :, None], channels[position], 0.0)], axis=2)
+    return x, real, level
+
+
+def ahead(
+    future: np.ndarray, starts: np.ndarray, origins: np.ndarray, sizes: np.ndarray, horizon: int
+) -> np.ndarray:
+    """The known-future covariates ``future`` (rows aligned with the panel's values, F
+    columns) over the horizon of each window, t … t+H−1, flattened step-major (n, H·F);
+    zero past each series' ``sizes`` rows."""
+    steps = np.arange(horizon)
+    inside = origins[:, None] + steps[None, :] < sizes[:, None]
+    position = np.where(inside, starts[:, None] + origins[:, None] + steps[None, :], 0)
+    values = np.where(inside[:, :, None], future[position], 0.0)
+    return values.reshape(len(origins), -1)
 
 
 class PanelWindows:
     """The windows of a panel for :func:`lstmkit.train.loop.fit`: ``len`` windows, and
-    ``take(index)`` → ``{"x" (n, L, 1), "lengths" (n,), "y" (n, H), "mask" (n, H)}``
-    (float32; lengths int64), with ``"extra"`` (n, S): the window's series' row of
-    ``static`` (n_series, S) when given. ``series`` are the scaled series, ``ends`` how
-    many leading points of each may be trained on (its training part)."""
+    ``take(index)`` → ``{"x" (n, L, 1 + C), "lengths" (n,), "y" (n, H), "mask" (n, H)}``
+    (float32; lengths int64), with ``"extra"`` (n, S + H·F) when there is any: the
+    window's series' row of ``static`` (n_series, S), then the last F columns of its
+    ``channels`` over the horizon. ``series`` are the scaled series, ``ends`` how many
+    leading points of each may be trained on (its training part); ``channels`` (T_i, C)
+    per series their per-step covariates (past ones, then the ``future_width`` known-future
+    ones), which join the target as input channels."""
 
     def __init__(
         self,
@@ -56,19 +83,29 @@ class PanelWindows:
         lookback: int,
         horizon: int,
         static: np.ndarray | None = None,
+        channels: list[np.ndarray] | None = None,
+        future_width: int = 0,
     ) -> None:
         self.flat = np.concatenate([np.asarray(s, dtype=np.float64) for s in series])
-        sizes = np.array([len(s) for s in series])
-        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.sizes = np.array([len(s) for s in series])
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.ends = np.asarray(ends, dtype=np.int64)
-        if (self.ends > sizes).any():
+        if (self.ends > self.sizes).any():
             raise ValueError("ends: expected at most each series' length")
         self.counts = np.maximum(self.ends - 1, 0)
         self.cumulative = np.cumsum(self.counts)
         self.lookback, self.horizon = lookback, horizon
         self.static = None if static is None else np.asarray(static, dtype=np.float32)
-        if self.static is not None and self.static.shape[0] != len(sizes):
-            raise ValueError(f"static: expected {len(sizes)} rows, got {self.static.shape[0]}")
+        if self.static is not None and self.static.shape[0] != len(self.sizes):
+            raise ValueError(f"static: expected {len(self.sizes)} rows, got {self.static.shape[0]}")
+        self.channels = None
+        if channels is not None:
+            if [len(c) for c in channels] != self.sizes.tolist():
+                raise ValueError("channels: expected as many rows as each series has points")
+            self.channels = np.concatenate(channels).astype(np.float64)
+        if not 0 <= future_width <= (0 if channels is None else self.channels.shape[1]):
+            raise ValueError(f"future_width: expected at most the channels, got {future_width}")
+        self.future_width = future_width
 
     def __len__(self) -> int:
         return int(self.cumulative[-1]) if len(self.cumulative) else 0
@@ -82,21 +119,33 @@ class PanelWindows:
     def take(self, index: Tensor) -> dict[str, Tensor]:
         return self.take_at(*self.locate(np.asarray(index, dtype=np.int64)))
 
+    def inputs(self, series: np.ndarray, origin: np.ndarray):
+        """What the network reads of windows (series, origin): x (n, L, 1 + C), the real
+        steps (n,), the levels (n,) and the extra features (n, S + H·F) or None."""
+        start = self.starts[series]
+        x, real, level = contexts(self.flat, start, origin, self.lookback, self.channels)
+        extra = [] if self.static is None else [self.static[series]]
+        if self.future_width:
+            future = self.channels[:, -self.future_width :]
+            extra.append(ahead(future, start, origin, self.sizes[series], self.horizon))
+        extra = np.concatenate(extra, axis=1).astype(np.float32) if extra else None
+        return x.astype(np.float32), real, level, extra
+
     def take_at(self, series: np.ndarray, origin: np.ndarray) -> dict[str, Tensor]:
         """The windows of series ``series`` (positions) at origins ``origin``."""
         origin = np.asarray(origin, dtype=np.int64)
+        x, real, level, extra = self.inputs(series, origin)
         start = self.starts[series]
-        x, real, level = contexts(self.flat, start, origin, self.lookback)
-        ahead = np.arange(self.horizon)
-        mask = origin[:, None] + ahead[None, :] < self.ends[series][:, None]
-        position = np.where(mask, start[:, None] + origin[:, None] + ahead[None, :], 0)
+        steps = np.arange(self.horizon)
+        mask = origin[:, None] + steps[None, :] < self.ends[series][:, None]
+        position = np.where(mask, start[:, None] + origin[:, None] + steps[None, :], 0)
         y = np.where(mask, self.flat[position] - level[:, None], 0.0)
         batch = {
-            "x": torch.from_numpy(x.astype(np.float32)[:, :, None]),
+            "x": torch.from_numpy(x),
             "lengths": torch.from_numpy(real),
             "y": torch.from_numpy(y.astype(np.float32)),
             "mask": torch.from_numpy(mask.astype(np.float32)),
         }
-        if self.static is not None:
-            batch["extra"] = torch.from_numpy(self.static[series])
+        if extra is not None:
+            batch["extra"] = torch.from_numpy(extra)
         return batch

@@ -108,10 +108,11 @@ def _forecast_panel(run) -> RunResult:
     series, metrics beside every baseline, a fan chart."""
     p = run.options
     levels = quantile_levels(p["quantiles"])
-    if p["covariates"] or p["future_covariates"]:
+    if (p["covariates"] or p["future_covariates"]) and not p["id_column"]:
         raise ValueError(
-            "--covariates/--future-covariates: expected none for a panel, --quantiles or "
-            "--models (the global model reads the targets only), got some"
+            "--covariates/--future-covariates: expected a long CSV with --id-column for a "
+            "panel, --quantiles or --models (their columns beside each series' values), got "
+            "a one-column series or a .tsf file"
         )
     if p["strategy"] != "direct":
         raise ValueError(

@@ -79,6 +79,8 @@ class PanelData:
     season: int | None = None
     horizon: int | None = None
     static: dict | None = None  # --static-columns: {id: [values]}
+    covariates: tuple[str, ...] = ()  # --covariates of a long CSV
+    future: tuple[str, ...] = ()  # --future-covariates of a long CSV
 
     def split(self, steps: int):
         """(training part, held-out part) in Forecaster.fit's form: the last ``steps``
@@ -102,9 +104,18 @@ class PanelData:
         return self.frame.drop(held), self.frame.loc[held]
 
     def fit_columns(self) -> dict:
+        """Forecaster.fit's keywords naming the long frame's columns."""
         if self.columns is None:
             return {}
-        return dict(zip(("id_column", "time_column", "value_column"), self.columns, strict=True))
+        named = dict(zip(("id_column", "time_column", "value_column"), self.columns, strict=True))
+        return named | {
+            key: list(columns)
+            for key, columns in (
+                ("covariates", self.covariates),
+                ("future_covariates", self.future),
+            )
+            if columns
+        }
 
 
 def pandas_module(option: str):
@@ -189,12 +200,23 @@ def long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
         "--target": targets[0] if targets else None,
     }
     static = names(p.get("static_columns"))
-    for option, name in [*given.items(), *(("--static-columns", n) for n in static)]:
+    stepwise = {
+        option: names(p.get(key))
+        for option, key in (
+            ("--covariates", "covariates"),
+            ("--future-covariates", "future_covariates"),
+        )
+    }
+    named = [("--static-columns", n) for n in static] + [
+        (option, n) for option, listed_names in stepwise.items() for n in listed_names
+    ]
+    for option, name in [*given.items(), *named]:
         if name is not None and name not in columns:
             raise ValueError(
                 f"{option}: unknown column {shown(name)}; the file has {listed(columns)}"
             )
-    rest = [c for c in columns if c not in given.values() and c not in static]
+    others = set(static) | {n for _, n in named}
+    rest = [c for c in columns if c not in given.values() and c not in others]
     time_name = given["--time-column"]
     if time_name is None:
         named = [c for c in rest if c.lower() in TIME_COLUMN_NAMES]
@@ -211,10 +233,19 @@ def long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
                 f"--target: expected the name of the value column, one of {listed(rest)}"
             )
         value_name = rest[0]
-    if len({p["id_column"], time_name, value_name}) != 3 or {time_name, value_name} & set(static):
+    if (
+        len({p["id_column"], time_name, value_name}) != 3
+        or {
+            p["id_column"],
+            time_name,
+            value_name,
+        }
+        & others
+    ):
         raise ValueError(
-            f"--id-column/--time-column/--target/--static-columns: expected different "
-            f"columns, got {p['id_column']!r}, {time_name!r}, {value_name!r}, {listed(static)}"
+            "--id-column/--time-column/--target/--static-columns/--covariates/"
+            f"--future-covariates: expected different columns, got {p['id_column']!r}, "
+            f"{time_name!r}, {value_name!r}, {listed(sorted(others))}"
         )
     return p["id_column"], time_name, value_name
 
@@ -247,6 +278,9 @@ def read_long_csv(p: dict) -> PanelData:
             f"{path}, data row {bad[0] + 1}, column {value_name!r}: expected a number, got {cell!r}"
         )
     frame[value_name] = values.astype(float)
+    stepwise = names(p.get("covariates")) + names(p.get("future_covariates"))
+    for name in stepwise:
+        frame[name] = finite_column(frame, name, path, "a per-step covariate")
     frame[id_name] = frame[id_name].str.strip()
     raw = frame[time_name].astype(str).str.strip()
     if frame[time_name].dtype == object:
@@ -271,23 +305,31 @@ def read_long_csv(p: dict) -> PanelData:
         frame=frame,
         columns=columns,
         static=static,
+        covariates=tuple(names(p.get("covariates"))),
+        future=tuple(names(p.get("future_covariates"))),
     )
+
+
+def finite_column(frame, name: str, path: str, role: str):
+    """Column ``name`` of a long CSV as float numbers, or a ValueError naming the first row
+    whose cell is empty, not a number or not finite (``role`` says what the column is)."""
+    column = pandas_module(role).to_numeric(frame[name], errors="coerce")
+    bad = np.flatnonzero((column.isna() | ~np.isfinite(column.fillna(0))).to_numpy())
+    if bad.size:
+        raise ValueError(
+            f"{path}, data row {bad[0] + 1}, column {shown(name)}: expected a finite number "
+            f"({role}), got {shown(frame[name].iloc[bad[0]])}"
+        )
+    return column.astype(float)
 
 
 def static_columns(frame, id_name: str, names: list[str], path: str) -> dict | None:
     """{id: [value of each of ``names``]}: numeric columns constant within each series."""
     if not names:
         return None
-    pd = pandas_module("--static-columns")
     values = {}
     for name in names:
-        column = pd.to_numeric(frame[name], errors="coerce")
-        bad = np.flatnonzero((column.isna() | ~np.isfinite(column.fillna(0))).to_numpy())
-        if bad.size:
-            raise ValueError(
-                f"{path}, data row {bad[0] + 1}, column {shown(name)}: expected a finite number "
-                f"(--static-columns), got {shown(frame[name].iloc[bad[0]])}"
-            )
+        column = finite_column(frame, name, path, "--static-columns")
         spread = column.groupby(frame[id_name], sort=False).agg(["min", "max"])
         varying = spread.index[spread["min"] != spread["max"]]
         if len(varying):

@@ -24,6 +24,8 @@ windows and quantile forecasts (:mod:`lstmkit.tasks.global_forecast`); so does o
 when ``quantiles`` or ``n_models`` ask for what only that path gives.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
@@ -33,6 +35,7 @@ from lstmkit.data.frame import check_magnitude
 from lstmkit.data.panel import (
     Panel,
     as_panel,
+    future_rows,
     is_panel,
     panel_from_json,
     panel_to_json,
@@ -241,6 +244,7 @@ class Forecaster(Estimator):
         self.history_ = None
         self.panel_: Panel | None = None  # the fitted panel (global path), else None
         self._fitted_lookbacks: list[int] | None = None  # those of the fitted networks
+        self._channel_scaler: Scaler | None = None  # a panel's per-step covariates
 
     # -- data -----------------------------------------------------------------------------
 
@@ -333,25 +337,24 @@ class Forecaster(Estimator):
         of the series cost M3 monthly 0.03 MASE; docs/forecasting.md).
         ``static_covariates``: numbers per series (a DataFrame indexed by id, a dict
         ``{id: numbers}``, or rows in the panel's order), standardised over the series and
-        read beside the recurrent encoding (:func:`lstmkit.data.panel.static_matrix`)."""
+        read beside the recurrent encoding (:func:`lstmkit.data.panel.static_matrix`).
+        A panel's per-step ``covariates`` and ``future_covariates`` are the names of a long
+        frame's columns, or a list/dict of arrays beside a list/dict panel, each as long as
+        its series (:func:`lstmkit.data.panel.as_panel`)."""
         p = self.params
         self._fitted_lookbacks = None
         if is_panel(series, id_column) or p["quantiles"] is not None or p["n_models"] > 1:
-            if covariates is not None or future_covariates is not None:
-                raise ValueError(
-                    "covariates: expected none with a panel, quantiles or n_models (the global "
-                    "model reads the targets and static_covariates only, for now), got some"
-                )
             if p["strategy"] != "direct":
                 raise ValueError(
                     "strategy: expected 'direct' with a panel, quantiles or n_models, "
                     f"got {p['strategy']!r}"
                 )
             names = {"id_column": id_column, "time_column": time_column}
+            steps = {"covariates": covariates, "future_covariates": future_covariates}
             panel = (
-                as_panel(series, **names, value_column=value_column)
+                as_panel(series, **names, value_column=value_column, **steps)
                 if is_panel(series, id_column)
-                else _single_panel(series)
+                else _single_panel(series, **steps)
             )
             static = standardise_static(static_matrix(panel, static_covariates))
             return self._fit_panel(panel, validation or 0.0, callback, static)
@@ -402,11 +405,14 @@ class Forecaster(Estimator):
         p = self.params
         self.season_ = p["season"] or season_of(panel.frequency) or 1
         self.quantiles_ = p["quantiles"] or DEFAULT_QUANTILES
+        past, future = (0 if a is None else a[0].shape[1] for a in (panel.covariates, panel.future))
         self._shapes = {
             "targets": 1,
-            "channels": 1,
-            "extra": 0 if static is None else static.shape[1],
+            "channels": 1 + past + future,
+            "extra": (0 if static is None else static.shape[1]) + future * p["horizon"],
             "quantiles": len(self.quantiles_),
+            "past": past,
+            "future": future,
         }
         fitted = fit_panel(
             panel.values,
@@ -420,10 +426,13 @@ class Forecaster(Estimator):
             self._build,
             validation=validation,
             static=static,
+            channels=_raw_channels(panel),
+            future_width=future,
             callback=callback,
             **self._options,
         )
         self.nets_, self.scales_ = fitted["nets"], fitted["scales"]
+        self._channel_scaler = fitted["channel_scaler"]
         self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets_)]  # Ctrl-C: fewer
         self.seasonal_, self.static_ = fitted["seasonal"], static
         # the first network's history, or the one Ctrl-C cut short (the last one trained)
@@ -498,15 +507,16 @@ class Forecaster(Estimator):
 
         After a panel fit: one forecast per series in the input's form (a list, a dict, a
         long DataFrame); ``quantiles`` (levels the model was trained with) add a trailing
-        quantile axis, (steps, n_quantiles) per series."""
+        quantile axis, (steps, n_quantiles) per series. Known-future covariates then come
+        as the panel did: a list/dict of (steps, F) arrays, or a long frame with the id,
+        time and future columns (its rows after each series' end are read); whole horizon
+        blocks of them (:func:`lstmkit.data.panel.future_rows`)."""
         self._check_fitted()
         steps = self.params["horizon"] if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
         if self.panel_ is not None:
-            if future_covariates is not None:
-                raise ValueError("future_covariates: the model was fitted without them, got some")
-            return self._predict_panel(steps, quantiles)
+            return self._predict_panel(steps, quantiles, future_covariates)
         if quantiles is not None:
             raise ValueError(
                 "quantiles: this Forecaster was fitted for point forecasts; expected none, got "
@@ -516,23 +526,56 @@ class Forecaster(Estimator):
         pred = self._forecast(self._series, self._past, self._fut, steps, ahead)
         return pred[:, 0] if pred.shape[1] == 1 else pred
 
-    def panel_quantiles(self, steps: int | None = None) -> np.ndarray:
-        """All trained quantiles of every series: (n_series, steps, Q), in input order."""
+    def panel_quantiles(self, steps: int | None = None, future_covariates=None) -> np.ndarray:
+        """All trained quantiles of every series: (n_series, steps, Q), in input order
+        (``future_covariates`` as for :meth:`predict`)."""
         self._check_fitted()
+        steps = self.params["horizon"] if steps is None else steps
+        channels = self._channels(_raw_channels(self.panel_))
+        future = self._future_inputs(self.panel_, future_covariates, steps)
+        return self._forecast_panel(
+            self.panel_.values, np.arange(len(self.panel_)), steps, channels, future
+        )
+
+    def _forecast_panel(self, values, which, steps, channels, future) -> np.ndarray:
+        """:func:`forecast_panel` of the histories ``values`` of the fitted series ``which``."""
         return forecast_panel(
             self.nets_,
-            self.panel_.values,
-            self.scales_,
-            self.seasonal_,
+            values,
+            self.scales_[which],
+            self.seasonal_[which],
             lookbacks=self.lookbacks_,
             horizon=self.params["horizon"],
             levels=self.quantiles_,
-            steps=self.params["horizon"] if steps is None else steps,
-            static=self.static_,
+            steps=steps,
+            static=None if self.static_ is None else self.static_[which],
+            channels=channels,
+            future=future,
         )
 
-    def _predict_panel(self, steps: int, quantiles):
-        every = self.panel_quantiles(steps)
+    def _channels(self, raw: list[np.ndarray] | None) -> list[np.ndarray] | None:
+        """Per-step covariates (T_i, C + F) standardised as in training."""
+        return None if raw is None else [self._channel_scaler(c) for c in raw]
+
+    def _future_inputs(self, panel: Panel, given, steps: int) -> list[np.ndarray] | None:
+        """The standardised known-future covariates of the whole horizon blocks ahead of
+        ``panel``'s series (from ``given``, :func:`lstmkit.data.panel.future_rows`)."""
+        width, horizon = self._shapes.get("future", 0), self.params["horizon"]
+        if not width:
+            if given is not None:
+                raise ValueError("future_covariates: the model was fitted without them, got some")
+            return None
+        if self._shapes["past"] and steps > horizon:
+            raise ValueError(
+                f"steps: with past covariates at most {horizon} steps can be predicted (their "
+                f"future is unknown), got {steps}"
+            )
+        rows = -(-steps // horizon) * horizon
+        mean, std = (a[-width:] for a in (self._channel_scaler.mean, self._channel_scaler.std))
+        return [(f - mean) / std for f in future_rows(panel, given, rows)]
+
+    def _predict_panel(self, steps: int, quantiles, future_covariates):
+        every = self.panel_quantiles(steps, future_covariates)
         if quantiles is None:
             out = every[..., self.quantiles_.index(0.5)]
         else:
@@ -593,7 +636,9 @@ class Forecaster(Estimator):
                 f"{len(values)} points), got {back!r}"
             )
         seen = normalised(values, self.scales_[series], self.seasonal_[series])
-        x = window_input(seen[: len(seen) - back], self.lookback_)
+        channels = self._channels(_raw_channels(self.panel_))
+        seen_channels = None if channels is None else channels[series][: len(seen) - back]
+        x = window_input(seen[: len(seen) - back], self.lookback_, seen_channels)
         return gate_activations(self.net_, x)
 
     def _rows_needed(self, steps: int) -> int:
@@ -630,7 +675,9 @@ class Forecaster(Estimator):
         baselines beside the model.
 
         After a panel fit, ``actual`` is the panel's continuation in the same form (a
-        list/dict of arrays, a long frame), each series as long as wanted: sMAPE, MASE,
+        list/dict of arrays, a long frame — which also holds the known-future covariate
+        columns when the model reads some; else ``future_covariates`` as for
+        :meth:`predict`), each series as long as wanted: sMAPE, MASE,
         the coverage and MSIS of the central ``level`` % interval (when the model has its
         quantiles) and the CRPS estimate, averaged over series (M4's conventions,
         :mod:`lstmkit.train.forecast_metrics`); beside the model, the naive, seasonal-naive
@@ -644,8 +691,10 @@ class Forecaster(Estimator):
         self._check_fitted()
         season = season or self.season_
         if self.panel_ is not None:
-            truth = _continuation(self.panel_, actual)
-            every = self.panel_quantiles(max(len(t) for t in truth))
+            truth = _continuation(self.panel_, actual).values
+            if future_covariates is None and self.panel_.kind == "long":
+                future_covariates = actual if self._shapes.get("future") else None
+            every = self.panel_quantiles(max(len(t) for t in truth), future_covariates)
             metrics = self._score_panel(self.panel_.values, truth, every, season, level)
             return (metrics, every) if return_forecasts else metrics
         truth = as_matrix(actual, "actual")
@@ -739,13 +788,20 @@ class Forecaster(Estimator):
         points — without refitting. Returns ``{"series", "origins", "predictions" (n,
         steps, Q), "metrics"}``: a row per (series, origin), and the metrics of
         ``evaluate`` (``level`` % intervals) over all of them, the baselines forecasting
-        from the same origins."""
+        from the same origins. Per-step covariates of the continuation: the long frame's
+        columns, or ``covariates``/``future_covariates`` beside a list/dict continuation,
+        as long as it; an origin needs whole horizon blocks of known-future ones."""
         self._check_fitted()
         if self.panel_ is not None:
-            if covariates is not None or future_covariates is not None:
-                raise ValueError("covariates: the panel model was fitted without them, got some")
             start = 0 if start is None else start
-            return self._backtest_panel(series, start, steps, every, level)
+            for name, given, key in (
+                ("covariates", covariates, "past"),
+                ("future_covariates", future_covariates, "future"),
+            ):
+                if given is not None and not self._shapes.get(key):
+                    raise ValueError(f"{name}: the panel model was fitted without them, got some")
+            more = _continuation(self.panel_, series, covariates, future_covariates)
+            return self._backtest_panel(more, start, steps, every, level)
         if start is None:
             raise ValueError("start: expected the first origin (an int), got None")
         y = as_matrix(series, "series")
@@ -778,35 +834,44 @@ class Forecaster(Estimator):
             "metrics": regression_metrics(truth, preds),
         }
 
-    def _backtest_panel(self, actual, start: int, steps: int | None, every: int, level: int):
+    def _backtest_panel(self, more: Panel, start: int, steps: int | None, every: int, level: int):
         steps = self.params["horizon"] if steps is None else steps
         for name, value, low in (("start", start, 0), ("steps", steps, 1), ("every", every, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-        truth = _continuation(self.panel_, actual)
-        rows, history, ahead = [], [], []
-        for i, (fitted, more) in enumerate(zip(self.panel_.values, truth, strict=True)):
-            for k in range(start, len(more) - steps + 1, every):
-                rows.append((i, k))
-                history.append(np.concatenate([fitted, more[:k]]))
-                ahead.append(more[k : k + steps])
-        if not rows:
-            longest = max(len(t) for t in truth)
+        width, horizon = self._shapes.get("future", 0), self.params["horizon"]
+        if self._shapes.get("past") and steps > horizon:
             raise ValueError(
-                f"series: expected a continuation of at least start + steps = {start + steps} "
-                f"points for some series, got at most {longest}"
+                f"steps: with past covariates at most {horizon} steps can be predicted (their "
+                f"future is unknown), got {steps}"
+            )
+        reach = -(-steps // horizon) * horizon if width else steps  # rows read ahead
+        fitted_channels, more_channels = _raw_channels(self.panel_), _raw_channels(more)
+        rows, history, ahead, channels, future = [], [], [], [], []
+        for i, (fitted, cont) in enumerate(zip(self.panel_.values, more.values, strict=True)):
+            for k in range(start, len(cont) - reach + 1, every):
+                rows.append((i, k))
+                history.append(np.concatenate([fitted, cont[:k]]))
+                ahead.append(cont[k : k + steps])
+                if fitted_channels is not None:
+                    channels.append(np.concatenate([fitted_channels[i], more_channels[i][:k]]))
+                if width:
+                    future.append(more.future[i][k : k + reach])
+        if not rows:
+            longest = max(len(t) for t in more.values)
+            raise ValueError(
+                f"series: expected a continuation of at least start + "
+                f"{'whole horizons' if width else 'steps'} = {start + reach} points for some "
+                f"series, got at most {longest}"
             )
         which = np.array([i for i, _ in rows])
-        every_q = forecast_panel(
-            self.nets_,
+        scaler = self._channel_scaler
+        every_q = self._forecast_panel(
             history,
-            self.scales_[which],
-            self.seasonal_[which],
-            lookbacks=self.lookbacks_,
-            horizon=self.params["horizon"],
-            levels=self.quantiles_,
-            steps=steps,
-            static=None if self.static_ is None else self.static_[which],
+            which,
+            steps,
+            self._channels(channels or None),
+            [(f - scaler.mean[-width:]) / scaler.std[-width:] for f in future] or None,
         )
         return {
             "series": [self.panel_.ids[i] for i in which],
@@ -828,6 +893,9 @@ class Forecaster(Estimator):
                 "scales": self.scales_.tolist(),
                 "seasonal": self.seasonal_.tolist(),
                 "static": None if self.static_ is None else self.static_.tolist(),
+                "channel_scaler": None
+                if self._channel_scaler is None
+                else [self._channel_scaler.mean.tolist(), self._channel_scaler.std.tolist()],
                 "lookbacks": self.lookbacks_,
                 "panel": panel_to_json(self.panel_),
             }
@@ -885,7 +953,10 @@ class Forecaster(Estimator):
                     f"seasonal: expected {len(self.panel_)} rows of positive seasonal factors, "
                     f"got an array of shape {self.seasonal_.shape}"
                 )
-            self.static_ = _saved_static(fitted.get("static"), len(self.panel_), self._shapes)
+            self.static_ = _saved_static(
+                fitted.get("static"), len(self.panel_), self._shapes, self.params["horizon"]
+            )
+            self._channel_scaler = _saved_channels(self.panel_, self._shapes, fitted)
             self._fitted_lookbacks = _saved_lookbacks(fitted, self.params)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._series = saved_numbers(fitted, "series", (None, self._shapes["targets"]))
@@ -953,9 +1024,10 @@ def _saved_scaler(saved, data: np.ndarray | None, name: str) -> Scaler | None:
     return scaler
 
 
-def _saved_static(saved, count: int, shapes: dict) -> np.ndarray | None:
-    """A saved model's standardised static covariates, checked against its shapes."""
-    width = shapes.get("extra", 0)
+def _saved_static(saved, count: int, shapes: dict, horizon: int) -> np.ndarray | None:
+    """A saved model's standardised static covariates, checked against its shapes (the
+    extra features past the known-future covariates over the horizon)."""
+    width = shapes.get("extra", 0) - shapes.get("future", 0) * horizon
     if saved is None and not width:
         return None
     static = np.array(saved if saved is not None else [], dtype=np.float64)
@@ -965,6 +1037,30 @@ def _saved_static(saved, count: int, shapes: dict) -> np.ndarray | None:
             f"covariates), got an array of shape {static.shape}"
         )
     return static
+
+
+def _saved_channels(panel: Panel, shapes: dict, fitted: dict) -> Scaler | None:
+    """A saved panel model's standardisation of its per-step covariates, checked against
+    the saved panel's covariates and the network's input channels (models saved before
+    per-step covariates: none)."""
+    past, future = (saved_count(shapes, key, low=0, default=0) for key in ("past", "future"))
+    widths = [0 if a is None else a[0].shape[1] for a in (panel.covariates, panel.future)]
+    if [past, future] != widths or shapes["channels"] != 1 + past + future:
+        raise ValueError(
+            f"shapes: expected {widths[0]} past and {widths[1]} future covariate columns (the "
+            f"saved panel's) and 1 + both input channels, got {past}, {future} and "
+            f"{shapes['channels']}"
+        )
+    raw = _raw_channels(panel)
+    return _saved_scaler(
+        fitted.get("channel_scaler"), None if raw is None else np.concatenate(raw), "covariates"
+    )
+
+
+def _raw_channels(panel: Panel) -> list[np.ndarray] | None:
+    """Each series' per-step covariates, past then known-future columns (T_i, C + F)."""
+    parts = [a for a in (panel.covariates, panel.future) if a is not None]
+    return [np.concatenate(row, axis=1) for row in zip(*parts, strict=True)] if parts else None
 
 
 def _saved_lookbacks(fitted: dict, params: dict) -> list[int]:
@@ -984,15 +1080,20 @@ def _saved_lookbacks(fitted: dict, params: dict) -> list[int]:
     return saved
 
 
-def _single_panel(series) -> Panel:
-    """One series as a panel of one (forecasts come back as for one series)."""
+def _single_panel(series, covariates=None, future_covariates=None) -> Panel:
+    """One series (and its per-step covariates (T, C), (T, F)) as a panel of one
+    (forecasts come back as for one series)."""
     y = as_matrix(series, "series")
     if y.shape[1] != 1:
         raise ValueError(
             f"series: expected one target with quantiles or n_models, got {y.shape[1]} columns"
         )
-    single = as_panel([y[:, 0]])
-    return Panel(ids=[0], values=single.values, kind="single", frequency=_frequency(series))
+    single = as_panel(
+        [y[:, 0]],
+        covariates=None if covariates is None else [covariates],
+        future_covariates=None if future_covariates is None else [future_covariates],
+    )
+    return replace(single, ids=[0], kind="single", frequency=_frequency(series))
 
 
 def _future_times(end, frequency: str | None, steps: int) -> list:
@@ -1033,16 +1134,21 @@ def _as_input_form(panel: Panel, out: np.ndarray, quantiles):
     return pd.DataFrame(frame)
 
 
-def _continuation(panel: Panel, actual) -> list[np.ndarray]:
-    """The held-out continuation of each fitted series, in the panel's order."""
+def _continuation(panel: Panel, actual, covariates=None, future_covariates=None) -> Panel:
+    """The held-out continuation of each fitted series, in the panel's order, with its
+    per-step covariates (a long frame's columns the panel read, or those given)."""
     if panel.kind == "single":
-        return [as_matrix(actual, "actual")[:, 0]]
+        return _single_panel(actual, covariates, future_covariates)
+    if panel.kind == "long" and panel.names is not None:
+        covariates, future_covariates = (names or None for names in panel.names)
     got = as_panel(
         actual,
         **dict(
             zip(("id_column", "time_column", "value_column"), panel.columns or (), strict=False)
         ),
         min_points=1,
+        covariates=covariates,
+        future_covariates=future_covariates,
     )
     where = {name: k for k, name in enumerate(got.ids)}
     if panel.kind == "list" and len(got) != len(panel):
@@ -1051,4 +1157,13 @@ def _continuation(panel: Panel, actual) -> list[np.ndarray]:
     if missing:
         named = ", ".join(map(repr, missing[:5]))
         raise ValueError(f"actual: expected every fitted series, got none for {named}")
-    return [got.values[where[name]] for name in panel.ids]
+    ordered = [where[name] for name in panel.ids]
+    return replace(
+        got,
+        ids=list(panel.ids),
+        values=[got.values[k] for k in ordered],
+        **{
+            key: None if getattr(got, key) is None else [getattr(got, key)[k] for k in ordered]
+            for key in ("covariates", "future")
+        },
+    )

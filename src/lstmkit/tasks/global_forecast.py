@@ -22,6 +22,13 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
   product's category code), standardised over the series, join the recurrent encoding
   before the head: :math:`\hat y = W [h_a; c_i] + b`, the same vector for every window
   of series :math:`i`.
+* **Per-step covariates** (optional): past covariates :math:`u_t` (known up to each
+  origin) and known-future ones :math:`v_t` (known over the horizon too), standardised
+  column by column over the training parts of all series, join the target as input
+  channels, :math:`[x_j; u_{t-a+j}; v_{t-a+j}]`; the known-future ones over the horizon,
+  :math:`v_t \dots v_{t+H-1}`, also join the encoding before the head,
+  :math:`\hat y = W [h_a; c_i; v_t; \dots; v_{t+H-1}] + b`. Past covariates' future is
+  unknown, so with them at most H steps are forecast.
 * **Quantiles.** The head gives :math:`H \times Q` numbers, :math:`\hat y_{k,q}`, trained
   with the pinball (quantile) loss averaged over the real targets
 
@@ -56,7 +63,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lstmkit.data.scaling import normalised, series_scale
+from lstmkit.data.scaling import Scaler, normalised, series_scale
 from lstmkit.data.seasonal import at_phases, deseasonalising_factors
 from lstmkit.data.windows import PanelWindows, contexts
 from lstmkit.messages import shown
@@ -109,10 +116,16 @@ def panel_lookback(season: int) -> int:
     return max(24, min(4 * season, 96))
 
 
-def canonical_order(values: list[np.ndarray], static: np.ndarray | None = None) -> list[int]:
+def canonical_order(
+    values: list[np.ndarray],
+    static: np.ndarray | None = None,
+    channels: list[np.ndarray] | None = None,
+) -> list[int]:
     """Positions of the series sorted by their contents (length, then a digest of the
-    values and the static covariates)."""
+    values, the static covariates and the per-step covariates)."""
     rows = [b""] * len(values) if static is None else [r.tobytes() for r in static]
+    if channels is not None:
+        rows = [r + np.ascontiguousarray(c).tobytes() for r, c in zip(rows, channels, strict=True)]
     keys = [
         (len(v), hashlib.sha256(v.tobytes() + r).hexdigest())
         for v, r in zip(values, rows, strict=True)
@@ -124,19 +137,22 @@ WINDOW_SCALE = True
 
 
 def window_forward(net, x: Tensor, lengths: Tensor, extra: Tensor | None = None) -> Tensor:
-    r"""The network on a window divided by its own spread, its output multiplied back:
-    :math:`\sigma_w \, f(x / \sigma_w)` with :math:`\sigma_w` the standard deviation of the
-    window's real steps (1 when it has fewer than 2, or they are constant). The network then
-    sees windows of unit spread whatever the series' volatility did lately, and the loss
-    stays in the series' scale."""
+    r"""The network on a window whose target channel is divided by its own spread, its
+    output multiplied back: :math:`\sigma_w \, f(x / \sigma_w)` with :math:`\sigma_w` the
+    standard deviation of the window's real target steps (1 when it has fewer than 2, or
+    they are constant); covariate channels are read as they are. The network then sees
+    windows of unit spread whatever the series' volatility did lately, and the loss stays
+    in the series' scale."""
     if not WINDOW_SCALE:
         return net(x, lengths, extra)
-    spread = _spread(x, lengths)
-    return net(x / spread, lengths, extra) * spread[:, :, 0]
+    spread = _spread(x[:, :, :1], lengths)
+    x = torch.cat([x[:, :, :1] / spread, x[:, :, 1:]], dim=2)
+    return net(x, lengths, extra) * spread[:, :, 0]
 
 
 def _spread(x: Tensor, lengths: Tensor) -> Tensor:
-    """σ_w (n, 1, 1) of windows x (n, L, 1) over their real steps (see window_forward)."""
+    """σ_w (n, 1, 1) of the target channel x (n, L, 1) of windows over their real steps
+    (see window_forward)."""
     real = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
     count = lengths.to(x.dtype)[:, None, None]
     mean = (x * real).sum(1, keepdim=True) / count
@@ -144,14 +160,17 @@ def _spread(x: Tensor, lengths: Tensor) -> Tensor:
     return torch.where((count > 1) & (spread > 1e-3), spread, torch.ones_like(spread))
 
 
-def window_input(scaled: np.ndarray, lookback: int) -> Tensor:
-    """The input (a, 1) the network reads to forecast after the scaled series ``scaled``:
-    its last a = min(len, L) points relative to the last one, divided by the window's
-    spread as :func:`window_forward` does (for gate inspection)."""
-    x, real, _ = contexts(scaled, np.array([0]), np.array([len(scaled)]), lookback)
-    x = torch.from_numpy(x.astype(np.float32)[:, :, None])
-    spread = _spread(x, torch.from_numpy(real)) if WINDOW_SCALE else torch.ones(1, 1, 1)
-    return (x / spread)[0, : int(real[0])]
+def window_input(scaled: np.ndarray, lookback: int, channels: np.ndarray | None = None) -> Tensor:
+    """The input (a, 1 + C) the network reads to forecast after the scaled series
+    ``scaled`` (with its standardised per-step covariates ``channels`` (T, C)): its last
+    a = min(len, L) points relative to the last one, divided by the window's spread as
+    :func:`window_forward` does (for gate inspection)."""
+    origin = np.array([len(scaled)])
+    x, real, _ = contexts(scaled, np.array([0]), origin, lookback, channels)
+    x = torch.from_numpy(x.astype(np.float32))
+    spread = _spread(x[:, :, :1], torch.from_numpy(real)) if WINDOW_SCALE else 1.0
+    x = torch.cat([x[:, :, :1] / spread, x[:, :, 1:]], dim=2)
+    return x[0, : int(real[0])]
 
 
 class PinballLoss:
@@ -197,6 +216,8 @@ def fit_panel(
     *,
     validation: float,
     static: np.ndarray | None = None,
+    channels: list[np.ndarray] | None = None,
+    future_width: int = 0,
     progress=None,
     checkpoint=None,
     resume=False,
@@ -204,8 +225,10 @@ def fit_panel(
 ) -> dict:
     """Train ``n_models`` networks (``build()`` makes one) on the panel ``values``, network
     k on windows of ``params["lookbacks"][k]`` steps. ``static`` (n_series, S):
-    standardised static covariates, read beside the encoding.
-    Returns ``{"nets", "scales", "seasonal", "histories", "validation_series"}``."""
+    standardised static covariates, read beside the encoding; ``channels`` (T_i, C): each
+    series' per-step covariates, the last ``future_width`` of them known over the horizon.
+    Returns ``{"nets", "scales", "seasonal", "channel_scaler", "histories",
+    "validation_series"}`` (``channel_scaler`` standardises ``channels``, or None)."""
     horizon, lookbacks = params["horizon"], params["lookbacks"]
     if len(lookbacks) != params["n_models"]:
         raise ValueError(
@@ -214,7 +237,7 @@ def fit_panel(
     levels = check_quantiles(params["quantiles"])
     if not 0 <= validation < 1:
         raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
-    order = canonical_order(values, static)
+    order = canonical_order(values, static, channels)
     rows = None if static is None else static[order]
     lengths = np.array([len(v) for v in values])
     held = set(_validation_split(lengths, order, validation, horizon))
@@ -232,12 +255,19 @@ def fit_panel(
     scales = np.array([series_scale(a[:end]) for a, end in zip(adjusted, ends, strict=True)])
     scaled = [a / s for a, s in zip(adjusted, scales, strict=True)]
     kept = [k for k, i in enumerate(order) if i in held]
+    scaler, inputs = None, None
+    if channels is not None:  # standardised over the training parts of every series
+        scaler = Scaler(
+            np.concatenate([channels[i][:end] for i, end in zip(order, ends, strict=True)])
+        )
+        inputs = [scaler(channels[i]) for i in order]
 
     def windows(lookback: int):  # (training windows, validation windows or None)
-        train = PanelWindows(scaled, ends, lookback, horizon, rows)
+        more = {"static": rows, "channels": inputs, "future_width": future_width}
+        train = PanelWindows(scaled, ends, lookback, horizon, **more)
         if not held:
             return train, None
-        whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon, rows)
+        whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon, **more)
         return train, whole.take_at(np.array(kept), lengths[order][kept] - horizon)
 
     if not held and validation:
@@ -279,6 +309,7 @@ def fit_panel(
         "nets": nets,
         "scales": scales[inverse],
         "seasonal": factors[inverse],
+        "channel_scaler": scaler,
         "histories": histories,
         "validation_series": sorted(held),
     }
@@ -296,18 +327,33 @@ def forecast_panel(
     levels: tuple[float, ...],
     steps: int,
     static: np.ndarray | None = None,
+    channels: list[np.ndarray] | None = None,
+    future: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Quantile forecasts (n_series, steps, Q) on the original scale: each network's
     quantiles (network k reading the last ``lookbacks[k]`` steps), their median over the
     networks, sorted along Q. Past one horizon the median is appended to the
     (deseasonalised, scaled) series and the next block forecast from it. ``seasonal``
-    (n_series, m) are the factors of :func:`fit_panel`."""
+    (n_series, m) are the factors of :func:`fit_panel`; ``channels`` (T_i, C) the
+    standardised per-step covariates of each series, the last F of them known-future, and
+    ``future`` (≥ ⌈steps/H⌉·H, F) those F over the steps ahead. Past covariates (C > F)
+    allow at most H steps."""
     median = levels.index(0.5)
     history = [normalised(v, s, f) for v, s, f in zip(values, scales, seasonal, strict=True)]
+    width = 0 if future is None else future[0].shape[1]
+    if channels is not None and channels[0].shape[1] > width and steps > horizon:
+        raise ValueError(
+            f"steps: with past covariates at most {horizon} steps can be predicted (their "
+            f"future is unknown), got {steps}"
+        )
     blocks = []
     done = 0
     while done < steps:
-        inputs = {L: _last_windows(history, L, horizon, static) for L in set(lookbacks)}
+        extra = [] if static is None else [static]
+        if width:
+            extra.append(np.stack([f[done : done + horizon].reshape(-1) for f in future]))
+        extra = np.concatenate(extra, axis=1) if extra else None
+        inputs = {L: _last_windows(history, L, channels, extra) for L in set(lookbacks)}
         block = np.median(
             [
                 _one_block(net, inputs[L], horizon, levels)
@@ -317,29 +363,34 @@ def forecast_panel(
         )
         block = np.sort(block, axis=-1)  # (n, H, Q)
         blocks.append(block)
-        done += horizon
         history = [np.concatenate([h, b[:, median]]) for h, b in zip(history, block, strict=True)]
+        if width and done + horizon < steps:  # only known-future channels (checked above)
+            rows = [f[done : done + horizon] for f in future]
+            channels = [np.concatenate([c, r]) for c, r in zip(channels, rows, strict=True)]
+        done += horizon
     out = np.concatenate(blocks, axis=1)[:, :steps] * scales[:, None, None]
     ahead = np.stack([at_phases(f, len(v), steps) for v, f in zip(values, seasonal, strict=True)])
     return out * ahead[:, :, None]
 
 
-def _last_windows(history, lookback, horizon, static) -> list[tuple]:
+def _last_windows(history, lookback, channels, extra) -> list[tuple]:
     """The window at the end of each scaled series, in chunks of about 1,024 series:
-    (inputs (n, L, 1), lengths (n,), levels (n,), static rows (n, S) or None) as the
-    networks read them."""
+    (inputs (n, L, 1 + C), lengths (n,), levels (n,), extra features (n, E) or None) as
+    the networks read them; ``extra`` (n_series, E) the static covariates and known-future
+    ones over the horizon."""
     sizes = np.array([len(h) for h in history])
-    windows = PanelWindows(history, sizes, lookback, horizon, static)
+    windows = PanelWindows(history, sizes, lookback, 1, channels=channels)
     inputs = []
     for chunk in np.array_split(np.arange(len(history)), max(1, len(history) // 1024)):
-        x, real, level = contexts(windows.flat, windows.starts[chunk], sizes[chunk], lookback)
-        extra = None if static is None else torch.from_numpy(windows.static[chunk])
+        x, real, level = contexts(
+            windows.flat, windows.starts[chunk], sizes[chunk], lookback, windows.channels
+        )
         inputs.append(
             (
-                torch.from_numpy(x.astype(np.float32)[:, :, None]),
+                torch.from_numpy(x.astype(np.float32)),
                 torch.from_numpy(real),
                 level,
-                extra,
+                None if extra is None else torch.from_numpy(extra[chunk].astype(np.float32)),
             )
         )
     return inputs
