@@ -112,3 +112,14 @@ def outputs_of(mode, result):
     if mode == "GRU":
         return [out, hidden]
     return [out, *hidden]
+
+
+def forecast_rows() -> list[str]:
+    """The rows of a one-series Forecaster.evaluate, in order: the model, the simple
+    baselines, and the statistical ones when the forecast extra (statsforecast) is here."""
+    from lstmkit.tasks import forecast_baselines
+
+    simple = ["model", "naive", "seasonal_naive", "mean"]
+    return simple + (
+        list(forecast_baselines.DEFAULT_MODELS) if forecast_baselines.available() else []
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import forecast_rows
 
 from lstmkit.cli import main
 from lstmkit.data import load_dataset
@@ -43,7 +44,7 @@ def test_forecast_run_directory_contract(tmp_path, capsys):
     assert code == 0, err
     assert f"run directory: {out}" in text and "seasonal_naive" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["model", "naive", "seasonal_naive", "mean"]
+    assert list(metrics) == forecast_rows()
     assert {"rmse", "mae", "mape", "r2"} <= set(metrics["model"])
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert [r["time"] for r in rows] == [f"1960-{m:02d}" for m in range(7, 13)]
@@ -588,7 +589,7 @@ def test_tune_and_compare_commands(tmp_path, capsys):
     model = Forecaster.load(tmp_path / "t" / "model")
     assert model.params["lookback"] == tuning["best_params"]["lookback"]
     assert model.params["bidirectional"] is True and model.params["epochs"] == 3
-    assert list(result["metrics"]) == ["model", "naive", "seasonal_naive", "mean"]
+    assert list(result["metrics"]) == forecast_rows()
     rows = list(csv.DictReader((tmp_path / "t" / "predictions.csv").open()))
     passengers = load_dataset("airline").column("Passengers")
     assert [float(r["actual"]) for r in rows] == passengers[-6:].tolist()

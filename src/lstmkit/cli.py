@@ -349,7 +349,7 @@ def datasets(json_output: bool) -> None:
 def forecast(ctx: click.Context, **p) -> None:
     """Train a forecaster on a series, or one global model on a panel of series, and test it
     on the last steps beside the naive baselines (and, with the forecast extra, AutoETS,
-    AutoTheta and AutoARIMA for a panel).
+    AutoTheta and AutoARIMA).
 
     \b
     Examples:

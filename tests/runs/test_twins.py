@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import forecast_rows
 
 from lstmkit import runs
 from lstmkit.cli import cli, main
@@ -71,7 +72,7 @@ def npz_files(tmp_path_factory):
 
 def test_forecast_one_series(tmp_path, capsys):
     result = assert_twins(tmp_path, capsys, "forecast", {"data": "airline", "horizon": 6, **TINY})
-    assert set(result.metrics) == {"model", "naive", "seasonal_naive", "mean"}
+    assert list(result.metrics) == forecast_rows()
     frame = result.predictions.frame()
     assert list(frame.columns) == ["time", "target", "actual", "predicted"] and len(frame) == 6
     np.testing.assert_allclose(frame["predicted"], result.model.predict(6))

@@ -71,6 +71,25 @@ def test_forecasts_equal_statsforecast_run_directly(airline):
     assert 4 < got["AutoETS"]["point"][1].mean() < 7 < got["AutoETS"]["point"][0].mean()
 
 
+def test_a_one_series_forecaster_scores_them_beside_its_own(airline):
+    """Forecaster.evaluate on one series (two target columns: each forecast on its own)
+    has a row per statistical model, scored on statsforecast's own point forecasts."""
+    from lstmkit.tasks import Forecaster
+    from lstmkit.train.metrics import regression_metrics
+
+    y = np.column_stack([airline[2][:30], np.log(airline[2][:30])])
+    model = Forecaster(horizon=6, lookback=8, epochs=1, hidden_size=4, progress=False)
+    model.fit(y[:24])
+    metrics, forecasts = model.evaluate(y[24:], season=SEASON, return_forecasts=True)
+    m = SEASON
+    models = [AutoETS(season_length=m), AutoTheta(season_length=m), AutoARIMA(season_length=m)]
+    want = direct([y[:24, 0], y[:24, 1]], models, horizon=6)
+    for name in ("AutoETS", "AutoTheta", "AutoARIMA"):
+        for k in range(2):
+            np.testing.assert_allclose(forecasts[name][:, k], want[f"s{k}", name], atol=1e-8)
+        assert metrics[name] == regression_metrics(y[24:], forecasts[name])
+
+
 def test_the_input_order_is_kept(airline):
     models = ("AutoTheta", "Naive", "SeasonalNaive")
     forward = statistical_forecasts(airline, 6, SEASON, models=models)

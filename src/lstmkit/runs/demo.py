@@ -7,7 +7,8 @@ to one run directory.
    on a BiLSTM — outputs and input gradients, max abs difference.
 2. Forecasting: a BiLSTM :class:`~lstmkit.tasks.Forecaster` on Airline (144 months); the
    last 12 months are held out and predicted in one go (direct, horizon 12), beside the
-   naive, seasonal-naive (m = 12) and mean baselines.
+   naive, seasonal-naive (m = 12) and mean baselines and, with the ``forecast`` extra,
+   AutoETS, AutoTheta and AutoARIMA.
 3. WOA-BiLSTM: :func:`lstmkit.runs.tune` searches the BiLSTM's hyper-parameters with
    the Whale Optimization Algorithm on a validation split of the training months only,
    refits the best, and is tested once on the held-out months.

@@ -672,7 +672,8 @@ class Forecaster(Estimator):
     ):
         """Metrics of ``predict(len(actual))`` against ``actual``, on the original scale,
         with the naive, seasonal-naive (``season``: default the model's) and mean
-        baselines beside the model.
+        baselines beside the model, and with the ``forecast`` extra AutoETS, AutoTheta and
+        AutoARIMA (each target column on its own; :mod:`lstmkit.tasks.forecast_baselines`).
 
         After a panel fit, ``actual`` is the panel's continuation in the same form (a
         list/dict of arrays, a long frame — which also holds the known-future covariate
@@ -708,6 +709,7 @@ class Forecaster(Estimator):
         }
         for name, baseline in baselines.items():
             preds[name] = baseline.fit(self._series).predict(steps)
+        preds |= _statistical_points(self._series, steps, season)
         preds = {name: np.asarray(p).reshape(truth.shape) for name, p in preds.items()}
         metrics = {name: regression_metrics(truth, p) for name, p in preds.items()}
         return (metrics, preds) if return_forecasts else metrics
@@ -982,6 +984,18 @@ class Forecaster(Estimator):
             )
         ]
         return self._build()
+
+
+def _statistical_points(history: np.ndarray, steps: int, season: int) -> dict[str, np.ndarray]:
+    """{AutoETS/AutoTheta/AutoARIMA: point forecasts (steps, K)} of each column of the
+    history (T, K), when the forecast extra is installed; else {}."""
+    from lstmkit.tasks import forecast_baselines  # imports statsforecast only if asked
+
+    if not forecast_baselines.available():
+        return {}
+    columns = list(history.T)
+    found = forecast_baselines.statistical_forecasts(columns, steps, season)
+    return {name: np.stack(out["point"], axis=1) for name, out in found.items()}
 
 
 def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
