@@ -90,6 +90,27 @@ def test_a_one_series_forecaster_scores_them_beside_its_own(airline):
         assert metrics[name] == regression_metrics(y[24:], forecasts[name])
 
 
+def test_autoarima_approximates_its_search_beyond_150_points(monkeypatch):
+    """R's auto.arima rule: the approximate search on series longer than
+    APPROXIMATE_BEYOND (150) points, the exact one otherwise; each equal to statsforecast's
+    AutoARIMA with that setting. On all of Airline (144 points) the two searches pick
+    different models (forecasts up to 2.6 apart), so the test tells them apart."""
+    y = load_airline()[1].astype(float)
+    runs = {
+        approximate: direct([y], [AutoARIMA(season_length=12, approximation=approximate)], 6)
+        for approximate in (True, False)
+    }
+    key = ("s0", "AutoARIMA")
+    assert np.abs(runs[True][key] - runs[False][key]).max() > 1
+    got = statistical_forecasts([y], 6, 12, models=("AutoARIMA",))["AutoARIMA"]
+    assert_equal_to_direct(got, runs[False], "AutoARIMA", [0])  # 144 <= 150: exact
+    monkeypatch.setattr(forecast_baselines, "APPROXIMATE_BEYOND", 143)
+    got = statistical_forecasts([y], 6, 12, models=("AutoARIMA",))["AutoARIMA"]
+    assert_equal_to_direct(got, runs[True], "AutoARIMA", [0])
+    forced = statistical_forecasts([y], 6, 12, models=("AutoARIMA",), approximation=False)
+    assert_equal_to_direct(forced["AutoARIMA"], runs[False], "AutoARIMA", [0])
+
+
 def test_the_input_order_is_kept(airline):
     models = ("AutoTheta", "Naive", "SeasonalNaive")
     forward = statistical_forecasts(airline, 6, SEASON, models=models)

@@ -11,7 +11,11 @@ name               what runs (statsforecast, its defaults unless said; m = ``sea
                    model chosen by AICc (Hyndman et al. 2008)
 ``AutoTheta``      ``AutoTheta(season_length=m)``: the best of the Theta variants
                    (Fiorucci et al. 2016), the M3 winner's family
-``AutoARIMA``      ``AutoARIMA(season_length=m)``: Hyndman–Khandakar stepwise search
+``AutoARIMA``      ``AutoARIMA(season_length=m, approximation=…)``: Hyndman–Khandakar
+                   stepwise search; by default its search approximates the likelihood
+                   (CSS) when m > 12 or a series is longer than 150 points, as R's
+                   ``forecast::auto.arima`` does (its final model is fitted exactly):
+                   on a 2,000-point hourly series 9.5 s instead of 162 s
 ``Naive``          ``Naive()``: the last value, random-walk intervals
 ``SeasonalNaive``  ``SeasonalNaive(season_length=m)``: the value one season back
 =================  =======================================================================
@@ -46,6 +50,7 @@ from lstmkit.train.threads import torch_threads
 
 MODELS = ("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive")
 DEFAULT_MODELS = ("AutoETS", "AutoTheta", "AutoARIMA")
+APPROXIMATE_BEYOND = 150  # points: AutoARIMA's search approximates beyond (R's rule)
 MISSING = 'the statistical baselines need statsforecast: pip install "lstmkit[forecast]"'
 
 
@@ -88,11 +93,13 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _model(name: str, season: int):
+def _model(name: str, season: int, approximation: bool = False):
     from statsforecast import models
 
     if name == "Naive":
         return models.Naive()
+    if name == "AutoARIMA":
+        return models.AutoARIMA(season_length=season, approximation=approximation)
     return getattr(models, name)(season_length=season)
 
 
@@ -125,14 +132,17 @@ def _failure(model, y: np.ndarray, horizon: int, level) -> str:
     return "non-finite forecast"
 
 
-def _run_model(name, frame, series, horizon, season, level, n_jobs) -> dict:
+def _run_model(name, frame, series, horizon, season, level, n_jobs, approximation) -> dict:
     from statsforecast import StatsForecast
     from statsforecast.models import Naive
 
     n = len(series)
     wall, cpu = time.perf_counter(), _cpu_seconds()
     engine = StatsForecast(
-        models=[_model(name, season)], freq=1, n_jobs=n_jobs, fallback_model=_NaNForecast()
+        models=[_model(name, season, approximation)],
+        freq=1,
+        n_jobs=n_jobs,
+        fallback_model=_NaNForecast(),
     )
     out = engine.forecast(df=frame, h=horizon, level=[level])
     lo, hi = f"lo-{level}", f"hi-{level}"  # statsforecast's keys and column suffixes
@@ -149,7 +159,10 @@ def _run_model(name, frame, series, horizon, season, level, n_jobs) -> dict:
                 f"series[{i}]: {name} failed and its Naive fallback gave non-finite values"
             )
     seconds, cpu_seconds = time.perf_counter() - wall, _cpu_seconds() - cpu
-    reasons = {int(i): _failure(_model(name, season), series[i], horizon, level) for i in failed}
+    reasons = {
+        int(i): _failure(_model(name, season, approximation), series[i], horizon, level)
+        for i in failed
+    }
     return {
         "point": [block[i, :, 0].copy() for i in range(n)],
         "lower": [block[i, :, 1].copy() for i in range(n)],
@@ -169,13 +182,16 @@ def statistical_forecasts(
     level: float = 80,
     models=DEFAULT_MODELS,
     n_jobs: int = 1,
+    approximation: bool | None = None,
 ) -> dict[str, dict]:
     """Forecasts of statsforecast's models for each of N series, in the input order.
 
     ``series``: N 1-D arrays (the histories, any lengths); ``horizon``: steps to forecast;
     ``season``: the season length m (12 monthly, 4 quarterly, 1 none); ``level``: the
     prediction intervals' coverage in percent; ``models``: names from :data:`MODELS`;
-    ``n_jobs``: statsforecast's worker processes (-1: all cores).
+    ``n_jobs``: statsforecast's worker processes (-1: all cores); ``approximation``:
+    AutoARIMA's approximate search, None for R's rule (m > 12 or a series longer than 150
+    points; :data:`APPROXIMATE_BEYOND`), False for statsforecast's default (exact).
 
     Returns ``{model name: entry}``, each entry with
 
@@ -208,8 +224,11 @@ def statistical_forecasts(
         import statsforecast  # noqa: F401
     except ImportError as error:
         raise ImportError(MISSING) from error
+    if approximation is None:
+        approximation = season > 12 or max(len(v) for v in values) > APPROXIMATE_BEYOND
     with torch_threads():
         frame = _long_frame(values)
         return {
-            name: _run_model(name, frame, values, horizon, season, level, n_jobs) for name in models
+            name: _run_model(name, frame, values, horizon, season, level, n_jobs, approximation)
+            for name in models
         }
