@@ -6,6 +6,8 @@ peers; see forecast_competitions.py), the tool that chose the panel defaults
     python forecast_probe.py m3-quarterly --options "{'lr': 3e-3}" --steps 1000 --validation 0.2
     python forecast_probe.py tourism-monthly --options "{'deseasonalize': False}"
     python forecast_probe.py m3-yearly --no-window-scale
+    python forecast_probe.py m3-yearly --recent 1.5       # N-BEATS' L_H: recent origins only
+    python forecast_probe.py m3-yearly --log              # fit log(y), forecast exp
 
 ``--steps`` fixes the optimizer steps (else the default budget rule), ``--no-window-scale``
 turns off the per-window spread normalisation. Prints one JSON line: MASE and sMAPE of the
@@ -26,6 +28,25 @@ from lstmkit.tasks import Forecaster
 from lstmkit.train.forecast_metrics import panel_metrics
 
 
+def recent_windows(share: float, base):
+    """PanelWindows whose training origins are the last ``share`` × H of each series' (N-BEATS'
+    L_H): windows cut at the first ``ends - share·H`` origins are left out."""
+
+    class Recent(base):
+        def __init__(self, series, ends, lookback, horizon, *args, **kwargs):
+            super().__init__(series, ends, lookback, horizon, *args, **kwargs)
+            self.first = np.maximum(self.ends - round(share * horizon), 1)
+            self.counts = np.maximum(self.ends - self.first, 0)
+            self.cumulative = np.cumsum(self.counts)
+
+        def locate(self, index):
+            series = np.searchsorted(self.cumulative, index, side="right")
+            origin = self.first[series] + index - (self.cumulative[series] - self.counts[series])
+            return series, origin
+
+    return Recent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("subset", choices=tuple(SUBSETS))
@@ -35,19 +56,29 @@ def main() -> None:
     parser.add_argument("--validation", type=float, default=0.0)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--no-window-scale", action="store_true")
+    parser.add_argument(
+        "--recent", type=float, help="train only on origins within the last RECENT × H points"
+    )
+    parser.add_argument(
+        "--log", action="store_true", help="fit on log(y) (positive series), forecast exp(·)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.steps:
         global_forecast.MIN_STEPS = global_forecast.MAX_STEPS = args.steps
     global_forecast.WINDOW_SCALE = not args.no_window_scale
+    if args.recent:
+        global_forecast.PanelWindows = recent_windows(args.recent, global_forecast.PanelWindows)
     options = ast.literal_eval(args.options)
     data = load_subset(args.subset, args.series)
     h, m = data["horizon"], data["season"]
     train, test = data["insamples"], data["actuals"]
     began, cpu = time.perf_counter(), time.process_time()
     model = Forecaster(horizon=h, season=m, progress=False, **options)
-    model.fit(train, validation=args.validation)
+    model.fit([np.log(x) for x in train] if args.log else train, validation=args.validation)
     q = model.predict(quantiles=(0.1, 0.5, 0.9))
+    if args.log:  # quantiles commute with a monotone map
+        q = [np.exp(a) for a in q]
     wall, cpu = time.perf_counter() - began, time.process_time() - cpu
     scores = panel_metrics(
         test,
@@ -65,6 +96,8 @@ def main() -> None:
         "validation": args.validation,
         "steps": args.steps,
         "window_scale": not args.no_window_scale,
+        "recent": args.recent,
+        "log": args.log,
         "epochs": len(model.history_.epochs),
         "mase": round(scores["mase"], 3),
         "smape": round(scores["smape"], 2),
