@@ -442,6 +442,13 @@ def _recipe_options(f):
 @click.option(
     "--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True
 )
+@click.option(
+    "--restarts",
+    type=StrictInt(0, 100),
+    default=2,
+    show_default=True,
+    help="More one-cycle runs of the same budget while the training accuracy is below 0.99.",
+)
 @_recipe_options
 @functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options

@@ -203,6 +203,45 @@ def test_ensemble_members_are_the_single_models_and_average_probabilities():
     np.testing.assert_allclose(regressor.predict(X), np.mean(members, 0), rtol=1e-5)
 
 
+def test_a_classifier_restarts_only_while_it_underfits_its_training_data(monkeypatch):
+    """Each one-cycle run is a call of the training loop: an unlearnable labelling (coin
+    flips) keeps training accuracy below 0.99, so 1 + restarts runs of the same budget
+    happen and the history holds all their epochs, numbered on; a separable one is fitted
+    within the first run (it reaches accuracy 1) and never restarted."""
+    import lstmkit.tasks.sequence as sequence
+
+    calls = []
+    real_fit = sequence.fit
+
+    def counting(net, loss_fn, train, val, cfg, callback=None):
+        calls.append(cfg)
+        return real_fit(net, loss_fn, train, val, cfg, callback=callback)
+
+    monkeypatch.setattr(sequence, "fit", counting)
+    rng = np.random.default_rng(0)
+    X = _ragged(rng, rng.integers(8, 12, 40))
+    coins = rng.integers(0, 2, 40)
+    kwargs = {"hidden_size": 4, "conv_filters": (), "epochs": 2, "progress": False}
+    model = SequenceClassifier(restarts=2, **kwargs).fit(X, coins)
+    assert (model.predict(X) == coins).mean() < 0.99
+    assert len(calls) == 3 and len({c.seed for c in calls}) == 3  # new batch orders
+    assert [e["epoch"] for e in model.history_.epochs] == [1, 2, 3, 4, 5, 6]
+    assert "restart 2: training accuracy" in model.history_.stop_reason
+    calls.clear()
+    SequenceClassifier(restarts=0, **kwargs).fit(X, coins)
+    assert len(calls) == 1
+    calls.clear()
+    signs = np.array([int(s[:, 0].mean() > 0) for s in X])
+    X = [s + (2.0 if c else -2.0) for s, c in zip(X, signs, strict=True)]  # far apart
+    easy = SequenceClassifier(restarts=2, **{**kwargs, "epochs": 40}).fit(X, signs)
+    assert (easy.predict(X) == signs).mean() >= 0.99 and len(calls) == 1
+    calls.clear()
+    SequenceRegressor(**kwargs).fit(X, coins.astype(float))  # no accuracy, no restarts
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="restarts: expected an int >= 0, got -1"):
+        SequenceClassifier(restarts=-1)
+
+
 def test_ensemble_save_load_round_trip(tmp_path):
     X, y = _labelled()
     model = SequenceClassifier(

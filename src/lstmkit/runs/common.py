@@ -105,7 +105,14 @@ DEFAULTS: dict[str, dict] = {
         "epochs": 300,
         **VARIANTS,
     },
-    "classify": {**RECIPE, "train_path": REQUIRED, "class_weight": "none", **MODEL, **VARIANTS},
+    "classify": {
+        **RECIPE,
+        "train_path": REQUIRED,
+        "class_weight": "none",
+        "restarts": 2,
+        **MODEL,
+        **VARIANTS,
+    },
     "regress": {**RECIPE, "train_path": REQUIRED, "output": "last", **MODEL, **VARIANTS},
     "tag": {**RECIPE, "train_path": REQUIRED, **MODEL, **VARIANTS},
     "generate": {

@@ -17,7 +17,9 @@ def classify(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
     run = start("classify", options, out, resume, quiet, say)
     weight = run.options["class_weight"]
     return _run_sequence(
-        run, SequenceClassifier, {"class_weight": None if weight == "none" else weight}
+        run,
+        SequenceClassifier,
+        {"class_weight": None if weight == "none" else weight, "restarts": run.options["restarts"]},
     )
 
 
