@@ -222,13 +222,20 @@ def test_a_classifier_restarts_only_while_it_underfits_its_training_data(monkeyp
     X = _ragged(rng, rng.integers(8, 12, 40))
     coins = rng.integers(0, 2, 40)
     kwargs = {"hidden_size": 4, "conv_filters": (), "epochs": 2, "progress": False}
-    model = SequenceClassifier(restarts=2, **kwargs).fit(X, coins)
+    seen = []
+    model = SequenceClassifier(restarts=2, **kwargs).fit(
+        X, coins, callback=lambda record: seen.append(record["epoch"])
+    )
+    assert seen == [1, 2, 3, 4, 5, 6]  # a pruner sees the epochs numbered on too
     assert (model.predict(X) == coins).mean() < 0.99
     assert len(calls) == 3 and len({c.seed for c in calls}) == 3  # new batch orders
     assert [e["epoch"] for e in model.history_.epochs] == [1, 2, 3, 4, 5, 6]
     assert "restart 2: training accuracy" in model.history_.stop_reason
     calls.clear()
     SequenceClassifier(restarts=0, **kwargs).fit(X, coins)
+    assert len(calls) == 1
+    calls.clear()  # a run the callback stopped (a pruned trial) is not restarted
+    SequenceClassifier(restarts=2, **kwargs).fit(X, coins, callback=lambda record: True)
     assert len(calls) == 1
     calls.clear()
     signs = np.array([int(s[:, 0].mean() > 0) for s in X])

@@ -130,6 +130,12 @@ def _check_filters(value) -> tuple[int, ...]:
     return filters
 
 
+def _numbered_on(callback, offset: int):
+    """``callback`` of :func:`lstmkit.train.loop.fit` seeing epochs numbered from
+    ``offset`` + 1 (a restart's epochs continue the first run's, for pruners too)."""
+    return lambda record: callback(record | {"epoch": record["epoch"] + offset})
+
+
 class EnsembleNet(torch.nn.Module):
     r"""``n_models`` networks trained with seeds seed, seed+1, …; the output combines theirs:
     for probabilities, :math:`\log \frac1M\sum_m \mathrm{softmax}(z_m)` (so a softmax of
@@ -333,14 +339,16 @@ class _SequenceEstimator(Estimator):
         classifier's; 0 restarts for other estimators, or other schedules)."""
         restarts = self.params.get("restarts", 0) if cfg.schedule == "onecycle" else 0
         done = 0
-        while done < restarts and not interrupted(history):
+        # a run stopped by Ctrl-C or by the callback (a pruned trial) is not restarted
+        while done < restarts and history.stop_reason.startswith("completed"):
             accuracy = self._training_accuracy(net, train)
             if accuracy >= RESTART_ACCURACY:
                 break
             done += 1
             again = replace(cfg, seed=cfg.seed + 7919 * done, checkpoint=None, resume=False)
-            more = fit(net, self._loss, train, val, again, callback=callback)
             offset = len(history.epochs)
+            numbered = None if callback is None else _numbered_on(callback, offset)
+            more = fit(net, self._loss, train, val, again, callback=numbered)
             history.epochs += [r | {"epoch": r["epoch"] + offset} for r in more.epochs]
             history.best_loss = more.best_loss
             history.best_epoch = None if more.best_epoch is None else more.best_epoch + offset
