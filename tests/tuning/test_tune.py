@@ -334,13 +334,18 @@ def stop(study, _):
     if sampler.state(study).all_claimed:
         study.stop()
 
+if len(sys.argv) > 5:  # a start line: say ready, wait for the file to appear
+    open(f"{sys.argv[5]}.ready-{os.getpid()}", "w").close()
+    while not os.path.exists(sys.argv[5]):
+        time.sleep(0.02)
 if not sampler.state(study).all_claimed:
     study.optimize(objective, callbacks=[stop])
 """
 
 
-def start_worker(path, n, T, pause):
+def start_worker(path, n, T, pause, start_line=None):
     cmd = ["nice", "-n", "19", sys.executable, "-c", WORKER, str(path), str(n), str(T), str(pause)]
+    cmd += [] if start_line is None else [str(start_line)]
     return subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
 
 
@@ -356,7 +361,13 @@ def load(path):
 def test_two_worker_processes_share_one_journal_without_evaluating_a_slot_twice(tmp_path):
     n, T = 4, 3
     path = tmp_path / "two.log"
-    procs = [start_worker(path, n, T, 0.05) for _ in range(2)]
+    go = tmp_path / "go"  # both start together: on a busy machine one could start late
+    procs = [start_worker(path, n, T, 0.05, go) for _ in range(2)]  # and find nothing left
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.ready-*"))) < 2:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.02)
+    go.touch()
     for proc in procs:
         finish(proc)
     study = load(path)
