@@ -330,6 +330,14 @@ def test_demo_command_writes_the_whole_run(tmp_path, capsys):
     assert code == 0, err
     assert "engine check" in out and "WOA-BiLSTM" in out and f"report: {tmp_path / 'd'}" in out
     metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    # the forecast's line names every baseline it was scored beside, the strongest first
+    line = next(x for x in out.splitlines() if x.startswith("BiLSTM forecaster"))
+    named = [n for n in forecast_rows() if n not in ("model", "mean")]
+    listed_part = line[line.index("(") :]  # "(AutoARIMA 23.9, …, naive 103.0)"
+    labels = [item.rsplit(" ", 1)[0] for item in listed_part.strip("()").split(", ")]
+    shown_order = [n for label in labels for n in named if n.replace("_", " ") == label]
+    assert len(shown_order) == len(named)
+    assert shown_order == sorted(named, key=lambda n: metrics[n]["rmse"])
     assert {"BiLSTM", "WOA-BiLSTM", "LSTM", "GRU", "naive", "seasonal_naive", "mean"} <= set(
         metrics
     )

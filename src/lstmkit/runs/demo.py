@@ -87,9 +87,11 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
     bilstm, bilstm_seconds = _timed(forecast, **air, bidirectional=True)
     forecaster, forecast_metrics = bilstm.model, bilstm.metrics
     rmse = {name: m["rmse"] for name, m in forecast_metrics.items()}
-    say(
-        f"BiLSTM forecaster: test RMSE {rmse['model']:.1f} (seasonal naive "
-        f"{rmse['seasonal_naive']:.1f}, naive {rmse['naive']:.1f})"
+    beside = sorted((r, name) for name, r in rmse.items() if name not in ("model", "mean"))
+    say(  # every baseline, the strongest first (AutoARIMA & co. with the forecast extra)
+        f"BiLSTM forecaster: test RMSE {rmse['model']:.1f} ("
+        + ", ".join(f"{name.replace('_', ' ')} {r:.1f}" for r, name in beside)
+        + ")"
     )
 
     woa, woa_seconds = _timed(tune, **air, whales=whales, iterations=iterations)
