@@ -21,7 +21,7 @@ as it. Their values for the steps to forecast come later, through :func:`future_
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from lstmkit.messages import listed, shown
 SEASONS = {"A": 1, "Y": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "H": 24}
 
 NIXTLA_COLUMNS = ("unique_id", "ds", "y")
+STEPWISE = ("covariates", "future_covariates")  # the keywords of per-step covariates
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,8 @@ def as_panel(
     and the problem: fewer than ``min_points`` (2) points, a non-numeric or missing value, a
     duplicate time stamp, an unknown column, covariates of another length than their series."""
     if _is_long_frame(data, id_column):
-        panel = _long_panel(data, id_column, time_column, value_column, min_points)
-        return _long_covariates(panel, data, covariates, future_covariates)
+        names = (id_column, time_column, value_column)
+        return _long_panel(data, names, min_points, (covariates, future_covariates))
     if isinstance(data, Mapping):
         kind, items = "dict", list(data.items())
     elif isinstance(data, list | tuple):
@@ -293,35 +294,6 @@ def covariate_columns(given, what: str) -> tuple[str, ...]:
     return named
 
 
-def _long_covariates(panel: Panel, frame, covariates, future_covariates) -> Panel:
-    """``panel`` (from the long ``frame``) with the per-step covariates in its columns."""
-    named = tuple(
-        covariate_columns(g, w)
-        for g, w in ((covariates, "covariates"), (future_covariates, "future_covariates"))
-    )
-    if not any(named):
-        return panel
-    taken = set(panel.columns)
-    for what, columns in zip(("covariates", "future_covariates"), named, strict=True):
-        for column in columns:
-            if column not in frame.columns or column in taken:
-                problem = "the id, time or target column" if column in taken else "unknown column"
-                raise ValueError(
-                    f"{what}: {problem} {column!r}; expected another column of "
-                    f"{listed(map(str, frame.columns))}"
-                )
-    id_name, time_name, _ = panel.columns
-    groups = dict(list(frame.sort_values(time_name, kind="stable").groupby(id_name, sort=False)))
-    steps = []
-    for what, columns in zip(("covariates", "future_covariates"), named, strict=True):
-        steps.append(
-            [step_matrix(i, groups[i][list(columns)], what, None) for i in panel.ids]
-            if columns
-            else None
-        )
-    return replace(panel, covariates=steps[0], future=steps[1], names=named)
-
-
 def future_rows(panel: Panel, given, rows: int) -> list[np.ndarray]:
     """The known-future covariates of the ``rows`` steps after each series' end, (rows, F)
     per series in the panel's order, from ``given``: a list or dict of arrays for a list
@@ -366,13 +338,12 @@ def future_rows(panel: Panel, given, rows: int) -> list[np.ndarray]:
     return [m[:rows] for m in ahead]
 
 
-def _long_panel(frame, id_column, time_column, value_column, min_points) -> Panel:
-    nixtla = id_column is None and NIXTLA_COLUMNS[0] in frame.columns
+def _long_panel(frame, given: tuple, min_points: int, stepwise: tuple) -> Panel:
+    """The panel of a long frame: ``given`` its (id, time, value) column names (None: the
+    defaults), ``stepwise`` the (past, future) covariate columns it also holds."""
+    nixtla = given[0] is None and NIXTLA_COLUMNS[0] in frame.columns
     defaults = NIXTLA_COLUMNS if nixtla else ("id", "time", "value")
-    names = tuple(
-        given or default
-        for given, default in zip((id_column, time_column, value_column), defaults, strict=True)
-    )
+    names = tuple(name or default for name, default in zip(given, defaults, strict=True))
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise ValueError(
@@ -380,6 +351,17 @@ def _long_panel(frame, id_column, time_column, value_column, min_points) -> Pane
             f"got {listed(map(str, frame.columns))}"
         )
     id_name, time_name, value_name = names
+    covariate_names = tuple(
+        covariate_columns(c, w) for c, w in zip(stepwise, STEPWISE, strict=True)
+    )
+    for what, columns in zip(STEPWISE, covariate_names, strict=True):
+        for column in columns:
+            if column not in frame.columns or column in names:
+                problem = "the id, time or target column" if column in names else "unknown column"
+                raise ValueError(
+                    f"{what}: {problem} {column!r}; expected another column of "
+                    f"{listed(map(str, frame.columns))}"
+                )
     if frame.empty:
         raise ValueError("panel: expected at least one row, got an empty frame")
     duplicated = frame.duplicated([id_name, time_name])
@@ -391,14 +373,18 @@ def _long_panel(frame, id_column, time_column, value_column, min_points) -> Pane
             f"series {shown(name)}: expected one value per time stamp, got time {shown(time)} twice"
         )
     ordered = frame.sort_values([time_name], kind="stable")
-    ids, values, ends = [], [], []
+    ids, values, ends, steps = [], [], [], ([], [])
     for name, group in ordered.groupby(id_name, sort=False):
         name = _plain(name)
         ids.append(name)
         values.append(_series_values(name, group[value_name], min_points))
         ends.append(group[time_name].iloc[-1])
+        for what, columns, out in zip(STEPWISE, covariate_names, steps, strict=True):
+            if columns:
+                out.append(step_matrix(name, group[list(columns)], what, None))
     order = _first_seen_order(frame[id_name], ids)
     frequency = _infer_frequency(ordered, id_name, time_name, ids[order[0]])
+    past, future = ([got[i] for i in order] if got else None for got in steps)
     return Panel(
         ids=[ids[i] for i in order],
         values=[values[i] for i in order],
@@ -406,6 +392,9 @@ def _long_panel(frame, id_column, time_column, value_column, min_points) -> Pane
         frequency=frequency,
         ends=[ends[i] for i in order],
         columns=names,
+        covariates=past,
+        future=future,
+        names=covariate_names if any(covariate_names) else None,
     )
 
 
