@@ -53,15 +53,24 @@ def contexts(
     return x, real, level
 
 
+def horizon_positions(
+    starts: np.ndarray, origins: np.ndarray, bounds: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For windows whose series begin at row ``starts`` with origins ``origins``: which of
+    the steps t … t+H−1 lie before each series' ``bounds`` (n, H), and their rows (0
+    where they do not)."""
+    steps = np.arange(horizon)
+    inside = origins[:, None] + steps[None, :] < bounds[:, None]
+    return inside, np.where(inside, starts[:, None] + origins[:, None] + steps[None, :], 0)
+
+
 def ahead(
     future: np.ndarray, starts: np.ndarray, origins: np.ndarray, sizes: np.ndarray, horizon: int
 ) -> np.ndarray:
     """The known-future covariates ``future`` (rows aligned with the panel's values, F
     columns) over the horizon of each window, t … t+H−1, flattened step-major (n, H·F);
     zero past each series' ``sizes`` rows."""
-    steps = np.arange(horizon)
-    inside = origins[:, None] + steps[None, :] < sizes[:, None]
-    position = np.where(inside, starts[:, None] + origins[:, None] + steps[None, :], 0)
+    inside, position = horizon_positions(starts, origins, sizes, horizon)
     values = np.where(inside[:, :, None], future[position], 0.0)
     return values.reshape(len(origins), -1)
 
@@ -135,10 +144,9 @@ class PanelWindows:
         """The windows of series ``series`` (positions) at origins ``origin``."""
         origin = np.asarray(origin, dtype=np.int64)
         x, real, level, extra = self.inputs(series, origin)
-        start = self.starts[series]
-        steps = np.arange(self.horizon)
-        mask = origin[:, None] + steps[None, :] < self.ends[series][:, None]
-        position = np.where(mask, start[:, None] + origin[:, None] + steps[None, :], 0)
+        mask, position = horizon_positions(
+            self.starts[series], origin, self.ends[series], self.horizon
+        )
         y = np.where(mask, self.flat[position] - level[:, None], 0.0)
         batch = {
             "x": torch.from_numpy(x),

@@ -207,15 +207,15 @@ def long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
             ("--future-covariates", "future_covariates"),
         )
     }
-    named = [("--static-columns", n) for n in static] + [
+    covariates = [("--static-columns", n) for n in static] + [
         (option, n) for option, listed_names in stepwise.items() for n in listed_names
     ]
-    for option, name in [*given.items(), *named]:
+    for option, name in [*given.items(), *covariates]:
         if name is not None and name not in columns:
             raise ValueError(
                 f"{option}: unknown column {shown(name)}; the file has {listed(columns)}"
             )
-    others = set(static) | {n for _, n in named}
+    others = {n for _, n in covariates}
     rest = [c for c in columns if c not in given.values() and c not in others]
     time_name = given["--time-column"]
     if time_name is None:
@@ -233,15 +233,8 @@ def long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
                 f"--target: expected the name of the value column, one of {listed(rest)}"
             )
         value_name = rest[0]
-    if (
-        len({p["id_column"], time_name, value_name}) != 3
-        or {
-            p["id_column"],
-            time_name,
-            value_name,
-        }
-        & others
-    ):
+    chosen = {p["id_column"], time_name, value_name}
+    if len(chosen) != 3 or chosen & others:
         raise ValueError(
             "--id-column/--time-column/--target/--static-columns/--covariates/"
             f"--future-covariates: expected different columns, got {p['id_column']!r}, "

@@ -47,6 +47,7 @@ from lstmkit.messages import shown
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
     PANEL_BATCH,
+    check_past_steps,
     check_quantiles,
     fit_panel,
     forecast_panel,
@@ -565,14 +566,15 @@ class Forecaster(Estimator):
             if given is not None:
                 raise ValueError("future_covariates: the model was fitted without them, got some")
             return None
-        if self._shapes["past"] and steps > horizon:
-            raise ValueError(
-                f"steps: with past covariates at most {horizon} steps can be predicted (their "
-                f"future is unknown), got {steps}"
-            )
-        rows = -(-steps // horizon) * horizon
+        check_past_steps(self._shapes["past"], steps, horizon)
+        return self._standardised_future(future_rows(panel, given, self._rows_needed(steps)))
+
+    def _standardised_future(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """Known-future covariates (rows, F) standardised as in training (the scaler's
+        last F columns)."""
+        width = self._shapes["future"]
         mean, std = (a[-width:] for a in (self._channel_scaler.mean, self._channel_scaler.std))
-        return [(f - mean) / std for f in future_rows(panel, given, rows)]
+        return [(f - mean) / std for f in rows]
 
     def _predict_panel(self, steps: int, quantiles, future_covariates):
         every = self.panel_quantiles(steps, future_covariates)
@@ -841,13 +843,9 @@ class Forecaster(Estimator):
         for name, value, low in (("start", start, 0), ("steps", steps, 1), ("every", every, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-        width, horizon = self._shapes.get("future", 0), self.params["horizon"]
-        if self._shapes.get("past") and steps > horizon:
-            raise ValueError(
-                f"steps: with past covariates at most {horizon} steps can be predicted (their "
-                f"future is unknown), got {steps}"
-            )
-        reach = -(-steps // horizon) * horizon if width else steps  # rows read ahead
+        width = self._shapes.get("future", 0)
+        check_past_steps(self._shapes.get("past"), steps, self.params["horizon"])
+        reach = self._rows_needed(steps) if width else steps  # rows read ahead
         fitted_channels, more_channels = _raw_channels(self.panel_), _raw_channels(more)
         rows, history, ahead, channels, future = [], [], [], [], []
         for i, (fitted, cont) in enumerate(zip(self.panel_.values, more.values, strict=True)):
@@ -867,13 +865,12 @@ class Forecaster(Estimator):
                 f"series, got at most {longest}"
             )
         which = np.array([i for i, _ in rows])
-        scaler = self._channel_scaler
         every_q = self._forecast_panel(
             history,
             which,
             steps,
             self._channels(channels or None),
-            [(f - scaler.mean[-width:]) / scaler.std[-width:] for f in future] or None,
+            self._standardised_future(future) if width else None,
         )
         return {
             "series": [self.panel_.ids[i] for i in which],

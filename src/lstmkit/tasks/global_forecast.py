@@ -145,9 +145,15 @@ def window_forward(net, x: Tensor, lengths: Tensor, extra: Tensor | None = None)
     in the series' scale."""
     if not WINDOW_SCALE:
         return net(x, lengths, extra)
-    spread = _spread(x[:, :, :1], lengths)
-    x = torch.cat([x[:, :, :1] / spread, x[:, :, 1:]], dim=2)
+    x, spread = _unit_spread(x, lengths)
     return net(x, lengths, extra) * spread[:, :, 0]
+
+
+def _unit_spread(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Windows x (n, L, 1 + C) with the target channel divided by its spread σ_w, and σ_w
+    (n, 1, 1) (see window_forward); the covariate channels as they are."""
+    spread = _spread(x[:, :, :1], lengths)
+    return torch.cat([x[:, :, :1] / spread, x[:, :, 1:]], dim=2), spread
 
 
 def _spread(x: Tensor, lengths: Tensor) -> Tensor:
@@ -168,8 +174,8 @@ def window_input(scaled: np.ndarray, lookback: int, channels: np.ndarray | None 
     origin = np.array([len(scaled)])
     x, real, _ = contexts(scaled, np.array([0]), origin, lookback, channels)
     x = torch.from_numpy(x.astype(np.float32))
-    spread = _spread(x[:, :, :1], torch.from_numpy(real)) if WINDOW_SCALE else 1.0
-    x = torch.cat([x[:, :, :1] / spread, x[:, :, 1:]], dim=2)
+    if WINDOW_SCALE:
+        x, _ = _unit_spread(x, torch.from_numpy(real))
     return x[0, : int(real[0])]
 
 
@@ -341,11 +347,7 @@ def forecast_panel(
     median = levels.index(0.5)
     history = [normalised(v, s, f) for v, s, f in zip(values, scales, seasonal, strict=True)]
     width = 0 if future is None else future[0].shape[1]
-    if channels is not None and channels[0].shape[1] > width and steps > horizon:
-        raise ValueError(
-            f"steps: with past covariates at most {horizon} steps can be predicted (their "
-            f"future is unknown), got {steps}"
-        )
+    check_past_steps(channels is not None and channels[0].shape[1] > width, steps, horizon)
     blocks = []
     done = 0
     while done < steps:
@@ -371,6 +373,15 @@ def forecast_panel(
     out = np.concatenate(blocks, axis=1)[:, :steps] * scales[:, None, None]
     ahead = np.stack([at_phases(f, len(v), steps) for v, f in zip(values, seasonal, strict=True)])
     return out * ahead[:, :, None]
+
+
+def check_past_steps(past: bool, steps: int, horizon: int) -> None:
+    """With ``past`` covariates, whose future is unknown, at most one horizon of steps."""
+    if past and steps > horizon:
+        raise ValueError(
+            f"steps: with past covariates at most {horizon} steps can be predicted (their "
+            f"future is unknown), got {steps}"
+        )
 
 
 def _last_windows(history, lookback, channels, extra) -> list[tuple]:
