@@ -130,6 +130,23 @@ def _check_filters(value) -> tuple[int, ...]:
     return filters
 
 
+@torch.no_grad()
+def _outputs(net, data: dict[str, Tensor], output: str, batch: int = 256) -> list[Tensor]:
+    """``net``'s outputs (evaluation mode) for each sequence of ``data`` (the tensors of
+    ``_tensors``): (K,) for "last", (T_i, K) for "sequence" ``output``. Batches are formed
+    in order of length (each padded only to its longest), outputs returned in the data's
+    order; in evaluation a sequence's output does not depend on its batch."""
+    net.eval()
+    outs: list = [None] * len(data["lengths"])
+    for index in torch.argsort(data["lengths"], stable=True).split(batch):
+        lengths = data["lengths"][index]
+        extra = data["extra"][index] if "extra" in data else None
+        out = net(data["x"][index, : int(lengths.max())], lengths, extra)
+        for i, o, n in zip(index.tolist(), out, lengths.tolist(), strict=True):
+            outs[i] = o[:n] if output == "sequence" else o
+    return outs
+
+
 def _numbered_on(callback, offset: int):
     """``callback`` of :func:`lstmkit.train.loop.fit` seeing epochs numbered from
     ``offset`` + 1 (a restart's epochs continue the first run's, for pruners too)."""
@@ -358,16 +375,10 @@ class _SequenceEstimator(Estimator):
             )
         return history
 
-    @torch.no_grad()
     def _training_accuracy(self, net, train: dict[str, Tensor]) -> float:
         """The share of the training sequences ``net`` labels right (evaluation mode)."""
-        net.eval()
-        right = 0
-        for start in range(0, len(train["y"]), 256):
-            batch = {k: v[start : start + 256] for k, v in train.items()}
-            out = net(self._inputs(net, batch), batch["lengths"], batch.get("extra"))
-            right += int((out.argmax(-1) == batch["y"]).sum())
-        return right / len(train["y"])
+        labels = torch.stack(_outputs(net, train, self._output)).argmax(-1)
+        return float((labels == train["y"]).float().mean())
 
     def _tensors(self, seqs, prepared=None) -> dict[str, Tensor]:
         """Padded, standardised inputs (and the head's extra features); ``prepared``:
@@ -415,23 +426,10 @@ class _SequenceEstimator(Estimator):
         if self.net_ is None:
             raise ValueError(f"this {self._kind} is not fitted yet: call fit(X, y) first")
 
-    @torch.no_grad()
     def _raw(self, X, batch: int = 256) -> list[Tensor]:
-        """Network outputs per sequence: (K,) for "last", (T_i, K) for "sequence". Batches
-        are formed in order of length (each padded only to its longest), outputs returned
-        in the input's order; in evaluation a sequence's output does not depend on its batch."""
+        """The fitted network's outputs per sequence of ``X``, in its order (:func:`_outputs`)."""
         self._check_fitted()
-        seqs = as_sequences(X)
-        data = self._tensors(seqs)
-        self.net_.eval()
-        outs: list = [None] * len(seqs)
-        for index in torch.argsort(data["lengths"], stable=True).split(batch):
-            lengths = data["lengths"][index]
-            extra = data["extra"][index] if "extra" in data else None
-            out = self.net_(data["x"][index, : int(lengths.max())], lengths, extra)
-            for i, o, n in zip(index.tolist(), out, lengths.tolist(), strict=True):
-                outs[i] = o[:n] if self._output == "sequence" else o
-        return outs
+        return _outputs(self.net_, self._tensors(as_sequences(X)), self._output, batch)
 
     def gate_activations(self, x) -> dict[str, dict[str, np.ndarray]]:
         """The network's gates on one sequence ``x`` (T, D) or (T,), standardised as in
