@@ -62,7 +62,7 @@ from lstmkit.tasks.networks import (
     gate_activations,
 )
 from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_numbers
-from lstmkit.tasks.protocol import Estimator
+from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.forecast_metrics import panel_metrics
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import regression_metrics
@@ -213,27 +213,9 @@ class Forecaster(Estimator):
         check_cell(cell)
         if quantiles is not None:
             quantiles = check_quantiles(quantiles)
-        self.params = {
-            "lookback": lookback,
-            "horizon": horizon,
-            "stride": stride,
-            "strategy": strategy,
-            "cell": cell,
-            "cell_options": check_cell_options(cell, cell_options),
-            "bidirectional": bidirectional,
-            "num_layers": num_layers,
-            "hidden_size": hidden_size,
-            "dropout": dropout,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "patience": patience,
-            "seed": seed,
-            "season": season,
-            "quantiles": quantiles,
-            "n_models": n_models,
-            "deseasonalize": deseasonalize,
-        }
+        self.params = constructor_params(
+            Forecaster.__init__, locals(), cell_options=check_cell_options(cell, cell_options)
+        )
         self._train_cfg = TrainConfig.from_params(
             self.params | {"batch_size": batch_size or 32, "lr": lr or 3e-3},
             progress=progress,

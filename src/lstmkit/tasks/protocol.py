@@ -11,6 +11,24 @@ once, in each constructor's signature.
 
 import inspect
 
+RUN_OPTIONS = ("progress", "checkpoint", "resume")  # how a fit runs, not what it fits
+
+
+def constructor_params(init, values: dict, **resolved) -> dict:
+    """An estimator's ``params``: the keyword-only arguments of its constructor ``init``
+    (their signature's order, less :data:`RUN_OPTIONS`) read from ``values`` (the
+    constructor's ``locals()``), with ``resolved`` in place of those it checked or
+    resolved — so the keyword list is written once, in the signature."""
+    names = [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name not in RUN_OPTIONS
+    ]
+    unknown = sorted(set(resolved) - set(names))
+    if unknown:  # a programming error: a resolved value for no keyword
+        raise TypeError(f"constructor_params: {', '.join(unknown)} is not a keyword of {init}")
+    return {name: resolved.get(name, values[name]) for name in names}
+
 
 class Estimator:
     """The protocol's half every estimator shares; ``_estimator_type`` names its kind

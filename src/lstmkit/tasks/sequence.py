@@ -39,7 +39,7 @@ from lstmkit.tasks.persist import (
     saved_labels,
     saved_numbers,
 )
-from lstmkit.tasks.protocol import Estimator
+from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
 
@@ -246,28 +246,15 @@ class _SequenceEstimator(Estimator):
             )
         if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
             raise ValueError(f"n_models: expected an int >= 1, got {n_models!r}")
-        self.params = {
-            "cell": cell,
-            "cell_options": check_cell_options(cell, cell_options),
-            "bidirectional": bidirectional,
-            "num_layers": num_layers,
-            "hidden_size": hidden_size,
-            "dropout": dropout,
-            "pooling": pooling,
-            "conv_filters": list(_check_filters(conv_filters)),
-            "rnn_steps": _check_steps("rnn_steps", rnn_steps),
-            "conv_steps": _check_steps("conv_steps", conv_steps),
-            "normalize": normalize,
-            "augment": list(check_augment(augment)),
-            "n_models": n_models,
-            "schedule": schedule,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "patience": patience,
-            "validation": validation,
-            "seed": seed,
-        }
+        self.params = constructor_params(
+            _SequenceEstimator.__init__,
+            locals(),
+            cell_options=check_cell_options(cell, cell_options),
+            conv_filters=list(_check_filters(conv_filters)),
+            rnn_steps=_check_steps("rnn_steps", rnn_steps),
+            conv_steps=_check_steps("conv_steps", conv_steps),
+            augment=list(check_augment(augment)),
+        )
         # epochs/batch_size/lr None are resolved from the data in fit; stand-ins until then
         self._train_cfg = TrainConfig.from_params(
             self.params,

@@ -34,7 +34,7 @@ from lstmkit.messages import shown
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
 from lstmkit.tasks.persist import restore, save_estimator, saved_numbers
-from lstmkit.tasks.protocol import Estimator
+from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.loop import TrainConfig, evaluate_loss, fit, seed_torch
 from lstmkit.train.threads import stepping_threads
 
@@ -134,22 +134,9 @@ class TextGenerator(Estimator):
     ) -> None:
         check_cell(cell)
         _check_max_length(max_length)
-        self.params = {
-            "cell": cell,
-            "cell_options": check_cell_options(cell, cell_options),
-            "num_layers": num_layers,
-            "hidden_size": hidden_size,
-            "embedding_size": embedding_size,
-            "dropout": dropout,
-            "max_length": max_length,
-            "min_count": min_count,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "patience": patience,
-            "validation": validation,
-            "seed": seed,
-        }
+        self.params = constructor_params(
+            TextGenerator.__init__, locals(), cell_options=check_cell_options(cell, cell_options)
+        )
         # batches of like lengths holding about as many characters as a random batch of
         # batch_size poems (equal_tokens): on the Tang corpus 1.7-1.8x the characters/s of
         # random batches (56 % of whose LSTM steps were padding), the same validation
