@@ -250,7 +250,9 @@ class RunResult:
     ``predictions`` (predictions.csv), ``models`` (folder name → estimator; ``model`` the
     main one), the ``report`` and its ``figures`` (made by ``draw`` when first read), other
     ``files`` (name → text or bytes), the ``lines`` it said, ``payload`` (what ``--json``
-    prints) and the directory it was written to (``path``; None until written)."""
+    prints), ``forecasts`` (a one-series forecast run's: the model's and every
+    baseline's forecast of the test part, name → (steps, targets) array, what its report
+    draws) and the directory it was written to (``path``; None until written)."""
 
     command: str
     options: dict
@@ -261,6 +263,7 @@ class RunResult:
     files: dict[str, str | bytes] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     payload: dict = field(default_factory=dict)
+    forecasts: dict = field(default_factory=dict, repr=False)
     path: Path | None = None
 
     @property

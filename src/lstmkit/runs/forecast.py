@@ -99,6 +99,7 @@ def forecast(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
                 models={"model": model},
                 draw=draw,
                 payload={"metrics": metrics},
+                forecasts=forecasts,
             )
         )
 
