@@ -388,6 +388,30 @@ def test_length_buckets_cover_every_sample_once_and_sort_within_buckets():
     assert all(torch.equal(a, b) for a, b in zip(same, plain, strict=True))
 
 
+def test_the_classifier_draws_random_batches_the_regressor_batches_of_like_lengths(monkeypatch):
+    """Unequal lengths: the classifier's batches are the plain seeded permutation (length
+    goes with the class on PLAID; docs/classification.md, "Batches"), the regressor's
+    and tagger's are sorted within length buckets."""
+    import lstmkit.train.loop as loop
+
+    seen = []
+    real_batches = loop.batches
+
+    def spy(n, batch_size, generator, lengths=None, equal_tokens=False):
+        seen.append(lengths)
+        return real_batches(n, batch_size, generator, lengths, equal_tokens)
+
+    monkeypatch.setattr(loop, "batches", spy)
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(n), 1)) for n in rng.integers(5, 40, 24)]
+    y = np.arange(24) % 2
+    SequenceClassifier(epochs=1, progress=False, restarts=0).fit(X, y)
+    assert seen and all(lengths is None for lengths in seen)
+    seen.clear()
+    SequenceRegressor(epochs=1, progress=False).fit(X, y.astype(float))
+    assert seen and all(lengths is not None for lengths in seen)
+
+
 def test_equal_token_batches_hold_about_a_random_batchs_steps():
     """equal_tokens: each sorted bucket is cut into consecutive batches whose padded size
     (count x longest) stays within batch_size x the mean length — checked against a
