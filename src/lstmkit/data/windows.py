@@ -26,6 +26,7 @@ its share of a batch.
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
 
@@ -51,6 +52,31 @@ def contexts(
     if channels is not None:
         x = np.concatenate([x, np.where(inside[:, :, None], channels[position], 0.0)], axis=2)
     return x, real, level
+
+
+def series_windows(
+    targets: np.ndarray,
+    channels: np.ndarray,
+    future: np.ndarray | None,
+    origins,
+    lookback: int,
+    horizon: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One series' windows (the single-series Forecaster's, every one L steps long): for
+    each origin t, the inputs ``channels[t-L:t]`` with the level ``targets[t-1]`` taken off
+    the K target channels, which come first (n, L, C); the level (n, K); the known-future
+    covariates over the horizon, ``future[t:t+H]`` flattened step-major (n, H·F), or None."""
+    origins = np.asarray(origins)
+    level = targets[origins - 1]
+    # sliding_window_view(a, w, axis=0)[s] is a[s:s+w] with the window on the last axis
+    x = sliding_window_view(channels, lookback, axis=0)[origins - lookback].transpose(0, 2, 1)
+    x = x.copy()
+    x[:, :, : targets.shape[1]] -= level[:, None, :]
+    extra = None
+    if future is not None:
+        ahead = sliding_window_view(future, horizon, axis=0)[origins].transpose(0, 2, 1)
+        extra = ahead.reshape(len(origins), -1)
+    return x, level, extra
 
 
 def horizon_positions(

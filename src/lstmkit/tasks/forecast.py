@@ -43,6 +43,7 @@ from lstmkit.data.panel import (
     static_matrix,
 )
 from lstmkit.data.scaling import Scaler, normalised, standardise_static
+from lstmkit.data.windows import series_windows
 from lstmkit.messages import shown
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
@@ -260,29 +261,11 @@ class Forecaster(Estimator):
         parts = [y_s] + [p for p in (past_s, fut_s) if p is not None]
         return np.concatenate(parts, axis=1)
 
-    def _windows(
-        self, y_s, chan, fut_s, origins
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """For each origin t: input ``chan[t-L:t]`` with the level ``y_s[t-1]`` taken off the
-        target channels (n, L, C); the level (n, K); the known-future covariates over the
-        horizon, ``fut_s[t:t+H]`` flattened step-major (n, H·F), or None."""
-        lookback, horizon = self.lookback_, self._step_horizon
-        origins = np.asarray(origins)
-        level = y_s[origins - 1]
-        # sliding_window_view(a, w, axis=0)[s] is a[s:s+w] with the window on the last axis
-        x = sliding_window_view(chan, lookback, axis=0)[origins - lookback].transpose(0, 2, 1)
-        x = x.copy()
-        x[:, :, : y_s.shape[1]] -= level[:, None, :]
-        extra = None
-        if fut_s is not None:
-            ahead = sliding_window_view(fut_s, horizon, axis=0)[origins].transpose(0, 2, 1)
-            extra = ahead.reshape(len(origins), -1)
-        return x, level, extra
-
     def _dataset(self, y_s, past_s, fut_s, origins) -> dict[str, Tensor]:
         horizon = self._step_horizon
         origins = np.asarray(origins)
-        x, level, extra = self._windows(y_s, self._inputs(y_s, past_s, fut_s), fut_s, origins)
+        chan = self._inputs(y_s, past_s, fut_s)
+        x, level, extra = series_windows(y_s, chan, fut_s, origins, self.lookback_, horizon)
         target = sliding_window_view(y_s, horizon, axis=0)[origins].transpose(0, 2, 1)
         data = {
             "x": torch.tensor(x, dtype=torch.float32),
@@ -451,11 +434,7 @@ class Forecaster(Estimator):
     @torch.no_grad()
     def _forecast(self, y, past, fut, steps: int, fut_ahead) -> np.ndarray:
         """Predict ``steps`` values after the end of history (y, past, fut)."""
-        if past is not None and steps > self._step_horizon:
-            raise ValueError(
-                f"steps: with past covariates at most {self._step_horizon} steps can be "
-                f"predicted (their future is unknown), got {steps}"
-            )
+        check_past_steps(past is not None, steps, self._step_horizon)
         y_scaler, _, f_scaler = self._scalers
         y_s = y_scaler(y)
         past_s = None if past is None else self._scalers[1](past)
@@ -466,7 +445,8 @@ class Forecaster(Estimator):
             t = y_s.shape[0]
             chan = self._inputs(y_s, past_s, None if fut_s is None else fut_s[:t])
             x, level, extra = (
-                a if a is None else a[0] for a in self._windows(y_s, chan, fut_s, [t])
+                a if a is None else a[0]
+                for a in series_windows(y_s, chan, fut_s, [t], self.lookback_, self._step_horizon)
             )
             pred = (
                 self.net_(
@@ -606,7 +586,7 @@ class Forecaster(Estimator):
             for s, a in zip(self._scalers, (self._series, self._past, self._fut), strict=True)
         )
         chan = self._inputs(y_s, past_s, fut_s)
-        x, _, _ = self._windows(y_s, chan, None, [t])
+        x, _, _ = series_windows(y_s, chan, None, [t], self.lookback_, self._step_horizon)
         return gate_activations(self.net_, torch.tensor(x[0], dtype=torch.float32))
 
     def _panel_gates(self, back: int, series: int) -> dict[str, dict[str, np.ndarray]]:
