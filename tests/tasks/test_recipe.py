@@ -390,7 +390,7 @@ def test_length_buckets_cover_every_sample_once_and_sort_within_buckets():
 
 def test_the_classifier_draws_random_batches_the_regressor_batches_of_like_lengths(monkeypatch):
     """Unequal lengths: the classifier's batches are the plain seeded permutation (length
-    goes with the class on PLAID; docs/classification.md, "Batches"), the regressor's
+    goes with the class on PLAID; docs/classification.md, "Random batches"), the regressor's
     and tagger's are sorted within length buckets."""
     import lstmkit.train.loop as loop
 

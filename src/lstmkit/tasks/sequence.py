@@ -539,9 +539,9 @@ class SequenceClassifier(_SequenceEstimator):
     _task = "classify"
     _combine = "probabilities"
     # random batches: where length goes with the class, batches of like lengths are
-    # batches of like classes (PLAID: 0.878 ± 0.004 with them, 0.884 ± 0.008 without,
+    # batches of like classes (PLAID: 0.878 ± 0.004 with them, 0.884 ± 0.007 without,
     # 5 seeds, at 1.1-1.25x the time; equal lengths give the same batches either way —
-    # docs/classification.md, "Batches")
+    # docs/classification.md, "Random batches")
     _length_buckets = False
     _estimator_type = "classifier"
 
