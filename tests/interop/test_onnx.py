@@ -386,6 +386,7 @@ def test_classifier_recipe_exports(kwargs):
     session = _session(to_onnx(model))
     for lengths in NEW_LENGTHS:
         seqs = _sequences(rng, lengths)
+        seqs[0] = seqs[0] * 1e-4  # far quieter than the rest: per sequence, σ at its floor
         logits, probs = session.run(None, _padded(seqs, rng))
         _assert_close(probs, model.predict_proba(seqs), F32, f"probabilities, lengths {lengths}")
         _assert_close(logits, torch.stack(model._raw(seqs)), F32, "logits")

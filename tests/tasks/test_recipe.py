@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lstmkit.data.augment import augment_batch, check_augment
-from lstmkit.data.scaling import level_and_scale, standardise_each
+from lstmkit.data.scaling import QUIET, level_and_scale, standardise_each
 from lstmkit.tasks.networks import ConvBranch, RecurrentNet, patches, window_mean
 from lstmkit.tasks.sequence import (
     EnsembleNet,
@@ -180,6 +180,31 @@ def test_level_and_scale_by_hand_and_rounding_is_not_amplified():
     model.fit(X, y)
     extra = model._tensors(X)["extra"]
     assert extra.abs().max() < 1e-3, extra.abs().max()
+
+
+def test_a_sequence_far_quieter_than_the_typical_one_is_scaled_by_the_floor():
+    """σ_n below QUIET·σ̃ (an appliance switched off): (x − μ)/(QUIET·σ̃), not blown up to
+    unit variance; a typical sequence, and every sequence with no floor (models saved
+    before it), to unit variance as before."""
+    rng = np.random.default_rng(5)
+    loud = [rng.normal(0.0, 2.0, size=(30, 1)) for _ in range(20)]
+    quiet = rng.normal(3.0, 2e-4, size=(30, 1))
+    y = np.arange(21) % 2
+    model = SequenceClassifier(hidden_size=4, conv_filters=(3, 4, 3), epochs=1, progress=False)
+    model.fit([*loud, quiet], y)
+    reference = model._fitted["scale_reference"][0]
+    assert model._fitted["quiet_floor"] == QUIET
+    got = model._prepare([quiet, loud[0]])
+    np.testing.assert_allclose(got[0], (quiet - quiet.mean()) / (QUIET * reference))
+    np.testing.assert_allclose(got[1], (loud[0] - loud[0].mean()) / loud[0].std())
+    # by hand, per channel; a constant channel still becomes zeros
+    seq = np.array([[1.0, 5.0], [3.0, 5.0]])  # σ = (1, 0)
+    np.testing.assert_allclose(
+        standardise_each([seq], np.array([4.0, 4.0]))[0], [[-0.25, 0], [0.25, 0]]
+    )
+    np.testing.assert_allclose(standardise_each([seq])[0], [[-1.0, 0], [1.0, 0]])
+    del model._fitted["quiet_floor"]  # as saved before the floor: none
+    np.testing.assert_allclose(model._prepare([quiet])[0].std(), 1.0)
 
 
 def test_ensemble_members_are_the_single_models_and_average_probabilities():

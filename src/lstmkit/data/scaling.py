@@ -28,12 +28,22 @@ class Scaler:
         return (data - self.mean) / self.std
 
 
-def standardise_each(sequences: list[np.ndarray]) -> list[np.ndarray]:
-    """Every sequence to zero mean and unit variance per channel over its own steps (a
-    constant channel becomes zeros): the z-normalisation of the UCR archive."""
+QUIET = 0.01  # a sequence quieter than this share of the typical spread: scaled by it
+
+
+def standardise_each(
+    sequences: list[np.ndarray], floor: np.ndarray | float = 0.0
+) -> list[np.ndarray]:
+    r"""Every sequence to zero mean and unit variance per channel over its own steps (a
+    constant channel becomes zeros): the z-normalisation of the UCR archive,
+    :math:`\tilde x_t = (x_t - \mu_n) / \max(\sigma_n, \phi)`. ``floor`` :math:`\phi`
+    (per channel; the classifier's is :data:`QUIET` × the median training σ) keeps a
+    sequence far quieter than the typical one — an appliance switched off, sensor noise —
+    from being blown up to unit variance like a signal; on a z-normalised archive
+    (:math:`\sigma_n = \tilde\sigma`) it changes nothing."""
     out = []
     for s in sequences:
-        std = s.std(axis=0)
+        std = np.maximum(s.std(axis=0), floor)
         out.append((s - s.mean(axis=0)) / np.where(std > 0, std, 1.0))
     return out
 

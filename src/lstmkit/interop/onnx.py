@@ -61,7 +61,7 @@ from lstmkit.tasks import (
     TextGenerator,
 )
 from lstmkit.tasks.networks import RecurrentNet
-from lstmkit.tasks.sequence import EnsembleNet
+from lstmkit.tasks.sequence import EnsembleNet, quiet_floor
 from lstmkit.train.atomic import write_atomically
 
 OPSET = 17
@@ -533,11 +533,11 @@ def _standardise(g: _Graph, x: str, mean, std) -> str:
     return g.op("Div", [g.op("Sub", [x, g.const("mean", mean)]), g.const("std", std)])
 
 
-def _standardise_each(g: _Graph, x: str, lengths: str) -> tuple[str, str, str]:
+def _standardise_each(g: _Graph, x: str, lengths: str, floor) -> tuple[str, str, str]:
     """:func:`lstmkit.data.scaling.standardise_each` on the padded batch-first ``x``:
-    each channel of each sequence to mean 0 and standard deviation 1 over its real steps
-    (a constant channel to 0; the padding is left to the masks downstream). Returns (x',
-    the means (N, 1, D), the standard deviations (N, 1, D))."""
+    each channel of each sequence to mean 0 and standard deviation 1 over its real steps,
+    σ floored at ``floor`` (D,) (a constant channel to 0; the padding is left to the masks
+    downstream). Returns (x', the means (N, 1, D), the standard deviations (N, 1, D))."""
     mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])  # (N, T, 1)
     count = g.op(
         "Unsqueeze",
@@ -549,7 +549,9 @@ def _standardise_each(g: _Graph, x: str, lengths: str) -> tuple[str, str, str]:
     square = g.op("ReduceSum", [g.op("Mul", [centred, centred]), axes], keepdims=1)
     std = g.op("Sqrt", [g.op("Div", [square, count])])
     zero = g.const("zero", np.float32(0.0))
-    safe = g.op("Where", [g.op("Greater", [std, zero]), std, g.const("one", np.float32(1.0))])
+    floored = g.op("Max", [std, g.const("floor", np.asarray(floor, dtype=np.float32))])
+    one = g.const("one", np.float32(1.0))
+    safe = g.op("Where", [g.op("Greater", [floored, zero]), floored, one])
     return g.op("Div", [g.op("Sub", [x, mean]), safe]), mean, std
 
 
@@ -601,7 +603,8 @@ def _sequence_model(est):
     lens = g.input("lengths", TensorProto.INT64, ["batch"])
     extra = ""
     if est.params.get("normalize") == "sequence":
-        x, mean, std = _standardise_each(g, x, lens)
+        floor = np.broadcast_to(quiet_floor(fitted), (fitted["input_size"],))
+        x, mean, std = _standardise_each(g, x, lens, floor)
         if "scale_reference" in fitted:
             extra = _level_and_scale(g, mean, std, fitted)
     out = _ensemble(g, net, _standardise(g, x, fitted["mean"], fitted["std"]), lens, extra)

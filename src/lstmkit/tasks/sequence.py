@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lstmkit.data.augment import augment_batch, check_augment
 from lstmkit.data.frame import check_magnitude
-from lstmkit.data.scaling import FEATURE_NOISE, level_and_scale, standardise_each
+from lstmkit.data.scaling import FEATURE_NOISE, QUIET, level_and_scale, standardise_each
 from lstmkit.data.sequences import as_sequences
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.baselines import sequence_baselines
@@ -272,9 +272,14 @@ class _SequenceEstimator(Estimator):
         self.net_: RecurrentNet | EnsembleNet | None = None
         self.history_ = None
 
-    def _prepare(self, seqs: list[np.ndarray]) -> list[np.ndarray]:
-        """The sequences as the network reads them before the fitted standardisation."""
-        return standardise_each(seqs) if self.params["normalize"] == "sequence" else seqs
+    def _prepare(self, seqs: list[np.ndarray], fitted: dict | None = None) -> list[np.ndarray]:
+        """The sequences as the network reads them before the fitted standardisation
+        (``fitted``: the fitted state, or the part of it known so far in fit). Per
+        sequence, σ is floored at :data:`QUIET` × the median training σ (models saved
+        before the floor have no ``quiet_floor``: none)."""
+        if self.params["normalize"] != "sequence":
+            return seqs
+        return standardise_each(seqs, quiet_floor(self._fitted if fitted is None else fitted))
 
     def _fit(
         self, seqs, targets: Tensor, strata, out_size: int, extra_fitted: dict, callback, y=None
@@ -286,9 +291,6 @@ class _SequenceEstimator(Estimator):
         train_idx, val_idx = split_indices(
             len(seqs), self.params["validation"], self.params["seed"], strata
         )
-        prepared = self._prepare(seqs)
-        real = np.concatenate([prepared[i] for i in train_idx])
-        std = real.std(axis=0)
         lengths = [len(seqs[i]) for i in train_idx]
         level_scale = {}
         if self.params["normalize"] == "sequence":
@@ -299,9 +301,13 @@ class _SequenceEstimator(Estimator):
             f_std = features.std(axis=0)
             level_scale = {
                 "scale_reference": reference.tolist(),
+                "quiet_floor": QUIET,
                 "extra_mean": features.mean(axis=0).tolist(),
                 "extra_std": np.where(f_std > FEATURE_NOISE, f_std, 1.0).tolist(),
             }
+        prepared = self._prepare(seqs, level_scale)
+        real = np.concatenate([prepared[i] for i in train_idx])
+        std = real.std(axis=0)
         self._fitted = {
             "mean": real.mean(axis=0).tolist(),
             "std": np.where(std > 0, std, 1.0).tolist(),
@@ -502,6 +508,12 @@ class _SequenceEstimator(Estimator):
         """Restore derived attributes from ``self._fitted`` after loading."""
 
 
+def quiet_floor(fitted: dict) -> np.ndarray | float:
+    """The floor of each channel's per-sequence σ in ``fitted``: ``quiet_floor`` ×
+    ``scale_reference`` (models saved before the floor: 0, none)."""
+    return fitted.get("quiet_floor", 0.0) * np.asarray(fitted.get("scale_reference", 1.0))
+
+
 def _check_saved_scaling(fitted: dict) -> None:
     """A saved model's sizes, strides and statistics are of their kinds and agree: one finite
     mean and positive standard deviation per input channel, the level-and-scale statistics
@@ -517,6 +529,8 @@ def _check_saved_scaling(fitted: dict) -> None:
         saved_numbers(fitted, "scale_reference", (channels,), positive=True)
         saved_numbers(fitted, "extra_mean", (2 * channels,))
         saved_numbers(fitted, "extra_std", (2 * channels,), positive=True)
+    if "quiet_floor" in fitted:
+        saved_numbers(fitted, "quiet_floor", (), positive=True)
 
 
 def _labels(y, name: str = "y") -> np.ndarray:
