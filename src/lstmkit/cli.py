@@ -125,6 +125,7 @@ def model_options(
     bidirectional: bool,
     lr: float | None = 3e-3,
     lr_help: str = "Peak learning rate [default: 3e-3 x batch size / 16].",
+    hidden_help: str | None = None,
 ):
     """The estimator options every task shares (``epochs``/``lr`` None: from the data)."""
     epochs_help = None if epochs else "[default: a budget from the data (docs/classification.md)]"
@@ -134,7 +135,13 @@ def model_options(
         ),
         click.option("--bidirectional/--unidirectional", default=bidirectional, show_default=True),
         click.option("--layers", "num_layers", type=StrictInt(1), default=1, show_default=True),
-        click.option("--hidden-size", type=StrictInt(1), default=64, show_default=True),
+        click.option(
+            "--hidden-size",
+            type=StrictInt(1),
+            default=None if hidden_help else 64,
+            show_default=not hidden_help,
+            help=hidden_help,
+        ),
         click.option("--dropout", type=StrictFloat(0, 1, max_open=True), default=0.0),
         click.option(
             "--epochs",
@@ -342,6 +349,7 @@ def datasets(json_output: bool) -> None:
     bidirectional=False,
     lr=None,
     lr_help="Learning rate [default: 3e-3 for one series, 1e-2 (the one-cycle peak) for a panel].",
+    hidden_help="[default: 64; for a panel 128 from 65,536 training windows on]",
 )
 @output_options
 @resume_option

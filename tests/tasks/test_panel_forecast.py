@@ -544,3 +544,30 @@ def test_save_load_keeps_the_static_covariates(tmp_path):
     config_path.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="static: expected 2 rows of 1 finite numbers"):
         Forecaster.load(tmp_path / "m")
+
+
+# -- capacity ---------------------------------------------------------------------------------
+
+
+def test_panel_hidden_size_follows_its_windows_and_is_saved(tmp_path, monkeypatch):
+    assert global_forecast.panel_hidden(65_535) == 64
+    assert global_forecast.panel_hidden(65_536) == 128
+    monkeypatch.setattr(global_forecast, "BIG_PANEL_WINDOWS", 50)
+    small = [np.arange(20.0), np.arange(15.0) + 3]  # 19 + 14 = 33 windows
+    big = [*small, np.arange(20.0) * 2]  # 33 + 19 = 52 windows
+
+    def width(model):
+        return [net.rnn.hidden_size for net in model.nets_]
+
+    options = {"horizon": 2, "progress": False}
+    assert width(Forecaster(**options).fit(small)) == [64]
+    model = Forecaster(n_models=2, **options).fit(big)
+    assert width(model) == [128, 128] and model.describe()["hidden_size"] == 128
+    assert model.params["hidden_size"] is None  # what was asked, as get_params gives it
+    assert width(Forecaster(hidden_size=8, **options).fit(big)) == [8]  # a given size wins
+    assert Forecaster(horizon=2, progress=False).fit(np.arange(40.0)).net_.rnn.hidden_size == 64
+    model.save(tmp_path / "m")
+    monkeypatch.setattr(global_forecast, "BIG_PANEL_WINDOWS", 65_536)  # loading does not re-decide
+    back = Forecaster.load(tmp_path / "m")
+    assert width(back) == [128, 128]
+    np.testing.assert_array_equal(back.panel_quantiles(), model.panel_quantiles())

@@ -101,6 +101,7 @@ DEFAULTS: dict[str, dict] = {
         "quantiles": None,
         "n_models": 1,
         **MODEL,
+        "hidden_size": None,  # 64, or for a big panel 128 (global_forecast.panel_hidden)
         "bidirectional": False,
         "epochs": 300,
         **VARIANTS,

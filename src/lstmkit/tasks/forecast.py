@@ -48,6 +48,7 @@ from lstmkit.messages import shown
 from lstmkit.tasks.global_forecast import (
     DEFAULT_QUANTILES,
     PANEL_BATCH,
+    PANEL_HIDDEN,
     check_past_steps,
     check_quantiles,
     fit_panel,
@@ -160,7 +161,9 @@ class Forecaster(Estimator):
     …)`` (taken in turn). ``season`` (when None: from a pandas frequency; else 1 for a panel and 12
     for one series, the earlier default) is used by ``evaluate``'s seasonal baselines and
     MASE, and by a panel fit, which deseasonalises the series that are seasonal unless
-    ``deseasonalize=False`` (:mod:`lstmkit.data.seasonal`). ``batch_size`` and ``lr``
+    ``deseasonalize=False`` (:mod:`lstmkit.data.seasonal`). ``hidden_size`` None: 64, or
+    for a panel 128 when it gives at least 65,536 training windows
+    (:func:`~lstmkit.tasks.global_forecast.panel_hidden`). ``batch_size`` and ``lr``
     None: 32 and 3e-3 for one series, 256 and 1e-2 for a panel, whose budget is set by
     the number of windows (``epochs`` only caps it; no early stopping: ``patience`` is not
     used).
@@ -176,7 +179,7 @@ class Forecaster(Estimator):
         cell: str = "lstm",
         bidirectional: bool = False,
         num_layers: int = 1,
-        hidden_size: int = 64,
+        hidden_size: int | None = None,
         dropout: float = 0.0,
         epochs: int = 300,
         batch_size: int | None = None,
@@ -206,6 +209,7 @@ class Forecaster(Estimator):
             ("stride", stride),
             ("n_models", n_models),
             ("season", 1 if season is None else season),
+            ("hidden_size", 64 if hidden_size is None else hidden_size),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
@@ -398,6 +402,7 @@ class Forecaster(Estimator):
             **self._options,
         )
         self.nets_, self.scales_ = fitted["nets"], fitted["scales"]
+        self._shapes["hidden"] = fitted["hidden_size"]
         self._channel_scaler = fitted["channel_scaler"]
         self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets_)]  # Ctrl-C: fewer
         self.seasonal_, self.static_ = fitted["seasonal"], static
@@ -411,14 +416,16 @@ class Forecaster(Estimator):
         self.panel_ = panel
         return self
 
-    def _build(self) -> RecurrentNet:
+    def _build(self, hidden_size: int | None = None) -> RecurrentNet:
+        """The network: ``hidden_size`` wide, else as fitted (a panel's may come from its
+        size), else ``params["hidden_size"]`` or 64."""
         p, s = self.params, self._shapes
         outputs = s["targets"] * self._step_horizon * s.get("quantiles", 1)
         return RecurrentNet(
             s["channels"],
             outputs,
             cell=p["cell"],
-            hidden_size=p["hidden_size"],
+            hidden_size=hidden_size or s.get("hidden") or p["hidden_size"] or PANEL_HIDDEN,
             num_layers=p["num_layers"],
             bidirectional=p["bidirectional"],
             dropout=p["dropout"],
@@ -426,6 +433,13 @@ class Forecaster(Estimator):
             cell_options=p["cell_options"],
             causal_last="quantiles" in s,  # the panel path's short windows
         )
+
+    def describe(self) -> dict:
+        """As every estimator's, with the hidden size the fit chose when it was None."""
+        described = super().describe()
+        if self.net_ is not None and described["hidden_size"] is None:
+            described["hidden_size"] = self._shapes.get("hidden") or PANEL_HIDDEN
+        return described
 
     def _check_fitted(self) -> None:
         if self.net_ is None:
@@ -975,8 +989,9 @@ def _saved_shapes(fitted: dict) -> dict:
     for key in ("targets", "channels"):
         saved_count(shapes, key)
     saved_count(shapes, "extra", low=0)
-    if "quantiles" in shapes:
-        saved_count(shapes, "quantiles")
+    for key in ("quantiles", "hidden"):  # "hidden": a panel's, saved since it can be chosen
+        if key in shapes:
+            saved_count(shapes, key)
     return shapes
 
 
