@@ -534,3 +534,43 @@ def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):
     start = time.perf_counter()
     kernels._clear_stale_lock(lock, library)
     assert not lock.exists() and time.perf_counter() - start >= 0.25
+
+
+@pytest.mark.parametrize(
+    ("mode", "kw"),
+    [
+        pytest.param("LSTM", {}, id="LSTM-plain"),
+        pytest.param("LSTM", {"proj_size": 3}, id="LSTM-proj"),
+        CASES[-8],
+        CASES[-1],
+        CASES[-2],
+    ],
+)
+def test_batch_blocks_on_two_threads_equal_the_reference(mode, kw):
+    """With two threads the compiled loops cut a batch into blocks of rows, each block's
+    whole time loop on its own thread (kernels' over_blocks: 37 rows, two blocks). Every
+    output, state and gradient equals the reference backend's, float64, bidirectional,
+    two layers, unequal lengths, training masks."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        n = 37
+        lengths = torch.randint(1, T + 1, (n,), generator=torch.Generator().manual_seed(3))
+        results = []
+        for backend in ("reference", "fused"):
+            m = _module(mode, kw, backend, torch.float64, 2, True).train()
+            torch.manual_seed(1)
+            x = torch.randn(T, n, IN, dtype=torch.float64, requires_grad=True)
+            h0 = torch.randn(4, n, kw.get("proj_size", H), dtype=torch.float64, requires_grad=True)
+            c0 = torch.randn(4, n, H, dtype=torch.float64, requires_grad=True)
+            with kernels.use("compiled"):
+                outs = _run(m, x, lengths, (h0, c0) if mode == "LSTM" else h0)
+                assert m.last_backend == ran_name(backend, m, x)
+                torch.manual_seed(2)
+                sum((o * torch.randn_like(o)).sum() for o in outs).backward()
+            starts = [h0.grad] + ([c0.grad] if mode == "LSTM" else [])
+            results.append([*outs, x.grad, *starts, *(p.grad for p in m.parameters())])
+        for a, b in zip(*results, strict=True):
+            assert_close(b, a, 1e-10, "output, state or gradient")
+    finally:
+        torch.set_num_threads(before)

@@ -19,12 +19,14 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <type_traits>
 
 namespace {
 
@@ -184,6 +186,41 @@ Hidden<T> hidden_of(const Tensor& h0, const Tensor& out_t, const Steps<T>& out,
   return h;
 }
 
+
+// -- blocks of the batch ----------------------------------------------------------------
+// Every sequence of a batch runs its own recurrence. With more than one thread the batch
+// is cut into blocks of rows and each block's whole time loop runs on its own thread, its
+// matmuls on its own rows: one fork and join per call, none per step (a step at hidden 64
+// is tens of microseconds, which a parallel region per step would eat). A block is the
+// same loop on narrower tensors (every helper above reads strides), so it computes what
+// the whole batch would, row for row. kBlockRows: the fewest rows a block gets.
+constexpr int64_t kBlockRows = 8;
+
+struct Block {
+  int64_t begin = 0, size = 0;
+  bool whole = true;
+  // the block's rows of a batch tensor: (S, N, K) buffers along N, (N, K) matrices along N
+  Tensor operator()(const Tensor& t) const {
+    return whole ? t : t.narrow(t.dim() == 3 ? 1 : 0, begin, size);
+  }
+  OptTensor operator()(const OptTensor& t) const { return t ? OptTensor((*this)(*t)) : t; }
+};
+
+template <typename F>
+void over_blocks(int64_t n, const F& f) {
+  if (n < 2 * kBlockRows || at::get_num_threads() < 2 || at::in_parallel_region()) {
+    f(Block{});
+    return;
+  }
+  // the calling thread's state (grad mode off inside autograd's forward and backward,
+  // inference mode, dispatch keys) goes to every thread: OpenMP's do not inherit it
+  const at::ThreadLocalState state;
+  at::parallel_for(0, n, kBlockRows, [&](int64_t begin, int64_t end) {
+    const at::ThreadLocalStateGuard guard(state);
+    f(Block{begin, end - begin, false});
+  });
+}
+
 // -- vector helpers ---------------------------------------------------------------------
 
 template <typename T>
@@ -194,9 +231,31 @@ inline V<T> load(const T* p, int64_t k) {
   return V<T>::loadu(p, k);
 }
 
+// e^x: for float torch's exp_u20 (a degree-5 polynomial, within 20 ULP: the gates then
+// differ from torch.nn's by about 1e-7, as its own kernels do from each other), for double
+// the correctly rounded one
+template <typename T>
+inline V<T> fast_exp(const V<T>& x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return x.exp_u20();
+  } else {
+    return x.exp();
+  }
+}
+
 template <typename T>
 inline V<T> sigmoid(const V<T>& x) {
-  return (V<T>(T(1)) + x.neg().exp()).reciprocal();
+  return (V<T>(T(1)) + fast_exp(x.neg())).reciprocal();
+}
+
+// tanh x = 2 σ(2x) - 1 for float (saturating at ±1 at both ends), the library's for double
+template <typename T>
+inline V<T> tanh_of(const V<T>& x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return V<T>(T(2)) * sigmoid(x + x) - V<T>(T(1));
+  } else {
+    return x.tanh();
+  }
 }
 
 // a + w (b - a), the form of torch.lerp for the weights zoneout uses
@@ -456,13 +515,13 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
           pi = at::vec::fmadd(load(w_ph + j, kk), cp, pi);
           pf = at::vec::fmadd(load(w_ph + H + j, kk), cp, pf);
         }
-        const V<T> i = sigmoid(pi), f = sigmoid(pf), g = pre(2, j, kk).tanh();
+        const V<T> i = sigmoid(pi), f = sigmoid(pf), g = tanh_of(pre(2, j, kk));
         i.store(gr + j, kk);
         f.store(gr + H + j, kk);
         g.store(gr + 2 * H + j, kk);
         const V<T> cn = at::vec::fmadd(f, cp, i * g);
         cn.store(cn_rows[n] + j, kk);
-        if (!ln_c) finish(j, kk, cn, cn.tanh());
+        if (!ln_c) finish(j, kk, cn, tanh_of(cn));
       }
       if (ln_c) {
         const T* cn_row = cn_rows[n];
@@ -474,7 +533,7 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
           const V<T> cn = load(cn_row + j, kk);
           const V<T> u =
               at::vec::fmadd((cn - vmu) * vrho, load(ln_c + j, kk), load(ln_c_bias + j, kk));
-          finish(j, kk, cn, u.tanh());
+          finish(j, kk, cn, tanh_of(u));
         }
       }
     });
@@ -508,9 +567,13 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
                   const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
                   const OptTensor& rstd_c) {
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(gx, h0, c0, w_hh_t, w_hr_t, w_ph, ln_hh, ln_c, ln_c_bias, zh, zh_rate,
-                                zc, zc_rate, keep, m, reverse, save, gates, taus, a, c_store,
-                                out, h_store, new_c, mean_h, rstd_h, mean_c, rstd_c);
+    over_blocks(h0.size(0), [&](const Block& B) {
+      lstm_forward_impl<scalar_t>(B(gx), B(h0), B(c0), w_hh_t, w_hr_t, w_ph, ln_hh, ln_c,
+                                  ln_c_bias, B(zh), zh_rate, B(zc), zc_rate, B(keep), B(m),
+                                  reverse, save, B(gates), B(taus), B(a), B(c_store), B(out),
+                                  B(h_store), B(new_c), B(mean_h), B(rstd_h), B(mean_c),
+                                  B(rstd_c));
+    });
   });
 }
 
@@ -723,10 +786,13 @@ void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
                    const OptTensor& grad_a, const OptTensor& du, const Tensor& dh0,
                    const Tensor& dc0, const OptTensor& dh_store) {
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(dout, dh_n, dc_n, w_hh_nt, w_hr, gates, taus, c_prev, c_new, a,
-                                 mean_h, rstd_h, mean_c, rstd_c, w_ph, ln_hh, ln_c, zh,
-                                 zh_rate, zc, zc_rate, keep, m, reverse, grad, grad_a, du, dh0,
-                                 dc0, dh_store);
+    over_blocks(dh_n.size(0), [&](const Block& B) {
+      lstm_backward_impl<scalar_t>(B(dout), B(dh_n), B(dc_n), w_hh_nt, w_hr, B(gates), B(taus),
+                                   B(c_prev), B(c_new), B(a), B(mean_h), B(rstd_h), B(mean_c),
+                                   B(rstd_c), w_ph, ln_hh, ln_c, B(zh), zh_rate, B(zc), zc_rate,
+                                   B(keep), B(m), reverse, B(grad), B(grad_a), B(du), B(dh0),
+                                   B(dc0), B(dh_store));
+    });
   });
 }
 
@@ -829,10 +895,10 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
           z = sigmoid(load(x + H + j, kk) + load(g + H + j, kk));
           r.store(rzr + j, kk);
           z.store(rzr + H + j, kk);
-          nv = at::vec::fmadd(r, load(g + 2 * H + j, kk), load(x + 2 * H + j, kk)).tanh();
+          nv = tanh_of(at::vec::fmadd(r, load(g + 2 * H + j, kk), load(x + 2 * H + j, kk)));
         } else {
           z = load(rzr + H + j, kk);
-          nv = load(n_rows[n] + j, kk).tanh();
+          nv = tanh_of(load(n_rows[n] + j, kk));
         }
         nv.store(n_rows[n] + j, kk);
         const V<T> hp = load(h_prev[n] + j, kk);
@@ -855,9 +921,11 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t,
                  const Tensor& out, const OptTensor& h_store, const OptTensor& mean_h,
                  const OptTensor& rstd_h) {
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
-    gru_forward_impl<scalar_t>(gx, h0, w_hh_t, b_hh, ln_hh, zh, zh_rate, keep, m, reset_after,
-                               reverse, save, rz, n, n_hat, gh, a, out, h_store, mean_h,
-                               rstd_h);
+    over_blocks(h0.size(0), [&](const Block& B) {
+      gru_forward_impl<scalar_t>(B(gx), B(h0), w_hh_t, b_hh, ln_hh, B(zh), zh_rate, B(keep),
+                                 B(m), reset_after, reverse, save, B(rz), B(n), B(n_hat), B(gh),
+                                 B(a), B(out), B(h_store), B(mean_h), B(rstd_h));
+    });
   });
 }
 
@@ -989,9 +1057,12 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
                   const OptTensor& m, bool reset_after, bool reverse, const Tensor& dg,
                   const OptTensor& grad_a, const Tensor& dn, const Tensor& dh0) {
   AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
-    gru_backward_impl<scalar_t>(dout, dh_n, h0, w_hh_nt, rz, n, n_hat, hs, a, mean_h, rstd_h,
-                                ln_hh, zh, zh_rate, keep, m, reset_after, reverse, dg, grad_a,
-                                dn, dh0);
+    over_blocks(dh_n.size(0), [&](const Block& B) {
+      gru_backward_impl<scalar_t>(B(dout), B(dh_n), B(h0), w_hh_nt, B(rz), B(n), B(n_hat),
+                                  B(hs), B(a), B(mean_h), B(rstd_h), ln_hh, B(zh), zh_rate,
+                                  B(keep), B(m), reset_after, reverse, B(dg), B(grad_a), B(dn),
+                                  B(dh0));
+    });
   });
 }
 
