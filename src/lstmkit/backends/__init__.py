@@ -43,9 +43,10 @@ FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
 # inference, with and without lengths: 1.3-2.9x a training step at equal lengths, 1.5-5.7x
 # against torch.nn with packing (docs/benchmarks.md, "Engine", "Variable lengths"). Above
 # 512 it is mixed (0.7-1.2x at 1024): native. The LSTM runs native wherever it is exact:
-# oneDNN's LSTM beat our compiled loops at equal lengths (0.75-0.99x at hidden 64-256), and
-# with unequal lengths native runs unpacked (backends/native.py), faster than fused at
-# hidden 128-256 and as fast at 64, in training and inference.
+# at equal lengths our compiled loops win only some training cases (0.91-1.44x oneDNN at
+# hidden 64 on two threads, 0.80x on one) and lose in inference (0.63-0.93x), and with
+# unequal lengths native runs unpacked (backends/native.py), faster than fused at hidden
+# 128-256 and as fast at 64, in training and inference.
 FUSED_GRU_MAX_HIDDEN_CPU = 512
 # The LSTM with a projection: torch runs it without oneDNN, as its default C++ loop; our
 # compiled loops were 2.6-2.8x faster for a training step at hidden 64 and 1.3-1.6x at 256
