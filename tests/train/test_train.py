@@ -251,6 +251,11 @@ def test_damaged_or_foreign_checkpoint_raises(tmp_path):
         ValueError, match="expected format 'lstmkit-checkpoint-1', got 'something-else'"
     ):
         load_checkpoint(path)
+    # a format field holding a big object is quoted cut short, not in full
+    (path / "meta.json").write_text(json.dumps({"format": {f"k{i}": None for i in range(500)}}))
+    with pytest.raises(ValueError, match=r"got \{'k0': None, .*\.\.\.$") as err:
+        load_checkpoint(path)
+    assert len(str(err.value).replace(str(path), "")) < 200
     with pytest.raises(ValueError, match="no such directory"):
         load_checkpoint(tmp_path / "missing")
 

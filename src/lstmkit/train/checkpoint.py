@@ -74,7 +74,7 @@ def read_json(path: Path, name: str, expected_format: str, what: str) -> dict:
         raise ValueError(f"{path / name}: expected JSON, got values nested too deeply") from None
     if not isinstance(meta, dict) or meta.get("format") != expected_format:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{path / name}: expected format {expected_format!r}, got {got!r}")
+        raise ValueError(f"{path / name}: expected format {expected_format!r}, got {shown(got)}")
     return meta
 
 
