@@ -140,9 +140,10 @@ class TextGenerator(Estimator):
         # batches of like lengths holding about as many characters as a random batch of
         # batch_size poems (equal_tokens): on the Tang corpus 1.7-1.8x the characters/s of
         # random batches (56 % of whose LSTM steps were padding), the same validation
-        # perplexity over 3 seeds on 1,500 poems, 11 % higher after one full-corpus epoch
-        # (one seed) — faster to a perplexity either way; plain buckets (batch_size poems
-        # each) learned less per epoch (docs/benchmarks.md, "Poem writing")
+        # perplexity over 3 seeds on 1,500 poems, 4-12 % higher after one full-corpus epoch
+        # (two seeds; random batches move by more between those seeds) — faster to a
+        # perplexity either way; plain buckets (batch_size poems each) learned less per
+        # epoch (docs/benchmarks.md, "Poem writing")
         self._train_cfg = TrainConfig.from_params(
             self.params,
             length_buckets=True,
