@@ -416,16 +416,20 @@ class Forecaster(Estimator):
         self.panel_ = panel
         return self
 
+    def _hidden_size(self) -> int:
+        """The width of the fitted networks: as fitted (a panel's may come from its size),
+        else ``params["hidden_size"]`` or 64."""
+        return self._shapes.get("hidden") or self.params["hidden_size"] or PANEL_HIDDEN
+
     def _build(self, hidden_size: int | None = None) -> RecurrentNet:
-        """The network: ``hidden_size`` wide, else as fitted (a panel's may come from its
-        size), else ``params["hidden_size"]`` or 64."""
+        """The network: ``hidden_size`` wide, else :meth:`_hidden_size`."""
         p, s = self.params, self._shapes
         outputs = s["targets"] * self._step_horizon * s.get("quantiles", 1)
         return RecurrentNet(
             s["channels"],
             outputs,
             cell=p["cell"],
-            hidden_size=hidden_size or s.get("hidden") or p["hidden_size"] or PANEL_HIDDEN,
+            hidden_size=hidden_size or self._hidden_size(),
             num_layers=p["num_layers"],
             bidirectional=p["bidirectional"],
             dropout=p["dropout"],
@@ -438,7 +442,7 @@ class Forecaster(Estimator):
         """As every estimator's, with the hidden size the fit chose when it was None."""
         described = super().describe()
         if self.net_ is not None and described["hidden_size"] is None:
-            described["hidden_size"] = self._shapes.get("hidden") or PANEL_HIDDEN
+            described["hidden_size"] = self._hidden_size()
         return described
 
     def _check_fitted(self) -> None:

@@ -92,7 +92,8 @@ def _build():
 def _build_once():
     from torch.utils import cpp_extension
 
-    flags = _flags() + _openmp()
+    openmp = _openmp()
+    flags = _flags() + openmp
     name = _name(flags)
     directory = cache_dir() / name
     library, failed = directory / f"{name}.so", directory / "build-failed.txt"
@@ -110,7 +111,7 @@ def _build_once():
             name,
             [str(SOURCE)],
             extra_cflags=flags,
-            extra_ldflags=_openmp(),
+            extra_ldflags=openmp,
             build_directory=str(directory),
             is_python_module=False,
             verbose=False,
