@@ -57,6 +57,7 @@ from lstmkit.recurrence.steps import (
     norm_backward,
     norm_grads,
     rates,
+    right_operand,
     rows,
     rows_contiguous,
     shift_prev,
@@ -121,10 +122,10 @@ def _compiled_forward(ops, gx, h0, w, noise, mask, reverse, reset_after, save, r
     stats = [buffer(gx, steps, (batch, 1), save) if ln_hh else None for _ in range(2)]
     zh, zh_rate = zone_args(zh)
     ops.gru_forward(
-        gx=gx, h0=h0, w_hh_t=w.w_hh.T, b_hh=vector(w.b_hh), ln_hh=vector(w.ln_hh), zh=zh,
-        zh_rate=zh_rate, keep=mask, m=m, reset_after=reset_after, reverse=reverse, save=save,
-        rz=rz, n=ns, n_hat=None if reset_after else n_hat, gh=gh, a=a_h, out=out,
-        h_store=h_store, mean_h=stats[0], rstd_h=stats[1],
+        gx=gx, h0=h0, w_hh_t=right_operand(w.w_hh.T), b_hh=vector(w.b_hh),
+        ln_hh=vector(w.ln_hh), zh=zh, zh_rate=zh_rate, keep=mask, m=m, reset_after=reset_after,
+        reverse=reverse, save=save, rz=rz, n=ns, n_hat=None if reset_after else n_hat, gh=gh,
+        a=a_h, out=out, h_store=h_store, mean_h=stats[0], rstd_h=stats[1],
     )  # fmt: skip
     return (*stored_h(h_store, out, reverse, save), stats)
 
@@ -153,7 +154,7 @@ def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_
     keep_t = step_views(mask) if mask is not None else None
     h_in = gx.new_empty(batch, hidden) if m is not None else None
     stats = [None] * steps
-    w_hh_t = w.w_hh.T  # (H, 3H)
+    w_hh_t = right_operand(w.w_hh.T)  # (H, 3H)
     if reset_after:
         gh_t, gh_rz_t, n_hat_t = rows(gh, steps), rows(gh, steps, rz_cols), rows(gh, steps, n_cols)
         a_t = rows(a_h, steps) if ln_hh else None
@@ -262,11 +263,10 @@ def _compiled_backward(ops, saved, h0, w, noise, mask, dout, dh_n, reverse, rese
     dn = workspace.empty(ns, *ns.shape) if reset_after else dg[..., 2 * hidden :]
     grad_a = workspace.empty(dg, *dg.shape) if ln_hh else None
     dh0 = ns.new_empty(ns.shape[1:])
-    w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (~15% faster a step than NN)
     zh, zh_rate = zone_args(zh)
     ops.gru_backward(
         dout=rows_contiguous(dout), dh_n=rows_contiguous(dh_n), h0=rows_contiguous(h0),
-        w_hh_nt=w_hh_nt, rz=rz, n=ns, n_hat=n_hat if reset_after else None, hs=hs, a=a_h,
+        w_hh=right_operand(w.w_hh), rz=rz, n=ns, n_hat=n_hat if reset_after else None, hs=hs, a=a_h,
         mean_h=mean_h, rstd_h=rho_h, ln_hh=vector(w.ln_hh), zh=zh, zh_rate=zh_rate, keep=mask,
         m=m, reset_after=reset_after, reverse=reverse, dg=dg, grad_a=grad_a, dn=dn, dh0=dh0,
     )  # fmt: skip
@@ -296,7 +296,7 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
     dh_all = workspace.empty(ns, *ns.shape)  # δh_t after masking, for the n-gate gradients
     dh_t = step_views(dh_all)
     dout_t, zeta_t = step_views(dout), step_views(zeta)
-    w_hh_nt = w.w_hh.t().contiguous().T  # NT products in the loop (~15% faster a step than NN)
+    w_hh = right_operand(w.w_hh)  # (3H, H)
     dhc = ns.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
     if reset_after:
         g_r, g_z, g_n = dg.split(hidden, dim=2)
@@ -314,7 +314,7 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
     else:
         b_r = _reset_before_terms(rz, hs, h0, m, reverse)
         w_n = w.w_hh[2 * hidden :]
-        w_rz_nt = w_hh_nt[: 2 * hidden]
+        w_rz = w_hh[: 2 * hidden]
         grad_rz, dn = dg[..., : 2 * hidden], dg[..., 2 * hidden :]
         rz_grad_t, dn_t = step_views(grad_rz), step_views(dn)
         gr_t, gz_t = step_views(grad_rz[..., :hidden]), step_views(grad_rz[..., hidden:])
@@ -333,14 +333,14 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
                 da[t] = d_a = norm_backward(grad_t[t], a_t[t], mh_t[t], rh_t[t], w.ln_hh)
             else:
                 d_a = grad_t[t]
-            dh_in = torch.mm(d_a, w_hh_nt, out=dhc)
+            dh_in = torch.mm(d_a, w_hh, out=dhc)
         else:
             d_n = torch.mul(dh, an_t[t], out=dn_t[t])
             torch.mm(d_n, w_n, out=drh)  # δ(r ⊙ h̄_{t-1}), (N, H)
             torch.mul(drh, br_t[t], out=gr_t[t])
             torch.mul(dh, az_t[t], out=gz_t[t])
             torch.mul(drh, r_t[t], out=drh_r)
-            dh_in = torch.addmm(drh_r, rz_grad_t[t], w_rz_nt, out=dhc)
+            dh_in = torch.addmm(drh_r, rz_grad_t[t], w_rz, out=dhc)
         if m is not None:
             dh_in.mul_(m)
         carry = dh_in.addcmul_(dh, zeta_t[t])

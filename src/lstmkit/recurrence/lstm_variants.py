@@ -84,6 +84,7 @@ from lstmkit.recurrence.steps import (
     norm_backward,
     norm_grads,
     rates,
+    right_operand,
     rows,
     rows_contiguous,
     shift_views,
@@ -159,7 +160,8 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, o
     """The forward loop over gx (T, N, 4H) = the input side with the biases.
 
     ``ops``: the compiled loops (:mod:`lstmkit.recurrence.kernels`); with None the same
-    arithmetic runs as torch calls step by step. Returns (out (T, N, H), h_T, c_T, saved);
+    arithmetic runs as torch calls step by step. The compiled loops write each step's
+    pre-activations over gx (without layer norm on h̄ W_hh^T): gx is scratch to them. Returns (out (T, N, H), h_T, c_T, saved);
     saved (None unless ``save``) holds the activated gates (T, N, 4H), τ = tanh(u), C̃ (or
     None when the backward needs it not), the carried h (T, N, H), the carried C with its
     initial value (T+1, N, H), and with layer norm the raw recurrent pre-activations and
@@ -201,7 +203,8 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save):
     (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
     mean_h, rstd_h, mean_c, rstd_c = stats
     ops.lstm_forward(
-        gx=gx, h0=h0, c0=c0, w_hh_t=w.w_hh.T, w_hr_t=None if w.w_hr is None else w.w_hr.T,
+        gx=gx, h0=h0, c0=c0, w_hh_t=right_operand(w.w_hh.T),
+        w_hr_t=None if w.w_hr is None else right_operand(w.w_hr.T),
         w_ph=vector(w.w_ph), ln_hh=vector(w.ln_hh), ln_c=vector(w.ln_c),
         ln_c_bias=vector(w.ln_c_bias), zh=zh, zh_rate=zh_rate, zc=zc, zc_rate=zc_rate,
         keep=mask, m=m, reverse=reverse, save=save, gates=gates, taus=taus, a=a_h,
@@ -235,7 +238,7 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
     pre_if, pre_g, pre_o = pre[:, : 2 * hidden], pre4[:, 2], pre4[:, 3]
     width = lay.out.shape[-1]  # of h: P with a projection, else H
     scratch = (gx.new_empty(1, batch, k) for k in (width, hidden))
-    w_hr_t = None if w.w_hr is None else w.w_hr.T  # (H, P)
+    w_hr_t = None if w.w_hr is None else right_operand(w.w_hr.T)  # (H, P)
     raw = None if w_hr_t is None else gx.new_empty(batch, hidden)  # o ⊙ τ before W_hr
     plain_h = zh is None and mask is None
     hnew_t = lay.h_now if plain_h else rows(next(scratch), steps)
@@ -248,7 +251,7 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
     stats_h, stats_c = [None] * steps, [None] * steps
     h_in = gx.new_empty(batch, hidden) if m is not None else None
     keep_t = step_views(mask) if mask is not None else None
-    w_hh_t = w.w_hh.T  # (H, 4H)
+    w_hh_t = right_operand(w.w_hh.T)  # (H, 4H)
     if peephole:
         p_if, p_o = w.w_ph[: 2 * hidden].view(2, hidden), w.w_ph[2 * hidden :]
     for t in step_order(steps, reverse):
@@ -367,11 +370,10 @@ def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc
     du = workspace.empty(taus, *taus.shape) if ln_c else None
     dh0, dc0 = dh_n.new_empty(dh_n.shape), taus.new_empty(taus.shape[1:])
     dhs = None if w.w_hr is None else workspace.empty(dout, *dout.shape)
-    w_hh_nt = w.w_hh.t().contiguous().T  # (P, 4H) contiguous: NT products in the loop
     (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
     ops.lstm_backward(
         dout=rows_contiguous(dout), dh_n=rows_contiguous(dh_n), dc_n=rows_contiguous(dc_n),
-        w_hh_nt=w_hh_nt, w_hr=w.w_hr, gates=gates, taus=taus, c_prev=c_prev,
+        w_hh=right_operand(w.w_hh), w_hr=w.w_hr, gates=gates, taus=taus, c_prev=c_prev,
         c_new=new_c if ln_c else None, a=a_h, mean_h=mean_h, rstd_h=rho_h, mean_c=mean_c,
         rstd_c=rho_c, w_ph=vector(w.w_ph), ln_hh=vector(w.ln_hh), ln_c=vector(w.ln_c), zh=zh,
         zh_rate=zh_rate, zc=zc, zc_rate=zc_rate, keep=mask, m=m, reverse=reverse, grad=grad,
@@ -433,7 +435,7 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
     mf = None if mask is None else mask.to(gates.dtype)
     if mf is not None:
         mf_t, pass_t = step_views(mf), step_views(1 - mf)
-    w_hh_nt = w.w_hh.t().contiguous().T  # (P, 4H) contiguous: NT products (~15% faster a step)
+    w_hh = right_operand(w.w_hh)  # (4H, P)
     dhc = gates.new_empty(batch, width)  # δh_{t-1}, written by the matmul
     dcc = (gates.new_empty(batch, hidden), gates.new_empty(batch, hidden))  # δC, in turns
     dh_carry, dc_carry = dh_n, dc_n
@@ -462,7 +464,7 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
             da[t] = d_a = norm_backward(grad_t[t], a_t[t], mh_t[t], rh_t[t], w.ln_hh)
         else:
             d_a = grad_t[t]
-        dh_carry = torch.mm(d_a, w_hh_nt, out=dhc)
+        dh_carry = torch.mm(d_a, w_hh, out=dhc)
         if m is not None:
             dh_carry.mul_(m)
         if zh_t is not None:  # zoneout: the kept share of the state passes straight back

@@ -243,9 +243,29 @@ inline V<T> fast_exp(const V<T>& x) {
   }
 }
 
+// 1/x for x ≥ 1: for float the hardware's estimate (14 bits with AVX-512, 12 with AVX2)
+// and one Newton step r (2 - x r), within about 2 ULP — a division costs several times the
+// rest of a gate. x is capped below the largest float so that e^{-z} = inf (z < -88)
+// gives σ = 1e-38 instead of inf·0 = NaN in the Newton step. Double divides.
+template <typename T>
+inline V<T> reciprocal_of(const V<T>& x) {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<T, float>) {
+    const V<T> v = at::vec::minimum(x, V<T>(T(1e38)));
+#if defined(CPU_CAPABILITY_AVX512)
+    const V<T> r = V<T>(_mm512_rcp14_ps(v));
+#else
+    const V<T> r = V<T>(_mm256_rcp_ps(v));
+#endif
+    return r * at::vec::fnmadd(v, r, V<T>(T(2)));
+  }
+#endif
+  return x.reciprocal();
+}
+
 template <typename T>
 inline V<T> sigmoid(const V<T>& x) {
-  return (V<T>(T(1)) + fast_exp(x.neg())).reciprocal();
+  return reciprocal_of(V<T>(T(1)) + fast_exp(x.neg()));
 }
 
 // tanh x = 2 σ(2x) - 1 for float (saturating at ±1 at both ends), the library's for double
@@ -448,20 +468,17 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const Tensor h_new_t = proj && keep ? at::empty({N, P}, gx_t.options()) : Tensor();
   const Rows<T> raw = proj ? rows<T>(raw_t, N, H, "raw") : Rows<T>{};
 
-  Tensor rec = ln_hh ? Tensor() : at::empty({N, G}, gx_t.options());
-  const Rows<const T> rec_rows = ln_hh ? Rows<const T>{} : rows<const T>(rec, N, G, "rec");
-
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(k, T_, reverse);
     const Tensor h_bar = hidden.matmul_input(k, t);
     if (ln_hh) {
       Tensor a_step = step_of(*a_t, t);
       at::mm_out(a_step, h_bar, w_hh_t);
-    } else {
-      at::addmm_out(rec, gx_t.select(0, t), h_bar, w_hh_t);
+    } else {  // pre = gx + h̄ W_hh^T into gx's own row: no copy of gx first
+      step_of(gx_t, t).addmm_(h_bar, w_hh_t);
     }
-    const Rows<const T> r = ln_hh ? Rows<const T>{a.at(t).p, a.at(t).s} : rec_rows;
     const auto gxr = gx.at(t);
+    const Rows<const T> r = ln_hh ? Rows<const T>{a.at(t).p, a.at(t).s} : gxr;
     const auto c_prev = cs.before(k, t);
     const auto c_now = cs.now(k, t);
     const auto h_prev = hidden.before(k, t);
@@ -594,7 +611,7 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
 
 template <typename T>
 void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
-                        const Tensor& w_hh_nt, const OptTensor& w_hr_t, const Tensor& gates_t, const Tensor& taus_t,
+                        const Tensor& w_hh, const OptTensor& w_hr_t, const Tensor& gates_t, const Tensor& taus_t,
                         const Tensor& c_prev_t, const OptTensor& c_new_t,
                         const OptTensor& a_t, const OptTensor& mean_h_t,
                         const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
@@ -761,7 +778,7 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
                           grad_a.at(t)[n]);
       }
     });
-    at::mm_out(r, step_of(ln_hh ? *grad_a_t : grad_t, t), w_hh_nt);
+    at::mm_out(r, step_of(ln_hh ? *grad_a_t : grad_t, t), w_hh);
     r_in = {r_rows.p, r_rows.s};
     e_in = passes ? Rows<const T>{e_out.p, e_out.s} : Rows<const T>{};
     dc_in = {dc_out.p, dc_out.s};
@@ -775,7 +792,7 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
 }
 
 void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
-                   const Tensor& w_hh_nt, const OptTensor& w_hr, const Tensor& gates,
+                   const Tensor& w_hh, const OptTensor& w_hr, const Tensor& gates,
                    const Tensor& taus,
                    const Tensor& c_prev, const OptTensor& c_new, const OptTensor& a,
                    const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
@@ -787,7 +804,7 @@ void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
                    const Tensor& dc0, const OptTensor& dh_store) {
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     over_blocks(dh_n.size(0), [&](const Block& B) {
-      lstm_backward_impl<scalar_t>(B(dout), B(dh_n), B(dc_n), w_hh_nt, w_hr, B(gates), B(taus),
+      lstm_backward_impl<scalar_t>(B(dout), B(dh_n), B(dc_n), w_hh, w_hr, B(gates), B(taus),
                                    B(c_prev), B(c_new), B(a), B(mean_h), B(rstd_h), B(mean_c),
                                    B(rstd_c), w_ph, ln_hh, ln_c, B(zh), zh_rate, B(zc), zc_rate,
                                    B(keep), B(m), reverse, B(grad), B(grad_a), B(du), B(dh0),
@@ -943,7 +960,7 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t,
 
 template <typename T>
 void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& h0_t,
-                       const Tensor& w_hh_nt, const Tensor& rz_t, const Tensor& n_t,
+                       const Tensor& w_hh, const Tensor& rz_t, const Tensor& n_t,
                        const OptTensor& n_hat_t, const Tensor& hs_t, const OptTensor& a_t,
                        const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
                        const OptTensor& ln_hh_t, const OptTensor& zh_t, double zh_rate,
@@ -974,8 +991,8 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
   Tensor r = at::empty({N, H}, opts);
   const Tensor carries = at::empty({2, N, H}, opts);
   Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
-  const Tensor w_n = w_hh_nt.narrow(0, 2 * H, H);  // W_hn (H, H): δ(r h̄) = δn_pre W_hn
-  const Tensor w_rz_nt = w_hh_nt.narrow(0, 0, 2 * H);
+  const Tensor w_n = w_hh.narrow(0, 2 * H, H);  // W_hn (H, H): δ(r h̄) = δn_pre W_hn
+  const Tensor w_rz = w_hh.narrow(0, 0, 2 * H);
   const V<T> one(T(1)), zero(T(0));
   Rows<const T> r_in = rows<const T>(dh_n_t, N, H, "dh_n"), e_in{};
   bool scale = false;
@@ -1023,7 +1040,7 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
       }
     });
     if (reset_after) {
-      at::mm_out(r, step_of(ln_hh ? *grad_a_t : dg_t, t), w_hh_nt);
+      at::mm_out(r, step_of(ln_hh ? *grad_a_t : dg_t, t), w_hh);
     } else {
       at::mm_out(drh, step_of(dn_t, t), w_n);  // δ(r ⊙ h̄_{t-1})
       const auto d_rh = rows<const T>(drh, N, H, "drh");
@@ -1039,7 +1056,7 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
           (d * rv).store(r_rows[row] + j, kk);
         }
       });
-      r.addmm_(step_of(dg_t, t).narrow(1, 0, 2 * H), w_rz_nt);
+      r.addmm_(step_of(dg_t, t).narrow(1, 0, 2 * H), w_rz);
     }
     r_in = rows<const T>(r, N, H, "r");
     e_in = {e_out.p, e_out.s};
@@ -1050,7 +1067,7 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
 }
 
 void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
-                  const Tensor& w_hh_nt, const Tensor& rz, const Tensor& n,
+                  const Tensor& w_hh, const Tensor& rz, const Tensor& n,
                   const OptTensor& n_hat, const Tensor& hs, const OptTensor& a,
                   const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& ln_hh,
                   const OptTensor& zh, double zh_rate, const OptTensor& keep,
@@ -1058,7 +1075,7 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
                   const OptTensor& grad_a, const Tensor& dn, const Tensor& dh0) {
   AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
     over_blocks(dh_n.size(0), [&](const Block& B) {
-      gru_backward_impl<scalar_t>(B(dout), B(dh_n), B(h0), w_hh_nt, B(rz), B(n), B(n_hat),
+      gru_backward_impl<scalar_t>(B(dout), B(dh_n), B(h0), w_hh, B(rz), B(n), B(n_hat),
                                   B(hs), B(a), B(mean_h), B(rstd_h), ln_hh, B(zh), zh_rate,
                                   B(keep), B(m), reset_after, reverse, B(dg), B(grad_a), B(dn),
                                   B(dh0));
@@ -1070,14 +1087,14 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
 
 TORCH_LIBRARY(lstmkit, lib) {
   lib.def(
-      "lstm_forward(Tensor gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hr_t, Tensor? w_ph, "
+      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hr_t, Tensor? w_ph, "
       "Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, Tensor? zc, "
       "float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, Tensor(a!) gates, "
       "Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
       "Tensor(f!)? h_store, Tensor(g!)? new_c, Tensor(h!)? mean_h, Tensor(i!)? rstd_h, "
       "Tensor(j!)? mean_c, Tensor(k!)? rstd_c) -> ()");
   lib.def(
-      "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor w_hh_nt, Tensor? w_hr, "
+      "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor w_hh, Tensor? w_hr, "
       "Tensor gates, "
       "Tensor taus, Tensor c_prev, Tensor? c_new, Tensor? a, Tensor? mean_h, Tensor? rstd_h, "
       "Tensor? mean_c, Tensor? rstd_c, Tensor? w_ph, Tensor? ln_hh, Tensor? ln_c, Tensor? zh, "
@@ -1091,7 +1108,7 @@ TORCH_LIBRARY(lstmkit, lib) {
       "Tensor(e!)? a, Tensor(f!) out, Tensor(g!)? h_store, Tensor(h!)? mean_h, "
       "Tensor(i!)? rstd_h) -> ()");
   lib.def(
-      "gru_backward(Tensor dout, Tensor dh_n, Tensor h0, Tensor w_hh_nt, Tensor rz, Tensor n, "
+      "gru_backward(Tensor dout, Tensor dh_n, Tensor h0, Tensor w_hh, Tensor rz, Tensor n, "
       "Tensor? n_hat, Tensor hs, Tensor? a, Tensor? mean_h, Tensor? rstd_h, Tensor? ln_hh, "
       "Tensor? zh, float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, "
       "Tensor(a!) dg, Tensor(b!)? grad_a, Tensor(c!) dn, Tensor(d!) dh0) -> ()");
