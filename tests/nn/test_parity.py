@@ -98,6 +98,32 @@ def test_forward_backward_matches_torch_nn(
         assert_close(g, w, tol, name)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_saturated_gates_match_torch_nn(mode):
+    """Inputs of ±1e3: pre-activations of hundreds, where e^{-z} overflows float32 and
+    σ(z) = 1/(1 + e^{-z}) must come out 0 (the compiled loops' fast 1/x, estimate plus a
+    Newton step, would give inf·0 = NaN there unguarded) and tanh ±1; outputs and every
+    gradient as torch.nn's. H = 37: whole vectors and a tail."""
+    ref, ours = make_pair(
+        mode, IN, 37, bidirectional=True, backend="fused", dtype=torch.float32, seed=5
+    )
+    assert ours.backend_for(torch.zeros(T, N, IN)) == "compiled"
+    x = (1e3 * torch.randn(T, N, IN)).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    got, want = outputs_of(mode, ours(x)), outputs_of(mode, ref(x_ref))
+    for name, g, w in zip(("output", "h_n", "c_n"), got, want):
+        assert torch.isfinite(g).all(), name
+        assert_close(g, w, TOL[torch.float32], name)
+    cotangents = [torch.randn_like(w) for w in want]
+    leaves = [x, *ours.parameters()]
+    got_grads = _grads(got, cotangents, leaves)
+    want_grads = _grads(want, cotangents, [x_ref, *ref.parameters()])
+    for name, g, w in zip(["d_input", *dict(ref.named_parameters())], got_grads, want_grads):
+        assert torch.isfinite(g).all(), name
+        # relative to the gradient's size: a weight's is δG x, with x in the thousands
+        assert_close(g, w, TOL[torch.float32] * max(1.0, float(w.abs().max())), name)
+
+
 # -- parameters: names, shapes, state_dict both ways, initialisation ----------------------
 
 

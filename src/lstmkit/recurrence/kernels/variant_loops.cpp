@@ -409,7 +409,8 @@ inline Tensor step_of(const Tensor& buf, int64_t idx) {
 // ======================================================================================
 // LSTM forward
 //
-//   pre = gx + h̄ W_hh^T | gx + LN(h̄ W_hh^T) γ_hh
+//   pre = gx + h̄ W_hh^T | gx + LN(h̄ W_hh^T) γ_hh       (+ b when given: the biases, which
+//                                                      gx then leaves out)
 //   i = σ(pre_i + p_i C), f = σ(pre_f + p_f C), g = tanh(pre_g)
 //   C̃ = f C + i g,  o = σ(pre_o + p_o C̃),  τ = tanh(LN(C̃) γ_c + β_c | C̃),  h̃ = o τ
 //   h = lerp(h̃, h_prev, d^h),  C = lerp(C̃, C_prev, d^c),  then the length mask
@@ -420,7 +421,7 @@ inline Tensor step_of(const Tensor& buf, int64_t idx) {
 
 template <typename T>
 void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t,
-                       const Tensor& w_hh_t, const OptTensor& w_hr_t, const OptTensor& w_ph_t,
+                       const Tensor& w_hh_t, const OptTensor& b_t, const OptTensor& w_hr_t, const OptTensor& w_ph_t,
                        const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
                        const OptTensor& ln_c_bias_t, const OptTensor& zh_t, double zh_rate,
                        const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
@@ -435,6 +436,7 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const int64_t P = h0_t.size(1);
   const bool proj = w_hr_t.has_value();
   const auto gx = steps<const T>(gx_t, T_, N, G, "gx");
+  const T* b = vector_of<T>(b_t, G, "b");
   const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
   const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
   const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
@@ -497,9 +499,10 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
       const V<T> vmu_h(mu_h), vrho_h(rho_h);
       auto pre = [&](int64_t gate, int64_t j, int64_t kk) {
         const int64_t at = gate * H + j;
-        if (!ln_hh) return load(rr + at, kk);
-        return at::vec::fmadd((load(rr + at, kk) - vmu_h) * vrho_h, load(ln_hh + at, kk),
-                              load(gxr[n] + at, kk));
+        const V<T> p = ln_hh ? at::vec::fmadd((load(rr + at, kk) - vmu_h) * vrho_h,
+                                              load(ln_hh + at, kk), load(gxr[n] + at, kk))
+                             : load(rr + at, kk);
+        return b ? p + load(b + at, kk) : p;
       };
       T* gr = g_rows[n];
       const bool kept = keep.at(t, n);
@@ -575,7 +578,7 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
 }
 
 void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_t,
-                  const OptTensor& w_hr_t, const OptTensor& w_ph, const OptTensor& ln_hh, const OptTensor& ln_c,
+                  const OptTensor& b, const OptTensor& w_hr_t, const OptTensor& w_ph, const OptTensor& ln_hh, const OptTensor& ln_c,
                   const OptTensor& ln_c_bias, const OptTensor& zh, double zh_rate,
                   const OptTensor& zc, double zc_rate, const OptTensor& keep,
                   const OptTensor& m, bool reverse, bool save, const Tensor& gates,
@@ -585,7 +588,7 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
                   const OptTensor& rstd_c) {
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "lstm_forward", [&] {
     over_blocks(h0.size(0), [&](const Block& B) {
-      lstm_forward_impl<scalar_t>(B(gx), B(h0), B(c0), w_hh_t, w_hr_t, w_ph, ln_hh, ln_c,
+      lstm_forward_impl<scalar_t>(B(gx), B(h0), B(c0), w_hh_t, b, w_hr_t, w_ph, ln_hh, ln_c,
                                   ln_c_bias, B(zh), zh_rate, B(zc), zc_rate, B(keep), B(m),
                                   reverse, save, B(gates), B(taus), B(a), B(c_store), B(out),
                                   B(h_store), B(new_c), B(mean_h), B(rstd_h), B(mean_c),
@@ -1087,7 +1090,7 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
 
 TORCH_LIBRARY(lstmkit, lib) {
   lib.def(
-      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hr_t, Tensor? w_ph, "
+      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? b, Tensor? w_hr_t, Tensor? w_ph, "
       "Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, Tensor? zc, "
       "float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, Tensor(a!) gates, "
       "Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
