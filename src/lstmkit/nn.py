@@ -318,10 +318,11 @@ class _RecurrentBase(nn.Module):
         as ``last_backend`` names it; ``needs_grad`` defaults to what ``forward`` would see
         now (grad mode on and the input or a parameter requiring grad).
         """
-        x, *_ = self._prepare(input, None, lengths)  # checks the lengths too
+        x, _, _, lengths, *_ = self._prepare(input, None, lengths)  # checks the lengths too
         if needs_grad is None:
             needs_grad = self._needs_grad(x, None)
-        return backends.resolve(self.backend, self.cfg, x, needs_grad)
+        unequal = not all_full(lengths, x.shape[0])
+        return backends.resolve(self.backend, self.cfg, x, needs_grad, unequal)
 
     def _needs_grad(self, x, states) -> bool:
         if not torch.is_grad_enabled():
@@ -430,7 +431,7 @@ class _RecurrentBase(nn.Module):
         if all_full(lengths, x.shape[0]):  # nothing is padded: the same result, no packing
             lengths = None
         needs_grad = self._needs_grad(x, (h0, c0))
-        name = backends.resolve(self.backend, self.cfg, x, needs_grad)
+        name = backends.resolve(self.backend, self.cfg, x, needs_grad, lengths is not None)
         run = backends.BACKENDS[name]
         out, h_n, c_n = run(self.cfg, x, h0, c0, self.direction_weights(), lengths, self.training)
         self.last_backend = name

@@ -103,18 +103,32 @@ def test_auto_gru_on_cpu_follows_the_hidden_size_threshold(calls, scenario, grad
 
 
 @pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])
-@pytest.mark.parametrize("hidden", [8, 256])
+@pytest.mark.parametrize("hidden", [8, backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU + 1])
 @pytest.mark.parametrize("lengths", ["unequal", "all-full", "none"])
-def test_auto_lstm_runs_native_with_or_without_lengths(calls, hidden, grad, lengths):
-    """The rule: an LSTM that native can compute runs native on CPU, unequal lengths
-    (unpacked) included, in training and inference."""
+def test_auto_lstm_runs_native_except_to_train_on_unequal_lengths(calls, hidden, grad, lengths):
+    """The rule: an LSTM that native can compute runs native on CPU — except a training
+    step on unequal lengths up to FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU, which runs the compiled
+    loops; lengths that pad nothing count as none."""
     module = lstmkit.LSTM(IN, hidden, bidirectional=True, batch_first=True)
     x = torch.randn(N, 5, IN)
     given = {"unequal": torch.tensor([5, 2]), "all-full": torch.full((N,), 5), "none": None}
+    compiled = (
+        grad and lengths == "unequal" and hidden <= backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU
+    )
+    expected = "compiled" if compiled else "native"
     with contextlib.nullcontext() if grad else torch.no_grad():
-        assert module.backend_for(x, lengths=given[lengths]) == "native"
+        assert module.backend_for(x, lengths=given[lengths]) == expected
         module(x, lengths=given[lengths])
-    assert calls == ["native"]
+    assert calls == [expected]
+    assert module.last_backend == expected
+
+
+def test_auto_lstm_on_unequal_lengths_at_the_threshold_trains_compiled(calls):
+    module = lstmkit.LSTM(IN, backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU)
+    x = torch.randn(5, N, IN)
+    module(x, lengths=torch.tensor([5, 3]))[0].sum().backward()
+    assert calls == ["compiled"]
+    assert module.weight_hh_l0.grad is not None
 
 
 @pytest.mark.parametrize("grad", [True, False], ids=["training-step", "no_grad"])

@@ -48,6 +48,12 @@ FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
 # unequal lengths native runs unpacked (backends/native.py), faster than fused at hidden
 # 128-256 and as fast at 64, in training and inference.
 FUSED_GRU_MAX_HIDDEN_CPU = 512
+# The LSTM with unequal lengths in training: the compiled loops (masked, no packing) against
+# native's unpacked oneDNN calls, a bidirectional training step over 7 batch shapes (16 x 29
+# to 64 x 128): at hidden 64 1.21-2.10x native at two threads (0.98x at 16 x 29) and
+# 1.13-1.75x at one; at hidden 256 0.94-1.40x and 1.01-1.43x (docs/benchmarks.md, "Variable
+# lengths"). Inference with lengths was not measured: native.
+FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU = 256
 # The LSTM with a projection: torch runs it without oneDNN, as its default C++ loop; our
 # compiled loops were 2.6-2.8x faster for a training step at hidden 64 and 1.3-1.6x at 256
 # (P = 32), and 1.2-1.35x in inference at hidden 64 but 0.85-0.97x at 256
@@ -65,15 +71,18 @@ def why_not(name: str, cfg: RNNConfig, x: Tensor | None = None) -> str | None:
     return None
 
 
-def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
+def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool, unequal: bool = False) -> str:
     """The backend ``auto`` runs for this configuration and input (a rule from measurements).
-    ``x`` is time-major (T, N, H_in); ``needs_grad``: a backward follows.
+    ``x`` is time-major (T, N, H_in); ``needs_grad``: a backward follows; ``unequal``: the
+    batch comes with lengths that pad some sequence.
 
     * fused when native cannot compute the configuration (the variants, the Cho GRU,
       non-concat stacks);
     * a GRU on CPU with hidden size <= ``FUSED_GRU_MAX_HIDDEN_CPU``: fused;
     * an LSTM with a projection on CPU: fused in training, and in inference up to hidden
       ``FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU``;
+    * an LSTM with unequal lengths on CPU, in training, up to hidden
+      ``FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU``: fused;
     * otherwise native (cuDNN on a GPU; oneDNN on CPU, unpacked with lengths).
     """
     if why_not("native", cfg) is not None:
@@ -85,14 +94,20 @@ def auto_choice(cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
     if cfg.mode == "LSTM" and cfg.proj_size:
         if needs_grad or cfg.hidden_size <= FUSED_PROJ_INFERENCE_MAX_HIDDEN_CPU:
             return "fused"
+    if cfg.mode == "LSTM" and unequal and needs_grad:
+        if cfg.hidden_size <= FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU:
+            return "fused"
     return "native"
 
 
-def resolve(requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool) -> str:
+def resolve(
+    requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool, unequal: bool = False
+) -> str:
     """What will run: ``requested`` itself, ``auto``'s choice, or for ``fused`` its step
     implementation (:func:`fused_steps`); ValueError when a backend named explicitly
-    cannot run this configuration on inputs like ``x``."""
-    name = auto_choice(cfg, x, needs_grad) if requested == "auto" else requested
+    cannot run this configuration on inputs like ``x``. ``unequal`` as in
+    :func:`auto_choice`."""
+    name = auto_choice(cfg, x, needs_grad, unequal) if requested == "auto" else requested
     if name == "fused":
         return fused_steps(cfg, x)
     reason = why_not(name, cfg, x)
