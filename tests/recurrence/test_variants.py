@@ -9,6 +9,7 @@ implementations of the variant equations are in test_variant_oracles.py.
 """
 
 import itertools
+import os
 from unittest import mock
 
 import pytest
@@ -574,3 +575,40 @@ def test_batch_blocks_on_two_threads_equal_the_reference(mode, kw):
             assert_close(b, a, 1e-10, "output, state or gradient")
     finally:
         torch.set_num_threads(before)
+
+
+FALLBACK_SCRIPT = """
+import torch, lstmkit
+torch.manual_seed(0)
+ours = lstmkit.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2, backend="compiled")
+ours = ours.double()
+ref = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2).double()
+ref.load_state_dict(ours.state_dict())
+x = torch.randn(7, 4, 3, dtype=torch.float64, requires_grad=True)
+lengths = torch.tensor([7, 3, 5, 1])
+got, _ = ours(x, lengths=lengths)
+packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+want, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)
+dx_got, = torch.autograd.grad(got.sum(), x)
+dx_want, = torch.autograd.grad(want.sum(), x)
+print(float((got - want).abs().max()), float((dx_got - dx_want).abs().max()), ours.last_backend)
+"""
+
+
+def test_the_products_fallback_through_aten_equals_torch_nn(tmp_path):
+    """LSTMKIT_PRODUCTS=aten: the compiled LSTM loops' per-step products through ATen's mm
+    instead of BLAS's sgemm_/dgemm_ (where torch's library exports none) — a fresh process,
+    as the choice is made once; against torch.nn (float64, lengths, a projection, two
+    bidirectional layers)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LSTMKIT_PRODUCTS": "aten", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out_err, grad_err, ran = done.stdout.split()
+    assert ran == "compiled"
+    assert float(out_err) <= TOL[torch.float64] and float(grad_err) <= TOL[torch.float64]
