@@ -101,9 +101,9 @@ def test_forward_backward_matches_torch_nn(
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_saturated_gates_match_torch_nn(mode):
     """Inputs of ±1e3: pre-activations of hundreds, where e^{-z} overflows float32 and
-    σ(z) = 1/(1 + e^{-z}) must come out 0 (the compiled loops' fast 1/x, estimate plus a
-    Newton step, would give inf·0 = NaN there unguarded) and tanh ±1; outputs and every
-    gradient as torch.nn's. H = 37: whole vectors and a tail."""
+    σ(z) = 1/(1 + e^{-z}) must come out 0 (a fast reciprocal, an estimate plus a Newton
+    step, gives inf·0 = NaN there) and tanh ±1; outputs and every gradient as torch.nn's.
+    H = 37: whole vectors and a tail."""
     ref, ours = make_pair(
         mode, IN, 37, bidirectional=True, backend="fused", dtype=torch.float32, seed=5
     )
@@ -111,14 +111,15 @@ def test_saturated_gates_match_torch_nn(mode):
     x = (1e3 * torch.randn(T, N, IN)).requires_grad_()
     x_ref = x.detach().clone().requires_grad_()
     got, want = outputs_of(mode, ours(x)), outputs_of(mode, ref(x_ref))
-    for name, g, w in zip(("output", "h_n", "c_n"), got, want):
+    for name, g, w in zip(("output", "h_n", "c_n")[: len(want)], got, want, strict=True):
         assert torch.isfinite(g).all(), name
         assert_close(g, w, TOL[torch.float32], name)
     cotangents = [torch.randn_like(w) for w in want]
     leaves = [x, *ours.parameters()]
     got_grads = _grads(got, cotangents, leaves)
     want_grads = _grads(want, cotangents, [x_ref, *ref.parameters()])
-    for name, g, w in zip(["d_input", *dict(ref.named_parameters())], got_grads, want_grads):
+    names = ["d_input", *dict(ref.named_parameters())]
+    for name, g, w in zip(names, got_grads, want_grads, strict=True):
         assert torch.isfinite(g).all(), name
         # relative to the gradient's size: a weight's is δG x, with x in the thousands
         assert_close(g, w, TOL[torch.float32] * max(1.0, float(w.abs().max())), name)
@@ -310,3 +311,21 @@ def test_unbatched_input_matches_torch_nn(mode, proj, layers, bi, backend, dtype
     names += [n for n, _ in ref.named_parameters()]
     for name, g, w in zip(names, got_grads, want_grads, strict=True):
         assert_close(g, w, tol, name)
+
+
+@pytest.mark.parametrize("proj", [0, 1], ids=["p0", "p1"])
+def test_expanded_and_single_row_states_match_torch_nn(proj):
+    """Initial states whose rows repeat one row (``expand``: a row stride of 0) and a
+    batch of one with a one-wide projection (a (1, 1) state, whose strides say nothing):
+    the compiled loops' products must not hand such strides to BLAS as they are."""
+    for batch in (1, 4):
+        ref, ours = make_pair(
+            "LSTM", IN, H, proj_size=proj, backend="fused", dtype=torch.float64, seed=3
+        )
+        width = proj or H
+        h0 = torch.randn(1, 1, width, dtype=torch.float64).expand(1, batch, width)
+        c0 = torch.randn(1, 1, H, dtype=torch.float64).expand(1, batch, H)
+        x = torch.randn(T, batch, IN, dtype=torch.float64)
+        got, want = outputs_of("LSTM", ours(x, (h0, c0))), outputs_of("LSTM", ref(x, (h0, c0)))
+        for name, g, w in zip(("output", "h_n", "c_n"), got, want, strict=True):
+            assert_close(g, w, TOL[torch.float64], f"{name}, batch {batch}")

@@ -154,7 +154,9 @@ struct Hidden {
   }
   // what step k multiplies by W_hh: h̄ of the step before, or that step's h itself
   Rows<const T> matmul_rows(int64_t k, int64_t t) const {
-    if (bars.defined()) return {static_cast<const T*>(bars.data_ptr()) + ((k + 1) % 2) * N * H, H};
+    if (bars.defined()) {
+      return {static_cast<const T*>(bars.data_ptr()) + ((k + 1) % 2) * N * H, H};
+    }
     const Rows<T> h = before(k, t);
     return {h.p, h.s};
   }
@@ -237,10 +239,17 @@ Gemm<T> blas_gemm() {
 template <typename T>
 void product(int64_t m, int64_t n, int64_t k, Rows<const T> a, Rows<const T> b, Rows<T> c,
              bool accumulate) {
+  // BLAS wants each row stride at least the row's width; a lone row's stride is any
+  // (a (1, K) tensor counts as contiguous whatever it is), rows repeated by a stride of 0
+  // (an expanded state) go to ATen
+  const auto lead = [](int64_t rows, int64_t stride, int64_t width) {
+    return rows == 1 ? std::max(stride, width) : stride;
+  };
+  const int64_t la = lead(m, a.s, k), lb = lead(k, b.s, n), lc = lead(m, c.s, n);
   const auto gemm = blas_gemm<T>();
   const int64_t most = std::numeric_limits<int>::max();
-  if (gemm && std::max({m, n, k, a.s, b.s, c.s}) <= most) {
-    const int mi = m, ni = n, ki = k, lda = a.s, ldb = b.s, ldc = c.s;
+  if (gemm && la >= k && lb >= n && lc >= n && std::max({m, n, k, la, lb, lc}) <= most) {
+    const int mi = m, ni = n, ki = k, lda = la, ldb = lb, ldc = lc;
     const T one = 1, beta = accumulate ? 1 : 0;
     gemm("N", "N", &ni, &mi, &ki, &one, b.p, &ldb, a.p, &lda, &beta, c.p, &ldc);
     return;
@@ -312,29 +321,9 @@ inline V<T> fast_exp(const V<T>& x) {
   }
 }
 
-// 1/x for x ≥ 1: for float the hardware's estimate (14 bits with AVX-512, 12 with AVX2)
-// and one Newton step r (2 - x r), within about 2 ULP — a division costs several times the
-// rest of a gate. x is capped below the largest float so that e^{-z} = inf (z < -88)
-// gives σ = 1e-38 instead of inf·0 = NaN in the Newton step. Double divides.
-template <typename T>
-inline V<T> reciprocal_of(const V<T>& x) {
-#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-  if constexpr (std::is_same_v<T, float>) {
-    const V<T> v = at::vec::minimum(x, V<T>(T(1e38)));
-#if defined(CPU_CAPABILITY_AVX512)
-    const V<T> r = V<T>(_mm512_rcp14_ps(v));
-#else
-    const V<T> r = V<T>(_mm256_rcp_ps(v));
-#endif
-    return r * at::vec::fnmadd(v, r, V<T>(T(2)));
-  }
-#endif
-  return x.reciprocal();
-}
-
 template <typename T>
 inline V<T> sigmoid(const V<T>& x) {
-  return reciprocal_of(V<T>(T(1)) + fast_exp(x.neg()));
+  return (V<T>(T(1)) + fast_exp(x.neg())).reciprocal();
 }
 
 // tanh x = 2 σ(2x) - 1 for float (saturating at ±1 at both ends), the library's for double
@@ -490,7 +479,8 @@ inline Tensor step_of(const Tensor& buf, int64_t idx) {
 
 template <typename T>
 void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t,
-                       const Tensor& w_hh_t, const OptTensor& b_t, const OptTensor& w_hr_t, const OptTensor& w_ph_t,
+                       const Tensor& w_hh_t, const OptTensor& b_t, const OptTensor& w_hr_t,
+                       const OptTensor& w_ph_t,
                        const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
                        const OptTensor& ln_c_bias_t, const OptTensor& zh_t, double zh_rate,
                        const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
@@ -647,7 +637,8 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
 }
 
 void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_t,
-                  const OptTensor& b, const OptTensor& w_hr_t, const OptTensor& w_ph, const OptTensor& ln_hh, const OptTensor& ln_c,
+                  const OptTensor& b, const OptTensor& w_hr_t, const OptTensor& w_ph,
+                  const OptTensor& ln_hh, const OptTensor& ln_c,
                   const OptTensor& ln_c_bias, const OptTensor& zh, double zh_rate,
                   const OptTensor& zc, double zc_rate, const OptTensor& keep,
                   const OptTensor& m, bool reverse, bool save, const Tensor& gates,
@@ -683,7 +674,8 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
 
 template <typename T>
 void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
-                        const Tensor& w_hh, const OptTensor& w_hr_t, const Tensor& gates_t, const Tensor& taus_t,
+                        const Tensor& w_hh, const OptTensor& w_hr_t, const Tensor& gates_t,
+                        const Tensor& taus_t,
                         const Tensor& c_prev_t, const OptTensor& c_new_t,
                         const OptTensor& a_t, const OptTensor& mean_h_t,
                         const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
@@ -1161,7 +1153,8 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
 
 TORCH_LIBRARY(lstmkit, lib) {
   lib.def(
-      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? b, Tensor? w_hr_t, Tensor? w_ph, "
+      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? b, "
+      "Tensor? w_hr_t, Tensor? w_ph, "
       "Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, Tensor? zc, "
       "float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, Tensor(a!) gates, "
       "Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
