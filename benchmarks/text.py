@@ -5,8 +5,9 @@ before it, same run, same poems, same seed.
 
 ``before``: the path when issue 15 was filed — random batches, the vocabulary head
 applied to every padded step, then masked, and torch's LSTM kernel on a packed batch
-(``backends.native.run_packed``); ``random``: random batches, the head on the real steps
-only (``_CharNet.forward(mask=...)``) and ``auto``'s backend on the unpacked batch;
+(``backends.native.run_packed``; ``auto``'s rule of then, native for every LSTM on CPU);
+``random``: random batches, the head on the real steps only (``_CharNet.forward(mask=...)``)
+and ``auto``'s backend on the unpacked batch (since 2026-12-05 the compiled loops);
 ``buckets``: that with batches of like lengths of ``batch_size`` poems (``length_buckets``);
 ``now``: the defaults — batches of like lengths holding about as many characters as a
 random batch (``equal_tokens``: short poems in bigger batches). ``--paths`` picks some.
@@ -92,6 +93,7 @@ def generation(model: TextGenerator, count: int) -> dict:
 def train(poems: list[str], epochs: int, path: str, seed: int = 0) -> tuple[dict, TextGenerator]:
     model = TextGenerator(epochs=epochs, patience=None, progress=False, seed=seed)
     current, kernel = text._loss, backends.BACKENDS["native"]
+    widest = backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU
     batching = {  # "now": the defaults, batches of like lengths and about equal steps
         "before": {"length_buckets": False, "equal_tokens": False},
         "random": {"length_buckets": False, "equal_tokens": False},
@@ -101,21 +103,24 @@ def train(poems: list[str], epochs: int, path: str, seed: int = 0) -> tuple[dict
     if path == "before":
         text._loss = loss_before
         backends.BACKENDS["native"] = native.run_packed
+        backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU = 0  # auto: native, as then
     try:
         began = time.perf_counter()
         model.fit(poems)
         seconds = time.perf_counter() - began
+        ran = model.net_.rnn.backend_for(  # what a training step on unequal lengths ran
+            torch.zeros(2, 5, model.net_.rnn.input_size), needs_grad=True, lengths=[5, 3]
+        )
     finally:
         text._loss, backends.BACKENDS["native"] = current, kernel
+        backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU = widest
     trained = sum(len(p) for p in poems) * (1 - model.params["validation"]) * epochs
     row = {
         "seconds": seconds,
         "chars_per_s": trained / seconds,
         "epoch_seconds": [e["seconds"] for e in model.history_.epochs],
         "val_perplexity": model.perplexity(model.validation_poems_)["model"],
-        "training_backend": model.net_.rnn.backend_for(
-            torch.zeros(2, 5, model.net_.rnn.input_size), needs_grad=True, lengths=[5, 3]
-        ),
+        "training_backend": ran,
     }
     return row, model
 

@@ -42,11 +42,11 @@ FUSED_IMPLEMENTATIONS = ("compiled", "python-steps")
 # recurrence/kernels) beat it at every size measured up to hidden 512, training and
 # inference, with and without lengths: 1.3-2.9x a training step at equal lengths, 1.5-5.7x
 # against torch.nn with packing (docs/benchmarks.md, "Engine", "Variable lengths"). Above
-# 512 it is mixed (0.7-1.2x at 1024): native. The LSTM runs native wherever it is exact:
-# at equal lengths our compiled loops win only some training cases (0.91-1.44x oneDNN at
-# hidden 64 on two threads, 0.80x on one) and lose in inference (0.63-0.93x), and with
-# unequal lengths native runs unpacked (backends/native.py), faster than fused at hidden
-# 128-256 and as fast at 64, in training and inference.
+# 512 it is mixed (0.7-1.2x at 1024): native. At equal lengths the LSTM runs native
+# wherever it is exact: our compiled loops win most training steps at two threads (1.08-1.98x
+# oneDNN at hidden 32-64, 1.19-1.32x at 256) but not all (0.87-0.97x at T = 30 with hidden
+# 128-512), lose some at one thread (0.95-1.55x at hidden 32-64) and in inference
+# (0.74-1.24x) (docs/benchmarks.md, "Row-major products, BLAS on the step's rows").
 FUSED_GRU_MAX_HIDDEN_CPU = 512
 # The LSTM with unequal lengths in training: the compiled loops (masked, no packing) against
 # native's unpacked oneDNN calls, a bidirectional training step over 7 batch shapes (16 x 29

@@ -194,7 +194,7 @@ def right_operand(w: Tensor) -> Tensor:
     4H·H numbers, once per call). MKL's small products with a row-major right operand ran
     1.2-2.3x faster than with the transposed view (or with W_hh^T stored column-major, which
     the backward had used) at batch 8-64, hidden 32-512 on this machine's AVX-512 CPU
-    (docs/benchmarks.md, "Row-major right operands")."""
+    (docs/benchmarks.md, "Row-major products, BLAS on the step's rows")."""
     return w.contiguous()
 
 
