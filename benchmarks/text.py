@@ -9,8 +9,9 @@ applied to every padded step, then masked, and torch's LSTM kernel on a packed b
 ``random``: random batches, the head on the real steps only (``_CharNet.forward(mask=...)``)
 and ``auto``'s backend on the unpacked batch (since 2026-12-05 the compiled loops);
 ``buckets``: that with batches of like lengths of ``batch_size`` poems (``length_buckets``);
-``now``: the defaults — batches of like lengths holding about as many characters as a
-random batch (``equal_tokens``: short poems in bigger batches). ``--paths`` picks some.
+``equal_tokens``: batches of like lengths holding about as many characters as a random
+batch (short poems in bigger batches; the default until 2026-12-05); ``now``: the
+defaults (random batches since 2026-12-05). ``--paths`` picks some.
 All train the default TextGenerator (``--seed``) on the first ``--poems`` poems of
 ``../shared/data/quantangshi`` for ``--epochs`` epochs; characters/s counts the training
 characters of every epoch over its wall time; the validation perplexity after the last
@@ -94,10 +95,11 @@ def train(poems: list[str], epochs: int, path: str, seed: int = 0) -> tuple[dict
     model = TextGenerator(epochs=epochs, patience=None, progress=False, seed=seed)
     current, kernel = text._loss, backends.BACKENDS["native"]
     widest = backends.FUSED_LSTM_LENGTHS_MAX_HIDDEN_CPU
-    batching = {  # "now": the defaults, batches of like lengths and about equal steps
+    batching = {  # "now": the defaults
         "before": {"length_buckets": False, "equal_tokens": False},
         "random": {"length_buckets": False, "equal_tokens": False},
         "buckets": {"length_buckets": True, "equal_tokens": False},
+        "equal_tokens": {"length_buckets": True, "equal_tokens": True},
     }
     model._train_cfg = dataclasses.replace(model._train_cfg, **batching.get(path, {}))
     if path == "before":
@@ -130,7 +132,7 @@ def main() -> None:
     parser.add_argument("--poems", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--poems-written", type=int, default=20)
-    parser.add_argument("--paths", default="before,random,buckets,now")
+    parser.add_argument("--paths", default="before,random,buckets,equal_tokens,now")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the JSON document here")
     args = parser.parse_args()

@@ -192,3 +192,31 @@ def test_training_logits_on_the_real_steps_are_the_full_logits_masked(small):
     assert float(loss) == pytest.approx(
         float(torch.nn.functional.cross_entropy(full[mask], targets))
     )
+
+
+def test_batching_random_by_default_equal_tokens_on_request(monkeypatch):
+    """The default draws batch_size poems at random (the batches see no lengths); with
+    batching="equal_tokens" they are cut from length-sorted buckets with equal_tokens on;
+    anything else is refused by name."""
+    import lstmkit.train.loop as loop
+
+    seen = []
+    real_batches = loop.batches
+
+    def spy(n, batch_size, generator, lengths=None, equal_tokens=False):
+        if generator is not None:  # the training batches (evaluation goes in order)
+            seen.append((lengths is not None, equal_tokens))
+        return real_batches(n, batch_size, generator, lengths, equal_tokens)
+
+    monkeypatch.setattr(loop, "batches", spy)
+    poems = ["床前明月光疑是地上霜", "春眠不觉晓", "白日依山尽黄河入海流", "红豆生南国"] * 4
+    TextGenerator(epochs=1, hidden_size=8, num_layers=1, progress=False).fit(poems)
+    assert seen and set(seen) == {(False, False)}
+    seen.clear()
+    model = TextGenerator(
+        epochs=1, hidden_size=8, num_layers=1, progress=False, batching="equal_tokens"
+    )
+    model.fit(poems)
+    assert seen and set(seen) == {(True, True)}
+    with pytest.raises(ValueError, match="batching: expected one of 'random', 'equal_tokens'"):
+        TextGenerator(batching="buckets")

@@ -11,10 +11,11 @@ add-one smoothed) — the bar a model that ignores order would reach. Characters
 than ``min_count`` times in training, and unseen ones, share one ``<unk>`` class in both
 models, so the two are scored over the same vocabulary; ``<unk>`` is never generated.
 
-Batches hold poems of like lengths, about ``batch_size`` × the mean poem length characters
-each (short poems in bigger batches: :func:`lstmkit.train.loop.batches` with
-``equal_tokens``), so little of the LSTM's work is padding and every optimizer step reads
-about as many characters.
+Batches are ``batch_size`` poems drawn at random (``batching="random"``, the default), or
+poems of like lengths, about ``batch_size`` × the mean poem length characters each
+(``batching="equal_tokens"``: short poems in bigger batches,
+:func:`lstmkit.train.loop.batches`), which pads less and trains 1.3× the characters per
+second but learned less per epoch on the Tang corpus (docs/benchmarks.md, "Poem writing").
 
 Generation samples one character at a time with ``temperature`` and ``top_k``, from an
 optional opening line, or as an acrostic (藏头诗): each line starts with the given
@@ -39,6 +40,7 @@ from lstmkit.train.loop import TrainConfig, evaluate_loss, fit, seed_torch
 from lstmkit.train.threads import stepping_threads
 
 BOS, EOS, PAD, UNK = "^", "$", "\0", "\x01"
+BATCHING = ("random", "equal_tokens")
 LINE_ENDS = "，。！？；"
 
 
@@ -123,6 +125,7 @@ class TextGenerator(Estimator):
         min_count: int = 2,
         epochs: int = 30,
         batch_size: int = 32,
+        batching: str = "random",
         lr: float = 3e-3,
         patience: int | None = 8,
         validation: float = 0.1,
@@ -134,20 +137,22 @@ class TextGenerator(Estimator):
     ) -> None:
         check_cell(cell)
         _check_max_length(max_length)
+        if batching not in BATCHING:
+            raise ValueError(
+                f"batching: expected one of {', '.join(map(repr, BATCHING))}, got {shown(batching)}"
+            )
         self.params = constructor_params(
             TextGenerator.__init__, locals(), cell_options=check_cell_options(cell, cell_options)
         )
-        # batches of like lengths holding about as many characters as a random batch of
-        # batch_size poems (equal_tokens): on the Tang corpus 1.7-1.8x the characters/s of
-        # random batches (56 % of whose LSTM steps were padding), the same validation
-        # perplexity over 3 seeds on 1,500 poems, 4-12 % higher after one full-corpus epoch
-        # (two seeds; random batches move by more between those seeds) — faster to a
-        # perplexity either way; plain buckets (batch_size poems each) learned less per
-        # epoch (docs/benchmarks.md, "Poem writing")
+        # random batches by default: after one epoch of the whole Tang corpus their validation
+        # perplexity matched the path before issue 15 over three seeds (mean 267.1 against
+        # 266.4), equal_tokens' did not (284.2, higher on every seed) though it trains 1.3x
+        # the characters/s (docs/benchmarks.md, "Poem writing")
+        buckets = batching == "equal_tokens"
         self._train_cfg = TrainConfig.from_params(
             self.params,
-            length_buckets=True,
-            equal_tokens=True,
+            length_buckets=buckets,
+            equal_tokens=buckets,
             progress=progress,
             checkpoint=checkpoint,
             resume=resume,
