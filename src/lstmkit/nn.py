@@ -321,8 +321,7 @@ class _RecurrentBase(nn.Module):
         x, _, _, lengths, *_ = self._prepare(input, None, lengths)  # checks the lengths too
         if needs_grad is None:
             needs_grad = self._needs_grad(x, None)
-        unequal = not all_full(lengths, x.shape[0])
-        return backends.resolve(self.backend, self.cfg, x, needs_grad, unequal)
+        return backends.resolve(self.backend, self.cfg, x, needs_grad, lengths is not None)
 
     def _needs_grad(self, x, states) -> bool:
         if not torch.is_grad_enabled():
@@ -335,7 +334,8 @@ class _RecurrentBase(nn.Module):
     # -- checks ---------------------------------------------------------------------------
 
     def _prepare(self, input, hx, lengths):
-        """Check the arguments and bring them to time-major (T, N, ·) tensors."""
+        """Check the arguments and bring them to time-major (T, N, ·) tensors; lengths that
+        pad nothing become None."""
         cfg = self.cfg
         packed = isinstance(input, PackedSequence)
         if packed:
@@ -381,6 +381,8 @@ class _RecurrentBase(nn.Module):
         if steps == 0:
             raise ValueError("input: expected at least one time step, got sequence length 0")
         lengths = check_lengths(lengths, batch, steps, x.device)
+        if all_full(lengths, steps):  # nothing is padded: the same result, no packing
+            lengths = None
         h0, c0 = self._initial_state(hx, x, unbatched)
         return x, h0, c0, lengths, unbatched, packed
 
@@ -428,8 +430,6 @@ class _RecurrentBase(nn.Module):
 
     def _run(self, input, hx, lengths):
         x, h0, c0, lengths, unbatched, packed = self._prepare(input, hx, lengths)
-        if all_full(lengths, x.shape[0]):  # nothing is padded: the same result, no packing
-            lengths = None
         needs_grad = self._needs_grad(x, (h0, c0))
         name = backends.resolve(self.backend, self.cfg, x, needs_grad, lengths is not None)
         run = backends.BACKENDS[name]

@@ -494,7 +494,7 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const int64_t T_ = gx_t.size(0), N = h0_t.size(0), G = gx_t.size(2), H = G / 4;
   const int64_t P = h0_t.size(1);
   const bool proj = w_hr_t.has_value();
-  const auto gx = steps<const T>(gx_t, T_, N, G, "gx");
+  const auto gx = steps<T>(gx_t, T_, N, G, "gx");  // written: pre-activations over it
   const T* b = vector_of<T>(b_t, G, "b");
   const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
   const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
@@ -537,9 +537,10 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
     if (ln_hh) {
       product<T>(N, G, P, h_bar, w_hh, a.at(t), false);
     } else {  // pre = gx + h̄ W_hh^T into gx's own row: no copy of gx first
-      product<T>(N, G, P, h_bar, w_hh, Rows<T>{const_cast<T*>(gxr.p), gxr.s}, true);
+      product<T>(N, G, P, h_bar, w_hh, gxr, true);
     }
-    const Rows<const T> r = ln_hh ? Rows<const T>{a.at(t).p, a.at(t).s} : gxr;
+    const Rows<const T> r = ln_hh ? Rows<const T>{a.at(t).p, a.at(t).s}
+                                  : Rows<const T>{gxr.p, gxr.s};
     const auto c_prev = cs.before(k, t);
     const auto c_now = cs.now(k, t);
     const auto h_prev = hidden.before(k, t);
