@@ -10,7 +10,11 @@ Speed (default mode). One fitness evaluation of a population of ``--whales`` net
 (a BiLSTM of H units + linear head, D = 1 input feature, N sequences of T steps, float32,
 no autograd), four ways, on the same weights and input:
 
-- ``batched``: :func:`lstmkit.woa.weights.population_forward`, every whale in one pass;
+- ``engine``: :func:`lstmkit.woa.weights.population_forward`, every whale on the engine's
+  compiled loop (``lstm_population``: one call per direction, whales on threads);
+- ``bmm``: the batched pass ``population_forward`` was before it moved to the engine, kept
+  here as the reference it replaced: weights stacked (P, 4H, H+D+1), one ``bmm`` per step
+  over all whales, hidden-major states, tanh as 2σ(2z) − 1;
 - ``vmap``: ``torch.func.vmap`` over ``torch.func.functional_call`` of the real model
   (``RecurrentNet`` with ``lstmkit.LSTM(backend="reference")``: the per-step
   ``lstm_cell``; torch's fused LSTM kernel has no vmap rule);
@@ -21,7 +25,7 @@ no autograd), four ways, on the same weights and input:
 
 Rounds are interleaved (every method once per round, in a seeded random order; the machine
 is shared and noisy) and the median of the rounds is reported, with the ratios
-t(method) / t(batched) taken in the same run; the outputs are checked against
+t(method) / t(engine) taken in the same run; the outputs are checked against
 ``loop_torch_nn``. The last line is a JSON document.
 
 Compare (``--compare``). The same small network (BiLSTM, H = 8, linear head on the final
@@ -44,7 +48,7 @@ Adam epoch is one full-batch forward + backward, counted as 3 forward-equivalent
 usual estimate, backward ≈ 2 forwards), so the compute-equal Adam gets
 whales × generations / 3 epochs. Wall time: the measured seconds of every run (noisy on a
 shared machine) and an estimate from unit costs timed interleaved, median of 21 rounds —
-one WOA generation (the population's fitness, one batched forward), one Adam epoch —
+one WOA generation (the population's fitness, one population forward), one Adam epoch —
 times the number of generations and epochs. Adam: learning
 rate 1e-2, full batch, keeps the lowest training loss seen, no early stopping (there is
 no validation split in this comparison). Seeds ``--seeds`` (default 0 1 2): mean ± std.
@@ -82,6 +86,38 @@ SPEED_CONFIGS = ((64, 24, 8), (128, 24, 16), (128, 50, 16), (108, 12, 8), (67, 2
 # -- speed ----------------------------------------------------------------------------------
 
 
+def bmm_population_forward(layout: WeightLayout, population: torch.Tensor, x: torch.Tensor):
+    """The reference: every whale in one batched pass, one ``bmm`` per step over all whales
+    (the population forward of lstmkit 0.x before it ran on the engine). Per direction
+    w = [W_hh | W_ih | b] (P, 4H, H+D+1) with the g rows doubled, z = [h; x_t; 1]
+    (P, H+D+1, N); i, f, σ(2g), o = σ(w z), C = f C + i (2σ(2g) − 1), h = o (2σ(2C) − 1)."""
+    params = layout.unflatten(population)
+    hidden, inputs = layout.hidden_size, layout.input_size
+    x_steps = x.permute(1, 2, 0)  # (T, D, N)
+    scale = x.new_ones(4 * hidden, 1)
+    scale[2 * hidden : 3 * hidden] = 2.0
+    finals = []
+    for suffix, reverse in zip(layout.suffixes, (False, True), strict=False):
+        bias = params[f"rnn.bias_ih{suffix}"] + params[f"rnn.bias_hh{suffix}"]
+        w = torch.cat(
+            [params[f"rnn.weight_hh{suffix}"], params[f"rnn.weight_ih{suffix}"], bias[..., None]],
+            dim=2,
+        ) * scale  # fmt: skip
+        z = x.new_zeros(population.shape[0], hidden + inputs + 1, x.shape[0])
+        z[:, hidden + inputs] = 1.0
+        c = x.new_zeros(population.shape[0], hidden, x.shape[0])
+        for t in range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1]):
+            z[:, hidden : hidden + inputs] = x_steps[t]
+            i, f, s_g, o = torch.sigmoid(torch.bmm(w, z)).split(hidden, dim=1)
+            c = f * c + i * (2.0 * s_g - 1.0)
+            h = o * (2.0 * torch.sigmoid(2.0 * c) - 1.0)
+            z[:, :hidden] = h
+        finals.append(h)
+    features = torch.cat(finals, dim=1)  # (P, F, N)
+    out = torch.baddbmm(params["head.bias"][..., None], params["head.weight"], features)
+    return out.transpose(1, 2)
+
+
 def _methods(layout: WeightLayout, population: torch.Tensor, x: torch.Tensor) -> dict:
     """The four ways to compute the (P, N, K) outputs of every whale."""
     params = layout.unflatten(population)
@@ -112,7 +148,8 @@ def _methods(layout: WeightLayout, population: torch.Tensor, x: torch.Tensor) ->
         return torch.stack(outs)
 
     return {
-        "batched": lambda: population_forward(layout, population, x),
+        "engine": lambda: population_forward(layout, population, x),
+        "bmm": lambda: bmm_population_forward(layout, population, x),
         "vmap": lambda: batched_call(params, x),
         "loop_torch_nn": loop_torch_nn,
         "loop_functional": loop_functional,
@@ -146,8 +183,8 @@ def time_case(whales: int, n: int, steps: int, hidden: int, rounds: int, seed: i
         "H": hidden,
         "params_per_whale": layout.size,
         "median_ms": {name: round(1e3 * t, 3) for name, t in median.items()},
-        "ratio_to_batched": {
-            name: round(t / median["batched"], 2) for name, t in median.items() if name != "batched"
+        "ratio_to_engine": {
+            name: round(t / median["engine"], 2) for name, t in median.items() if name != "engine"
         },
         "max_abs_err_vs_loop_torch_nn": max_err,
     }
@@ -163,9 +200,9 @@ def speed(args) -> dict:
     for n, steps, hidden in configs:
         case = time_case(args.whales, n, steps, hidden, args.rounds, args.seed)
         cases.append(case)
-        ms, ratio = case["median_ms"], case["ratio_to_batched"]
+        ms, ratio = case["median_ms"], case["ratio_to_engine"]
         print(
-            f"N={n:4d} T={steps:3d} H={hidden:3d}  batched {ms['batched']:8.2f} ms  "
+            f"N={n:4d} T={steps:3d} H={hidden:3d}  engine {ms['engine']:8.2f} ms  "
             + "  ".join(f"{k} {ms[k]:8.2f} ms ({ratio[k]:.2f}x)" for k in ratio),
             file=sys.stderr,
         )
@@ -236,7 +273,7 @@ def italy_data() -> dict:
 
 def unit_costs(data: dict, args, rounds: int = 21) -> dict:
     """Median wall time, interleaved, of one WOA generation (the fitness of the whole
-    population: one batched forward pass), one Adam epoch (full-batch forward, backward and
+    population: one population forward), one Adam epoch (full-batch forward, backward and
     step) and one forward pass of a single network (no autograd)."""
     task = data["task"]
     x = torch.as_tensor(data["X_train"], dtype=torch.float32)

@@ -1,6 +1,6 @@
-"""Weight-space WOA (``lstmkit.woa.weights``): the batched population forward against a
-loop of ``torch.nn.LSTM`` with each whale's weights copied (float64, every whale), the cell
-against ``lstm_cell``, the flat vector ↔ ``state_dict`` map, the fitness against a hand
+"""Weight-space WOA (``lstmkit.woa.weights``): the population forward, on the compiled loops
+and on the python steps, against a loop of ``torch.nn.LSTM`` with each whale's weights
+copied (float64, every whale), the flat vector ↔ ``state_dict`` map, the fitness against a hand
 computation, WOA and the hybrid on a tiny task, and the errors a user can cause."""
 
 import numpy as np
@@ -8,13 +8,12 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.cells.lstm import lstm_cell
+from lstmkit.recurrence import kernels
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.woa.weights import (
     WeightLayout,
     fit_weights,
     fit_weights_adam,
-    population_cell,
     population_forward,
     population_loss,
 )
@@ -53,22 +52,44 @@ def torch_nn_outputs(layout: WeightLayout, population: torch.Tensor, x: torch.Te
     return torch.stack(outs)  # (P, N, K)
 
 
-# ---------------------------------------------------------------- the batched forward
+# ---------------------------------------------------------------- the population forward
 
 
+@pytest.mark.parametrize("steps_run", ["compiled", "python"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize(("inputs", "hidden", "outputs"), SHAPES)
 @pytest.mark.parametrize("steps", [1, 7])
 def test_population_forward_equals_a_loop_of_torch_nn_lstm(
-    bidirectional, inputs, hidden, outputs, steps
+    steps_run, bidirectional, inputs, hidden, outputs, steps
 ):
     layout = WeightLayout(inputs, hidden, outputs, bidirectional)
     population = random_population(layout, whales=6, seed=steps)
     x = torch.randn(5, steps, inputs, dtype=F64, generator=torch.Generator().manual_seed(1))
-    got = population_forward(layout, population, x)
+    with kernels.use(steps_run):
+        got = population_forward(layout, population, x)
     want = torch_nn_outputs(layout, population, x)
     assert got.shape == (6, 5, outputs)
     assert (got - want).abs().max().item() <= TIGHT
+
+
+def test_population_forward_runs_one_compiled_population_call_per_direction(monkeypatch):
+    """A spy on the engine's ops: the whole population goes through ``lstm_population``,
+    once per direction (forward, then reverse), not through a loop over whales."""
+    calls, real = [], kernels.ops_for
+
+    class Spy:
+        def __init__(self, ops):
+            self.ops = ops
+
+        def lstm_population(self, **arguments):
+            calls.append((arguments["reverse"], tuple(arguments["w_ih"].shape)))
+            return self.ops.lstm_population(**arguments)
+
+    monkeypatch.setattr(kernels, "ops_for", lambda like: Spy(real(like)))
+    layout = WeightLayout(2, 3, 1)
+    with kernels.use("compiled"):
+        population_forward(layout, random_population(layout, 5, 0), torch.randn(4, 6, 2, dtype=F64))
+    assert calls == [(False, (5, 12, 2)), (True, (5, 12, 2))]
 
 
 def test_population_forward_whales_are_independent():
@@ -80,30 +101,6 @@ def test_population_forward_whales_are_independent():
     for k in range(5):
         alone = population_forward(layout, population[k : k + 1], x)[0]
         assert (alone - full[k]).abs().max().item() <= TIGHT
-
-
-def test_population_cell_is_lstm_cell():
-    """The pointwise step equals lstm_cell's gate formulas given the same pre-activations
-    (the g rows doubled on our side, h and W_hh zero on lstm_cell's)."""
-    whales, hidden, batch = 3, 4, 5
-    gen = torch.Generator().manual_seed(0)
-    pre = 3 * torch.randn(whales, 4 * hidden, batch, dtype=F64, generator=gen)
-    c = torch.randn(whales, hidden, batch, dtype=F64, generator=gen)
-    doubled = pre.clone()
-    doubled[:, 2 * hidden : 3 * hidden] *= 2
-    h_got, c_got = population_cell(doubled, c)
-
-    def rows(t):  # (P, ·, N) → (P·N, ·), the layout lstm_cell expects
-        return t.transpose(1, 2).reshape(whales * batch, -1)
-
-    step = lstm_cell(
-        rows(pre),
-        torch.zeros(whales * batch, hidden, dtype=F64),
-        rows(c),
-        torch.zeros(4 * hidden, hidden, dtype=F64),
-    )
-    assert (rows(h_got) - step.h).abs().max().item() <= 1e-14
-    assert (rows(c_got) - step.c).abs().max().item() <= 1e-14
 
 
 def test_population_forward_float32_close_to_oracle():

@@ -17,40 +17,26 @@ with :math:`\hat y_n = W_{head}\,[h_T, h'_1] + b_{head}`: the forward LSTM's sta
 the last step and the backward LSTM's state after it has read the sequence back to the
 first step (``h_n`` of :class:`lstmkit.LSTM`; just :math:`h_T` when one-way).
 
-One batched forward pass for the whole population
---------------------------------------------------
-Every parameter carries a leading population axis P (``W_ih`` is (P, 4H, D), ...), and
-all whales step through time together. The states are kept hidden-major, (P, H, N), so
-that each gate is a contiguous block of the (P, 4H, N) pre-activation, and each step is
-one batched matmul over the P·N columns in source 002's notation — one matrix over the
-concatenation, the bias folded in as a column against a constant 1:
+One engine call per direction for the whole population
+------------------------------------------------------
+A population is a batch of weight sets: every parameter carries a leading population axis
+P (``W_ih`` is (P, 4H, D), ...), and each direction of every whale runs the engine's
+compiled LSTM loop (:mod:`lstmkit.recurrence.kernels`, ``lstm_population``): per whale
+the input side :math:`g^x = x W_{ih}^\top` for all steps, then the plain cell of
+:func:`lstmkit.cells.lstm.lstm_cell` step by step, the bias :math:`b = b_{ih} + b_{hh}`
+added in the loop,
 
 .. math::
 
-    \mathrm{pre}_t = [W_{hh} \,|\, W_{ih} \,|\, b_{ih} + b_{hh}]
-        \begin{bmatrix} h_{t-1} \\ x_t \\ 1 \end{bmatrix}
-        \qquad \text{(P, 4H, H+D+1) @ (P, H+D+1, N), one } \texttt{bmm}
+    \mathrm{pre}_t = g^x_t + h_{t-1} W_{hh}^\top + b,\qquad
+    C_t = f_t \odot C_{t-1} + i_t \odot g_t,\qquad h_t = o_t \odot \tanh C_t,
 
-then the gate equations of :func:`lstmkit.cells.lstm.lstm_cell` (gate order i, f, g, o),
-:math:`C_t = f_t \odot C_{t-1} + i_t \odot \tanh(g_t)`,
-:math:`h_t = o_t \odot \tanh(C_t)`, with :math:`\tanh z = 2\sigma(2z) - 1`. Two
-measured departures from the single-network code, both checked against a loop of
-``torch.nn.LSTM`` (float64, every whale) and against ``lstm_cell`` in the tests:
-
-- ``torch.tanh`` costs several times ``torch.sigmoid`` per element on the CPUs measured
-  (AVX-512, torch 2.13), and the two tanh of a step dominated its time. The g rows of
-  the stacked matrix are doubled once per call so one sigmoid over the whole
-  (P, 4H, N) block gives i, f, o and :math:`\sigma(2 g)`; the cell state's tanh is
-  :math:`2\sigma(2C)-1` as well. Same function, rounding differences only
-  (≈1e-16 in float64, ≈1e-7 in float32).
-- The input projection :math:`W_{ih} x_t` is not computed for all steps before the loop,
-  as :mod:`lstmkit.recurrence` does: for a population that tensor is (T, P, 4H, N) —
-  P times the single network's, 49 MB at P = 30, N = 128, T = 50, H = 16 — and
-  streaming it from memory cost more than the D extra rows of the per-step matmul.
-
-``benchmarks/woa_weights.py`` times this against ``torch.func.vmap`` over
-``torch.func.functional_call`` of the real model and against Python loops over whales;
-``docs/woa_weights.md`` has the figures.
+the whales on threads, nothing saved for a backward pass. Where the compiled loops cannot
+run, the engine's python steps run each whale in turn (same arithmetic). Checked against a
+loop of ``torch.nn.LSTM`` with each whale's weights copied (float64, every whale).
+``benchmarks/woa_weights.py`` times it against the batched ``bmm`` pass this module had
+before (kept there as a reference), ``torch.func.vmap`` over ``torch.func.functional_call``
+of the real model and Python loops over whales; ``docs/woa_weights.md`` has the figures.
 
 The flat vector
 ---------------
@@ -72,10 +58,7 @@ x                                (N, T, D)       batch-first input sequences
 ``rnn.bias_ih_l0[_reverse]``     (P, 4H)         b_ih; ``bias_hh`` the same; b = b_ih + b_hh
 ``head.weight``                  (P, K, F)       F = 2H (bidirectional) or H
 ``head.bias``                    (P, K)
-w                                (P, 4H, H+D+1)  [W_hh | W_ih | b] of one direction
-z                                (P, H+D+1, N)   [h_{t-1}; x_t; 1] of one step
-h, C inside the loop             (P, H, N)       hidden-major states of all whales
-pre                              (P, 4H, N)      gate pre-activations of one step
+finals of one direction          (P, N, H)       each whale's h after its last step
 output                           (P, N, K)       every whale's predictions
 fitness                          (P,)            every whale's training loss
 ===============================  ==============  ==========================================
@@ -94,6 +77,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.checks import check_int
+from lstmkit.recurrence import kernels
+from lstmkit.recurrence.config import DirectionWeights
+from lstmkit.recurrence.lstm_variants import lstm_forward
+from lstmkit.recurrence.noise import Noise
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train import interrupts
 from lstmkit.woa.optimizer import WOA, WOAResult
@@ -269,55 +256,28 @@ class WeightLayout:
 # -- the batched population forward ---------------------------------------------------------
 
 
-def _double_g(w: Tensor, hidden: int) -> Tensor:
-    """A copy of w (P, 4H, ·) with the g (candidate) rows 2H:3H doubled: σ(2g) then gives
-    tanh(g) = 2σ(2g) − 1 from the one sigmoid over all four gates."""
-    scale = w.new_ones(4 * hidden, 1)
-    scale[2 * hidden : 3 * hidden] = 2.0
-    return w * scale
+def _final_states(x_steps: Tensor, params: dict[str, Tensor], suffix: str, reverse: bool):
+    """Every whale's h after the last step of one direction, (P, N, H), on the engine.
 
-
-def population_cell(pre: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The gate equations of :func:`lstmkit.cells.lstm.lstm_cell` for all whales at once.
-
-    ``pre`` (P, 4H, N): :math:`W_{ih} x_t + W_{hh} h_{t-1} + b` with the **g rows
-    doubled**; ``c`` (P, H, N) = :math:`C_{t-1}`. Returns :math:`(h_t, C_t)`, each
-    (P, H, N):
-
-    .. math::
-
-        i, f, s_g, o = \sigma(\mathrm{pre}),\quad
-        C_t = f \odot C_{t-1} + i \odot (2 s_g - 1),\quad
-        h_t = o \odot (2\sigma(2 C_t) - 1)
-
-    which is lstm_cell's :math:`C_t = f \odot C_{t-1} + i \odot \tanh g`,
-    :math:`h_t = o \odot \tanh C_t` with :math:`\tanh z = 2\sigma(2z) - 1`.
-    """
-    hidden = c.shape[1]
-    i, f, s_g, o = torch.sigmoid(pre).split(hidden, dim=1)  # each (P, H, N)
-    c = f * c + i * (2.0 * s_g - 1.0)
-    h = o * (2.0 * torch.sigmoid(2.0 * c) - 1.0)
-    return h, c
-
-
-def _run_direction(x_steps: Tensor, w: Tensor, reverse: bool) -> Tensor:
-    r"""One direction for all whales; returns the state after its last step, (P, H, N).
-
-    x_steps (T, D, N); w (P, 4H, H + D + 1) = :math:`[W_{hh} \,|\, W_{ih} \,|\, b]` with
-    the g rows doubled. The column z = :math:`[h_{t-1}; x_t; 1]` (P, H + D + 1, N) makes
-    each step one ``bmm``: :math:`\mathrm{pre}_t = w\,z`.
-    """
-    steps, inputs, batch = x_steps.shape
-    pop, _, width = w.shape
-    hidden = width - inputs - 1
-    z = x_steps.new_zeros(pop, width, batch)  # rows: h_{t-1} (H), x_t (D), 1
-    z[:, hidden + inputs] = 1.0
-    c = x_steps.new_zeros(pop, hidden, batch)  # (P, H, N)
-    for t in range(steps - 1, -1, -1) if reverse else range(steps):
-        z[:, hidden : hidden + inputs] = x_steps[t]
-        h, c = population_cell(torch.bmm(w, z), c)  # pre (P, 4H, N)
-        z[:, :hidden] = h
-    return h
+    x_steps (T, N, D); ``params`` from :meth:`WeightLayout.unflatten`; ``suffix`` names the
+    direction (``"_l0"`` or ``"_l0_reverse"``)."""
+    w_ih, w_hh = params[f"rnn.weight_ih{suffix}"], params[f"rnn.weight_hh{suffix}"]
+    bias = params[f"rnn.bias_ih{suffix}"] + params[f"rnn.bias_hh{suffix}"]  # (P, 4H)
+    ops = kernels.ops_for(x_steps)
+    if ops is not None:
+        return ops.lstm_population(
+            x=x_steps, w_ih=w_ih, w_hh_t=w_hh.transpose(1, 2).contiguous(), b=bias,
+            reverse=reverse,
+        )  # fmt: skip
+    steps, batch, _ = x_steps.shape
+    zeros = x_steps.new_zeros(batch, w_hh.shape[2])
+    finals = []
+    for k in range(w_ih.shape[0]):  # the python steps: one whale at a time
+        gx = torch.addmm(bias[k], x_steps.reshape(steps * batch, -1), w_ih[k].T)
+        weights = DirectionWeights(w_ih[k], w_hh[k], None, None, None)
+        gx = gx.view(steps, batch, -1)
+        finals.append(lstm_forward(gx, zeros, zeros, weights, Noise(), None, reverse, False)[1])
+    return torch.stack(finals)
 
 
 def _check_x(x: object, layout: WeightLayout, dtype: torch.dtype | None = None) -> Tensor:
@@ -336,25 +296,21 @@ def _check_x(x: object, layout: WeightLayout, dtype: torch.dtype | None = None) 
 def population_forward(layout: WeightLayout, population: Tensor, x: Tensor) -> Tensor:
     """Every whale's network on the same input in one batched pass: (P, d), (N, T, D) →
     (P, N, K). Row k equals ``layout.build(population[k])(x)``. For fitness values only:
-    it runs without autograd (the step column z is overwritten in place)."""
+    it runs without autograd."""
     params = layout.unflatten(population)
     x = _check_x(x, layout, population.dtype)
     if x.device != population.device:
         raise ValueError(
             f"x: expected device {population.device} (the population's), got {x.device}"
         )
-    x_steps = x.permute(1, 2, 0)  # (T, D, N)
-    finals = []
-    for suffix, reverse in zip(layout.suffixes, (False, True), strict=False):
-        bias = params[f"rnn.bias_ih{suffix}"] + params[f"rnn.bias_hh{suffix}"]  # (P, 4H)
-        w = torch.cat(
-            [params[f"rnn.weight_hh{suffix}"], params[f"rnn.weight_ih{suffix}"], bias[..., None]],
-            dim=2,
-        )  # (P, 4H, H + D + 1)
-        finals.append(_run_direction(x_steps, _double_g(w, layout.hidden_size), reverse))
-    features = torch.cat(finals, dim=1)  # (P, F, N): [h_T, h'_1]
-    out = torch.baddbmm(params["head.bias"][..., None], params["head.weight"], features)
-    return out.transpose(1, 2)  # (P, N, K)
+    x_steps = x.transpose(0, 1).contiguous()  # (T, N, D)
+    finals = [
+        _final_states(x_steps, params, suffix, reverse)
+        for suffix, reverse in zip(layout.suffixes, (False, True), strict=False)
+    ]
+    features = torch.cat(finals, dim=2)  # (P, N, F): [h_T, h'_1]
+    head = params["head.weight"].transpose(1, 2)  # (P, F, K)
+    return torch.baddbmm(params["head.bias"][:, None], features, head)  # (P, N, K)
 
 
 def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:

@@ -1150,6 +1150,47 @@ void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
   });
 }
 
+
+// ======================================================================================
+// A population of plain LSTMs over one input: the weight-space WOA's whales, P weight
+// sets (lstmkit.woa.weights). Whale p's direction is the loop above without saving:
+//   gx_p = x W_ih,p^T (T, N, 4H),  b_p = b_ih,p + b_hh,p added in the loop,
+// and its h after the last step processed is row p of the result (P, N, H). The whales
+// run on threads, each its whole loop (one fork and join per call).
+// ======================================================================================
+
+Tensor lstm_population(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh_t,
+                       const Tensor& b, bool reverse) {
+  TORCH_CHECK(x.dim() == 3 && w_ih.dim() == 3 && w_ih.size(2) == x.size(2),
+              "lstm_population: expected x (T, N, D) and w_ih (P, 4H, D), got ", x.sizes(),
+              " and ", w_ih.sizes());
+  const int64_t T_ = x.size(0), N = x.size(1), P = w_ih.size(0), G = w_ih.size(1), H = G / 4;
+  TORCH_CHECK(w_hh_t.dim() == 3 && w_hh_t.size(0) == P && b.dim() == 2 && b.size(0) == P,
+              "lstm_population: expected w_hh_t (P, H, 4H) and b (P, 4H) for ", P,
+              " whales, got ", w_hh_t.sizes(), " and ", b.sizes());
+  const Tensor inputs = x.reshape({T_ * N, x.size(2)});
+  Tensor finals = at::empty({P, N, H}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_population", [&] {
+    const at::ThreadLocalState state;
+    at::parallel_for(0, P, 1, [&](int64_t begin, int64_t end) {
+      const at::ThreadLocalStateGuard guard(state);
+      const Tensor zeros = at::zeros({N, H}, x.options());
+      const Tensor gates = at::empty({1, N, G}, x.options());
+      const Tensor taus = at::empty({1, N, H}, x.options());
+      const Tensor c_store = at::empty({2, N, H}, x.options());
+      const Tensor out = at::empty({T_, N, H}, x.options());
+      for (int64_t p = begin; p < end; ++p) {
+        const Tensor gx = at::mm(inputs, w_ih[p].t()).view({T_, N, G});
+        lstm_forward_impl<scalar_t>(gx, zeros, zeros, w_hh_t[p], b[p], {}, {}, {}, {}, {}, {},
+                                    0.0, {}, 0.0, {}, {}, reverse, false, gates, taus, {},
+                                    c_store, out, {}, {}, {}, {}, {}, {});
+        finals[p].copy_(out[reverse ? 0 : T_ - 1]);
+      }
+    });
+  });
+  return finals;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(lstmkit, lib) {
@@ -1180,6 +1221,8 @@ TORCH_LIBRARY(lstmkit, lib) {
       "Tensor? n_hat, Tensor hs, Tensor? a, Tensor? mean_h, Tensor? rstd_h, Tensor? ln_hh, "
       "Tensor? zh, float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, "
       "Tensor(a!) dg, Tensor(b!)? grad_a, Tensor(c!) dn, Tensor(d!) dh0) -> ()");
+  lib.def(
+      "lstm_population(Tensor x, Tensor w_ih, Tensor w_hh_t, Tensor b, bool reverse) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(lstmkit, CPU, lib) {
@@ -1187,4 +1230,5 @@ TORCH_LIBRARY_IMPL(lstmkit, CPU, lib) {
   lib.impl("lstm_backward", &lstm_backward);
   lib.impl("gru_forward", &gru_forward);
   lib.impl("gru_backward", &gru_backward);
+  lib.impl("lstm_population", &lstm_population);
 }
