@@ -79,12 +79,13 @@ Public API:
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from lstmkit.interop import _rnn_config, _suffix
 from lstmkit.nn import GRU, LSTM
+from lstmkit.recurrence.config import RNNConfig
 
 MODES = ("LSTM", "GRU")
 #: Keras's ``Bidirectional`` merge modes and lstmkit's names for them.
@@ -256,31 +257,8 @@ def _numpy(value) -> np.ndarray:
 # -- whole modules ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """What the converters need to know of an lstmkit or torch.nn module."""
-
-    mode: str
-    input_size: int
-    hidden_size: int
-    num_layers: int
-    bias: bool
-    bidirectional: bool
-    merge_mode: str
-    reset_after: bool
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    def layer_input_size(self, layer: int) -> int:
-        if layer == 0:
-            return self.input_size
-        wide = self.bidirectional and self.merge_mode == "concat"
-        return 2 * self.hidden_size if wide else self.hidden_size
-
-
-def _spec(module) -> _Spec:
+def _spec(module) -> RNNConfig:
+    """The configuration of ``module``, checked to have a Keras equivalent."""
     mode = getattr(module, "mode", None)
     if not isinstance(module, torch.nn.Module) or mode not in MODES:
         raise TypeError(
@@ -300,20 +278,7 @@ def _spec(module) -> _Spec:
                 f"module: {variant}={value!r} changes the cell's formulas and Keras's "
                 f"{mode} has no such option; expected a plain {mode} cell"
             )
-    return _Spec(
-        mode=mode,
-        input_size=module.input_size,
-        hidden_size=module.hidden_size,
-        num_layers=module.num_layers,
-        bias=bool(module.bias),
-        bidirectional=bool(module.bidirectional),
-        merge_mode=getattr(module, "merge_mode", "concat"),
-        reset_after=bool(getattr(cfg, "reset_after", True)),
-    )
-
-
-def _suffix(layer: int, direction: int) -> str:
-    return f"_l{layer}" + ("_reverse" if direction else "")
+    return _rnn_config(module)
 
 
 def load_keras_weights(module, weights: Sequence):
@@ -348,14 +313,14 @@ def load_keras_weights(module, weights: Sequence):
         )
     converted: dict[str, np.ndarray] = {}
     for layer, arrays in enumerate(weights):
-        expected = per_direction * spec.directions
+        expected = per_direction * spec.num_directions
         if len(arrays) != expected:
             what = "forward + backward, " if spec.bidirectional else ""
             raise ValueError(
                 f"weights[{layer}]: expected {expected} arrays ({what}"
                 f"{'with' if spec.bias else 'without'} bias), got {len(arrays)}"
             )
-        for direction in range(spec.directions):
+        for direction in range(spec.num_directions):
             part = list(arrays[direction * per_direction : (direction + 1) * per_direction])
             side = ("forward", "backward")[direction] if spec.bidirectional else ""
             params = keras_to_torch(
@@ -388,7 +353,7 @@ def to_keras(module) -> list[list[np.ndarray]]:
     result = []
     for layer in range(spec.num_layers):
         arrays: list[np.ndarray] = []
-        for direction in range(spec.directions):
+        for direction in range(spec.num_directions):
             suffix = _suffix(layer, direction)
             names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if spec.bias else ())
             params = {name: getattr(module, name + suffix) for name in names}

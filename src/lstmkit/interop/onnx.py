@@ -36,7 +36,6 @@ dropout), in float32.
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,9 @@ except ImportError as err:  # the onnx extra is optional
     ) from err
 
 from lstmkit import __version__, backends
+from lstmkit.interop import _rnn_config, _suffix
 from lstmkit.nn import GRU, LSTM
+from lstmkit.recurrence.config import RNNConfig
 from lstmkit.tasks import (
     Forecaster,
     SequenceClassifier,
@@ -75,25 +76,6 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 
 # -- what the module is -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """What the export needs to know of an LSTM/GRU module (lstmkit or torch.nn)."""
-
-    mode: str
-    hidden_size: int
-    num_layers: int
-    bias: bool
-    bidirectional: bool
-    merge_mode: str
-    reset_after: bool
-    peephole: bool
-    batch_first: bool
-
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
 
 
 def why_not_onnx(module: nn.Module) -> str | None:
@@ -123,34 +105,11 @@ def why_not_onnx(module: nn.Module) -> str | None:
     return f"expected lstmkit.LSTM/GRU or torch.nn.LSTM/GRU, got {type(module).__name__}"
 
 
-def _spec(module: nn.Module) -> _Spec:
+def _spec(module: nn.Module) -> RNNConfig:
     reason = why_not_onnx(module)
     if reason is not None:
         raise ValueError(f"cannot export {type(module).__name__} to ONNX: {reason}")
-    if isinstance(module, LSTM | GRU):
-        cfg = module.cfg
-        return _Spec(
-            cfg.mode,
-            cfg.hidden_size,
-            cfg.num_layers,
-            cfg.bias,
-            cfg.bidirectional,
-            cfg.merge_mode,
-            cfg.reset_after,
-            cfg.peephole,
-            module.batch_first,
-        )
-    return _Spec(
-        module.mode,
-        module.hidden_size,
-        module.num_layers,
-        module.bias,
-        module.bidirectional,
-        "concat",
-        True,
-        False,
-        module.batch_first,
-    )
+    return _rnn_config(module)
 
 
 def onnx_weights(module: nn.Module) -> list[dict[str, np.ndarray]]:
@@ -164,21 +123,17 @@ def onnx_weights(module: nn.Module) -> list[dict[str, np.ndarray]]:
     order = _LSTM_ORDER if spec.mode == "LSTM" else _GRU_ORDER
     layers = []
     for layer in range(spec.num_layers):
-        found: dict[str, list[np.ndarray]] = {}
+        found: dict[str, list[np.ndarray]] = {"W": [], "R": [], "B": [], "P": []}
         for direction in range(spec.num_directions):
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
-
-            def get(name, suffix=suffix):
-                return getattr(module, name + suffix)
-
-            found.setdefault("W", []).append(_reorder(get("weight_ih"), order))
-            found.setdefault("R", []).append(_reorder(get("weight_hh"), order))
+            suffix = _suffix(layer, direction)
+            found["W"].append(_reorder(getattr(module, "weight_ih" + suffix), order))
+            found["R"].append(_reorder(getattr(module, "weight_hh" + suffix), order))
             if spec.bias:
-                b = [_reorder(get(n), order) for n in ("bias_ih", "bias_hh")]
-                found.setdefault("B", []).append(np.concatenate(b))
+                b = [_reorder(getattr(module, n + suffix), order) for n in ("bias_ih", "bias_hh")]
+                found["B"].append(np.concatenate(b))
             if spec.peephole:
-                found.setdefault("P", []).append(_reorder(get("weight_ph"), _PEEPHOLE_ORDER))
-        layers.append({k: np.stack(v) for k, v in found.items()})
+                found["P"].append(_reorder(getattr(module, "weight_ph" + suffix), _PEEPHOLE_ORDER))
+        layers.append({k: np.stack(v) for k, v in found.items() if v})
     return layers
 
 
@@ -225,16 +180,20 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
         return names[0] if len(names) == 1 else names
 
-    def input(self, name: str, elem_type: int, shape: Sequence) -> str:
+    def input(self, name: str, shape: Sequence, elem_type: int = TensorProto.FLOAT) -> str:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
         return name
 
-    def model(self, outputs: dict[str, tuple[str, int, Sequence]], doc: str, metadata: dict):
-        """The ModelProto; ``outputs`` maps a public name to (value, elem_type, shape)."""
+    def lengths(self) -> str:
+        """The graph's ``lengths`` input, (batch,) int64."""
+        return self.input("lengths", ["batch"], TensorProto.INT64)
+
+    def model(self, outputs: dict[str, tuple[str, Sequence]], doc: str, metadata: dict):
+        """The ModelProto; ``outputs`` maps a public name to (value, shape), float32."""
         declared = []
-        for name, (value, elem_type, shape) in outputs.items():
+        for name, (value, shape) in outputs.items():
             self.op("Identity", [value], [name])
-            declared.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
+            declared.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
         graph = helper.make_graph(
             self.nodes, "lstmkit", self.inputs, declared, initializer=self.initializers
         )
@@ -262,22 +221,34 @@ def _step_index(g: _Graph, x: str, axis: int) -> str:
     return g.op("Range", [zero, _steps(g, x, axis), one])
 
 
+def _unsqueeze(g: _Graph, x: str, axis: int) -> str:
+    return g.op("Unsqueeze", [x, g.const("axes", [axis])])
+
+
+def _swap_first_axes(g: _Graph, x: str) -> str:
+    """(A, B, C) → (B, A, C): time-major ↔ batch-first."""
+    return g.op("Transpose", [x], perm=[1, 0, 2])
+
+
+def _concat(g: _Graph, parts: Sequence[str], axis: int) -> str:
+    return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=axis)
+
+
 def _step_mask(g: _Graph, y: str, lengths: str) -> str:
     """Boolean (T, N, 1) mask of the real steps of the time-major ``y`` (T, N, F)."""
-    t = _step_index(g, y, 0)
-    real = g.op("Less", [g.op("Unsqueeze", [t, g.const("axes", [1])]), lengths])  # (T, N)
-    return g.op("Unsqueeze", [real, g.const("axes", [2])])
+    real = g.op("Less", [_unsqueeze(g, _step_index(g, y, 0), 1), lengths])  # (T, N)
+    return _unsqueeze(g, real, 2)
 
 
-def _rows(g: _Graph, x: str, start: int, stop: int) -> str:
-    """``x[start:stop]`` along the first axis ("" stays "": an absent optional input)."""
+def _slice(g: _Graph, x: str, start: int, stop: int, axis: int = 0) -> str:
+    """``x[start:stop]`` along ``axis`` ("" stays "": an absent optional input)."""
     if not x:
         return ""
-    bounds = (g.const("start", [start]), g.const("end", [stop]), g.const("axes", [0]))
+    bounds = (g.const("start", [start]), g.const("end", [stop]), g.const("axes", [axis]))
     return g.op("Slice", [x, *bounds])
 
 
-def _merge(g: _Graph, y: str, spec: _Spec) -> str:
+def _merge(g: _Graph, y: str, spec: RNNConfig) -> str:
     """ONNX's Y (T, D, N, H) as lstmkit's merged layer output (T, N, H_out)."""
     if spec.num_directions == 1:
         return g.op("Squeeze", [y, g.const("axes", [1])])
@@ -317,21 +288,17 @@ def _recurrent(
             g.const(f"R_{k}", w["R"]),
             g.const(f"B_{k}", w["B"]) if "B" in w else "",
             seq_lens,
-            _rows(g, h0, *rows),
+            _slice(g, h0, *rows),
         ]
         if spec.mode == "LSTM":
-            inputs += [_rows(g, c0, *rows), g.const(f"P_{k}", w["P"]) if "P" in w else ""]
+            inputs += [_slice(g, c0, *rows), g.const(f"P_{k}", w["P"]) if "P" in w else ""]
             y, y_h, y_c = g.op("LSTM", inputs, 3, **attrs)
             c_parts.append(y_c)
         else:
             y, y_h = g.op("GRU", inputs, 2, **attrs)
         h_parts.append(y_h)
         x = _merge(g, y, spec)
-
-    def stack(parts):
-        return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=0)
-
-    return x, stack(h_parts), (stack(c_parts) if c_parts else None)
+    return x, _concat(g, h_parts, 0), (_concat(g, c_parts, 0) if c_parts else None)
 
 
 def _linear(g: _Graph, x: str, linear: nn.Linear, stem: str) -> str:
@@ -343,24 +310,30 @@ def _linear(g: _Graph, x: str, linear: nn.Linear, stem: str) -> str:
     return g.op("Add", [out, g.const(f"{stem}_bias", linear.bias.detach().cpu().numpy())])
 
 
-def _real_steps(g: _Graph, x: str, lengths: str) -> str:
-    """Float (N, T) mask of the real steps of the batch-first ``x`` (N, T, ·)."""
-    t = _step_index(g, x, 1)
-    real = g.op("Less", [g.op("Unsqueeze", [t, g.const("axes", [0])]), _column(g, lengths)])
-    return g.op("Cast", [real], to=TensorProto.FLOAT)
+def _real_steps(g: _Graph, x: str, lengths: str, axis: int) -> str:
+    """Float mask of the real steps of the batch-first ``x`` (N, T, ·), with a unit axis
+    inserted at ``axis``: (N, 1, T) for 1, (N, T, 1) for 2."""
+    real = g.op("Less", [_unsqueeze(g, _step_index(g, x, 1), 0), _unsqueeze(g, lengths, 1)])
+    return _unsqueeze(g, g.op("Cast", [real], to=TensorProto.FLOAT), axis)
 
 
-def _column(g: _Graph, lengths: str) -> str:
-    """lengths (N,) as an (N, 1) column."""
-    return g.op("Unsqueeze", [lengths, g.const("axes", [1])])
+def _float_lengths(g: _Graph, lengths: str) -> str:
+    """lengths (N,) as a float (N, 1) column."""
+    return g.op("Cast", [_unsqueeze(g, lengths, 1)], to=TensorProto.FLOAT)
 
 
 def _stride_pads(g: _Graph, x: str, s: str) -> str:
     """Pad's pads for the batch-first ``x`` (N, T, D): zeros after the last step up to a
     multiple of the stride ``s`` (a scalar int64), [begin N, T, D, end N, T, D]."""
     extra = g.op("Mod", [g.op("Sub", [s, g.op("Mod", [_steps(g, x, 1), s])]), s])
-    tail = g.op("Unsqueeze", [extra, g.const("axes", [0])])
+    tail = _unsqueeze(g, extra, 0)
     return g.op("Concat", [g.const("begin", [0, 0, 0, 0]), tail, g.const("end", [0])], axis=0)
+
+
+def _strided_lengths(g: _Graph, lengths: str, stride: int, s: str) -> str:
+    """⌈L/s⌉ of the lengths (N,), ``s`` the stride as a scalar int64."""
+    up = g.op("Add", [lengths, g.const("stride_less_one", np.array(stride - 1, np.int64))])
+    return g.op("Div", [up, s])
 
 
 def _patches(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tuple[str, str]:
@@ -370,15 +343,11 @@ def _patches(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tuple[
     if stride == 1:
         return x, lengths
     if lengths:
-        mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])
-        x = g.op("Mul", [x, mask])
+        x = g.op("Mul", [x, _real_steps(g, x, lengths, 2)])
     s = g.const("stride", np.array(stride, np.int64))
     pads = _stride_pads(g, x, s)
     out = g.op("Reshape", [g.op("Pad", [x, pads]), g.const("shape", [0, -1, stride * width])])
-    if not lengths:
-        return out, lengths
-    up = g.op("Add", [lengths, g.const("stride_less_one", np.array(stride - 1, np.int64))])
-    return out, g.op("Div", [up, s])
+    return out, (_strided_lengths(g, lengths, stride, s) if lengths else lengths)
 
 
 def _window_mean(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tuple[str, str]:
@@ -387,32 +356,17 @@ def _window_mean(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tu
     → ⌈L/s⌉. Every graph of a network with a stride has a ``lengths`` input."""
     if stride == 1:
         return x, lengths
-    mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])  # (N, T, 1)
+    mask = _real_steps(g, x, lengths, 2)  # (N, T, 1)
     s = g.const("stride", np.array(stride, np.int64))
     pads = _stride_pads(g, x, s)
     axes = g.const("axes", [2])
-    total = g.op(
-        "ReduceSum",
-        [
-            g.op(
-                "Reshape",
-                [
-                    g.op("Pad", [g.op("Mul", [x, mask]), pads]),
-                    g.const("shape", [0, -1, stride, width]),
-                ],
-            ),
-            axes,
-        ],
-        keepdims=0,
-    )
-    count = g.op(
-        "ReduceSum",
-        [g.op("Reshape", [g.op("Pad", [mask, pads]), g.const("shape", [0, -1, stride, 1])]), axes],
-        keepdims=0,
-    )
+    padded = g.op("Pad", [g.op("Mul", [x, mask]), pads])
+    windows = g.op("Reshape", [padded, g.const("shape", [0, -1, stride, width])])
+    total = g.op("ReduceSum", [windows, axes], keepdims=0)
+    real = g.op("Reshape", [g.op("Pad", [mask, pads]), g.const("shape", [0, -1, stride, 1])])
+    count = g.op("ReduceSum", [real, axes], keepdims=0)
     mean = g.op("Div", [total, g.op("Max", [count, g.const("one", np.float32(1.0))])])
-    up = g.op("Add", [lengths, g.const("stride_less_one", np.array(stride - 1, np.int64))])
-    return mean, g.op("Div", [up, s])
+    return mean, _strided_lengths(g, lengths, stride, s)
 
 
 def _conv_branch(g: _Graph, conv, x: str, lengths: str) -> str:
@@ -424,7 +378,7 @@ def _conv_branch(g: _Graph, conv, x: str, lengths: str) -> str:
     h = g.op("Transpose", [x], perm=[0, 2, 1])  # (N, C, T)
     keep = ""
     if lengths:
-        keep = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [1])])  # (N, 1, T)
+        keep = _real_steps(g, x, lengths, 1)  # (N, 1, T)
         h = g.op("Mul", [h, keep])
     for k, (pad, layer, norm) in enumerate(zip(conv.pads, conv.convs, conv.norms, strict=True)):
         scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach()
@@ -442,7 +396,7 @@ def _conv_branch(g: _Graph, conv, x: str, lengths: str) -> str:
     if not lengths:
         return g.op("ReduceMean", [h], axes=[2], keepdims=0)
     total = g.op("ReduceSum", [h, g.const("axes", [2])], keepdims=0)
-    return g.op("Div", [total, g.op("Cast", [_column(g, lengths)], to=TensorProto.FLOAT)])
+    return g.op("Div", [total, _float_lengths(g, lengths)])
 
 
 def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -> str:
@@ -454,15 +408,14 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
         x_rnn, lengths_rnn = _window_mean(g, x, lengths, net.rnn_stride, net.input_size)
     else:
         x_rnn, lengths_rnn = x, lengths
-    y, h_n, _ = _recurrent(g, net.rnn, g.op("Transpose", [x_rnn], perm=[1, 0, 2]), lengths_rnn)
+    y, h_n, _ = _recurrent(g, net.rnn, _swap_first_axes(g, x_rnn), lengths_rnn)
     if net.output == "sequence":
-        return _linear(g, g.op("Transpose", [y], perm=[1, 0, 2]), net.head, "head")
+        return _linear(g, _swap_first_axes(g, y), net.head, "head")
     mask = _step_mask(g, y, lengths_rnn) if lengths_rnn else None
     parts = []
     for kind in net.pooling:
         if kind == "last":  # the last layer's final states, [h_T, h'_1]: (D, N, H) -> (N, D·H)
-            last = _rows(g, h_n, -net.directions, _INT64_MAX)
-            nd = g.op("Transpose", [last], perm=[1, 0, 2])
+            nd = _swap_first_axes(g, _slice(g, h_n, -net.directions, _INT64_MAX))
             parts.append(g.op("Reshape", [nd, g.const("shape", [0, -1])]))
         elif kind == "mean":
             if mask is None:
@@ -472,8 +425,7 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
                 total = g.op(
                     "ReduceSum", [g.op("Mul", [y, real]), g.const("axes", [0])], keepdims=0
                 )
-                count = g.op("Cast", [_column(g, lengths_rnn)], to=TensorProto.FLOAT)
-                parts.append(g.op("Div", [total, count]))
+                parts.append(g.op("Div", [total, _float_lengths(g, lengths_rnn)]))
         else:  # max
             if mask is not None:
                 y_max = g.op("Where", [mask, y, g.const("minus_inf", np.float32(-np.inf))])
@@ -485,8 +437,7 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
         parts.append(_conv_branch(g, net.conv, x_conv, lengths_conv))
     if extra:
         parts.append(extra)
-    features = parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=-1)
-    return _linear(g, features, net.head, "head")
+    return _linear(g, _concat(g, parts, -1), net.head, "head")
 
 
 def _ensemble(g: _Graph, net, x: str, lengths: str, extra: str = "") -> str:
@@ -507,24 +458,21 @@ def _ensemble(g: _Graph, net, x: str, lengths: str, extra: str = "") -> str:
 
 def _module_model(module: nn.Module, lengths: bool, initial_state: bool):
     spec = _spec(module)
-    f = TensorProto.FLOAT
     g = _Graph()
-    dirs, states = spec.num_directions, spec.num_layers * spec.num_directions
-    out_size = spec.hidden_size * (dirs if spec.merge_mode == "concat" else 1)
-    axes = ("batch", "steps") if spec.batch_first else ("steps", "batch")
-    x = g.input("input", f, [*axes, module.input_size])
-    lens = g.input("lengths", TensorProto.INT64, ["batch"]) if lengths else ""
-    state_shape = [states, "batch", spec.hidden_size]
-    h0 = g.input("h_0", f, state_shape) if initial_state else ""
-    c0 = g.input("c_0", f, state_shape) if initial_state and spec.mode == "LSTM" else ""
-    if spec.batch_first:
-        x = g.op("Transpose", [x], perm=[1, 0, 2])
+    axes = ("batch", "steps") if module.batch_first else ("steps", "batch")
+    x = g.input("input", [*axes, module.input_size])
+    lens = g.lengths() if lengths else ""
+    state_shape = [spec.num_layers * spec.num_directions, "batch", spec.hidden_size]
+    h0 = g.input("h_0", state_shape) if initial_state else ""
+    c0 = g.input("c_0", state_shape) if initial_state and spec.mode == "LSTM" else ""
+    if module.batch_first:
+        x = _swap_first_axes(g, x)
     y, h_n, c_n = _recurrent(g, module, x, lens, h0, c0)
-    if spec.batch_first:
-        y = g.op("Transpose", [y], perm=[1, 0, 2])
-    outputs = {"output": (y, f, [*axes, out_size]), "h_n": (h_n, f, state_shape)}
+    if module.batch_first:
+        y = _swap_first_axes(g, y)
+    outputs = {"output": (y, [*axes, spec.output_size]), "h_n": (h_n, state_shape)}
     if c_n is not None:
-        outputs["c_n"] = (c_n, f, state_shape)
+        outputs["c_n"] = (c_n, state_shape)
     doc = f"lstmkit {type(module).__name__}: {module!r}"
     return g.model(outputs, doc, {"lstmkit.kind": spec.mode})
 
@@ -533,16 +481,18 @@ def _standardise(g: _Graph, x: str, mean, std) -> str:
     return g.op("Div", [g.op("Sub", [x, g.const("mean", mean)]), g.const("std", std)])
 
 
+def _unstandardise(g: _Graph, x: str, mean, std) -> str:
+    """x·σ + μ: predictions back on y's scale."""
+    return g.op("Add", [g.op("Mul", [x, g.const("y_std", std)]), g.const("y_mean", mean)])
+
+
 def _standardise_each(g: _Graph, x: str, lengths: str, floor) -> tuple[str, str, str]:
     """:func:`lstmkit.data.scaling.standardise_each` on the padded batch-first ``x``:
     each channel of each sequence to mean 0 and standard deviation 1 over its real steps,
     σ floored at ``floor`` (D,) (a constant channel to 0; the padding is left to the masks
     downstream). Returns (x', the means (N, 1, D), the standard deviations (N, 1, D))."""
-    mask = g.op("Unsqueeze", [_real_steps(g, x, lengths), g.const("axes", [2])])  # (N, T, 1)
-    count = g.op(
-        "Unsqueeze",
-        [g.op("Cast", [_column(g, lengths)], to=TensorProto.FLOAT), g.const("axes", [2])],
-    )  # (N, 1, 1)
+    mask = _real_steps(g, x, lengths, 2)  # (N, T, 1)
+    count = _unsqueeze(g, _float_lengths(g, lengths), 2)  # (N, 1, 1)
     axes = g.const("axes", [1])
     mean = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [x, mask]), axes], keepdims=1), count])
     centred = g.op("Mul", [g.op("Sub", [x, mean]), mask])
@@ -569,17 +519,16 @@ def _level_and_scale(g: _Graph, mean: str, std: str, fitted: dict) -> str:
 def _net_model(net):
     """A RecurrentNet alone: inputs x (N, T, D), lengths (N,), extra (N, E) when its head
     reads extra features; output (N, K) or (N, T, K)."""
-    f = TensorProto.FLOAT
     g = _Graph()
-    x = g.input("x", f, ["batch", "steps", net.input_size])
-    lens = g.input("lengths", TensorProto.INT64, ["batch"])
+    x = g.input("x", ["batch", "steps", net.input_size])
+    lens = g.lengths()
     extra_size = _extra_size(net)
-    extra = g.input("extra", f, ["batch", extra_size]) if extra_size else ""
+    extra = g.input("extra", ["batch", extra_size]) if extra_size else ""
     out = _recurrent_net(g, net, x, lens, extra)
     k = net.head.out_features
     shape = ["batch", "steps", k] if net.output == "sequence" else ["batch", k]
     return g.model(
-        {"output": (out, f, shape)}, "lstmkit RecurrentNet", {"lstmkit.kind": "RecurrentNet"}
+        {"output": (out, shape)}, "lstmkit RecurrentNet", {"lstmkit.kind": "RecurrentNet"}
     )
 
 
@@ -597,10 +546,9 @@ def _sequence_model(est):
     in fit → network → class logits and probabilities, or predictions on y's scale."""
     est._check_fitted()
     fitted, net = est._fitted, est.net_
-    f = TensorProto.FLOAT
     g = _Graph()
-    x = g.input("x", f, ["batch", "steps", fitted["input_size"]])
-    lens = g.input("lengths", TensorProto.INT64, ["batch"])
+    x = g.input("x", ["batch", "steps", fitted["input_size"]])
+    lens = g.lengths()
     extra = ""
     if est.params.get("normalize") == "sequence":
         floor = np.broadcast_to(quiet_floor(fitted), (fitted["input_size"],))
@@ -612,17 +560,11 @@ def _sequence_model(est):
     shape = ["batch", "steps", k] if net.output == "sequence" else ["batch", k]
     meta = {"lstmkit.kind": est._kind}
     if isinstance(est, SequenceRegressor):
-        pred = g.op(
-            "Add",
-            [
-                g.op("Mul", [out, g.const("y_std", fitted["y_std"])]),
-                g.const("y_mean", fitted["y_mean"]),
-            ],
-        )
-        outputs = {"prediction": (pred, f, shape)}
+        pred = _unstandardise(g, out, fitted["y_mean"], fitted["y_std"])
+        outputs = {"prediction": (pred, shape)}
     else:
         probs = g.op("Softmax", [out], axis=-1)
-        outputs = {"logits": (out, f, shape), "probabilities": (probs, f, shape)}
+        outputs = {"logits": (out, shape), "probabilities": (probs, shape)}
         meta["lstmkit.classes"] = json.dumps(est.classes_.tolist())
     return g.model(outputs, f"lstmkit {est._kind}", meta)
 
@@ -636,45 +578,37 @@ def _forecaster_model(est):
             "export: expected a Forecaster fitted on one series; a global model over a panel "
             "(quantiles, ensembles, per-series scales) has no ONNX graph yet"
         )
-    f = TensorProto.FLOAT
     g = _Graph()
     y_scaler, past_scaler, fut_scaler = est._scalers
     targets, horizon = est._shapes["targets"], est._step_horizon
-    series = g.input("series", f, ["batch", "steps", targets])
+    series = g.input("series", ["batch", "steps", targets])
     y_s = _standardise(g, series, y_scaler.mean, y_scaler.std)
     # level-relative: the window's last scaled target y_{t-1}, (N, 1, K)
-    level = g.op(
-        "Slice", [y_s, g.const("start", [-1]), g.const("end", [_INT64_MAX]), g.const("axes", [1])]
-    )
+    level = _slice(g, y_s, -1, _INT64_MAX, axis=1)
     channels = [g.op("Sub", [y_s, level])]
     if past_scaler is not None:
-        past = g.input("covariates", f, ["batch", "steps", len(past_scaler.mean)])
+        past = g.input("covariates", ["batch", "steps", len(past_scaler.mean)])
         channels.append(_standardise(g, past, past_scaler.mean, past_scaler.std))
     extra = ""
     if fut_scaler is not None:  # rows t-L … t+H-1: the window, then the horizon
-        fut = g.input("future_covariates", f, ["batch", "steps_plus_horizon", len(fut_scaler.mean)])
+        fut = g.input("future_covariates", ["batch", "steps_plus_horizon", len(fut_scaler.mean)])
         fut_s = _standardise(g, fut, fut_scaler.mean, fut_scaler.std)
-        steps = g.op("Unsqueeze", [_steps(g, series, 1), g.const("axes", [0])])
+        steps = _unsqueeze(g, _steps(g, series, 1), 0)
         zero, end, axis = g.const("start", [0]), g.const("end", [_INT64_MAX]), g.const("axes", [1])
         channels.append(g.op("Slice", [fut_s, zero, steps, axis]))
         ahead = g.op("Slice", [fut_s, steps, end, axis])  # (N, H, F) -> step-major (N, H·F)
         extra = g.op("Reshape", [ahead, g.const("shape", [0, -1])])
-    x = channels[0] if len(channels) == 1 else g.op("Concat", channels, axis=-1)
-    out = _recurrent_net(g, est.net_, x, "", extra)
+    out = _recurrent_net(g, est.net_, _concat(g, channels, -1), "", extra)
     block = g.op("Add", [g.op("Reshape", [out, g.const("shape", [0, horizon, targets])]), level])
-    forecast = g.op(
-        "Add",
-        [g.op("Mul", [block, g.const("y_std", y_scaler.std)]), g.const("y_mean", y_scaler.mean)],
-    )
-    p = est.params
+    forecast = _unstandardise(g, block, y_scaler.mean, y_scaler.std)
     meta = {
         "lstmkit.kind": "Forecaster",
         "lstmkit.lookback": est.lookback_,
         "lstmkit.horizon": horizon,
-        "lstmkit.strategy": p["strategy"],
+        "lstmkit.strategy": est.params["strategy"],
     }
     return g.model(
-        {"forecast": (forecast, f, ["batch", horizon, targets])}, "lstmkit Forecaster", meta
+        {"forecast": (forecast, ["batch", horizon, targets])}, "lstmkit Forecaster", meta
     )
 
 
@@ -683,24 +617,23 @@ def _text_model(est):
     logits (N, T, V) and the final state; the vocabulary is in the metadata."""
     est._check_fitted()
     net = est.net_
-    f = TensorProto.FLOAT
     g = _Graph()
     rnn = net.rnn
-    tokens = g.input("tokens", TensorProto.INT64, ["batch", "steps"])
-    lens = g.input("lengths", TensorProto.INT64, ["batch"])
+    tokens = g.input("tokens", ["batch", "steps"], TensorProto.INT64)
+    lens = g.lengths()
     state_shape = [rnn.num_layers, "batch", rnn.hidden_size]
-    h0 = g.input("h_0", f, state_shape)
-    c0 = g.input("c_0", f, state_shape) if rnn.mode == "LSTM" else ""
+    h0 = g.input("h_0", state_shape)
+    c0 = g.input("c_0", state_shape) if rnn.mode == "LSTM" else ""
     table = g.const("embedding", net.embed.weight.detach().cpu().numpy())
     x = g.op("Gather", [table, g.op("Transpose", [tokens], perm=[1, 0])], axis=0)  # (T, N, E)
     y, h_n, c_n = _recurrent(g, rnn, x, lens, h0, c0)
-    logits = _linear(g, g.op("Transpose", [y], perm=[1, 0, 2]), net.head, "head")
+    logits = _linear(g, _swap_first_axes(g, y), net.head, "head")
     outputs = {
-        "logits": (logits, f, ["batch", "steps", net.head.out_features]),
-        "h_n": (h_n, f, state_shape),
+        "logits": (logits, ["batch", "steps", net.head.out_features]),
+        "h_n": (h_n, state_shape),
     }
     if c_n is not None:
-        outputs["c_n"] = (c_n, f, state_shape)
+        outputs["c_n"] = (c_n, state_shape)
     meta = {"lstmkit.kind": "TextGenerator", "lstmkit.vocab": json.dumps(est._vocab)}
     return g.model(outputs, "lstmkit TextGenerator", meta)
 
