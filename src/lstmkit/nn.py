@@ -60,11 +60,13 @@ from lstmkit.recurrence.stack import run_stack
 _GATE_NAMES = {"LSTM": ("i", "f", "g", "c", "o", "h"), "GRU": ("r", "z", "n", "h")}
 
 
-def _check_rate(name: str, value) -> float:
+def _check_rate(name: str, value, closed: bool = False) -> float:
+    """A rate in [0, 1), or in [0, 1] when ``closed``."""
+    interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
+        raise TypeError(f"{name}: expected a float in {interval}, got {type(value).__name__}")
+    if not (0 <= value <= 1 if closed else 0 <= value < 1):
+        raise ValueError(f"{name}: expected a float in {interval}, got {value}")
     return value
 
 
@@ -101,10 +103,7 @@ class _RecurrentBase(nn.Module):
         hidden_size = check_int("hidden_size", hidden_size, 1)
         num_layers = check_int("num_layers", num_layers, 1)
         proj_size = check_int("proj_size", proj_size, 0)
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise TypeError(f"dropout: expected a float in [0, 1], got {type(dropout).__name__}")
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"dropout: expected a float in [0, 1], got {dropout}")
+        _check_rate("dropout", dropout, closed=True)
         if proj_size >= hidden_size:
             raise ValueError(
                 f"proj_size: expected less than hidden_size ({hidden_size}), got {proj_size}"
@@ -113,12 +112,9 @@ class _RecurrentBase(nn.Module):
             raise ValueError(
                 f"merge_mode: expected one of {', '.join(MERGE_MODES)}, got {merge_mode!r}"
             )
-        for name, rate in (
-            ("recurrent_dropout", recurrent_dropout),
-            ("zoneout", zoneout),
-            ("zoneout_cell", zoneout_cell),
-        ):
-            _check_rate(name, rate)
+        _check_rate("recurrent_dropout", recurrent_dropout)
+        _check_rate("zoneout", zoneout)
+        _check_rate("zoneout_cell", zoneout_cell)
         if forget_bias is not None:
             if isinstance(forget_bias, bool) or not isinstance(forget_bias, int | float):
                 raise TypeError(
@@ -300,6 +296,8 @@ class _RecurrentBase(nn.Module):
             text += f", forget_bias={self.forget_bias}"
         if self.backend != "auto":
             text += f", backend={self.backend!r}"
+        if not cfg.reset_after:  # the Cho GRU
+            text += ", reset_after=False"
         return text
 
     def direction_weights(self) -> list[DirectionWeights]:
@@ -655,10 +653,6 @@ class GRU(_RecurrentBase):
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
         )
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        return text if self.cfg.reset_after else text + ", reset_after=False"
 
     def forward(self, input, hx=None, *, lengths=None):
         out, h_n, _ = self._run(input, hx, lengths)

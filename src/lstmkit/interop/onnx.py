@@ -85,24 +85,19 @@ def why_not_onnx(module: nn.Module) -> str | None:
     and zoneout (no operator has them). Recurrent dropout and dropout between layers are
     training-only and absent from the exported (inference) graph, so they export.
     """
-    if isinstance(module, LSTM | GRU):
-        cfg = module.cfg
-        reasons = []
-        if cfg.proj_size > 0:
-            reasons.append(f"proj_size={cfg.proj_size} (ONNX's LSTM has no projection)")
-        if cfg.layer_norm:
-            reasons.append("layer_norm=True (no ONNX operator normalises inside the recurrence)")
-        if cfg.zoneout > 0 or cfg.zoneout_cell > 0:
-            reasons.append(
-                "zoneout (its evaluation mixes each state with the previous one; "
-                "no ONNX operator does)"
-            )
-        return "; ".join(reasons) or None
-    if isinstance(module, nn.LSTM | nn.GRU):
-        if getattr(module, "proj_size", 0) > 0:
-            return f"proj_size={module.proj_size} (ONNX's LSTM has no projection)"
-        return None
-    return f"expected lstmkit.LSTM/GRU or torch.nn.LSTM/GRU, got {type(module).__name__}"
+    if not isinstance(module, LSTM | GRU | nn.LSTM | nn.GRU):
+        return f"expected lstmkit.LSTM/GRU or torch.nn.LSTM/GRU, got {type(module).__name__}"
+    cfg = _rnn_config(module)  # torch.nn's has no variants: only proj_size can refuse it
+    reasons = []
+    if cfg.proj_size > 0:
+        reasons.append(f"proj_size={cfg.proj_size} (ONNX's LSTM has no projection)")
+    if cfg.layer_norm:
+        reasons.append("layer_norm=True (no ONNX operator normalises inside the recurrence)")
+    if cfg.zoneout > 0 or cfg.zoneout_cell > 0:
+        reasons.append(
+            "zoneout (its evaluation mixes each state with the previous one; no ONNX operator does)"
+        )
+    return "; ".join(reasons) or None
 
 
 def _spec(module: nn.Module) -> RNNConfig:
