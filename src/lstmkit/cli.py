@@ -86,36 +86,62 @@ def _load_run(ctx: click.Context, _param, value):
     return value
 
 
-def resume_option(f):
-    return click.option(
-        "--resume",
-        type=click.Path(file_okay=False),
-        callback=_load_run,
+def _together(*decorators):
+    """One decorator for ``decorators`` stacked in this order (the order --help lists them)."""
+    return lambda f: functools.reduce(lambda g, d: d(g), reversed(decorators), f)
+
+
+resume_option = click.option(
+    "--resume",
+    type=click.Path(file_okay=False),
+    callback=_load_run,
+    is_eager=True,
+    help="Continue an interrupted run from its directory (its options and checkpoint).",
+)
+_json_option = click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")
+output_options = _together(  # --out, --config, --json, --quiet
+    click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        callback=_load_config,
         is_eager=True,
-        help="Continue an interrupted run from its directory (its options and checkpoint).",
-    )(f)
-
-
-def output_options(f):
-    """--out, --config, --json, --quiet."""
-    options = [
-        click.option(
-            "--config",
-            type=click.Path(dir_okay=False),
-            callback=_load_config,
-            is_eager=True,
-            expose_value=True,
-            help="TOML file of options (keys as the long option names); flags override it.",
-        ),
-        click.option(
-            "--out",
-            type=click.Path(file_okay=False),
-            help="Run directory [default: runs/<time>-<command>].",
-        ),
-        click.option("--json", "json_output", is_flag=True, help="Print the result as JSON."),
-        click.option("--quiet", is_flag=True, help="Print nothing but errors; no progress bar."),
-    ]
-    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+        expose_value=True,
+        help="TOML file of options (keys as the long option names); flags override it.",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        help="Run directory [default: runs/<time>-<command>].",
+    ),
+    _json_option,
+    click.option("--quiet", is_flag=True, help="Print nothing but errors; no progress bar."),
+)
+_seed_option = click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True)
+_model_dir_option = click.option(
+    "--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False)
+)
+_RATE = StrictFloat(0, 1, max_open=True)
+variant_options = _together(  # the cell variants (docs/variants.md), for every trained network
+    click.option("--layer-norm", is_flag=True, help="Layer-normalised cell (Ba et al. 2016)."),
+    click.option("--peephole", is_flag=True, help="Peephole LSTM (Gers & Schmidhuber 2000)."),
+    click.option(
+        "--recurrent-dropout",
+        type=_RATE,
+        default=0.0,
+        help="Per-sequence dropout on h before W_hh (Gal & Ghahramani 2016).",
+    ),
+    click.option(
+        "--zoneout", type=_RATE, default=0.0, help="Zoneout rate of h (Krueger et al. 2016)."
+    ),
+    click.option(
+        "--zoneout-cell", type=_RATE, default=0.0, help="Zoneout rate of the LSTM cell state."
+    ),
+    click.option(
+        "--forget-bias",
+        type=StrictFloat(-100, 100),
+        help="Initial forget-gate bias of the LSTM (1.0: Jozefowicz et al. 2015).",
+    ),
+)
 
 
 def model_options(
@@ -129,7 +155,7 @@ def model_options(
 ):
     """The estimator options every task shares (``epochs``/``lr`` None: from the data)."""
     epochs_help = None if epochs else "[default: a budget from the data (docs/classification.md)]"
-    options = [
+    return _together(
         click.option(
             "--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True
         ),
@@ -142,7 +168,7 @@ def model_options(
             show_default=not hidden_help,
             help=hidden_help,
         ),
-        click.option("--dropout", type=StrictFloat(0, 1, max_open=True), default=0.0),
+        click.option("--dropout", type=_RATE, default=0.0),
         click.option(
             "--epochs",
             type=StrictInt(1, MAX_EPOCHS),
@@ -158,36 +184,9 @@ def model_options(
             help=None if lr else lr_help,
         ),
         click.option("--patience", type=StrictInt(1), help="Early-stopping patience in epochs."),
-        click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True),
-    ]
-    return functools.reduce(lambda g, opt: opt(g), reversed(options), variant_options(f))
-
-
-def variant_options(f):
-    """The cell variants (docs/variants.md), for every command that trains a network."""
-    rate = StrictFloat(0, 1, max_open=True)
-    options = [
-        click.option("--layer-norm", is_flag=True, help="Layer-normalised cell (Ba et al. 2016)."),
-        click.option("--peephole", is_flag=True, help="Peephole LSTM (Gers & Schmidhuber 2000)."),
-        click.option(
-            "--recurrent-dropout",
-            type=rate,
-            default=0.0,
-            help="Per-sequence dropout on h before W_hh (Gal & Ghahramani 2016).",
-        ),
-        click.option(
-            "--zoneout", type=rate, default=0.0, help="Zoneout rate of h (Krueger et al. 2016)."
-        ),
-        click.option(
-            "--zoneout-cell", type=rate, default=0.0, help="Zoneout rate of the LSTM cell state."
-        ),
-        click.option(
-            "--forget-bias",
-            type=StrictFloat(-100, 100),
-            help="Initial forget-gate bias of the LSTM (1.0: Jozefowicz et al. 2015).",
-        ),
-    ]
-    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+        _seed_option,
+        variant_options,
+    )(f)
 
 
 def _call(job, p: dict) -> None:
@@ -231,8 +230,7 @@ def cli(debug: bool, threads: int | None) -> None:
 @cli.command()
 @click.option("--quick", is_flag=True, help="Tiny budgets (seconds; the numbers mean little).")
 @output_options
-@click.pass_context
-def demo(ctx: click.Context, **p) -> None:
+def demo(**p) -> None:
     """The main job on built-in data: an engine check, a BiLSTM forecaster on Airline, WOA
     tuning, a comparison with LSTM/GRU and the naive baselines, a sequence classifier on
     ItalyPowerDemand, and the HTML report. A few minutes on a 2-core CPU.
@@ -353,8 +351,7 @@ def datasets(json_output: bool) -> None:
 )
 @output_options
 @resume_option
-@click.pass_context
-def forecast(ctx: click.Context, **p) -> None:
+def forecast(**p) -> None:
     """Train a forecaster on a series, or one global model on a panel of series, and test it
     on the last steps beside the naive baselines (and, with the forecast extra, AutoETS,
     AutoTheta and AutoARIMA).
@@ -372,77 +369,73 @@ def forecast(ctx: click.Context, **p) -> None:
 # -- sequence tasks -------------------------------------------------------------------------
 
 
-def _sequence_options(f):
-    options = [
-        click.option(
-            "--train",
-            "train_path",
-            required=True,
-            help="A .ts or .npz file, or a built-in set with a test split.",
-        ),
-        click.option("--test", "test_path", help="A .ts or .npz file."),
-        click.option(
-            "--pooling",
-            default="last+max",
-            show_default=True,
-            help="last, mean, max joined by '+'.",
-        ),
-        click.option("--batch-size", type=StrictInt(1), help="[default: from the data size]"),
-    ]
-    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+_sequence_options = _together(
+    click.option(
+        "--train",
+        "train_path",
+        required=True,
+        help="A .ts or .npz file, or a built-in set with a test split.",
+    ),
+    click.option("--test", "test_path", help="A .ts or .npz file."),
+    click.option(
+        "--pooling",
+        default="last+max",
+        show_default=True,
+        help="last, mean, max joined by '+'.",
+    ),
+    click.option("--batch-size", type=StrictInt(1), help="[default: from the data size]"),
+)
 
 
-def _recipe_options(f):
-    """The sequence recipe (docs/classification.md): the convolutional branch, patches,
-    normalisation, ensembles, the schedule."""
-    options = [
-        click.option(
-            "--conv-filters",
-            help="Filters of the 3 convolutional blocks beside the recurrent layers (LSTM-FCN), "
-            "e.g. 64,128,64, or 'none'. [default: 64,128,64; none for per-step outputs]",
-        ),
-        click.option(
-            "--rnn-steps",
-            help="The recurrent layers read window means of a sequence so that it has about "
-            "this many steps, or 'none' (every step). [default: 64; none for per-step outputs]",
-        ),
-        click.option(
-            "--conv-steps",
-            help="The convolutional branch reads patches (every value kept) so that a "
-            "sequence has about this many steps, or 'none'. [default: 128]",
-        ),
-        click.option(
-            "--normalize",
-            type=click.Choice(["auto", "global", "sequence"]),
-            default="auto",
-            show_default=True,
-            help="Standardise each channel over the training set (global), or each sequence "
-            "alone (sequence); auto: sequence for classes, global for values.",
-        ),
-        click.option(
-            "--models",
-            "n_models",
-            type=StrictInt(1, MAX_MODELS),
-            default=1,
-            show_default=True,
-            help="Ensemble size: models with seeds seed, seed+1, … averaged.",
-        ),
-        click.option(
-            "--schedule",
-            type=click.Choice(["onecycle", "plateau"]),
-            default="onecycle",
-            show_default=True,
-            help="A fixed one-cycle budget, or early stopping on --validation.",
-        ),
-        click.option(
-            "--validation",
-            type=StrictFloat(0, 1, max_open=True),
-            default=0.0,
-            show_default=True,
-            help="Share of the training data held out for early stopping.",
-        ),
-    ]
-    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+# The sequence recipe (docs/classification.md): the convolutional branch, patches,
+# normalisation, ensembles, the schedule.
+_recipe_options = _together(
+    click.option(
+        "--conv-filters",
+        help="Filters of the 3 convolutional blocks beside the recurrent layers (LSTM-FCN), "
+        "e.g. 64,128,64, or 'none'. [default: 64,128,64; none for per-step outputs]",
+    ),
+    click.option(
+        "--rnn-steps",
+        help="The recurrent layers read window means of a sequence so that it has about "
+        "this many steps, or 'none' (every step). [default: 64; none for per-step outputs]",
+    ),
+    click.option(
+        "--conv-steps",
+        help="The convolutional branch reads patches (every value kept) so that a "
+        "sequence has about this many steps, or 'none'. [default: 128]",
+    ),
+    click.option(
+        "--normalize",
+        type=click.Choice(["auto", "global", "sequence"]),
+        default="auto",
+        show_default=True,
+        help="Standardise each channel over the training set (global), or each sequence "
+        "alone (sequence); auto: sequence for classes, global for values.",
+    ),
+    click.option(
+        "--models",
+        "n_models",
+        type=StrictInt(1, MAX_MODELS),
+        default=1,
+        show_default=True,
+        help="Ensemble size: models with seeds seed, seed+1, … averaged.",
+    ),
+    click.option(
+        "--schedule",
+        type=click.Choice(["onecycle", "plateau"]),
+        default="onecycle",
+        show_default=True,
+        help="A fixed one-cycle budget, or early stopping on --validation.",
+    ),
+    click.option(
+        "--validation",
+        type=StrictFloat(0, 1, max_open=True),
+        default=0.0,
+        show_default=True,
+        help="Share of the training data held out for early stopping.",
+    ),
+)
 
 
 @cli.command()
@@ -461,8 +454,7 @@ def _recipe_options(f):
 @functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options
 @resume_option
-@click.pass_context
-def classify(ctx: click.Context, **p) -> None:
+def classify(**p) -> None:
     """Sequence classification: train on --train, report on --test beside the baselines.
 
     The baselines: the majority class, and with the classify extra (pip install
@@ -488,8 +480,7 @@ def classify(ctx: click.Context, **p) -> None:
 @functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options
 @resume_option
-@click.pass_context
-def regress(ctx: click.Context, **p) -> None:
+def regress(**p) -> None:
     """Sequence regression beside the training mean (and MiniRocket with the classify
     extra): a value per sequence, or with --output sequence a value per step (.npz files
     whose 'y' is (N, T)).
@@ -507,8 +498,7 @@ def regress(ctx: click.Context, **p) -> None:
 @functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
 @output_options
 @resume_option
-@click.pass_context
-def tag(ctx: click.Context, **p) -> None:
+def tag(**p) -> None:
     """Sequence tagging (a label per step) beside the majority tag; .npz files whose 'y'
     holds one label array per sequence.
 
@@ -541,11 +531,10 @@ def tag(ctx: click.Context, **p) -> None:
 @click.option("--opening", default="", help="Text each poem starts with.")
 @click.option("--acrostic", default="", help="Characters that begin each line (藏头诗).")
 @click.option("--epochs", type=StrictInt(1, MAX_EPOCHS), default=30, show_default=True)
-@click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True)
+@_seed_option
 @variant_options
 @output_options
-@click.pass_context
-def generate(ctx: click.Context, **p) -> None:
+def generate(**p) -> None:
     """Train a character-level poem writer on a corpus (or load one), then write poems.
 
     \b
@@ -556,48 +545,43 @@ def generate(ctx: click.Context, **p) -> None:
     _call(runs.generate, p)
 
 
-# -- predict / evaluate with a saved model --------------------------------------------------
-
-
 # -- tune / compare -------------------------------------------------------------------------
 
 
-def _tuning_options(f):
-    """The data of a tuning or comparison run, for any task."""
-    options = [
-        click.option(
-            "--task",
-            type=click.Choice(list(TASK_ESTIMATORS)),
-            default="forecast",
-            show_default=True,
-        ),
-        click.option("--data", help="forecast: a CSV file or a built-in set (airline)."),
-        click.option("--target", help="forecast: the target column(s)."),
-        click.option("--horizon", type=StrictInt(1), default=12, show_default=True),
-        click.option(
-            "--test",
-            "test_steps",
-            type=StrictInt(1),
-            help="forecast: steps held out [horizon].",
-        ),
-        click.option("--train", "train_path", help="Sequence tasks: .ts/.npz, or a built-in set."),
-        click.option("--test-file", "test_path", help="Sequence tasks: the test .ts/.npz file."),
-        click.option(
-            "--epochs",
-            type=StrictInt(1, MAX_EPOCHS),
-            help="Fix the epochs instead of searching them.",
-        ),
-        click.option("--whales", type=StrictInt(2), default=6, show_default=True),
-        click.option("--iterations", type=StrictInt(1), default=3, show_default=True),
-        click.option("--metric", help="Validation metric [rmse; accuracy for classification]."),
-        click.option(
-            "--validation",
-            type=StrictFloat(0, 1, min_open=True, max_open=True),
-            default=0.2,
-            show_default=True,
-        ),
-    ]
-    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+# The data of a tuning or comparison run, for any task.
+_tuning_options = _together(
+    click.option(
+        "--task",
+        type=click.Choice(list(TASK_ESTIMATORS)),
+        default="forecast",
+        show_default=True,
+    ),
+    click.option("--data", help="forecast: a CSV file or a built-in set (airline)."),
+    click.option("--target", help="forecast: the target column(s)."),
+    click.option("--horizon", type=StrictInt(1), default=12, show_default=True),
+    click.option(
+        "--test",
+        "test_steps",
+        type=StrictInt(1),
+        help="forecast: steps held out [horizon].",
+    ),
+    click.option("--train", "train_path", help="Sequence tasks: .ts/.npz, or a built-in set."),
+    click.option("--test-file", "test_path", help="Sequence tasks: the test .ts/.npz file."),
+    click.option(
+        "--epochs",
+        type=StrictInt(1, MAX_EPOCHS),
+        help="Fix the epochs instead of searching them.",
+    ),
+    click.option("--whales", type=StrictInt(2), default=6, show_default=True),
+    click.option("--iterations", type=StrictInt(1), default=3, show_default=True),
+    click.option("--metric", help="Validation metric [rmse; accuracy for classification]."),
+    click.option(
+        "--validation",
+        type=StrictFloat(0, 1, min_open=True, max_open=True),
+        default=0.2,
+        show_default=True,
+    ),
+)
 
 
 @cli.command()
@@ -611,10 +595,9 @@ def _tuning_options(f):
 @click.option("--storage", help="Optuna storage: a .db (SQLite), .log/.journal file or a URL.")
 @click.option("--study-name", help="Name of the study in the storage (to resume or share).")
 @click.option("--workers", type=StrictInt(1), default=1, show_default=True)
-@click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True)
+@_seed_option
 @output_options
-@click.pass_context
-def tune(ctx: click.Context, **p) -> None:
+def tune(**p) -> None:
     """Tune a BiLSTM's hyper-parameters with WOA (or another Optuna sampler) on a validation
     split of the training part, refit the best, and test it once on the held-out part.
 
@@ -631,8 +614,7 @@ def tune(ctx: click.Context, **p) -> None:
 @_tuning_options
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds, comma-separated.")
 @output_options
-@click.pass_context
-def compare(ctx: click.Context, **p) -> None:
+def compare(**p) -> None:
     """The honest comparison table: LSTM, GRU, BiLSTM (defaults), WOA-BiLSTM and random-search
     BiLSTM with the same budget, over several seeds, tested once on the held-out part,
     beside the naive baselines.
@@ -645,13 +627,16 @@ def compare(ctx: click.Context, **p) -> None:
     _call(runs.compare, p)
 
 
+# -- export / predict / evaluate / explain with a saved model -------------------------------
+
+
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_model_dir_option
 @click.option(
     "--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="File to write."
 )
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")
+@_json_option
 def export(model_dir: str, onnx_path: str, quiet: bool, json_output: bool) -> None:
     """Export a saved model to ONNX: standard LSTM/GRU operators (gate order converted) with
     the estimator's scaling and head around them, dynamic batch and sequence length;
@@ -687,7 +672,7 @@ def onnx_graph_summary(path) -> dict:
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_model_dir_option
 @click.option("--data", help="Sequences to predict (.ts or .npz); not for a Forecaster.")
 @click.option(
     "--steps",
@@ -695,8 +680,7 @@ def onnx_graph_summary(path) -> dict:
     help="Forecaster: steps ahead [default: its horizon].",
 )
 @output_options
-@click.pass_context
-def predict(ctx: click.Context, **p) -> None:
+def predict(**p) -> None:
     """Predict with a saved model: a forecast past the end of its series (a panel model:
     of every series, with its quantiles), or labels/values for the sequences in --data.
 
@@ -709,7 +693,7 @@ def predict(ctx: click.Context, **p) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_model_dir_option
 @click.option(
     "--data",
     required=True,
@@ -721,8 +705,7 @@ def predict(ctx: click.Context, **p) -> None:
     help="Sequence models: the training data (.ts or .npz), for the baseline rows.",
 )
 @output_options
-@click.pass_context
-def evaluate(ctx: click.Context, **p) -> None:
+def evaluate(**p) -> None:
     """Evaluate a saved model on labelled data; metrics.json as for training runs.
 
     \b
@@ -733,7 +716,7 @@ def evaluate(ctx: click.Context, **p) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_model_dir_option
 @click.option("--data", help="Sequence models: the .ts or .npz file the sample is taken from.")
 @click.option(
     "--sample",
@@ -744,8 +727,7 @@ def evaluate(ctx: click.Context, **p) -> None:
     "before the end of its series the input window ends.",
 )
 @output_options
-@click.pass_context
-def explain(ctx: click.Context, **p) -> None:
+def explain(**p) -> None:
     """The gate activations of one sample: every gate at every step, layer and direction,
     saved as gates.npz (arrays "<layer>/<gate>", each (T, H)), drawn in gates.png and the report.
 
