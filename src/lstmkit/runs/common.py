@@ -213,10 +213,6 @@ def estimator_options(p: dict, run: "Run") -> dict:
     }
 
 
-def fmt(metrics: dict, keys: tuple[str, ...]) -> str:
-    return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
-
-
 # -- the run ---------------------------------------------------------------------------------
 
 # the options a resumed run may change: it continues the same model on the same data
@@ -332,6 +328,12 @@ class Run:
         if self._say is not None:
             self._say(text)
 
+    def say_metrics(self, metrics: dict, keys: tuple[str, ...], width=15, prefix="") -> None:
+        """One line per row of ``metrics`` (the model, each baseline): its ``keys``."""
+        for name, row in metrics.items():
+            values = "  ".join(f"{k} {row[k]:.4g}" for k in keys if k in row)
+            self.say(f"  {prefix}{name:{width}} {values}")
+
     @contextmanager
     def opened(self):
         """Open the run directory (``--resume``'s, ``out``, or a new one; none for
@@ -376,6 +378,11 @@ class Run:
             result.write(self.dir)
             self.say(f"run directory: {self.dir.path}")
         return result
+
+    def finished(self, **fields) -> RunResult:
+        """:meth:`finish` the run's :class:`RunResult` of ``fields`` (command and options
+        filled in)."""
+        return self.finish(RunResult(self.command, self.config(), **fields))
 
 
 def check_resumable(path: Path, options: dict) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from lstmkit.messages import clipped, shown
 from lstmkit.report.tasks import forecast_report, panel_forecast_report
-from lstmkit.runs.common import RunResult, Table, estimator_options, floats, fmt, names, start
+from lstmkit.runs.common import RunResult, Table, estimator_options, floats, names, start
 from lstmkit.runs.inputs import PanelData, is_panel_run, read_panel, target_series
 from lstmkit.tasks import Forecaster
 from lstmkit.tasks.global_forecast import check_quantiles
@@ -88,19 +88,14 @@ def forecast(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
             )
 
         run.say(f"forecast: {', '.join(targets)}, last {test} steps held out")
-        for name, m in metrics.items():
-            run.say(f"  {name:15} {fmt(m, ('rmse', 'mae', 'mape', 'r2'))}")
-        return run.finish(
-            RunResult(
-                "forecast",
-                run.config(),
-                metrics=metrics,
-                predictions=Table(("time", "target", "actual", "predicted"), rows),
-                models={"model": model},
-                draw=draw,
-                payload={"metrics": metrics},
-                forecasts=forecasts,
-            )
+        run.say_metrics(metrics, ("rmse", "mae", "mape", "r2"))
+        return run.finished(
+            metrics=metrics,
+            predictions=Table(("time", "target", "actual", "predicted"), rows),
+            models={"model": model},
+            draw=draw,
+            payload={"metrics": metrics},
+            forecasts=forecasts,
         )
 
 
@@ -170,18 +165,13 @@ def _forecast_panel(run) -> RunResult:
             f"forecast: {len(data.ids)} series of {data.name}, last {steps} points of each held "
             f"out (season {model.season_ or 1})"
         )
-        for name, m in metrics.items():
-            run.say(f"  {name:15} {fmt(m, ('smape', 'mase', 'coverage', 'msis', 'crps'))}")
-        return run.finish(
-            RunResult(
-                "forecast",
-                run.config(),
-                metrics=metrics,
-                predictions=Table(header, rows),
-                models={"model": model},
-                draw=draw,
-                payload={"metrics": metrics},
-            )
+        run.say_metrics(metrics, ("smape", "mase", "coverage", "msis", "crps"))
+        return run.finished(
+            metrics=metrics,
+            predictions=Table(header, rows),
+            models={"model": model},
+            draw=draw,
+            payload={"metrics": metrics},
         )
 
 

@@ -58,14 +58,10 @@ def generate(*, out=None, quiet=False, say=None, **options) -> RunResult:
             figs["learning_curves.png"] = figures.learning_curves(model.history_.epochs)
             report.figure("Learning curves", figs["learning_curves.png"])
         report.table("Model", ["option", "value"], list(model.describe().items()))
-        return run.finish(
-            RunResult(
-                "generate",
-                run.config(),
-                metrics=metrics or None,
-                models={"model": model} if metrics else {},
-                draw=lambda: (report, figs),
-                files={"poems.txt": "\n".join(written) + "\n"},
-                payload={"metrics": metrics, "poems": written},
-            )
+        return run.finished(
+            metrics=metrics or None,
+            models={"model": model} if metrics else {},
+            draw=lambda: (report, figs),
+            files={"poems.txt": "\n".join(written) + "\n"},
+            payload={"metrics": metrics, "poems": written},
         )

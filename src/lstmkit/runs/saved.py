@@ -10,7 +10,7 @@ from lstmkit.data import read_csv, read_poems
 from lstmkit.messages import shown
 from lstmkit.report.html import Report
 from lstmkit.report.tasks import explain_report
-from lstmkit.runs.common import RunResult, Table, fmt, names, start
+from lstmkit.runs.common import RunResult, Table, names, start
 from lstmkit.runs.inputs import load_model, read_file, read_labelled, refuse_panel
 from lstmkit.tasks import Forecaster, TextGenerator
 
@@ -55,13 +55,9 @@ def predict(*, out=None, quiet=False, say=None, **options) -> RunResult:
         header = ("index", "predicted")
     with run.opened():
         run.say(f"{len(rows)} predictions written")
-        return run.finish(
-            RunResult(
-                "predict",
-                run.config(),
-                predictions=Table(header, rows),
-                payload={"predictions": pred},
-            )
+        return run.finished(
+            predictions=Table(header, rows),
+            payload={"predictions": pred},
         )
 
 
@@ -85,16 +81,11 @@ def evaluate(*, out=None, quiet=False, say=None, **options) -> RunResult:
     with run.opened():
         report = Report(f"lstmkit evaluate: {p['model_dir']} on {p['data']}")
         keys = ("rmse", "mae", "r2", "accuracy", "f1", "perplexity")
-        for name, m in metrics.items():
-            run.say(f"  {name:15} {fmt(m, keys)}")
-        return run.finish(
-            RunResult(
-                "evaluate",
-                run.config(),
-                metrics=metrics,
-                draw=lambda: (report.metrics("Metrics", metrics), {}),
-                payload={"metrics": metrics},
-            )
+        run.say_metrics(metrics, keys)
+        return run.finished(
+            metrics=metrics,
+            draw=lambda: (report.metrics("Metrics", metrics), {}),
+            payload={"metrics": metrics},
         )
 
 
@@ -140,12 +131,8 @@ def explain(*, out=None, quiet=False, say=None, **options) -> RunResult:
         for name, stats in summary.items():
             low, high = stats["min"], stats["max"]
             run.say(f"  {name:14} mean {stats['mean']:+.3f}  min {low:+.3f}  max {high:+.3f}")
-        return run.finish(
-            RunResult(
-                "explain",
-                run.config(),
-                draw=lambda: explain_report(model, gates, what),
-                files={"gates.npz": buffer.getvalue()},
-                payload={"gates": summary},
-            )
+        return run.finished(
+            draw=lambda: explain_report(model, gates, what),
+            files={"gates.npz": buffer.getvalue()},
+            payload={"gates": summary},
         )

@@ -6,7 +6,7 @@ baselines its ``evaluate`` fits: the majority class or the training mean, and wi
 import numpy as np
 
 from lstmkit.report.tasks import sequence_report
-from lstmkit.runs.common import RunResult, Table, estimator_options, fmt, ints, start
+from lstmkit.runs.common import RunResult, Table, estimator_options, ints, start
 from lstmkit.runs.inputs import train_test
 from lstmkit.tasks import SequenceClassifier, SequenceRegressor, SequenceTagger
 
@@ -61,18 +61,13 @@ def _run_sequence(run, cls, task_options: dict) -> RunResult:
             else ("accuracy", "f1", "precision", "recall")
         )
         run.say(f"{kind}: {len(X_train)} training sequences, {len(X_test)} test sequences")
-        for name, m in metrics.items():
-            run.say(f"  {name:10} {fmt(m, keys)}")
-        return run.finish(
-            RunResult(
-                kind,
-                run.config(),
-                metrics=metrics,
-                predictions=test_predictions(model, X_test, y_test),
-                models={"model": model},
-                draw=draw,
-                payload={"metrics": metrics},
-            )
+        run.say_metrics(metrics, keys, width=10)
+        return run.finished(
+            metrics=metrics,
+            predictions=test_predictions(model, X_test, y_test),
+            models={"model": model},
+            draw=draw,
+            payload={"metrics": metrics},
         )
 
 

@@ -10,7 +10,7 @@ from lstmkit.cli_types import SEED_MAX
 from lstmkit.report import figures
 from lstmkit.report.html import Report
 from lstmkit.report.rundir import jsonable
-from lstmkit.runs.common import Interrupted, RunResult, Table, fmt, ints, start
+from lstmkit.runs.common import Interrupted, RunResult, Table, ints, start
 from lstmkit.runs.inputs import target_series, train_test
 from lstmkit.runs.sequence import test_predictions
 from lstmkit.tasks import Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger
@@ -121,19 +121,14 @@ def tune(*, out=None, quiet=False, say=None, **options) -> RunResult:
 
         best = f"{found.metric} {found.best_value:.4g}"
         run.say(f"{p['sampler']}: best validation {best} with {found.best_params}")
-        for key, m in metrics.items():
-            run.say(f"  test {key:15} {fmt(m, ('rmse', 'mae', 'r2', 'accuracy', 'f1'))}")
-        return run.finish(
-            RunResult(
-                "tune",
-                run.config(),
-                metrics=metrics,
-                predictions=predictions,
-                models={"model": model},
-                draw=draw,
-                files={"tuning.json": json.dumps(jsonable(tuning), indent=1)},
-                payload={"metrics": metrics, "tuning": tuning},
-            )
+        run.say_metrics(metrics, ("rmse", "mae", "r2", "accuracy", "f1"), prefix="test ")
+        return run.finished(
+            metrics=metrics,
+            predictions=predictions,
+            models={"model": model},
+            draw=draw,
+            files={"tuning.json": json.dumps(jsonable(tuning), indent=1)},
+            payload={"metrics": metrics, "tuning": tuning},
         )
 
 
@@ -180,18 +175,14 @@ def compare(*, out=None, quiet=False, say=None, **options) -> RunResult:
         )
         report.table("Comparison", ["model", *headline], rows)
         run.say(table)
-        return run.finish(
-            RunResult(
-                "compare",
-                run.config(),
-                metrics=metrics,
-                draw=lambda: (report, {}),
-                files={
-                    "comparison.md": table + "\n",
-                    "tuning.json": json.dumps(jsonable(result.tuned), indent=1),
-                },
-                payload={"metrics": metrics},
-            )
+        return run.finished(
+            metrics=metrics,
+            draw=lambda: (report, {}),
+            files={
+                "comparison.md": table + "\n",
+                "tuning.json": json.dumps(jsonable(result.tuned), indent=1),
+            },
+            payload={"metrics": metrics},
         )
 
 
