@@ -302,10 +302,7 @@ def datasets(json_output: bool) -> None:
     "--strategy", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True
 )
 @click.option(
-    "--test",
-    "test_steps",
-    type=StrictInt(1),
-    help="Steps held out at the end [default: horizon].",
+    "--test", "test_steps", type=StrictInt(1), help="Steps held out at the end [default: horizon]."
 )
 @click.option(
     "--season",
@@ -378,10 +375,7 @@ _sequence_options = _together(
     ),
     click.option("--test", "test_path", help="A .ts or .npz file."),
     click.option(
-        "--pooling",
-        default="last+max",
-        show_default=True,
-        help="last, mean, max joined by '+'.",
+        "--pooling", default="last+max", show_default=True, help="last, mean, max joined by '+'."
     ),
     click.option("--batch-size", type=StrictInt(1), help="[default: from the data size]"),
 )
@@ -551,26 +545,18 @@ def generate(**p) -> None:
 # The data of a tuning or comparison run, for any task.
 _tuning_options = _together(
     click.option(
-        "--task",
-        type=click.Choice(list(TASK_ESTIMATORS)),
-        default="forecast",
-        show_default=True,
+        "--task", type=click.Choice(list(TASK_ESTIMATORS)), default="forecast", show_default=True
     ),
     click.option("--data", help="forecast: a CSV file or a built-in set (airline)."),
     click.option("--target", help="forecast: the target column(s)."),
     click.option("--horizon", type=StrictInt(1), default=12, show_default=True),
     click.option(
-        "--test",
-        "test_steps",
-        type=StrictInt(1),
-        help="forecast: steps held out [horizon].",
+        "--test", "test_steps", type=StrictInt(1), help="forecast: steps held out [horizon]."
     ),
     click.option("--train", "train_path", help="Sequence tasks: .ts/.npz, or a built-in set."),
     click.option("--test-file", "test_path", help="Sequence tasks: the test .ts/.npz file."),
     click.option(
-        "--epochs",
-        type=StrictInt(1, MAX_EPOCHS),
-        help="Fix the epochs instead of searching them.",
+        "--epochs", type=StrictInt(1, MAX_EPOCHS), help="Fix the epochs instead of searching them."
     ),
     click.option("--whales", type=StrictInt(2), default=6, show_default=True),
     click.option("--iterations", type=StrictInt(1), default=3, show_default=True),
@@ -675,9 +661,7 @@ def onnx_graph_summary(path) -> dict:
 @_model_dir_option
 @click.option("--data", help="Sequences to predict (.ts or .npz); not for a Forecaster.")
 @click.option(
-    "--steps",
-    type=StrictInt(1, MAX_STEPS),
-    help="Forecaster: steps ahead [default: its horizon].",
+    "--steps", type=StrictInt(1, MAX_STEPS), help="Forecaster: steps ahead [default: its horizon]."
 )
 @output_options
 def predict(**p) -> None:
@@ -701,8 +685,7 @@ def predict(**p) -> None:
 )
 @click.option("--target", help="Forecaster: the target column(s) of the CSV.")
 @click.option(
-    "--train",
-    help="Sequence models: the training data (.ts or .npz), for the baseline rows.",
+    "--train", help="Sequence models: the training data (.ts or .npz), for the baseline rows."
 )
 @output_options
 def evaluate(**p) -> None:

@@ -175,15 +175,7 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
     }
     predictions = Table(
         ("month", "actual", "BiLSTM", "WOA-BiLSTM"),
-        list(
-            zip(
-                months[-TEST_MONTHS:],
-                test,
-                bilstm_pred,
-                woa_pred,
-                strict=True,
-            )
-        ),
+        list(zip(months[-TEST_MONTHS:], test, bilstm_pred, woa_pred, strict=True)),
     )
     say(f"done in {time.perf_counter() - began:.0f} s")
     return RunResult(

@@ -10,14 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.data import (
-    list_datasets,
-    load_dataset,
-    read_csv,
-    read_npz,
-    read_ts,
-    read_tsf,
-)
+from lstmkit.data import list_datasets, load_dataset, read_csv, read_npz, read_ts, read_tsf
 from lstmkit.data.frame import TIME_COLUMN_NAMES
 from lstmkit.data.panel import as_panel
 from lstmkit.data.sequences import as_sequences
@@ -177,13 +170,12 @@ def read_tsf_panel(p: dict) -> PanelData:
                 f"{p['data']}: series {name!r}: expected unique series names, got it twice"
             )
         seen.add(name)
-    season = data.season
     return PanelData(
         p["data"],
         list(data.names),
         list(data.series),
         [[str(t) for t in range(len(v))] for v in data.series],
-        season=season,
+        season=data.season,
         horizon=data.horizon,
     )
 
@@ -199,16 +191,14 @@ def long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
         "--time-column": p["time_column"],
         "--target": targets[0] if targets else None,
     }
-    static = names(p.get("static_columns"))
-    stepwise = {
-        option: names(p.get(key))
+    covariates = [
+        (option, name)
         for option, key in (
+            ("--static-columns", "static_columns"),
             ("--covariates", "covariates"),
             ("--future-covariates", "future_covariates"),
         )
-    }
-    covariates = [("--static-columns", n) for n in static] + [
-        (option, n) for option, listed_names in stepwise.items() for n in listed_names
+        for name in names(p.get(key))
     ]
     for option, name in [*given.items(), *covariates]:
         if name is not None and name not in columns:

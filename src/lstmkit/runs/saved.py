@@ -55,10 +55,7 @@ def predict(*, out=None, quiet=False, say=None, **options) -> RunResult:
         header = ("index", "predicted")
     with run.opened():
         run.say(f"{len(rows)} predictions written")
-        return run.finished(
-            predictions=Table(header, rows),
-            payload={"predictions": pred},
-        )
+        return run.finished(predictions=Table(header, rows), payload={"predictions": pred})
 
 
 def evaluate(*, out=None, quiet=False, say=None, **options) -> RunResult:
