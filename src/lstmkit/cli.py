@@ -382,8 +382,8 @@ _sequence_options = _together(
 
 
 # The sequence recipe (docs/classification.md): the convolutional branch, patches,
-# normalisation, ensembles, the schedule.
-_recipe_options = _together(
+# normalisation, ensembles, the schedule; then the model, the output and --resume.
+_recipe_and_model_options = _together(
     click.option(
         "--conv-filters",
         help="Filters of the 3 convolutional blocks beside the recurrent layers (LSTM-FCN), "
@@ -429,6 +429,9 @@ _recipe_options = _together(
         show_default=True,
         help="Share of the training data held out for early stopping.",
     ),
+    functools.partial(model_options, epochs=None, bidirectional=True, lr=None),
+    output_options,
+    resume_option,
 )
 
 
@@ -444,10 +447,7 @@ _recipe_options = _together(
     show_default=True,
     help="More one-cycle runs of the same budget while the training accuracy is below 0.99.",
 )
-@_recipe_options
-@functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
-@output_options
-@resume_option
+@_recipe_and_model_options
 def classify(**p) -> None:
     """Sequence classification: train on --train, report on --test beside the baselines.
 
@@ -470,10 +470,7 @@ def classify(**p) -> None:
 @click.option(
     "--output", type=click.Choice(["last", "sequence"]), default="last", show_default=True
 )
-@_recipe_options
-@functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
-@output_options
-@resume_option
+@_recipe_and_model_options
 def regress(**p) -> None:
     """Sequence regression beside the training mean (and MiniRocket with the classify
     extra): a value per sequence, or with --output sequence a value per step (.npz files
@@ -488,10 +485,7 @@ def regress(**p) -> None:
 
 @cli.command()
 @_sequence_options
-@_recipe_options
-@functools.partial(model_options, epochs=None, bidirectional=True, lr=None)
-@output_options
-@resume_option
+@_recipe_and_model_options
 def tag(**p) -> None:
     """Sequence tagging (a label per step) beside the majority tag; .npz files whose 'y'
     holds one label array per sequence.

@@ -63,9 +63,6 @@ def demo(
 ) -> RunResult:
     """The ``lstmkit demo`` command in one call: the six steps, written to ``out``.
     ``quick=True`` shrinks every budget (for tests): the numbers are then not meaningful."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     run = start("demo", options, out, None, quiet, say)
     with run.opened():
         result = _six_steps(run.say, run.options["quick"])
