@@ -31,6 +31,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
+from lstmkit.checks import is_int
 from lstmkit.data.frame import check_magnitude
 from lstmkit.data.panel import (
     Panel,
@@ -211,7 +212,7 @@ class Forecaster(Estimator):
             ("season", 1 if season is None else season),
             ("hidden_size", 64 if hidden_size is None else hidden_size),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy: expected 'direct' or 'recursive', got {strategy!r}")
@@ -221,13 +222,10 @@ class Forecaster(Estimator):
         self.params = constructor_params(
             Forecaster.__init__, locals(), cell_options=check_cell_options(cell, cell_options)
         )
-        self._train_cfg = TrainConfig.from_params(
-            self.params | {"batch_size": batch_size or 32, "lr": lr or 3e-3},
-            progress=progress,
-            checkpoint=checkpoint,
-            resume=resume,
-        )
         self._options = {"progress": progress, "checkpoint": checkpoint, "resume": resume}
+        self._train_cfg = TrainConfig.from_params(
+            self.params | {"batch_size": batch_size or 32, "lr": lr or 3e-3}, **self._options
+        )
         self.net_: RecurrentNet | None = None
         self.history_ = None
         self.panel_: Panel | None = None  # the fitted panel (global path), else None
@@ -351,10 +349,7 @@ class Forecaster(Estimator):
                 f"steps, got {split} (of {steps}; validation={validation})"
             )
         self._scalers = [Scaler(a[:split]) if a is not None else None for a in (y, past, fut)]
-        y_s, past_s, fut_s = (
-            s(a) if a is not None else None
-            for s, a in zip(self._scalers, (y, past, fut), strict=True)
-        )
+        y_s, past_s, fut_s = self._scaled(y, past, fut)
         stride = self.params["stride"]
         train_origins = range(lookback, split - horizon + 1, stride)
         val_origins = range(max(split, lookback), steps - horizon + 1)
@@ -449,14 +444,17 @@ class Forecaster(Estimator):
         if self.net_ is None:
             raise ValueError("this Forecaster is not fitted yet: call fit(series) first")
 
+    def _scaled(self, y, past, fut) -> list[np.ndarray | None]:
+        """A series and its past and future covariates standardised as in training."""
+        arrays = (y, past, fut)
+        return [None if a is None else s(a) for s, a in zip(self._scalers, arrays, strict=True)]
+
     @torch.no_grad()
-    def _forecast(self, y, past, fut, steps: int, fut_ahead) -> np.ndarray:
-        """Predict ``steps`` values after the end of history (y, past, fut)."""
+    def _forecast(self, y, past, fut, steps: int) -> np.ndarray:
+        """Predict ``steps`` values after the end of history (y, past); ``fut``: the
+        future covariates over the history and the whole horizon blocks ahead."""
         check_past_steps(past is not None, steps, self._step_horizon)
-        y_scaler, _, f_scaler = self._scalers
-        y_s = y_scaler(y)
-        past_s = None if past is None else self._scalers[1](past)
-        fut_s = None if fut is None else f_scaler(np.concatenate([fut, fut_ahead]))
+        y_s, past_s, fut_s = self._scaled(y, past, fut)
         self.net_.eval()
         out = []
         while len(out) < steps:
@@ -477,8 +475,8 @@ class Forecaster(Estimator):
             block = pred.reshape(self._step_horizon, -1) + level
             out.extend(block)
             y_s = np.concatenate([y_s, block])
-        scaled = np.stack(out[:steps])
-        return scaled * y_scaler.std + y_scaler.mean
+        y_scaler = self._scalers[0]
+        return np.stack(out[:steps]) * y_scaler.std + y_scaler.mean
 
     def predict(
         self, steps: int | None = None, *, future_covariates=None, quantiles=None
@@ -494,17 +492,20 @@ class Forecaster(Estimator):
         blocks of them (:func:`lstmkit.data.panel.future_rows`)."""
         self._check_fitted()
         steps = self.params["horizon"] if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        if not is_int(steps) or steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
         if self.panel_ is not None:
-            return self._predict_panel(steps, quantiles, future_covariates)
+            every = self.panel_quantiles(steps, future_covariates)
+            median = self.quantiles_.index(0.5)
+            columns = median if quantiles is None else self._quantile_columns(quantiles)
+            return _as_input_form(self.panel_, every[..., columns], quantiles)
         if quantiles is not None:
             raise ValueError(
                 "quantiles: this Forecaster was fitted for point forecasts; expected none, got "
                 f"{quantiles!r} (pass quantiles=(0.1, 0.5, 0.9) to the constructor)"
             )
-        ahead = self._future_ahead(future_covariates, steps)
-        pred = self._forecast(self._series, self._past, self._fut, steps, ahead)
+        fut = self._future_ahead(future_covariates, steps)
+        pred = self._forecast(self._series, self._past, fut, steps)
         return pred[:, 0] if pred.shape[1] == 1 else pred
 
     def panel_quantiles(self, steps: int | None = None, future_covariates=None) -> np.ndarray:
@@ -556,14 +557,6 @@ class Forecaster(Estimator):
         mean, std = (a[-width:] for a in (self._channel_scaler.mean, self._channel_scaler.std))
         return [(f - mean) / std for f in rows]
 
-    def _predict_panel(self, steps: int, quantiles, future_covariates):
-        every = self.panel_quantiles(steps, future_covariates)
-        if quantiles is None:
-            out = every[..., self.quantiles_.index(0.5)]
-        else:
-            out = every[..., self._quantile_columns(quantiles)]
-        return _as_input_form(self.panel_, out, quantiles)
-
     def _quantile_columns(self, quantiles) -> list[int]:
         try:
             asked = [float(q) for q in quantiles]
@@ -590,18 +583,13 @@ class Forecaster(Estimator):
         if self.panel_ is not None:
             return self._panel_gates(back, series)
         t = self._series.shape[0] - back
-        if (
-            isinstance(back, bool)
-            or not isinstance(back, int)
-            or not (0 <= back <= self._series.shape[0] - self.lookback_)
-        ):
+        if not is_int(back) or not 0 <= back <= self._series.shape[0] - self.lookback_:
             raise ValueError(
                 f"back: expected an int in [0, {self._series.shape[0] - self.lookback_}]"
                 f" (the series has {self._series.shape[0]} steps), got {back!r}"
             )
-        y_s, past_s, fut_s = (
-            None if a is None else s(a[:t])
-            for s, a in zip(self._scalers, (self._series, self._past, self._fut), strict=True)
+        y_s, past_s, fut_s = self._scaled(
+            *(_head(a, t) for a in (self._series, self._past, self._fut))
         )
         chan = self._inputs(y_s, past_s, fut_s)
         x, _, _ = series_windows(y_s, chan, None, [t], self.lookback_, self._step_horizon)
@@ -609,10 +597,10 @@ class Forecaster(Estimator):
 
     def _panel_gates(self, back: int, series: int) -> dict[str, dict[str, np.ndarray]]:
         count = len(self.panel_)
-        if isinstance(series, bool) or not isinstance(series, int) or not 0 <= series < count:
+        if not is_int(series) or not 0 <= series < count:
             raise ValueError(f"series: expected a position in [0, {count - 1}], got {series!r}")
         values = self.panel_.values[series]
-        if isinstance(back, bool) or not isinstance(back, int) or not 0 <= back <= len(values) - 1:
+        if not is_int(back) or not 0 <= back <= len(values) - 1:
             raise ValueError(
                 f"back: expected an int in [0, {len(values) - 1}] (series {series} has "
                 f"{len(values)} points), got {back!r}"
@@ -628,7 +616,9 @@ class Forecaster(Estimator):
         block = self._step_horizon
         return -(-steps // block) * block
 
-    def _future_ahead(self, future_covariates, steps: int):
+    def _future_ahead(self, future_covariates, steps: int) -> np.ndarray | None:
+        """The fitted future covariates, then those given for the whole horizon blocks of
+        ``steps`` ahead."""
         if self._fut is None:
             if future_covariates is not None:
                 raise ValueError("future_covariates: the model was fitted without them, got some")
@@ -641,7 +631,7 @@ class Forecaster(Estimator):
                 f"future_covariates: expected at least {need} future rows (whole horizon "
                 f"blocks of {self._step_horizon} for {steps} steps), got {got}"
             )
-        return ahead[:need]
+        return np.concatenate([self._fut, ahead[:need]])
 
     def evaluate(
         self,
@@ -683,15 +673,9 @@ class Forecaster(Estimator):
         truth = as_matrix(actual, "actual")
         steps = truth.shape[0]
         preds = {"model": self.predict(steps, future_covariates=future_covariates)}
-        baselines = {
-            "naive": NaiveForecaster(),
-            # at most the history's length: a short series' seasonal naive never raises
-            "seasonal_naive": SeasonalNaiveForecaster(min(season, len(self._series))),
-            "mean": MeanForecaster(),
-        }
-        for name, baseline in baselines.items():
-            preds[name] = baseline.fit(self._series).predict(steps)
-        preds |= _statistical_points(self._series, steps, season)
+        preds |= _naive_points(self._series, steps, season)
+        found = _statistical(list(self._series.T), steps, season)  # each target on its own
+        preds |= {name: np.stack(out["point"], axis=1) for name, out in found.items()}
         preds = {name: np.asarray(p).reshape(truth.shape) for name, p in preds.items()}
         metrics = {name: regression_metrics(truth, p) for name, p in preds.items()}
         return (metrics, preds) if return_forecasts else metrics
@@ -707,43 +691,24 @@ class Forecaster(Estimator):
             return [f[:n] if column is None else f[:n, column] for f, n in pairs]
 
         alpha = 1 - level / 100
+
+        def scored(forecasts, **more) -> dict[str, float]:  # alpha is read with bounds only
+            return panel_metrics(truth, forecasts, history, season, alpha=alpha, **more)
+
         interval = [self._level_column(alpha / 2), self._level_column(1 - alpha / 2)]
         lower, upper = (None, None) if None in interval else (first(every, k) for k in interval)
         model = first(every, self.quantiles_.index(0.5))
         rows = {
-            "model": panel_metrics(
-                truth,
-                model,
-                history,
-                season,
-                lower=lower,
-                upper=upper,
-                quantiles=first(every),
-                levels=self.quantiles_,
-                alpha=alpha,
+            "model": scored(
+                model, lower=lower, upper=upper, quantiles=first(every), levels=self.quantiles_
             )
         }
-        for name, make in (
-            ("naive", lambda x: NaiveForecaster()),
-            ("seasonal_naive", lambda x: SeasonalNaiveForecaster(min(season, len(x)))),
-            ("mean", lambda x: MeanForecaster()),
-        ):
-            preds = [make(x).fit(x).predict(n)[:, 0] for x, n in zip(history, cut, strict=True)]
-            rows[name] = panel_metrics(truth, preds, history, season)
-        from lstmkit.tasks import forecast_baselines  # imports statsforecast only if asked
-
-        if forecast_baselines.available():
-            found = forecast_baselines.statistical_forecasts(history, max(cut), season, level=level)
-            for name, out in found.items():
-                rows[name] = panel_metrics(
-                    truth,
-                    first(out["point"]),
-                    history,
-                    season,
-                    lower=first(out["lower"]),
-                    upper=first(out["upper"]),
-                    alpha=alpha,
-                )
+        naive = [_naive_points(x, n, season) for x, n in zip(history, cut, strict=True)]
+        for name in naive[0]:
+            rows[name] = scored([p[name][:, 0] for p in naive])
+        for name, out in _statistical(history, max(cut), season, level).items():
+            bounds = {"lower": first(out["lower"]), "upper": first(out["upper"])}
+            rows[name] = scored(first(out["point"]), **bounds)
         return rows
 
     def _level_column(self, q: float) -> int | None:
@@ -776,6 +741,7 @@ class Forecaster(Estimator):
         columns, or ``covariates``/``future_covariates`` beside a list/dict continuation,
         as long as it; an origin needs whole horizon blocks of known-future ones."""
         self._check_fitted()
+        steps = self.params["horizon"] if steps is None else steps
         if self.panel_ is not None:
             start = 0 if start is None else start
             for name, given, key in (
@@ -791,26 +757,16 @@ class Forecaster(Estimator):
         y = as_matrix(series, "series")
         past = as_matrix(covariates, "covariates", y.shape[0])
         fut = as_matrix(future_covariates, "future_covariates", y.shape[0])
-        steps = self.params["horizon"] if steps is None else steps
-        last = y.shape[0] - (steps if fut is None else self._rows_needed(steps))
+        reach = steps if fut is None else self._rows_needed(steps)  # rows read ahead
+        last = y.shape[0] - reach
         origins = list(range(start, last + 1, every))
         if start < self.lookback_ or not origins:
             raise ValueError(
                 f"start: expected an origin in [{self.lookback_}, {last}], got {start}"
             )
-        preds = []
-        for o in origins:
-            ahead = None if fut is None else fut[o : o + self._rows_needed(steps)]
-            preds.append(
-                self._forecast(
-                    y[:o],
-                    None if past is None else past[:o],
-                    None if fut is None else fut[:o],
-                    steps,
-                    ahead,
-                )
-            )
-        preds = np.stack(preds)
+        preds = np.stack(
+            [self._forecast(y[:o], _head(past, o), _head(fut, o + reach), steps) for o in origins]
+        )
         truth = np.stack([y[o : o + steps] for o in origins])
         return {
             "origins": origins,
@@ -818,10 +774,9 @@ class Forecaster(Estimator):
             "metrics": regression_metrics(truth, preds),
         }
 
-    def _backtest_panel(self, more: Panel, start: int, steps: int | None, every: int, level: int):
-        steps = self.params["horizon"] if steps is None else steps
+    def _backtest_panel(self, more: Panel, start: int, steps: int, every: int, level: int):
         for name, value, low in (("start", start, 0), ("steps", steps, 1), ("every", every, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
         width = self._shapes.get("future", 0)
         check_past_steps(self._shapes.get("past"), steps, self.params["horizon"])
@@ -884,21 +839,19 @@ class Forecaster(Estimator):
                 params = params | {"n_models": len(self.nets_)}
                 if isinstance(params["lookback"], tuple):
                     params["lookback"] = tuple(self.lookbacks_)
-            config = {"params": params, "fitted": fitted}
-            return save_estimator(path, "Forecaster", config, state)
-        fitted = {
-            "season": self.season_,
-            "shapes": self._shapes,
-            "scalers": [
-                None if s is None else [s.mean.tolist(), s.std.tolist()] for s in self._scalers
-            ],
-            "series": self._series.tolist(),
-            "past": None if self._past is None else self._past.tolist(),
-            "future": None if self._fut is None else self._fut.tolist(),
-        }
-        return save_estimator(
-            path, "Forecaster", {"params": self.params, "fitted": fitted}, self.net_.state_dict()
-        )
+        else:
+            fitted = {
+                "season": self.season_,
+                "shapes": self._shapes,
+                "scalers": [
+                    None if s is None else [s.mean.tolist(), s.std.tolist()] for s in self._scalers
+                ],
+                "series": self._series.tolist(),
+                "past": None if self._past is None else self._past.tolist(),
+                "future": None if self._fut is None else self._fut.tolist(),
+            }
+            state, params = self.net_.state_dict(), self.params
+        return save_estimator(path, "Forecaster", {"params": params, "fitted": fitted}, state)
 
     @classmethod
     def load(cls, path) -> "Forecaster":
@@ -936,7 +889,7 @@ class Forecaster(Estimator):
                 fitted.get("static"), len(self.panel_), self._shapes, self.params["horizon"]
             )
             self._channel_scaler = _saved_channels(self.panel_, self._shapes, fitted)
-            self._fitted_lookbacks = _saved_lookbacks(fitted, self.params)
+            self._fitted_lookbacks = _saved_lookbacks(fitted.get("lookbacks"), self.params)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._series = saved_numbers(fitted, "series", (None, self._shapes["targets"]))
         steps = len(self._series)
@@ -963,21 +916,38 @@ class Forecaster(Estimator):
         return self._build()
 
 
-def _statistical_points(history: np.ndarray, steps: int, season: int) -> dict[str, np.ndarray]:
-    """{AutoETS/AutoTheta/AutoARIMA: point forecasts (steps, K)} of each column of the
-    history (T, K), when the forecast extra is installed; else {}."""
+def _naive_points(history, steps: int, season: int) -> dict[str, np.ndarray]:
+    """{naive, seasonal_naive, mean: forecasts (steps, K)} after the history (T, K); the
+    season at most the history's length, so a short series' seasonal naive never raises."""
+    return {
+        name: baseline.fit(history).predict(steps)
+        for name, baseline in (
+            ("naive", NaiveForecaster()),
+            ("seasonal_naive", SeasonalNaiveForecaster(min(season, len(history)))),
+            ("mean", MeanForecaster()),
+        )
+    }
+
+
+def _statistical(series, steps: int, season: int, level: int = 80) -> dict[str, dict]:
+    """AutoETS, AutoTheta and AutoARIMA's forecasts of each of the ``series``
+    (:func:`lstmkit.tasks.forecast_baselines.statistical_forecasts`) when the forecast
+    extra is installed; else {}."""
     from lstmkit.tasks import forecast_baselines  # imports statsforecast only if asked
 
     if not forecast_baselines.available():
         return {}
-    columns = list(history.T)
-    found = forecast_baselines.statistical_forecasts(columns, steps, season)
-    return {name: np.stack(out["point"], axis=1) for name, out in found.items()}
+    return forecast_baselines.statistical_forecasts(series, steps, season, level=level)
 
 
 def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
     pred = net(batch["x"], extra=batch.get("extra"))
     return torch.nn.functional.mse_loss(pred, batch["y"]), batch["y"].numel()
+
+
+def _head(array: np.ndarray | None, end: int) -> np.ndarray | None:
+    """The rows of ``array`` before ``end``; None for None."""
+    return None if array is None else array[:end]
 
 
 def _frequency(series) -> str | None:
@@ -1055,18 +1025,15 @@ def _raw_channels(panel: Panel) -> list[np.ndarray] | None:
     return [np.concatenate(row, axis=1) for row in zip(*parts, strict=True)] if parts else None
 
 
-def _saved_lookbacks(fitted: dict, params: dict) -> list[int]:
-    """A saved panel model's look-back per network; models saved before ensembles could
-    vary it read one look-back, ``lookback`` or the default of their season."""
+def _saved_lookbacks(saved, params: dict) -> list[int] | None:
+    """A saved panel model's look-back per network; None for models saved before ensembles
+    could vary it, which read one look-back (:meth:`Forecaster._lookbacks`: ``lookback`` or
+    the default of their season)."""
     count = params["n_models"]
-    saved = fitted.get("lookbacks")
-    if saved is None:
-        given = params["lookback"]
-        return [panel_lookback(fitted["season"]) if given is None else given] * count
-    if (
+    if saved is not None and (
         not isinstance(saved, list)
         or len(saved) != count
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in saved)
+        or any(not is_int(v) or v < 1 for v in saved)
     ):
         raise ValueError(f"lookbacks: expected {count} ints >= 1 (one per network), got {saved!r}")
     return saved
