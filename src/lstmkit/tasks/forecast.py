@@ -401,13 +401,10 @@ class Forecaster(Estimator):
         self._channel_scaler = fitted["channel_scaler"]
         self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets_)]  # Ctrl-C: fewer
         self.seasonal_, self.static_ = fitted["seasonal"], static
-        # the first network's history, or the one Ctrl-C cut short (the last one trained)
-        last = fitted["histories"][-1]
-        self.net_, self.history_ = (
-            self.nets_[0],
-            last if interrupted(last) else fitted["histories"][0],
-        )
         self.histories_ = fitted["histories"]
+        # the first network's history, or the one Ctrl-C cut short (the last one trained)
+        last = self.histories_[-1]
+        self.net_, self.history_ = self.nets_[0], last if interrupted(last) else self.histories_[0]
         self.panel_ = panel
         return self
 

@@ -165,20 +165,16 @@ def window_forward(net, x: Tensor, lengths: Tensor, extra: Tensor | None = None)
 
 
 def _unit_spread(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """Windows x (n, L, 1 + C) with the target channel divided by its spread σ_w, and σ_w
-    (n, 1, 1) (see window_forward); the covariate channels as they are."""
-    spread = _spread(x[:, :, :1], lengths)
-    return torch.cat([x[:, :, :1] / spread, x[:, :, 1:]], dim=2), spread
-
-
-def _spread(x: Tensor, lengths: Tensor) -> Tensor:
-    """σ_w (n, 1, 1) of the target channel x (n, L, 1) of windows over their real steps
-    (see window_forward)."""
+    """Windows x (n, L, 1 + C) with the target channel divided by its spread σ_w over the
+    window's real steps, and σ_w (n, 1, 1) (see window_forward); the covariate channels as
+    they are."""
+    target = x[:, :, :1]
     real = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
     count = lengths.to(x.dtype)[:, None, None]
-    mean = (x * real).sum(1, keepdim=True) / count
-    spread = (((x - mean) * real) ** 2).sum(1, keepdim=True).div(count).sqrt()
-    return torch.where((count > 1) & (spread > 1e-3), spread, torch.ones_like(spread))
+    mean = (target * real).sum(1, keepdim=True) / count
+    spread = (((target - mean) * real) ** 2).sum(1, keepdim=True).div(count).sqrt()
+    spread = torch.where((count > 1) & (spread > 1e-3), spread, torch.ones_like(spread))
+    return torch.cat([target / spread, x[:, :, 1:]], dim=2), spread
 
 
 def window_input(scaled: np.ndarray, lookback: int, channels: np.ndarray | None = None) -> Tensor:
@@ -367,8 +363,7 @@ def forecast_panel(
     width = 0 if future is None else future[0].shape[1]
     check_past_steps(channels is not None and channels[0].shape[1] > width, steps, horizon)
     blocks = []
-    done = 0
-    while done < steps:
+    for done in range(0, steps, horizon):
         extra = [] if static is None else [static]
         if width:
             extra.append(np.stack([f[done : done + horizon].reshape(-1) for f in future]))
@@ -387,7 +382,6 @@ def forecast_panel(
         if width and done + horizon < steps:  # only known-future channels (checked above)
             rows = [f[done : done + horizon] for f in future]
             channels = [np.concatenate([c, r]) for c, r in zip(channels, rows, strict=True)]
-        done += horizon
     out = np.concatenate(blocks, axis=1)[:, :steps] * scales[:, None, None]
     ahead = np.stack([at_phases(f, len(v), steps) for v, f in zip(values, seasonal, strict=True)])
     return out * ahead[:, :, None]

@@ -257,25 +257,22 @@ def panel_metrics(
         raise ValueError("lower/upper: expected both interval bounds or neither, got one")
     if (quantiles is None) != (levels is None):
         raise ValueError("quantiles/levels: expected both or neither, got one")
-    per_series: dict[str, list[float]] = {"smape": [], "mase": []}
     if lower is not None:
         lower, upper = _series_list(lower, "lower", n), _series_list(upper, "upper", n)
-        per_series |= {"coverage": [], "msis": []}
         alpha = _alpha(alpha)
     if quantiles is not None:
         quantiles = _series_list(quantiles, "quantiles", n)
-        per_series["crps"] = []
+    per_series = []
     for i, y in enumerate(actuals):
         f = _like(forecasts[i], y, f"forecasts[{i}]", f"actuals[{i}]")
         x = _vector(insamples[i], f"insamples[{i}]")
-        per_series["smape"].append(smape(y, f))
-        per_series["mase"].append(mase(y, f, x, season))
+        row = {"smape": smape(y, f), "mase": mase(y, f, x, season)}
         if lower is not None:
             lo = _like(lower[i], y, f"lower[{i}]", f"actuals[{i}]")
             hi = _like(upper[i], y, f"upper[{i}]", f"actuals[{i}]")
-            per_series["coverage"].append(coverage(y, lo, hi))
-            per_series["msis"].append(msis(y, lo, hi, x, season, alpha))
+            row |= {"coverage": coverage(y, lo, hi), "msis": msis(y, lo, hi, x, season, alpha)}
         if quantiles is not None:
             q = _quantiles(quantiles[i], y, f"quantiles[{i}]")
-            per_series["crps"].append(crps(y, q, levels, x, season))
-    return {name: float(np.mean(values)) for name, values in per_series.items()}
+            row["crps"] = crps(y, q, levels, x, season)
+        per_series.append(row)
+    return {name: float(np.mean([row[name] for row in per_series])) for name in per_series[0]}
