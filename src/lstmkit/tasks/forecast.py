@@ -269,15 +269,10 @@ class Forecaster(Estimator):
         chan = self._inputs(y_s, past_s, fut_s)
         x, level, extra = series_windows(y_s, chan, fut_s, origins, self.lookback_, horizon)
         target = sliding_window_view(y_s, horizon, axis=0)[origins].transpose(0, 2, 1)
-        data = {
-            "x": torch.tensor(x, dtype=torch.float32),
-            "y": torch.tensor(
-                (target - level[:, None, :]).reshape(len(origins), -1), dtype=torch.float32
-            ),
+        y = (target - level[:, None, :]).reshape(len(origins), -1)
+        return {
+            key: _float32(a) for key, a in {"x": x, "y": y, "extra": extra}.items() if a is not None
         }
-        if extra is not None:
-            data["extra"] = torch.tensor(extra, dtype=torch.float32)
-        return data
 
     # -- fit / predict --------------------------------------------------------------------
 
@@ -457,19 +452,11 @@ class Forecaster(Estimator):
         while len(out) < steps:
             t = y_s.shape[0]
             chan = self._inputs(y_s, past_s, None if fut_s is None else fut_s[:t])
-            x, level, extra = (
-                a if a is None else a[0]
-                for a in series_windows(y_s, chan, fut_s, [t], self.lookback_, self._step_horizon)
+            x, level, extra = series_windows(
+                y_s, chan, fut_s, [t], self.lookback_, self._step_horizon
             )
-            pred = (
-                self.net_(
-                    torch.tensor(x[None], dtype=torch.float32),
-                    extra=None if extra is None else torch.tensor(extra[None], dtype=torch.float32),
-                )
-                .numpy()[0]
-                .astype(np.float64)
-            )
-            block = pred.reshape(self._step_horizon, -1) + level
+            pred = self.net_(_float32(x), extra=_float32(extra)).numpy()[0].astype(np.float64)
+            block = pred.reshape(self._step_horizon, -1) + level[0]
             out.extend(block)
             y_s = np.concatenate([y_s, block])
         y_scaler = self._scalers[0]
@@ -590,7 +577,7 @@ class Forecaster(Estimator):
         )
         chan = self._inputs(y_s, past_s, fut_s)
         x, _, _ = series_windows(y_s, chan, None, [t], self.lookback_, self._step_horizon)
-        return gate_activations(self.net_, torch.tensor(x[0], dtype=torch.float32))
+        return gate_activations(self.net_, _float32(x[0]))
 
     def _panel_gates(self, back: int, series: int) -> dict[str, dict[str, np.ndarray]]:
         count = len(self.panel_)
@@ -940,6 +927,11 @@ def _statistical(series, steps: int, season: int, level: int = 80) -> dict[str, 
 def _loss(net: RecurrentNet, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
     pred = net(batch["x"], extra=batch.get("extra"))
     return torch.nn.functional.mse_loss(pred, batch["y"]), batch["y"].numel()
+
+
+def _float32(array: np.ndarray | None) -> Tensor | None:
+    """A float32 tensor copy of ``array``; None for None."""
+    return None if array is None else torch.tensor(array, dtype=torch.float32)
 
 
 def _head(array: np.ndarray | None, end: int) -> np.ndarray | None:

@@ -260,13 +260,9 @@ def fit_panel(
     lengths = np.array([len(v) for v in values])
     held = set(_validation_split(lengths, order, validation, horizon))
     ends = [lengths[i] - horizon if i in held else lengths[i] for i in order]
+    training = list(zip(order, ends, strict=True))  # (series, the end of its training part)
     season = params["season"] if params["deseasonalize"] else 1
-    factors = np.stack(
-        [
-            deseasonalising_factors(values[i][:end], season)
-            for i, end in zip(order, ends, strict=True)
-        ]
-    )
+    factors = np.stack([deseasonalising_factors(values[i][:end], season) for i, end in training])
     adjusted = [
         values[i] / at_phases(f, 0, lengths[i]) for i, f in zip(order, factors, strict=True)
     ]
@@ -275,9 +271,7 @@ def fit_panel(
     kept = [k for k, i in enumerate(order) if i in held]
     scaler, inputs = None, None
     if channels is not None:  # standardised over the training parts of every series
-        scaler = Scaler(
-            np.concatenate([channels[i][:end] for i, end in zip(order, ends, strict=True)])
-        )
+        scaler = Scaler(np.concatenate([channels[i][:end] for i, end in training]))
         inputs = [scaler(channels[i]) for i in order]
 
     def windows(lookback: int):  # (training windows, validation windows or None)
