@@ -345,12 +345,11 @@ class Forecaster(Estimator):
             )
         self._scalers = [Scaler(a[:split]) if a is not None else None for a in (y, past, fut)]
         y_s, past_s, fut_s = self._scaled(y, past, fut)
-        stride = self.params["stride"]
-        train_origins = range(lookback, split - horizon + 1, stride)
+        train_origins = range(lookback, split - horizon + 1, p["stride"])
         val_origins = range(max(split, lookback), steps - horizon + 1)
         train = self._dataset(y_s, past_s, fut_s, train_origins)
         val = self._dataset(y_s, past_s, fut_s, val_origins) if len(val_origins) else None
-        seed_torch(self.params["seed"])
+        seed_torch(p["seed"])
         self._shapes = {
             "targets": y.shape[1],
             "channels": train["x"].shape[-1],
