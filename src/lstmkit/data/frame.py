@@ -30,7 +30,7 @@ expected and what came. A missing file raises ``FileNotFoundError``; a directory
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,45 @@ def _read_text(path: Path) -> str:
             f"{path}, line {line}: expected UTF-8 text, got the byte 0x{data[e.start]:02x} "
             f"(offset {e.start})"
         ) from None
+
+
+def _true_or_false(where: str, name: str, token: str) -> bool:
+    """A header's ``true``/``false`` (any case), or ``ValueError`` naming ``where`` and ``name``."""
+    if token.lower() not in ("true", "false"):
+        raise ValueError(f"{where}: {name}: expected true or false, got {token!r}")
+    return token.lower() == "true"
+
+
+def _data_lines(
+    path: Path, text: str, read_header: Callable[[int, str], bool], clip: int | None
+) -> Iterator[tuple[int, str]]:
+    """The data lines of a ``.ts`` or ``.tsf`` file, (line number, stripped text): header
+    lines (``@...``) come first and go to ``read_header(line, text)``, which says whether
+    the line was ``@data``; blank lines and ``#`` comments are skipped. A header line after
+    ``@data`` (its key cut to ``clip`` characters in the message), a data line before it
+    and a file without it raise ``ValueError``."""
+    data_line = 0
+    for line, raw in enumerate(_split_lines(text), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("@"):
+            if data_line:
+                raise ValueError(
+                    f"{path}, line {line}: header line {stripped.split()[0][:clip]!r} after "
+                    f"@data (line {data_line}); expected a data line"
+                )
+            if read_header(line, stripped):
+                data_line = line
+            continue
+        if not data_line:
+            raise ValueError(
+                f"{path}, line {line}: data line before @data; expected a header line "
+                f"(@key value) or @data, got {stripped[:40]!r}"
+            )
+        yield line, stripped
+    if not data_line:
+        raise ValueError(f"{path}: no @data line; expected the header to end with @data")
 
 
 def _float(text: str) -> float:

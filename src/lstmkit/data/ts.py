@@ -5,6 +5,7 @@ float targets or ``None``)."""
 import math
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,12 @@ import numpy as np
 from lstmkit.data.frame import (
     _as_path,
     _check_missing,
+    _data_lines,
     _fill_missing,
     _float,
     _number,
     _read_text,
-    _split_lines,
+    _true_or_false,
 )
 from lstmkit.messages import listed, short_errors
 
@@ -38,14 +40,9 @@ _TS_KEYS = {
 }
 
 
-def _ts_bool(path: Path, line: int, key: str, token: str) -> bool:
-    if token.lower() not in ("true", "false"):
-        raise ValueError(f"{path}, line {line}: {key}: expected true or false, got {token!r}")
-    return token.lower() == "true"
-
-
-def _ts_header(path: Path, line: int, text: str, header: dict) -> None:
-    """Parse one ``@key value...`` line into ``header[key] = (value, line)``."""
+def _ts_header(path: Path, header: dict, line: int, text: str) -> bool:
+    """Parse one ``@key value...`` line into ``header[key] = (value, line)``; whether it
+    was ``@data`` (then the header is checked as a whole)."""
     parts = text[1:].split()
     key = parts[0].lower() if parts else ""
     if key not in _TS_KEYS:
@@ -71,7 +68,7 @@ def _ts_header(path: Path, line: int, text: str, header: dict) -> None:
         if not args:
             raise ValueError(f"{path}, line {line}: {name}: expected true or false, got nothing")
         labels = args[1:]
-        if not _ts_bool(path, line, name, args[0]):
+        if not _true_or_false(f"{path}, line {line}", name, args[0]):
             if labels:
                 raise ValueError(
                     f"{path}, line {line}: {name} false: expected nothing after false, got {labels}"
@@ -92,7 +89,7 @@ def _ts_header(path: Path, line: int, text: str, header: dict) -> None:
         if len(args) != 1:
             raise ValueError(f"{path}, line {line}: {name}: expected one value, got {args}")
         if key in _TS_BOOL_KEYS:
-            value = _ts_bool(path, line, name, args[0])
+            value = _true_or_false(f"{path}, line {line}", name, args[0])
             if key == "timestamps" and value:
                 raise ValueError(
                     f"{path}, line {line}: @timeStamps true: timestamped .ts files are not "
@@ -106,6 +103,9 @@ def _ts_header(path: Path, line: int, text: str, header: dict) -> None:
                 )
             value = int(args[0])
     header[key] = (value, line)
+    if key == "data":
+        _ts_check_header(path, header)
+    return key == "data"
 
 
 def _ts_check_header(path: Path, header: dict) -> None:
@@ -193,30 +193,11 @@ def read_ts(
     _check_missing(missing, ("error", "ffill", "interpolate"))
     path = _as_path(path)
     header: dict = {}
-    in_data, data_line = False, 0
     X: list[np.ndarray] = []
     y: list = []
     first_line = 0  # the first case's line, the reference for D and T
-    for line, raw in enumerate(_split_lines(_read_text(path)), start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("@"):
-            if in_data:
-                raise ValueError(
-                    f"{path}, line {line}: header line {text.split()[0]!r} after @data (line "
-                    f"{data_line}); expected a data line"
-                )
-            _ts_header(path, line, text, header)
-            if "data" in header:
-                _ts_check_header(path, header)
-                in_data, data_line = True, line
-            continue
-        if not in_data:
-            raise ValueError(
-                f"{path}, line {line}: data line before @data; expected a header line "
-                f"(@key value) or @data, got {text[:40]!r}"
-            )
+    read_header = partial(_ts_header, path, header)
+    for line, text in _data_lines(path, _read_text(path), read_header, clip=None):
         labels = header.get("classlabel", (None, 0))
         target = header.get("targetlabel", (False, 0))
         fields = text.split(":")
@@ -250,11 +231,10 @@ def read_ts(
         if not X:
             first_line = line
         X.append(case)
-    if not in_data:
-        raise ValueError(f"{path}: no @data line; expected the header to end with @data")
     if not X:
         raise ValueError(
-            f"{path}, line {data_line}: no cases after @data; expected at least one data line"
+            f"{path}, line {header['data'][1]}: no cases after @data; expected at least one "
+            f"data line"
         )
     if "classlabel" in header and header["classlabel"][0] is not None:
         return X, np.array(y, dtype=str)

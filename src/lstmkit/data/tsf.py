@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.data.frame import _as_path, _check_missing, _read_text, _split_lines
+from lstmkit.data.frame import _as_path, _check_missing, _data_lines, _read_text, _true_or_false
 from lstmkit.messages import short_errors
 from lstmkit.train.atomic import write_atomically
 
@@ -187,15 +187,9 @@ class TsfData:
 # -- reading ----------------------------------------------------------------------------
 
 
-def _bool(where: str, name: str, token: str) -> bool:
-    if token.lower() not in ("true", "false"):
-        raise ValueError(f"{where}: {name}: expected true or false, got {token!r}")
-    return token.lower() == "true"
-
-
-def _header(where: str, line: int, text: str, header: dict, columns: list) -> None:
+def _header(where: str, line: int, text: str, header: dict, columns: list) -> bool:
     """Parse one ``@key value...`` line into ``header[key] = (value, line)`` or, for
-    ``@attribute``, append ``(name, type)`` to ``columns``."""
+    ``@attribute``, append ``(name, type)`` to ``columns``; whether it was ``@data``."""
     parts = text[1:].split()
     key = parts[0].lower() if parts else ""
     if key not in _KEYS:
@@ -225,7 +219,7 @@ def _header(where: str, line: int, text: str, header: dict, columns: list) -> No
         if any(c == column for c, _ in columns):
             raise ValueError(f"{where}: @attribute {column} given twice; expected unique names")
         columns.append((column, kind))
-        return
+        return False
     if key == "relation":
         if not args:
             raise ValueError(f"{where}: @relation: expected a name, got nothing")
@@ -248,8 +242,9 @@ def _header(where: str, line: int, text: str, header: dict, columns: list) -> No
             raise ValueError(f"{where}: @horizon: expected a positive integer, got {args[0]!r}")
         value = int(args[0])
     else:  # missing, equallength
-        value = _bool(where, name, args[0])
+        value = _true_or_false(where, name, args[0])
     header[key] = (value, line)
+    return key == "data"
 
 
 def _attribute(where: str, column: str, kind: str, text: str) -> object:
@@ -375,37 +370,18 @@ def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
         raise FileNotFoundError(f"{path}: no such file; expected a .tsf file") from None
     header: dict = {}
     columns: list[tuple[str, str]] = []  # (name, type) per @attribute, in column order
-    data_line = 0  # the @data line, 0 before it
-    name_at = start_at = None  # the series_name and start_timestamp columns' indices
     saw_missing = False  # whether any value was missing, before the policy
     names: list[str] = []
     starts: list[str | None] = []
     series: list[np.ndarray] = []
-    values_by_column: list[list] = []
+    attributes: dict[str, list] = {}  # the typed values of each column, in column order
     first = (0, "")  # the first series' line and name: the reference for @equallength
-    for line, raw in enumerate(_split_lines(text), start=1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
+
+    def read_header(line: int, stripped: str) -> bool:
+        return _header(f"{path}, line {line}", line, stripped, header, columns)
+
+    for line, stripped in _data_lines(path, text, read_header, clip=40):
         at = f"{path}, line {line}"
-        if stripped.startswith("@"):
-            if data_line:
-                raise ValueError(
-                    f"{at}: header line {stripped.split()[0][:40]!r} after @data (line "
-                    f"{data_line}); expected a data line"
-                )
-            _header(at, line, stripped, header, columns)
-            if "data" in header:
-                data_line = line
-                values_by_column = [[] for _ in columns]
-                index = {c: i for i, (c, _) in enumerate(columns)}
-                name_at, start_at = index.get(NAME_COLUMN), index.get(START_COLUMN)
-            continue
-        if not data_line:
-            raise ValueError(
-                f"{at}: data line before @data; expected a header line (@key value) or "
-                f"@data, got {stripped[:40]!r}"
-            )
         fields = stripped.split(":")
         if len(fields) != len(columns) + 1:
             expected = ", ".join(c for c, _ in columns)
@@ -415,7 +391,8 @@ def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
                 f"values), got {len(fields)}"
             )
         fields = [f.strip() for f in fields]
-        name = fields[name_at] if name_at is not None else str(len(series) + 1)
+        written = {c: v for (c, _), v in zip(columns, fields, strict=False)}
+        name = written.get(NAME_COLUMN, str(len(series) + 1))
         where = f"{at}, series {name[:40]!r}"
         row = [_attribute(where, c, k, v) for (c, k), v in zip(columns, fields, strict=False)]
         values = _values(where, fields[-1])
@@ -429,22 +406,21 @@ def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
             )
         if not series:
             first = (line, name)
-        for column, value in zip(values_by_column, row, strict=True):
-            column.append(value)
+        for (column, _), value in zip(columns, row, strict=True):
+            attributes.setdefault(column, []).append(value)
         names.append(name)
-        starts.append(fields[start_at] if start_at is not None else None)
+        starts.append(written.get(START_COLUMN))
         series.append(values)
-    if not data_line:
-        raise ValueError(f"{path}: no @data line; expected the header to end with @data")
     if not series:
         raise ValueError(
-            f"{path}, line {data_line}: no series after @data; expected at least one data line"
+            f"{path}, line {header['data'][1]}: no series after @data; expected at least one "
+            f"data line"
         )
     return TsfData(
         names=names,
         series=series,
         starts=starts,
-        attributes={c: v for (c, _), v in zip(columns, values_by_column, strict=True)},
+        attributes=attributes,
         frequency=header.get("frequency", (None, 0))[0],
         horizon=header.get("horizon", (None, 0))[0],
         missing=header["missing"][0] if "missing" in header else saw_missing,
@@ -538,23 +514,18 @@ def write_tsf(path: str | os.PathLike, data: TsfData) -> Path:
     if not isinstance(data, TsfData):
         raise TypeError(f"data: expected a TsfData, got {type(data).__name__}")
     columns = dict(data.attributes)
-    if NAME_COLUMN in columns:
-        if all(isinstance(v, str) for v in columns[NAME_COLUMN]) and (
-            columns[NAME_COLUMN] != data.names
-        ):
+    for field, column, given in (
+        ("names", NAME_COLUMN, data.names),
+        ("starts", START_COLUMN, data.starts),
+    ):
+        written = columns.get(column)
+        if written is not None and all(isinstance(v, str) for v in written) and written != given:
             raise ValueError(
-                f"names: expected the values of attributes[{NAME_COLUMN!r}], got different ones"
+                f"{field}: expected the values of attributes[{column!r}], got different ones"
             )
-    else:
+    if NAME_COLUMN not in columns:
         columns = {NAME_COLUMN: list(data.names), **columns}
-    if START_COLUMN in columns:
-        if all(isinstance(v, str) for v in columns[START_COLUMN]) and (
-            columns[START_COLUMN] != data.starts
-        ):
-            raise ValueError(
-                f"starts: expected the values of attributes[{START_COLUMN!r}], got different ones"
-            )
-    elif any(s is not None for s in data.starts):
+    if START_COLUMN not in columns and any(s is not None for s in data.starts):
         if not all(_is_date(s) for s in data.starts):
             raise ValueError(
                 f"starts: expected all dates YYYY-MM-DD HH-MM-SS (or all None), got {data.starts!r}"
