@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.budget import memory_budget
-from lstmkit.data.frame import (
-    _NUMERIC_KINDS,
-    _as_path,
-)
+from lstmkit.data.frame import _NUMERIC_KINDS, _as_path
 from lstmkit.messages import listed, short_errors, shown
 
 
@@ -82,21 +79,15 @@ def _npz_array(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarra
     _check_npy_size(path, archive, key)
     try:
         array = archive[key]
-    except ValueError as e:
-        if "allow_pickle" not in str(e):
+    except (ValueError, *_NPZ_ERRORS) as e:
+        if isinstance(e, ValueError) and "allow_pickle" in str(e):
+            hint = "a numeric array (store variable lengths as X_0, X_1, ... or as X plus lengths)"
+            if key == "y":
+                hint = "a numeric or str array"
             raise ValueError(
-                f"{path}: {key}: expected a .npy array, got bad data ({str(e)[:200]})"
+                f"{path}: {key} holds Python objects (a pickle), which are never loaded; "
+                f"expected {hint}"
             ) from None
-        hint = (
-            "a numeric or str array"
-            if key == "y"
-            else "a numeric array (store variable lengths as X_0, X_1, ... or as X plus lengths)"
-        )
-        raise ValueError(
-            f"{path}: {key} holds Python objects (a pickle), which are never loaded; "
-            f"expected {hint}"
-        ) from None
-    except _NPZ_ERRORS as e:
         raise ValueError(
             f"{path}: {key}: expected a .npy array, got bad data ({str(e)[:200]})"
         ) from None

@@ -87,14 +87,20 @@ def is_panel(data, id_column: str | None = None) -> bool:
     return _is_long_frame(data, id_column)
 
 
+def _float64(given, what: str) -> np.ndarray:
+    """``given`` (array-like, or anything with ``to_numpy``) as a float64 array; a
+    ValueError naming ``what`` if it does not hold numbers."""
+    if hasattr(given, "to_numpy"):
+        given = given.to_numpy()
+    try:
+        return np.asarray(given, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: expected numbers, got {err}") from err
+
+
 def _series_values(name, values, min_points: int = 2) -> np.ndarray:
     """One series as float64 (n,), checked: numbers, 1-D, finite, ``min_points`` or more."""
-    if hasattr(values, "to_numpy"):
-        values = values.to_numpy()
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"series {name!r}: expected numbers, got {err}") from err
+    array = _float64(values, f"series {name!r}")
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
@@ -146,12 +152,7 @@ def static_matrix(panel: Panel, static) -> np.ndarray | None:
             ) from None
     out = []
     for name, row in rows:
-        try:
-            vector = np.atleast_1d(np.asarray(row, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"static_covariates of series {name!r}: expected numbers, got {err}"
-            ) from err
+        vector = np.atleast_1d(_float64(row, f"static_covariates of series {name!r}"))
         if vector.ndim != 1 or (out and len(vector) != len(out[0])):
             width = len(out[0]) if out else "some"
             raise ValueError(
@@ -224,12 +225,7 @@ def as_panel(
 def step_matrix(name, given, what: str, rows: int | None) -> np.ndarray:
     """One series' per-step covariates as float64 (rows, C), checked: numbers, finite,
     ``rows`` of them (one per point of the series; None: any number ≥ 1)."""
-    if hasattr(given, "to_numpy"):
-        given = given.to_numpy()
-    try:
-        matrix = np.asarray(given, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{what} of series {name!r}: expected numbers, got {err}") from err
+    matrix = _float64(given, f"{what} of series {name!r}")
     if matrix.ndim == 1:
         matrix = matrix[:, None]
     if matrix.ndim != 2 or matrix.shape[1] == 0:

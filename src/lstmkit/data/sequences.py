@@ -3,11 +3,7 @@ a pandas-like object become N float64 arrays (T_i, D) (:func:`as_sequences`)."""
 
 import numpy as np
 
-from lstmkit.data.frame import (
-    _NUMERIC_KINDS,
-    MAX_MAGNITUDE,
-    check_magnitude,
-)
+from lstmkit.data.frame import _NUMERIC_KINDS, MAX_MAGNITUDE, check_magnitude
 
 
 def as_sequences(X: object) -> list[np.ndarray]:

@@ -466,14 +466,8 @@ def _attribute_text(name: str, i: int, value: object, first: bool) -> str:
         if not math.isfinite(value):
             raise ValueError(f"attributes[{name!r}][{i}]: expected a finite number, got {value}")
         return repr(float(value))
-    bad = (
-        ":" in value
-        or "\n" in value
-        or "\r" in value
-        or value != value.strip()
-        or (first and value.startswith(("#", "@")))
-    )
-    if bad:
+    bad = any(c in value for c in ":\n\r") or value != value.strip()
+    if bad or (first and value.startswith(("#", "@"))):
         raise ValueError(
             f"attributes[{name!r}][{i}]: expected text without ':', line breaks or surrounding "
             f"spaces{' and not starting with # or @ (first column)' if first else ''}, got "

@@ -322,11 +322,10 @@ class _SequenceEstimator(Estimator):
         data["y"] = targets
         train = {k: v[torch.from_numpy(train_idx)] for k, v in data.items()}
         val = {k: v[torch.from_numpy(val_idx)] for k, v in data.items()} if len(val_idx) else None
-        cfg = self._train_cfg
         batch_size = self.params["batch_size"] or default_batch_size(len(train_idx))
         epochs = self.params["epochs"] or budget_epochs(len(train_idx), batch_size)
         lr = self.params["lr"] or BASE_LR * batch_size / 16
-        cfg = replace(cfg, batch_size=batch_size, epochs=epochs, lr=lr)
+        cfg = replace(self._train_cfg, batch_size=batch_size, epochs=epochs, lr=lr)
         members, histories = [], []
         for k in range(self.params["n_models"]):
             seed_torch(self.params["seed"] + k)
@@ -443,22 +442,15 @@ class _SequenceEstimator(Estimator):
             x = augment_batch(x, tuple(self.params["augment"]))
         return x
 
-    def _loss_last(self, net, batch):
+    def _loss(self, net, batch):
         lengths = batch["lengths"]
-        out = net(self._inputs(net, batch), lengths, batch.get("extra"))
-        return self._criterion(out, batch["y"]), len(lengths)
-
-    def _loss_sequence(self, net, batch):
-        lengths = batch["lengths"]
+        if self._output == "last":
+            out = net(self._inputs(net, batch), lengths, batch.get("extra"))
+            return self._criterion(out, batch["y"]), len(lengths)
         steps = int(lengths.max())
         out = net(self._inputs(net, batch), lengths)
         mask = real_steps(lengths, steps)
         return self._criterion(out[mask], batch["y"][:, :steps][mask]), int(mask.sum())
-
-    def _loss(self, net, batch):
-        if self._output == "sequence":
-            return self._loss_sequence(net, batch)
-        return self._loss_last(net, batch)
 
     def evaluate(self, X, y, *, baselines: bool = True, train=None) -> dict[str, dict]:
         """Metrics on (X, y): ``{"model": {...}, <baseline>: {...}, ...}``, every row scored

@@ -310,9 +310,7 @@ class TextGenerator(Estimator):
 
     def _sample(self, logits: Tensor, temperature: float, top_k, gen) -> str:
         logits = logits.clone()
-        logits[self._index[PAD]] = -math.inf
-        logits[self._index[BOS]] = -math.inf
-        logits[self._index[UNK]] = -math.inf
+        logits[[self._index[c] for c in (PAD, BOS, UNK)]] = -math.inf  # never sampled
         logits = logits / temperature
         if top_k is not None and top_k < logits.numel():
             cutoff = torch.topk(logits, top_k).values[-1]

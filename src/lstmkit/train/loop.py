@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lstmkit.checks import is_int
 from lstmkit.train import interrupts
 from lstmkit.train.checkpoint import (
     META,
@@ -87,7 +88,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
         if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
@@ -103,9 +104,7 @@ class TrainConfig:
             )
         if self.distributed is not None and not isinstance(self.distributed, bool):
             raise TypeError(f"distributed: expected None, True or False, got {self.distributed!r}")
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
+        if self.threads is not None and not (is_int(self.threads) and self.threads >= 1):
             raise ValueError(f"threads: expected None or an int >= 1, got {self.threads!r}")
         if self.equal_tokens and not (self.length_buckets and self.schedule == "plateau"):
             raise ValueError(
