@@ -32,8 +32,7 @@ def learning_curves(epochs: Sequence[Mapping]) -> bytes:
     ax.plot(x, [e["train_loss"] for e in epochs], label="training loss")
     if epochs and "val_loss" in epochs[0]:
         ax.plot(x, [e["val_loss"] for e in epochs], label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    ax.set(xlabel="epoch", ylabel="loss")
     if all(e["train_loss"] > 0 for e in epochs):
         ax.set_yscale("log")
     ax.legend()
@@ -73,8 +72,7 @@ def residuals(actual: np.ndarray, predicted: np.ndarray) -> bytes:
     r = np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float)
     ax.bar(np.arange(1, len(r) + 1), r, color=np.where(r >= 0, "tab:blue", "tab:orange"))
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("step ahead")
-    ax.set_ylabel("actual − predicted")
+    ax.set(xlabel="step ahead", ylabel="actual − predicted")
     ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -89,8 +87,7 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
         ax.text(j, i, str(count), ha="center", va="center", color=colour)
     ax.set_xticks(range(len(classes)), [str(c) for c in classes], rotation=45)
     ax.set_yticks(range(len(classes)), [str(c) for c in classes])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set(xlabel="predicted", ylabel="true")
     return _png(fig)
 
 
@@ -98,8 +95,7 @@ def convergence(best: Sequence[float], label: str = "best validation score") -> 
     """The optimizer's best value after each iteration (generation)."""
     fig, ax = plt.subplots(figsize=_SIZE)
     ax.plot(np.arange(len(best)), best, marker=".")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(label)
+    ax.set(xlabel="iteration", ylabel=label)
     ax.grid(alpha=0.3)
     return _png(fig)
 

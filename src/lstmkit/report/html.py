@@ -8,7 +8,6 @@ Build it section by section — :meth:`Report.text`, :meth:`Report.equations`,
 """
 
 import base64
-import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,8 +114,3 @@ class Report:
 
     def render(self) -> str:
         return _TEMPLATE.render(title=self.title, sections=self.sections)
-
-
-def escape(text: str) -> str:
-    """HTML-escape a string (what autoescaping does to every value in the template)."""
-    return html.escape(text)

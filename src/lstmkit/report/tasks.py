@@ -23,18 +23,35 @@ def _model_summary(report: Report, model) -> None:
     )
 
 
+def _report(title: str, model, data: list, heading: str, metrics: Mapping) -> Report:
+    """What every task run's report opens with: the data, the model, the test metrics."""
+    report = Report(title)
+    report.table("Data", ["item", "value"], data)
+    _model_summary(report, model)
+    return report.metrics(heading, metrics)
+
+
+def _gate_maps(model, gates: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One layer's gates as the heatmaps show them: i, f, o, C (LSTM) or r, z (GRU)."""
+    names = ("i", "f", "o", "C") if model.describe().get("cell", "lstm") == "lstm" else ("r", "z")
+    return {name: gates[name.lower()] for name in names}
+
+
 def _gates_figure(model, gates: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
-    """Heatmaps of the last layer's forward direction: i, f, o, C (LSTM) or r, z (GRU)."""
-    described = model.describe()
-    layer = f"l{described['num_layers'] - 1}"
-    names = ("i", "f", "o", "c") if described.get("cell", "lstm") == "lstm" else ("r", "z")
-    shown = {("C" if n == "c" else n): gates[layer][n] for n in names}
-    return figures.gates(shown, title=f"layer {layer[1:]}, forward direction")
+    """Heatmaps of the last layer's forward direction."""
+    layer = f"l{model.describe()['num_layers'] - 1}"
+    return figures.gates(
+        _gate_maps(model, gates[layer]), title=f"layer {layer[1:]}, forward direction"
+    )
 
 
-def _add_figures(report: Report, figs: dict[str, bytes], captions: Mapping[str, str]) -> None:
+def _with_figures(
+    report: Report, figs: dict[str, bytes], captions: Mapping[str, str]
+) -> tuple[Report, dict[str, bytes]]:
+    """``report`` with the figures appended (each under its caption), and the figures."""
     for name, png in figs.items():
         report.figure(captions[name], png)
+    return report, figs
 
 
 def forecast_report(
@@ -51,22 +68,16 @@ def forecast_report(
     """A forecast run: data, model, learning curves, forecast against actual (first target)
     with the origin marked, residuals, the metrics table with the baselines, and the gates
     of the window the forecast starts from."""
-    report = Report(f"lstmkit forecast: {data_name}")
-    steps = len(history) + len(actual)
-    report.table(
-        "Data",
-        ["item", "value"],
-        [
-            ["data", data_name],
-            ["targets", ", ".join(targets)],
-            ["steps", steps],
-            ["training steps (incl. validation)", len(history)],
-            ["held-out test steps", len(actual)],
-            ["time span", f"{time_labels[0]} … {time_labels[-1]}" if time_labels else "–"],
-        ],
-    )
-    _model_summary(report, model)
-    report.metrics("Test metrics (original scale) beside the baselines", metrics)
+    data = [
+        ["data", data_name],
+        ["targets", ", ".join(targets)],
+        ["steps", len(history) + len(actual)],
+        ["training steps (incl. validation)", len(history)],
+        ["held-out test steps", len(actual)],
+        ["time span", f"{time_labels[0]} … {time_labels[-1]}" if time_labels else "–"],
+    ]
+    heading = "Test metrics (original scale) beside the baselines"
+    report = _report(f"lstmkit forecast: {data_name}", model, data, heading, metrics)
     first = {k: np.asarray(v).reshape(len(actual), -1)[:, 0] for k, v in predictions.items()}
     truth = np.asarray(actual).reshape(len(actual), -1)[:, 0]
     context = min(48, len(history))
@@ -87,8 +98,7 @@ def forecast_report(
         "residuals.png": "Residuals of the model per step ahead",
         "gates.png": "Gate activations on the last input window",
     }
-    _add_figures(report, figs, captions)
-    return report, figs
+    return _with_figures(report, figs, captions)
 
 
 def panel_forecast_report(
@@ -118,27 +128,21 @@ def panel_forecast_report(
             f"levels), got {quantiles.shape}"
         )
     lengths = [len(history[i]) for i in ids]
-    report = Report(f"lstmkit forecast: {data_name}")
-    report.table(
-        "Data",
-        ["item", "value"],
-        [
-            ["data", data_name],
-            ["series", len(ids)],
-            ["training points per series", f"{min(lengths)} … {max(lengths)}"],
-            ["held-out test points per series", quantiles.shape[1]],
-            ["frequency", model.panel_.frequency or "–"],
-            ["season", model.season_ or 1],
-            ["quantiles", ", ".join(f"{q:g}" for q in levels)],
-        ],
-    )
-    _model_summary(report, model)
-    report.metrics(
+    data = [
+        ["data", data_name],
+        ["series", len(ids)],
+        ["training points per series", f"{min(lengths)} … {max(lengths)}"],
+        ["held-out test points per series", quantiles.shape[1]],
+        ["frequency", model.panel_.frequency or "–"],
+        ["season", model.season_ or 1],
+        ["quantiles", ", ".join(f"{q:g}" for q in levels)],
+    ]
+    heading = (
         "Test metrics beside the baselines (mean over series; sMAPE in %, MASE and CRPS "
         f"scaled by the in-sample seasonal naive error, coverage and MSIS of the {level:g} % "
-        "interval)",
-        metrics,
+        "interval)"
     )
+    report = _report(f"lstmkit forecast: {data_name}", model, data, heading, metrics)
     alpha = 1 - level / 100
     low, high = level_index(levels, alpha / 2), level_index(levels, 1 - alpha / 2)
     median = levels.index(0.5)
@@ -168,8 +172,7 @@ def panel_forecast_report(
         "fan_chart.png": f"Forecasts of the first {len(first)} of {len(ids)} series: history, "
         f"actual, median{interval}; dashed line: forecast origin",
     }
-    _add_figures(report, figs, captions)
-    return report, figs
+    return _with_figures(report, figs, captions)
 
 
 def sequence_report(
@@ -185,14 +188,10 @@ def sequence_report(
     """A classify/regress/tag run: data, model, learning curves, the metrics beside the
     baseline, the confusion matrix and per-class metrics (classification), and the gates
     of one test sequence (``sample``)."""
-    report = Report(f"lstmkit {kind}: {data_name}")
-    report.table(
-        "Data",
-        ["item", "value"],
-        [["data", data_name], ["training sequences", n_train], ["test sequences", n_test]],
+    data = [["data", data_name], ["training sequences", n_train], ["test sequences", n_test]]
+    report = _report(
+        f"lstmkit {kind}: {data_name}", model, data, "Test metrics beside the baseline", metrics
     )
-    _model_summary(report, model)
-    report.metrics("Test metrics beside the baseline", metrics)
     figs = {"learning_curves.png": figures.learning_curves(model.history_.epochs)}
     captions = {
         "learning_curves.png": "Learning curves",
@@ -208,8 +207,7 @@ def sequence_report(
         ]
         report.table("Per-class metrics", ["class", "precision", "recall", "f1", "support"], rows)
     figs["gates.png"] = _gates_figure(model, model.gate_activations(sample))
-    _add_figures(report, figs, captions)
-    return report, figs
+    return _with_figures(report, figs, captions)
 
 
 def explain_report(model, gates: Mapping[str, Mapping[str, np.ndarray]], what: str):
@@ -217,11 +215,8 @@ def explain_report(model, gates: Mapping[str, Mapping[str, np.ndarray]], what: s
     report = Report(f"lstmkit explain: {type(model).__name__}")
     report.text("Sample", f"Gate activations of {what}.")
     _model_summary(report, model)
-    lstm = model.describe().get("cell", "lstm") == "lstm"
-    names = ("i", "f", "o", "c") if lstm else ("r", "z")
     figs = {}
     for layer, g in gates.items():
-        shown = {("C" if n == "c" else n): g[n] for n in names}
-        figs[f"gates_{layer}.png"] = figures.gates(shown, title=layer)
+        figs[f"gates_{layer}.png"] = figures.gates(_gate_maps(model, g), title=layer)
         report.figure(f"Layer {layer}", figs[f"gates_{layer}.png"])
     return report, figs
