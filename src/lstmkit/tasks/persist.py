@@ -4,18 +4,18 @@ The directory is written atomically (see :mod:`lstmkit.train.checkpoint`); loadi
 JSON and safetensors only, so a model file someone sent you cannot run code.
 """
 
-import inspect
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save
 
 from lstmkit.checks import is_int, is_number
 from lstmkit.messages import shown
-from lstmkit.train.checkpoint import read_json, read_tensors, recover_dir, write_dir_atomically
+from lstmkit.tasks.protocol import keyword_params
+from lstmkit.train.atomic import recover_dir, write_dir_atomically
+from lstmkit.train.checkpoint import read_json, read_tensors, tensor_bytes
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 FORMAT = "lstmkit-estimator-1"
@@ -23,9 +23,8 @@ FORMAT = "lstmkit-estimator-1"
 
 def save_estimator(path: str | os.PathLike, kind: str, config: dict, state: dict) -> Path:
     """Write an estimator of class ``kind``: JSON-able ``config`` and tensor ``state``."""
-    weights = save({k: v.detach().contiguous().cpu() for k, v in state.items()})
     text = json.dumps({"format": FORMAT, "kind": kind, **config}, indent=1, allow_nan=True)
-    return write_dir_atomically(path, {WEIGHTS: weights, CONFIG: text.encode()})
+    return write_dir_atomically(path, {WEIGHTS: tensor_bytes(state), CONFIG: text.encode()})
 
 
 def load_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -74,12 +73,7 @@ def _check_params(cls, params) -> None:
     boolean, an int or a float hold one (the constructor checks their ranges)."""
     if not isinstance(params, dict):
         raise ValueError(f"params: expected an object of keywords, got {shown(params)}")
-    defaults = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in vars(klass):
-            for name, param in inspect.signature(vars(klass)["__init__"]).parameters.items():
-                if param.kind is param.KEYWORD_ONLY:
-                    defaults[name] = param
+    defaults = keyword_params(cls)
     for name, value in params.items():
         if name not in defaults:
             raise ValueError(f"params: expected keywords of {cls.__name__}, got {shown(name)}")
@@ -102,7 +96,7 @@ def _check_counts(params: dict, tensors: int) -> None:
     """Layers and networks cannot outnumber the tensors that hold their weights."""
     for key in ("num_layers", "n_models"):
         value = params.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > tensors:
+        if is_int(value) and value > tensors:
             raise ValueError(
                 f"{key}: expected at most {tensors} (model.safetensors holds {tensors} "
                 f"tensors), got {value}"

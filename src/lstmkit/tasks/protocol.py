@@ -30,6 +30,20 @@ def constructor_params(init, values: dict, **resolved) -> dict:
     return {name: resolved.get(name, values[name]) for name in names}
 
 
+def keyword_params(cls) -> dict[str, inspect.Parameter]:
+    """The keyword-only parameters of the constructors of ``cls`` and its bases (a
+    subclass's where both have one)."""
+    params = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is p.KEYWORD_ONLY and p.name not in params:
+                params[p.name] = p
+    return params
+
+
 class Estimator:
     """The protocol's half every estimator shares; ``_estimator_type`` names its kind
     ("classifier", "regressor", or None)."""
@@ -44,15 +58,7 @@ class Estimator:
     @classmethod
     def _defaults(cls) -> dict:
         """Every constructor keyword of the class and its bases, with its default."""
-        defaults = {}
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None or klass is object:
-                continue
-            for p in inspect.signature(init).parameters.values():
-                if p.kind is p.KEYWORD_ONLY and p.name not in defaults:
-                    defaults[p.name] = p.default
-        return dict(sorted(defaults.items()))
+        return {name: p.default for name, p in sorted(keyword_params(cls).items())}
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's keywords: as given, else their defaults (``deep`` is

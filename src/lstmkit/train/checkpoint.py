@@ -14,12 +14,11 @@ exactly where it stopped.
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from lstmkit.checks import is_int, is_number
 from lstmkit.messages import shown
@@ -29,10 +28,9 @@ TENSORS, META = "tensors.safetensors", "meta.json"
 FORMAT = "lstmkit-checkpoint-1"
 
 
-def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
-    with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, f.name)
-        return Path(f.name).read_bytes()
+def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """``tensors`` as a safetensors file (detached, contiguous, on the CPU)."""
+    return save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
 
 
 def save_checkpoint(
@@ -54,7 +52,7 @@ def save_checkpoint(
                 else:
                     scalars.setdefault(str(index), {})[name] = value
         meta["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
-    files = {TENSORS: _tensor_bytes(tensors), META: json.dumps(meta, indent=1).encode()}
+    files = {TENSORS: tensor_bytes(tensors), META: json.dumps(meta, indent=1).encode()}
     return write_dir_atomically(path, files)
 
 

@@ -34,7 +34,7 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         raise ValueError("y_true: expected at least one value, got none")
     nonzero = y != 0
     mse = float(tmf.mean_squared_error(p, y))
-    result = {
+    return {
         "mse": mse,
         "rmse": mse**0.5,
         "mae": float(tmf.mean_absolute_error(p, y)),
@@ -45,7 +45,6 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         "smape": float(tmf.symmetric_mean_absolute_percentage_error(p, y)),
         "r2": _r2(y, p) if y.numel() > 1 else float("nan"),
     }
-    return result
 
 
 def _r2(y: torch.Tensor, p: torch.Tensor) -> float:
@@ -74,16 +73,15 @@ def classification_metrics(y_true, y_pred, classes) -> dict:
     if k < 2:
         raise ValueError(f"classes: expected at least 2 classes, got {k}")
     common = {"task": "multiclass", "num_classes": k}
+    scores = {"precision": tmf.precision, "recall": tmf.recall, "f1": tmf.f1_score}
     result = {"accuracy": float(tmf.accuracy(p, y, average="micro", **common))}
     for average, suffix in (("macro", ""), ("weighted", "_weighted")):
-        result["precision" + suffix] = float(tmf.precision(p, y, average=average, **common))
-        result["recall" + suffix] = float(tmf.recall(p, y, average=average, **common))
-        result["f1" + suffix] = float(tmf.f1_score(p, y, average=average, **common))
+        for name, score in scores.items():
+            result[name + suffix] = float(score(p, y, average=average, **common))
     result["confusion_matrix"] = tmf.confusion_matrix(p, y, **common).tolist()
     result["classes"] = [str(c) for c in classes]
     per_class = {
-        name: fn(p, y, average="none", **common).tolist()
-        for name, fn in (("precision", tmf.precision), ("recall", tmf.recall), ("f1", tmf.f1_score))
+        name: score(p, y, average="none", **common).tolist() for name, score in scores.items()
     }
     support = torch.bincount(y, minlength=k).tolist()
     result["per_class"] = {
