@@ -35,12 +35,10 @@ def keyword_params(cls) -> dict[str, inspect.Parameter]:
     subclass's where both have one)."""
     params = {}
     for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind is p.KEYWORD_ONLY and p.name not in params:
-                params[p.name] = p
+        if "__init__" in vars(klass):
+            for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+                if p.kind is p.KEYWORD_ONLY:
+                    params.setdefault(p.name, p)
     return params
 
 
