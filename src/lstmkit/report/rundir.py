@@ -120,10 +120,6 @@ class RunDir:
             with contextlib.suppress(OSError):  # not empty (another run's), or gone
                 folder.rmdir()
 
-    @property
-    def model(self) -> Path:
-        return self.path / "model"
-
     def write_config(self, config: dict) -> Path:
         with contextlib.suppress(FileNotFoundError):
             self._config = (self.path / "config.toml").read_bytes()
