@@ -70,6 +70,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -426,7 +427,26 @@ class WeightFit:
         return out[:, 0] if self.target_ndim == 1 else out
 
 
-def _setup(X, y, task, hidden_size, bidirectional):
+class _Problem(NamedTuple):
+    """The checked task, network layout and data of one fit."""
+
+    task: str
+    layout: WeightLayout
+    x: Tensor
+    target: Tensor
+    classes: np.ndarray | None
+    target_ndim: int
+
+    def loss(self, net) -> Tensor:
+        """The training loss of one network, ()."""
+        return task_loss(net(self.x), self.target, self.task)
+
+    def population_loss(self, population: Tensor) -> Tensor:
+        """The training loss of every whale, (P,)."""
+        return population_loss(self.layout, population, self.x, self.target, self.task)
+
+
+def _setup(X, y, task, hidden_size, bidirectional) -> _Problem:
     task = _check_task(task)
     inputs = _as_inputs(X)
     targets, classes = _as_targets(y, inputs.shape[0], task)
@@ -440,14 +460,12 @@ def _setup(X, y, task, hidden_size, bidirectional):
         bidirectional=bidirectional,
     )
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    if classes is None:
-        target = torch.as_tensor(targets, dtype=torch.float32)
-    else:
-        target = torch.as_tensor(targets, dtype=torch.int64)
-    return task, layout, x, target, classes, np.asarray(y).ndim
+    target_dtype = torch.float32 if classes is None else torch.int64
+    target = torch.as_tensor(targets, dtype=target_dtype)
+    return _Problem(task, layout, x, target, classes, np.asarray(y).ndim)
 
 
-def _adam(net, x: Tensor, target: Tensor, task: str, epochs: int, lr: float) -> np.ndarray:
+def _adam(net, problem: _Problem, epochs: int, lr: float) -> np.ndarray:
     """Full-batch Adam for ``epochs`` steps (one forward and one backward pass each); ends
     with the parameters of the lowest training loss seen, the starting point and the state
     after the last step (one more forward pass) included. Returns the training loss at the
@@ -459,7 +477,7 @@ def _adam(net, x: Tensor, target: Tensor, task: str, epochs: int, lr: float) -> 
     for _ in range(epochs):
         interrupts.check()
         optimizer.zero_grad()
-        loss = task_loss(net(x), target, task)
+        loss = problem.loss(net)
         losses.append(float(loss.detach()))
         if losses[-1] < best:
             best, best_state = losses[-1], {k: v.clone() for k, v in net.state_dict().items()}
@@ -467,10 +485,33 @@ def _adam(net, x: Tensor, target: Tensor, task: str, epochs: int, lr: float) -> 
         optimizer.step()
     net.eval()
     with torch.no_grad():
-        last = float(task_loss(net(x), target, task))
+        last = float(problem.loss(net))
     if best_state is not None and not last <= best:
         net.load_state_dict(best_state)
     return np.array(losses)
+
+
+def _finish(
+    problem: _Problem, net, woa: WOAResult | None, epochs: int, lr: float, start: float
+) -> WeightFit:
+    """Adam for ``epochs`` from ``net`` (:func:`_adam`), then the fit with the training
+    loss of the final network; ``woa`` is the WOA run that gave ``net``, if any."""
+    adam_losses = _adam(net, problem, epochs, lr)
+    with torch.no_grad():
+        loss = float(problem.loss(net))
+    return WeightFit(
+        model=net,
+        layout=problem.layout,
+        task=problem.task,
+        loss=loss,
+        woa=woa,
+        adam_losses=adam_losses,
+        n_forward=epochs + (0 if woa is None else woa.n_evals),
+        n_backward=epochs,
+        seconds=time.perf_counter() - start,
+        classes=problem.classes,
+        target_ndim=problem.target_ndim,
+    )
 
 
 def fit_weights(
@@ -507,37 +548,20 @@ def fit_weights(
     numbers (regression) or (N,) labels of any type (classification). Runs in float32 on
     the CPU; the same arguments and ``seed`` give the same result.
     """
-    task, layout, x, target, classes, target_ndim = _setup(X, y, task, hidden_size, bidirectional)
+    problem = _setup(X, y, task, hidden_size, bidirectional)
     check_int("iterations", iterations, minimum=1)
     check_int("hybrid_epochs", hybrid_epochs, minimum=0)
     _check_positive("bound_scale", bound_scale)
     lr = _check_positive("lr", lr)
     optimizer = WOA(n_whales, iterations, seed=check_int("seed", seed, 0), variant=variant)
     start = time.perf_counter()
-    run = optimizer.start(layout.bounds(bound_scale))
+    run = optimizer.start(problem.layout.bounds(bound_scale))
     while not run.done:
         interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
         population = torch.as_tensor(run.ask(), dtype=torch.float32)  # (P, d)
-        run.tell(population_loss(layout, population, x, target, task).numpy())
+        run.tell(problem.population_loss(population).numpy())
     result = run.result()
-    net = layout.build(result.x)
-    adam_losses = _adam(net, x, target, task, hybrid_epochs, lr)
-    net.eval()
-    with torch.no_grad():
-        loss = float(task_loss(net(x), target, task))
-    return WeightFit(
-        model=net,
-        layout=layout,
-        task=task,
-        loss=loss,
-        woa=result,
-        adam_losses=adam_losses,
-        n_forward=result.n_evals + hybrid_epochs,
-        n_backward=hybrid_epochs,
-        seconds=time.perf_counter() - start,
-        classes=classes,
-        target_ndim=target_ndim,
-    )
+    return _finish(problem, problem.layout.build(result.x), result, hybrid_epochs, lr, start)
 
 
 def fit_weights_adam(
@@ -554,28 +578,12 @@ def fit_weights_adam(
     """The gradient baseline of :func:`fit_weights`: the same network, data and loss,
     PyTorch's initialisation (``torch.manual_seed(seed)``), then full-batch Adam for
     ``epochs`` epochs, keeping the parameters of the lowest training loss seen."""
-    task, layout, x, target, classes, target_ndim = _setup(X, y, task, hidden_size, bidirectional)
+    problem = _setup(X, y, task, hidden_size, bidirectional)
     epochs = check_int("epochs", epochs, minimum=1)
     lr = _check_positive("lr", lr)
     seed = check_int("seed", seed, 0)
     start = time.perf_counter()
     with torch.random.fork_rng():  # the caller's global RNG is left as it was
         torch.manual_seed(seed)
-        net = layout.build()
-    adam_losses = _adam(net, x, target, task, epochs, lr)
-    net.eval()
-    with torch.no_grad():
-        loss = float(task_loss(net(x), target, task))
-    return WeightFit(
-        model=net,
-        layout=layout,
-        task=task,
-        loss=loss,
-        woa=None,
-        adam_losses=adam_losses,
-        n_forward=epochs,
-        n_backward=epochs,
-        seconds=time.perf_counter() - start,
-        classes=classes,
-        target_ndim=target_ndim,
-    )
+        net = problem.layout.build()
+    return _finish(problem, net, None, epochs, lr, start)
