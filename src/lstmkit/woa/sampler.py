@@ -108,7 +108,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -296,9 +296,7 @@ def _fail_expired(storage, trials: Sequence[FrozenTrial], now: float) -> None:
     whose slot becomes void, and trials that died while waiting for a slot."""
     for trial in trials:
         lease = trial.system_attrs.get(LEASE)
-        if trial.state != TrialState.RUNNING or lease is None:
-            continue
-        if lease >= now:
+        if trial.state != TrialState.RUNNING or lease is None or lease >= now:
             continue
         try:
             storage.set_trial_system_attr(trial._trial_id, EXPIRED, now)
@@ -319,17 +317,7 @@ class _Config:
     space: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return json.loads(
-            json.dumps(
-                {
-                    "n_whales": self.n_whales,
-                    "iterations": self.iterations,
-                    "variant": self.variant,
-                    "seed": self.seed,
-                    "space": self.space,
-                }
-            )
-        )
+        return json.loads(json.dumps(asdict(self)))  # as the storage gives it back
 
 
 class WOASampler(BaseSampler):
@@ -435,15 +423,17 @@ class WOASampler(BaseSampler):
 
     def _config(self, study: optuna.Study) -> _Config:
         """The study's WOA settings: stored by the first sampler, checked by every later one."""
-        storage = study._storage
-        stored = storage.get_study_system_attrs(study._study_id).get(CONFIG)
+        storage, study_id = study._storage, study._study_id
+        mine = _Config(
+            self.n_whales, self.iterations, self.variant, self.seed, self.space.describe()
+        )
+        stored = storage.get_study_system_attrs(study_id).get(CONFIG)
         if stored is None:
             seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**32)
-            mine = _Config(self.n_whales, self.iterations, self.variant, seed, self._space_desc())
-            storage.set_study_system_attr(study._study_id, CONFIG, mine.as_dict())
-            stored = storage.get_study_system_attrs(study._study_id)[CONFIG]
-        seed = stored["seed"] if self.seed is None else self.seed
-        mine = _Config(self.n_whales, self.iterations, self.variant, seed, self._space_desc())
+            storage.set_study_system_attr(study_id, CONFIG, replace(mine, seed=seed).as_dict())
+            stored = storage.get_study_system_attrs(study_id)[CONFIG]
+        if self.seed is None:
+            mine = replace(mine, seed=stored["seed"])
         if mine.as_dict() != stored:
             diff = {k: (stored.get(k), v) for k, v in mine.as_dict().items() if stored.get(k) != v}
             raise ValueError(
@@ -453,9 +443,6 @@ class WOASampler(BaseSampler):
                 )
             )
         return mine
-
-    def _space_desc(self) -> list:
-        return self.space.describe()
 
     # -- replay --------------------------------------------------------------------------------
 
@@ -472,23 +459,22 @@ class WOASampler(BaseSampler):
         members: dict[tuple[int, int], FrozenTrial] = {}
         direction = study.direction
         g = 0
-        while True:
+        while not run.done:
             X = run.ask()
             slots = [held.get((g, i), []) for i in range(self.n_whales)]
             for i, holders in enumerate(slots):
                 _check_positions(holders, X[i], g, i)
             complete = all(slots) and all(t.state.is_finished() for s in slots for t in s)
-            if not complete:
-                history = [float(h) for h in run.history]
-                return WOAState(g, self.n_generations, X, slots, members, history, run, False)
+            if not complete:  # g is the current generation
+                break
             for i, holders in enumerate(slots):
                 members[(g, i)] = holders[0]
             run.tell([fitness(s[0], direction) for s in slots])
             g += 1
-            if run.done:
-                empty = [[] for _ in range(self.n_whales)]
-                history = [float(h) for h in run.history]
-                return WOAState(g, self.n_generations, None, empty, members, history, run, True)
+        else:  # every generation is complete: the run is finished
+            X, slots = None, [[] for _ in range(self.n_whales)]
+        history = [float(h) for h in run.history]
+        return WOAState(g, self.n_generations, X, slots, members, history, run, run.done)
 
     # -- Optuna's sampler interface ------------------------------------------------------------
 
