@@ -49,11 +49,7 @@ class Int:
     log: bool = False
 
     def check(self, name: str) -> None:
-        for bound in ("low", "high"):
-            value = getattr(self, bound)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name}: expected an integer {bound}, got {value!r}")
-        _check_range(name, self.low, self.high, self.log)
+        _check_bounds(name, self, numbers.Integral, "an integer")
 
     def _log_edges(self) -> tuple[float, float]:
         return math.log(self.low - 0.5), math.log(self.high + 0.5)
@@ -96,13 +92,7 @@ class Float:
     log: bool = False
 
     def check(self, name: str) -> None:
-        for bound in ("low", "high"):
-            value = getattr(self, bound)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"{name}: expected a real {bound}, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite {bound}, got {value}")
-        _check_range(name, self.low, self.high, self.log)
+        _check_bounds(name, self, numbers.Real, "a real")
 
     def decode(self, u: float) -> float:
         if self.log:
@@ -180,11 +170,19 @@ class Categorical:
 Dimension = Int | Float | Categorical
 
 
-def _check_range(name: str, low, high, log: bool) -> None:
-    if low >= high:
-        raise ValueError(f"{name}: expected low < high, got low={low}, high={high}")
-    if log and low <= 0:
-        raise ValueError(f"{name}: expected low > 0 on a log scale, got low={low}")
+def _check_bounds(name: str, dim: Int | Float, number: type, kind: str) -> None:
+    """Bounds of the ``number`` type (not bool; finite when real), low < high, and
+    low > 0 on a log scale; ``kind`` names the type in the error."""
+    for bound in ("low", "high"):
+        value = getattr(dim, bound)
+        if isinstance(value, bool) or not isinstance(value, number):
+            raise TypeError(f"{name}: expected {kind} {bound}, got {value!r}")
+        if number is numbers.Real and not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite {bound}, got {value}")
+    if dim.low >= dim.high:
+        raise ValueError(f"{name}: expected low < high, got low={dim.low}, high={dim.high}")
+    if dim.log and dim.low <= 0:
+        raise ValueError(f"{name}: expected low > 0 on a log scale, got low={dim.low}")
 
 
 class SearchSpace(Mapping):
