@@ -576,13 +576,11 @@ class WOA:
         evaluate = _evaluate_population if vectorized else _evaluate_each
         failures = _Failures()
         start = time.perf_counter()
-        while True:
-            X = run.ask()
-            run.tell(evaluate(f, X, failures))
+        reason = None
+        while reason is None:
+            run.tell(evaluate(f, run.ask(), failures))
             elapsed = time.perf_counter() - start
             reason = stops.reason(run, elapsed)
-            if reason is not None:
-                break
         message = _message(reason, run, stops, sign, elapsed)
         if failures.count:
             summary = failures.summary(run.n_evals)
