@@ -63,6 +63,7 @@ import os
 import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,11 @@ class TuneResult:
 
 @dataclass
 class _Split:
-    """Training and validation parts; y is None for forecasting."""
+    """Training and validation parts, each as the arguments of ``fit`` and ``evaluate``:
+    ``(series,)`` for forecasting, else ``(X, y)``."""
 
-    X_train: Any
-    y_train: Any
-    X_val: Any
-    y_val: Any
+    train: tuple
+    val: tuple
 
 
 def _take(items, index: np.ndarray):
@@ -178,7 +178,7 @@ def split_data(task: str, X, y, validation: float, seed: int) -> _Split:
                 f"X: expected a series long enough for a validation tail of "
                 f"{validation:.0%}, got {len(series)} steps"
             )
-        return _Split(series[:-v], None, series[-v:], None)
+        return _Split((series[:-v],), (series[-v:],))
     if y is None:
         raise ValueError(f"y: expected targets for a {task} estimator, got None")
     seqs = as_sequences(X)
@@ -197,7 +197,9 @@ def split_data(task: str, X, y, validation: float, seed: int) -> _Split:
             f"validation: expected both parts non-empty, got {len(train)} training and "
             f"{len(val)} validation sequences of {len(seqs)}"
         )
-    return _Split(_take(seqs, train), _take(targets, train), _take(seqs, val), _take(targets, val))
+    return _Split(
+        (_take(seqs, train), _take(targets, train)), (_take(seqs, val), _take(targets, val))
+    )
 
 
 # -- the objective -------------------------------------------------------------------------
@@ -265,20 +267,15 @@ class _Objective:
     def _fit_score(self, model, trial: optuna.Trial, pruned: list[int]) -> float:
         hook = _accepts_callback(model.fit)
         kwargs = {"callback": _pruning_callback(trial, pruned)} if hook else {}
-        d = self.data
-        if self.task == "forecast":
-            model.fit(d.X_train, **kwargs)
-        else:
-            model.fit(d.X_train, d.y_train, **kwargs)
+        model.fit(*self.data.train, **kwargs)
         if interrupted(model.history_):  # the fit returned on Ctrl-C: stop the trial too
             raise KeyboardInterrupt
         if not hook:
             _report_history(trial, model)
         if pruned:
             return math.nan
-        if self.task == "forecast":
-            return float(model.evaluate(d.X_val)["model"][self.metric])
-        return float(model.evaluate(d.X_val, d.y_val, baselines=False)["model"][self.metric])
+        options = {} if self.task == "forecast" else {"baselines": False}
+        return float(model.evaluate(*self.data.val, **options)["model"][self.metric])
 
 
 # -- storage, sampler, workers -------------------------------------------------------------
@@ -315,15 +312,12 @@ def _rdb(url: str) -> BaseStorage:
     """An RDB storage; tried twice, because two workers opening one new database at the
     same instant can both try to create Optuna's tables and the later one fails with
     "already exists" (optuna#4621) — the second try finds them made."""
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-        return optuna.storages.RDBStorage(url, engine_kwargs=_sqlite_kwargs(url))
-
-
-def _sqlite_kwargs(url: str) -> dict | None:
     # several processes write one SQLite file: wait for its lock instead of failing at 5 s
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def _make_sampler(spec, space: SearchSpace, n_whales: int, iterations: int, seed: int, worker: int):
@@ -502,7 +496,17 @@ def task_of(estimator) -> str:
             f"estimator: expected an estimator class (Forecaster, SequenceClassifier, "
             f"SequenceRegressor, SequenceTagger), got an instance of {type(estimator).__name__}"
         )
-    for cls, task in _task_table():
+    # imported on first use: the estimators bring torchmetrics (~1.5 s), which
+    # ``import lstmkit.tuning`` should not cost
+    from lstmkit.tasks import Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger
+
+    tasks = {
+        Forecaster: "forecast",
+        SequenceClassifier: "classify",
+        SequenceRegressor: "regress",
+        SequenceTagger: "tag",
+    }
+    for cls, task in tasks.items():
         if issubclass(estimator, cls):
             return task
     raise TypeError(
@@ -608,25 +612,18 @@ def _history(study: optuna.Study, sampler, n_whales: int, sign: float) -> list[f
 
 def _counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state; "SURPLUS" for the pruned trials that found the WOA run complete."""
-    counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        name = "SURPLUS" if t.system_attrs.get(SURPLUS) else t.state.name
-        counts[name] = counts.get(name, 0) + 1
-    return counts
+    trials = study.get_trials(deepcopy=False)
+    return dict(Counter("SURPLUS" if t.system_attrs.get(SURPLUS) else t.state.name for t in trials))
 
 
 def _best_trial(study: optuna.Study):
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        reasons = [
-            t.user_attrs.get("fail_reason")
-            for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("fail_reason")
-        ]
+        reasons = (t.user_attrs.get("fail_reason") for t in study.get_trials(deepcopy=False))
         raise ValueError(
             f"tune: expected at least one successful trial, got none of "
             f"{len(study.trials)} ({_counts(study)}); first reason: "
-            f"{reasons[0] if reasons else 'see the FAIL trials logged above'}"
+            f"{next(filter(None, reasons), 'see the FAIL trials logged above')}"
         )
     return study.best_trial
 
