@@ -428,7 +428,7 @@ class WeightFit:
 
 
 class _Problem(NamedTuple):
-    """The checked task, network layout and data of one fit."""
+    """What :func:`_setup` checked: the task, the network's layout and the data as tensors."""
 
     task: str
     layout: WeightLayout
@@ -436,14 +436,6 @@ class _Problem(NamedTuple):
     target: Tensor
     classes: np.ndarray | None
     target_ndim: int
-
-    def loss(self, net) -> Tensor:
-        """The training loss of one network, ()."""
-        return task_loss(net(self.x), self.target, self.task)
-
-    def population_loss(self, population: Tensor) -> Tensor:
-        """The training loss of every whale, (P,)."""
-        return population_loss(self.layout, population, self.x, self.target, self.task)
 
 
 def _setup(X, y, task, hidden_size, bidirectional) -> _Problem:
@@ -465,7 +457,7 @@ def _setup(X, y, task, hidden_size, bidirectional) -> _Problem:
     return _Problem(task, layout, x, target, classes, np.asarray(y).ndim)
 
 
-def _adam(net, problem: _Problem, epochs: int, lr: float) -> np.ndarray:
+def _adam(net, x: Tensor, target: Tensor, task: str, epochs: int, lr: float) -> np.ndarray:
     """Full-batch Adam for ``epochs`` steps (one forward and one backward pass each); ends
     with the parameters of the lowest training loss seen, the starting point and the state
     after the last step (one more forward pass) included. Returns the training loss at the
@@ -477,7 +469,7 @@ def _adam(net, problem: _Problem, epochs: int, lr: float) -> np.ndarray:
     for _ in range(epochs):
         interrupts.check()
         optimizer.zero_grad()
-        loss = problem.loss(net)
+        loss = task_loss(net(x), target, task)
         losses.append(float(loss.detach()))
         if losses[-1] < best:
             best, best_state = losses[-1], {k: v.clone() for k, v in net.state_dict().items()}
@@ -485,32 +477,31 @@ def _adam(net, problem: _Problem, epochs: int, lr: float) -> np.ndarray:
         optimizer.step()
     net.eval()
     with torch.no_grad():
-        last = float(problem.loss(net))
+        last = float(task_loss(net(x), target, task))
     if best_state is not None and not last <= best:
         net.load_state_dict(best_state)
     return np.array(losses)
 
 
-def _finish(
-    problem: _Problem, net, woa: WOAResult | None, epochs: int, lr: float, start: float
-) -> WeightFit:
+def _finish(problem: _Problem, net, woa, epochs: int, lr: float, start: float) -> WeightFit:
     """Adam for ``epochs`` from ``net`` (:func:`_adam`), then the fit with the training
-    loss of the final network; ``woa`` is the WOA run that gave ``net``, if any."""
-    adam_losses = _adam(net, problem, epochs, lr)
+    loss of the final network; ``woa`` is the :class:`WOAResult` that gave ``net``, or None."""
+    task, layout, x, target, classes, target_ndim = problem
+    adam_losses = _adam(net, x, target, task, epochs, lr)
     with torch.no_grad():
-        loss = float(problem.loss(net))
+        loss = float(task_loss(net(x), target, task))
     return WeightFit(
         model=net,
-        layout=problem.layout,
-        task=problem.task,
+        layout=layout,
+        task=task,
         loss=loss,
         woa=woa,
         adam_losses=adam_losses,
         n_forward=epochs + (0 if woa is None else woa.n_evals),
         n_backward=epochs,
         seconds=time.perf_counter() - start,
-        classes=problem.classes,
-        target_ndim=problem.target_ndim,
+        classes=classes,
+        target_ndim=target_ndim,
     )
 
 
@@ -549,19 +540,20 @@ def fit_weights(
     the CPU; the same arguments and ``seed`` give the same result.
     """
     problem = _setup(X, y, task, hidden_size, bidirectional)
+    task, layout, x, target, _, _ = problem
     check_int("iterations", iterations, minimum=1)
     check_int("hybrid_epochs", hybrid_epochs, minimum=0)
     _check_positive("bound_scale", bound_scale)
     lr = _check_positive("lr", lr)
     optimizer = WOA(n_whales, iterations, seed=check_int("seed", seed, 0), variant=variant)
     start = time.perf_counter()
-    run = optimizer.start(problem.layout.bounds(bound_scale))
+    run = optimizer.start(layout.bounds(bound_scale))
     while not run.done:
         interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
         population = torch.as_tensor(run.ask(), dtype=torch.float32)  # (P, d)
-        run.tell(problem.population_loss(population).numpy())
+        run.tell(population_loss(layout, population, x, target, task).numpy())
     result = run.result()
-    return _finish(problem, problem.layout.build(result.x), result, hybrid_epochs, lr, start)
+    return _finish(problem, layout.build(result.x), result, hybrid_epochs, lr, start)
 
 
 def fit_weights_adam(
