@@ -476,19 +476,6 @@ def _run_workers(job: _Job, workers: int) -> None:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def _task_table() -> tuple:
-    """(estimator class, task) pairs. Imported on first use: the estimators bring
-    torchmetrics (~1.5 s), which ``import lstmkit.tuning`` should not cost."""
-    from lstmkit.tasks import Forecaster, SequenceClassifier, SequenceRegressor, SequenceTagger
-
-    return (
-        (Forecaster, "forecast"),
-        (SequenceClassifier, "classify"),
-        (SequenceRegressor, "regress"),
-        (SequenceTagger, "tag"),
-    )
-
-
 def task_of(estimator) -> str:
     """The task of an estimator class (or subclass): forecast, classify, regress or tag."""
     if not isinstance(estimator, type):
