@@ -8,10 +8,15 @@ peers; see forecast_competitions.py), the tool that chose the panel defaults
     python forecast_probe.py m3-yearly --no-window-scale
     python forecast_probe.py m3-yearly --recent 1.5       # N-BEATS' L_H: recent origins only
     python forecast_probe.py m3-yearly --log              # fit log(y), forecast exp
+    python forecast_probe.py m3-yearly --damping          # damped increments, val vs test
 
 ``--steps`` fixes the optimizer steps (else the default budget rule), ``--no-window-scale``
-turns off the per-window spread normalisation. Prints one JSON line: MASE and sMAPE of the
-median, the 80 % interval's coverage, and the naive forecast's MASE and sMAPE beside them.
+turns off the per-window spread normalisation. ``--damping`` scores the median forecast
+with its increments damped, m'_k = y_T + Σ_{j≤k} φ^{j-1} (m_j − m_{j-1}) (m_0 = y_T), for
+a grid of φ, on the test and on a validation tail (a second fit without each series' last
+H points; series shorter than H + 3 are fitted whole and not scored). Prints one JSON line:
+MASE and sMAPE of the median, the 80 % interval's coverage, and the naive forecast's MASE
+and sMAPE beside them.
 """
 
 import argparse
@@ -47,6 +52,45 @@ def recent_windows(share: float, base):
     return Recent
 
 
+DAMPING = (1.0, 0.97, 0.94, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)
+
+
+def damped(path: np.ndarray, last: float, phi: float) -> np.ndarray:
+    """The forecast ``path`` with its step-to-step increments damped by φ^(k-1)."""
+    steps = np.diff(np.concatenate([[last], path]))
+    return last + np.cumsum(steps * phi ** np.arange(len(steps)))
+
+
+def damping_scores(actuals, medians, insamples, season: int) -> dict[float, float]:
+    """MASE of the damped medians for each φ of :data:`DAMPING`."""
+    return {
+        phi: round(
+            panel_metrics(
+                actuals,
+                [damped(p, x[-1], phi) for p, x in zip(medians, insamples, strict=True)],
+                insamples,
+                season,
+            )["mase"],
+            4,
+        )
+        for phi in DAMPING
+    }
+
+
+def validation_damping(train, horizon: int, season: int, options: dict) -> dict[float, float]:
+    """:func:`damping_scores` on each series' last ``horizon`` points of the training part."""
+    scored = [i for i, x in enumerate(train) if len(x) >= horizon + 3]
+    cut = [x[:-horizon] if len(x) >= horizon + 3 else x for x in train]
+    model = Forecaster(horizon=horizon, season=season, progress=False, **options).fit(cut)
+    medians = [a[:, 1] for a in model.predict(quantiles=(0.1, 0.5, 0.9))]
+    return damping_scores(
+        [train[i][-horizon:] for i in scored],
+        [medians[i] for i in scored],
+        [cut[i] for i in scored],
+        season,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("subset", choices=tuple(SUBSETS))
@@ -62,6 +106,7 @@ def main() -> None:
     parser.add_argument(
         "--log", action="store_true", help="fit on log(y) (positive series), forecast exp(·)"
     )
+    parser.add_argument("--damping", action="store_true", help="damped medians, val and test")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.steps:
@@ -107,6 +152,9 @@ def main() -> None:
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
     }
+    if args.damping:
+        row["damping_test"] = damping_scores(test, [a[:, 1] for a in q], train, m)
+        row["damping_validation"] = validation_damping(train, h, m, options)
     print(json.dumps(row))
 
 
