@@ -87,10 +87,10 @@ def is_panel(data, id_column: str | None = None) -> bool:
     return _is_long_frame(data, id_column)
 
 
-def _float64(given, what: str) -> np.ndarray:
-    """``given`` (array-like, or anything with ``to_numpy``) as a float64 array; a
-    ValueError naming ``what`` if it does not hold numbers."""
-    if hasattr(given, "to_numpy"):
+def _float64(given, what: str, unwrap: bool = True) -> np.ndarray:
+    """``given`` (array-like, or anything with ``to_numpy``, which ``unwrap`` calls first) as
+    a float64 array; a ValueError naming ``what`` if it does not hold numbers."""
+    if unwrap and hasattr(given, "to_numpy"):
         given = given.to_numpy()
     try:
         return np.asarray(given, dtype=np.float64)
@@ -152,7 +152,7 @@ def static_matrix(panel: Panel, static) -> np.ndarray | None:
             ) from None
     out = []
     for name, row in rows:
-        vector = np.atleast_1d(_float64(row, f"static_covariates of series {name!r}"))
+        vector = np.atleast_1d(_float64(row, f"static_covariates of series {name!r}", False))
         if vector.ndim != 1 or (out and len(vector) != len(out[0])):
             width = len(out[0]) if out else "some"
             raise ValueError(

@@ -614,6 +614,7 @@ class Forecaster(Estimator):
                 f"future_covariates: expected at least {need} future rows (whole horizon "
                 f"blocks of {self._step_horizon} for {steps} steps), got {got}"
             )
+        check_past_steps(self._past is not None, steps, self._step_horizon)  # before the widths
         return np.concatenate([self._fut, ahead[:need]])
 
     def evaluate(
@@ -872,7 +873,7 @@ class Forecaster(Estimator):
                 fitted.get("static"), len(self.panel_), self._shapes, self.params["horizon"]
             )
             self._channel_scaler = _saved_channels(self.panel_, self._shapes, fitted)
-            self._fitted_lookbacks = _saved_lookbacks(fitted.get("lookbacks"), self.params)
+            self._fitted_lookbacks = _saved_lookbacks(fitted, self.params)
             return torch.nn.ModuleList(self._build() for _ in range(self.params["n_models"]))
         self._series = saved_numbers(fitted, "series", (None, self._shapes["targets"]))
         steps = len(self._series)
@@ -1013,12 +1014,15 @@ def _raw_channels(panel: Panel) -> list[np.ndarray] | None:
     return [np.concatenate(row, axis=1) for row in zip(*parts, strict=True)] if parts else None
 
 
-def _saved_lookbacks(saved, params: dict) -> list[int] | None:
-    """A saved panel model's look-back per network; None for models saved before ensembles
-    could vary it, which read one look-back (:meth:`Forecaster._lookbacks`: ``lookback`` or
-    the default of their season)."""
+def _saved_lookbacks(fitted: dict, params: dict) -> list[int]:
+    """A saved panel model's look-back per network; models saved before ensembles could
+    vary it read one look-back, ``lookback`` or the default of their saved season."""
     count = params["n_models"]
-    if saved is not None and (
+    saved = fitted.get("lookbacks")
+    if saved is None:
+        given = params["lookback"]
+        return [panel_lookback(fitted["season"]) if given is None else given] * count
+    if (
         not isinstance(saved, list)
         or len(saved) != count
         or any(not is_int(v) or v < 1 for v in saved)
