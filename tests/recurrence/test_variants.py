@@ -592,14 +592,23 @@ want, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)
 dx_got, = torch.autograd.grad(got.sum(), x)
 dx_want, = torch.autograd.grad(want.sum(), x)
 print(float((got - want).abs().max()), float((dx_got - dx_want).abs().max()), ours.last_backend)
+gru = lstmkit.GRU(3, 5, num_layers=2, bidirectional=True, backend="compiled").double()
+ref = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True).double()
+ref.load_state_dict(gru.state_dict())
+got, _ = gru(x, lengths=lengths)
+packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+want, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)
+dx_got, = torch.autograd.grad(got.sum(), x)
+dx_want, = torch.autograd.grad(want.sum(), x)
+print(float((got - want).abs().max()), float((dx_got - dx_want).abs().max()), gru.last_backend)
 """
 
 
 def test_the_products_fallback_through_aten_equals_torch_nn(tmp_path):
-    """LSTMKIT_PRODUCTS=aten: the compiled LSTM loops' per-step products through ATen's mm
+    """LSTMKIT_PRODUCTS=aten: the compiled loops' per-step products through ATen's mm
     instead of BLAS's sgemm_/dgemm_ (where torch's library exports none) — a fresh process,
-    as the choice is made once; against torch.nn (float64, lengths, a projection, two
-    bidirectional layers)."""
+    as the choice is made once; against torch.nn (float64, lengths, two bidirectional
+    layers; the LSTM with a projection, then the GRU)."""
     import subprocess
     import sys
 
@@ -609,6 +618,9 @@ def test_the_products_fallback_through_aten_equals_torch_nn(tmp_path):
         timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    out_err, grad_err, ran = done.stdout.split()
-    assert ran == "compiled"
-    assert float(out_err) <= TOL[torch.float64] and float(grad_err) <= TOL[torch.float64]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    for line in lines:  # the LSTM's, then the GRU's
+        out_err, grad_err, ran = line.split()
+        assert ran == "compiled"
+        assert float(out_err) <= TOL[torch.float64] and float(grad_err) <= TOL[torch.float64]

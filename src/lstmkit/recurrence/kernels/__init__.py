@@ -3,10 +3,10 @@
 ``variant_loops.cpp`` holds the time loop of one direction of the variant LSTM and GRU,
 forward and backward (``torch.ops.lstmkit.lstm_forward`` and so on): per step the
 recurrent matmul and then one vectorised pass over each row for all the pointwise work of
-the step. The LSTM's per-step products call BLAS (``sgemm_``/``dgemm_``, torch's own MKL
-where its library exports them) on the step's rows, else ATen's ``mm``
-(``LSTMKIT_PRODUCTS=aten`` forces the latter, for tests and diagnosis); the GRU's go
-through ATen. The engines call them with named arguments, the names of the
+the step. The per-step products call BLAS (``sgemm_``/``dgemm_``, torch's own MKL where
+its library exports them) on the step's rows, else ATen's ``mm`` (``LSTMKIT_PRODUCTS=aten``
+forces the latter, for tests and diagnosis). The engines call them with named arguments,
+the names of the
 schemas in the ``TORCH_LIBRARY`` block at the end of the source (a misspelt or missing
 one is an error from torch's dispatcher, not a silent shift of positions).
 :mod:`lstmkit.recurrence.lstm_variants` and :mod:`~lstmkit.recurrence.gru_variants`

@@ -2,7 +2,7 @@
 // direction: lstmkit's own CPU kernels, compiled on first use by lstmkit.recurrence.kernels
 // and called by lstm_variants.py / gru_variants.py in place of their python steps.
 //
-// Per step a loop runs the recurrent matmul (ATen, i.e. MKL) and then one pass over each
+// Per step a loop runs the recurrent matmul (BLAS, see product()) and then one pass over each
 // row doing what the python steps do in ten to twenty torch calls: the gate
 // nonlinearities, the layer norms of the row (statistics, normalisation, backward),
 // peepholes, zoneout, the length mask and recurrent dropout. Everything before and after
@@ -144,7 +144,7 @@ struct Hidden {
   Carried<T> hs;
   bool stored = false, reverse = false;
   Steps<T> out;
-  Tensor out_t, h0_t, store_t, bars;
+  Tensor h0_t, bars;
   int64_t N = 0, H = 0;
   Rows<T> now(int64_t k, int64_t t) const { return stored ? hs.now(k, t) : out.at(t); }
   Rows<T> before(int64_t k, int64_t t) const {
@@ -160,12 +160,7 @@ struct Hidden {
     const Rows<T> h = before(k, t);
     return {h.p, h.s};
   }
-  Tensor matmul_input(int64_t k, int64_t t) const {
-    if (bars.defined()) return bars[(k + 1) % 2];
-    if (k == 0) return h0_t;
-    if (stored) return store_t.select(0, hs.kept ? (reverse ? t + 1 : t) : (k - 1) % 2);
-    return out_t.select(0, reverse ? t + 1 : t - 1);
-  }
+
   // where step k writes h̄ (none without recurrent dropout)
   Rows<T> bar(int64_t k) const {
     if (!bars.defined()) return {};
@@ -174,20 +169,17 @@ struct Hidden {
 };
 
 template <typename T>
-Hidden<T> hidden_of(const Tensor& h0, const Tensor& out_t, const Steps<T>& out,
-                    const OptTensor& store, const OptTensor& m, bool save, bool reverse,
-                    int64_t T_) {
+Hidden<T> hidden_of(const Tensor& h0, const Steps<T>& out, const OptTensor& store,
+                    const OptTensor& m, bool save, bool reverse, int64_t T_) {
   Hidden<T> h;
   h.N = h0.size(0);
   h.H = h0.size(1);
   rows<T>(h0, h.N, h.H, "h0");
   h.h0_t = h0;
-  h.out_t = out_t;
   h.out = out;
   h.reverse = reverse;
   if (store) {
     h.hs = carried<T>(h0, *store, save, reverse, T_, "h_store");
-    h.store_t = *store;
     h.stored = true;
   }
   if (m) {
@@ -459,11 +451,6 @@ void for_rows(int64_t n, int64_t width, const F& f) {
 
 inline int64_t time_of(int64_t k, int64_t T_, bool reverse) { return reverse ? T_ - 1 - k : k; }
 
-// the matrix of step idx of a (S, N, K) buffer, for the matmuls
-inline Tensor step_of(const Tensor& buf, int64_t idx) {
-  return buf.select(0, buf.size(0) == 1 ? 0 : idx);
-}
-
 // ======================================================================================
 // LSTM forward
 //
@@ -514,7 +501,7 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const auto mean_c = steps<T>(mean_c_t, T_, N, 1, "mean_c");
   const auto rstd_c = steps<T>(rstd_c_t, T_, N, 1, "rstd_c");
   const auto cs = carried<T>(c0_t, c_store_t, save, reverse, T_, "c_store");
-  const auto hidden = hidden_of<T>(h0_t, out_t, out, h_store_t, m_t, save, reverse, T_);
+  const auto hidden = hidden_of<T>(h0_t, out, h_store_t, m_t, save, reverse, T_);
   TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h), "lstm_forward: LN(h) needs a, mean_h, rstd_h");
   TORCH_CHECK(!ln_c == !ln_c_bias, "lstm_forward: ln_c and ln_c_bias go together");
   TORCH_CHECK(!ln_c || (mean_c && rstd_c), "lstm_forward: LN(C) needs mean_c, rstd_c");
@@ -914,45 +901,37 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
   const auto out = steps<T>(out_t, T_, N, H, "out");
   const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
   const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
-  const auto hidden = hidden_of<T>(h0_t, out_t, out, h_store_t, m_t, save, reverse, T_);
+  const auto hidden = hidden_of<T>(h0_t, out, h_store_t, m_t, save, reverse, T_);
   TORCH_CHECK(reset_after ? static_cast<bool>(gh) : static_cast<bool>(n_hat),
               "gru_forward: the reset after needs gh, before it n_hat");
   TORCH_CHECK(!ln_hh || (reset_after && a && mean_h && rstd_h), "gru_forward: LN(h) inputs");
   TORCH_CHECK(!keep || h_store_t, "gru_forward: a length mask needs h_store");
 
-  const Tensor w_rz_t = w_hh_t.narrow(1, 0, 2 * H), w_n_t = w_hh_t.narrow(1, 2 * H, H);
+  // W_hh^T (H, 3H) and its [r, z] and n column blocks, rows of 3H
+  const auto w_hh = rows<const T>(w_hh_t, H, G, "w_hh_t");
+  const Rows<const T> w_rz{w_hh.p, w_hh.s}, w_n{w_hh.p + 2 * H, w_hh.s};
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(k, T_, reverse);
-    const Tensor h_bar = hidden.matmul_input(k, t);
-    const Tensor gx_step = gx_t.select(0, t);
+    const Rows<const T> h_bar = hidden.matmul_rows(k, t);
     const auto h_prev = hidden.before(k, t);
     const auto h_now = hidden.now(k, t);
     const auto rz_rows = rz.at(t), n_rows = nn.at(t), o_rows = out.at(t), gxr = gx.at(t);
     const auto bar = hidden.bar(k);
-    if (reset_after) {
-      Tensor gh_step = step_of(*gh_t, t);
-      if (ln_hh) {
-        Tensor a_step = step_of(*a_t, t);
-        at::mm_out(a_step, h_bar, w_hh_t);
-      } else if (b_hh) {
-        at::addmm_out(gh_step, *b_hh_t, h_bar, w_hh_t);
-      } else {
-        at::mm_out(gh_step, h_bar, w_hh_t);
-      }
-    } else {
-      Tensor rz_step = step_of(rz_t, t);
-      at::addmm_out(rz_step, gx_step.narrow(1, 0, 2 * H), h_bar, w_rz_t);
-      const auto hb = rows<const T>(h_bar, N, H, "h_bar");
+    if (reset_after) {  // g^h = h̄ W_hh^T: into a for LN, else into gh (b_hh in the pass)
+      product<T>(N, G, H, h_bar, w_hh, ln_hh ? a.at(t) : gh.at(t), false);
+    } else {  // [r, z] = σ(gx + h̄ W_rz^T), n̂ = r ⊙ h̄, then n_pre = n̂ W_n^T (gx in the pass)
+      product<T>(N, 2 * H, H, h_bar, w_rz, rz_rows, false);
       const auto nh = n_hat.at(t);
-      for_rows(N, 2 * H, [&](int64_t n) {  // [r, z] = σ(·) in place, n̂ = r ⊙ h̄
+      for_rows(N, 2 * H, [&](int64_t n) {
         T* rzr = rz_rows[n];
-        LSTMKIT_FOR_CHUNKS(j, kk, 2 * H) { sigmoid(load(rzr + j, kk)).store(rzr + j, kk); }
+        LSTMKIT_FOR_CHUNKS(j, kk, 2 * H) {
+          sigmoid(load(rzr + j, kk) + load(gxr[n] + j, kk)).store(rzr + j, kk);
+        }
         LSTMKIT_FOR_CHUNKS(j, kk, H) {
-          (load(rzr + j, kk) * load(hb[n] + j, kk)).store(nh[n] + j, kk);
+          (load(rzr + j, kk) * load(h_bar[n] + j, kk)).store(nh[n] + j, kk);
         }
       });
-      Tensor n_step = step_of(n_t, t);
-      at::addmm_out(n_step, gx_step.narrow(1, 2 * H, H), step_of(*n_hat_t, t), w_n_t);
+      product<T>(N, H, H, Rows<const T>{nh.p, nh.s}, w_n, n_rows, false);
     }
     const auto ghr = gh ? gh.at(t) : Rows<T>{};
     for_rows(N, G, [&](int64_t n) {
@@ -967,6 +946,9 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
           if (b_hh) v = v + load(b_hh + j, kk);
           v.store(ghr[n] + j, kk);
         }
+      } else if (reset_after && b_hh) {  // g^h + b_hh, written for the backward
+        T* g = ghr[n];
+        LSTMKIT_FOR_CHUNKS(j, kk, G) { (load(g + j, kk) + load(b_hh + j, kk)).store(g + j, kk); }
       }
       const bool kept = keep.at(t, n);
       T* rzr = rz_rows[n];
@@ -982,7 +964,7 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
           nv = tanh_of(at::vec::fmadd(r, load(g + 2 * H + j, kk), load(x + 2 * H + j, kk)));
         } else {
           z = load(rzr + H + j, kk);
-          nv = tanh_of(load(n_rows[n] + j, kk));
+          nv = tanh_of(load(n_rows[n] + j, kk) + load(gxr[n] + 2 * H + j, kk));
         }
         nv.store(n_rows[n] + j, kk);
         const V<T> hp = load(h_prev[n] + j, kk);
@@ -1058,8 +1040,9 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
   Tensor r = at::empty({N, H}, opts);
   const Tensor carries = at::empty({2, N, H}, opts);
   Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
-  const Tensor w_n = w_hh.narrow(0, 2 * H, H);  // W_hn (H, H): δ(r h̄) = δn_pre W_hn
-  const Tensor w_rz = w_hh.narrow(0, 0, 2 * H);
+  // W_hh (3H, H) and its [r, z] and n row blocks: δ(r h̄) = δn_pre W_hn
+  const auto w = rows<const T>(w_hh, G, H, "w_hh");
+  const Rows<const T> w_rz{w.p, w.s}, w_n{w.p + 2 * H * w.s, w.s};
   const V<T> one(T(1)), zero(T(0));
   Rows<const T> r_in = rows<const T>(dh_n_t, N, H, "dh_n"), e_in{};
   bool scale = false;
@@ -1106,12 +1089,14 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
                           G, grad_a.at(t)[row]);
       }
     });
+    const auto r_rows = rows<T>(r, N, H, "r");
     if (reset_after) {
-      at::mm_out(r, step_of(ln_hh ? *grad_a_t : dg_t, t), w_hh);
+      const auto d = ln_hh ? grad_a.at(t) : dg.at(t);
+      product<T>(N, H, G, Rows<const T>{d.p, d.s}, w, r_rows, false);
     } else {
-      at::mm_out(drh, step_of(dn_t, t), w_n);  // δ(r ⊙ h̄_{t-1})
-      const auto d_rh = rows<const T>(drh, N, H, "drh");
-      const auto r_rows = rows<T>(r, N, H, "r");
+      const auto d_rh = rows<T>(drh, N, H, "drh");
+      const auto dnr = dn.at(t);
+      product<T>(N, H, H, Rows<const T>{dnr.p, dnr.s}, w_n, d_rh, false);  // δ(r ⊙ h̄_{t-1})
       for_rows(N, 2 * H, [&](int64_t row) {  // δr_pre and the r part of r_next
         const T* rzr = rz.at(t)[row];
         T* dgr = dg.at(t)[row];
@@ -1123,7 +1108,8 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
           (d * rv).store(r_rows[row] + j, kk);
         }
       });
-      r.addmm_(step_of(dg_t, t).narrow(1, 0, 2 * H), w_rz);
+      const auto dgr = dg.at(t);
+      product<T>(N, H, 2 * H, Rows<const T>{dgr.p, dgr.s}, w_rz, r_rows, true);
     }
     r_in = rows<const T>(r, N, H, "r");
     e_in = {e_out.p, e_out.s};
