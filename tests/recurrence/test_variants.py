@@ -580,27 +580,19 @@ def test_batch_blocks_on_two_threads_equal_the_reference(mode, kw):
 FALLBACK_SCRIPT = """
 import torch, lstmkit
 torch.manual_seed(0)
-ours = lstmkit.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2, backend="compiled")
-ours = ours.double()
-ref = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2).double()
-ref.load_state_dict(ours.state_dict())
 x = torch.randn(7, 4, 3, dtype=torch.float64, requires_grad=True)
 lengths = torch.tensor([7, 3, 5, 1])
-got, _ = ours(x, lengths=lengths)
-packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
-want, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)
-dx_got, = torch.autograd.grad(got.sum(), x)
-dx_want, = torch.autograd.grad(want.sum(), x)
-print(float((got - want).abs().max()), float((dx_got - dx_want).abs().max()), ours.last_backend)
-gru = lstmkit.GRU(3, 5, num_layers=2, bidirectional=True, backend="compiled").double()
-ref = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True).double()
-ref.load_state_dict(gru.state_dict())
-got, _ = gru(x, lengths=lengths)
-packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
-want, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)
-dx_got, = torch.autograd.grad(got.sum(), x)
-dx_want, = torch.autograd.grad(want.sum(), x)
-print(float((got - want).abs().max()), float((dx_got - dx_want).abs().max()), gru.last_backend)
+for mode, extra in (("LSTM", {"proj_size": 2}), ("GRU", {})):
+    ours = getattr(lstmkit, mode)(3, 5, 2, bidirectional=True, backend="compiled", **extra)
+    ours = ours.double()
+    ref = getattr(torch.nn, mode)(3, 5, 2, bidirectional=True, **extra).double()
+    ref.load_state_dict(ours.state_dict())
+    got, _ = ours(x, lengths=lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    want, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)
+    dx_got, = torch.autograd.grad(got.sum(), x)
+    dx_want, = torch.autograd.grad(want.sum(), x)
+    print(float((got - want).abs().max()), float((dx_got - dx_want).abs().max()), ours.last_backend)
 """
 
 
