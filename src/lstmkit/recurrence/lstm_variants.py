@@ -377,8 +377,9 @@ def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc
     (zh, zh_rate), (zc, zc_rate) = zone_args(zh), zone_args(zc)
     ops.lstm_backward(
         dout=rows_contiguous(dout), dh_n=rows_contiguous(dh_n), dc_n=rows_contiguous(dc_n),
-        w_hh=right_operand(w.w_hh), w_hr=w.w_hr, gates=gates, taus=taus, c_prev=c_prev,
-        c_new=new_c if ln_c else None, a=a_h, mean_h=mean_h, rstd_h=rho_h, mean_c=mean_c,
+        w_hh=right_operand(w.w_hh), w_hr=None if w.w_hr is None else right_operand(w.w_hr),
+        gates=gates, taus=taus, c_prev=c_prev, c_new=new_c if ln_c else None, a=a_h,
+        mean_h=mean_h, rstd_h=rho_h, mean_c=mean_c,
         rstd_c=rho_c, w_ph=vector(w.w_ph), ln_hh=vector(w.ln_hh), ln_c=vector(w.ln_c), zh=zh,
         zh_rate=zh_rate, zc=zc, zc_rate=zc_rate, keep=mask, m=m, reverse=reverse, grad=grad,
         grad_a=grad_a, du=du, dh0=dh0, dc0=dc0, dh_store=dhs,

@@ -516,6 +516,7 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const Tensor raw_t = proj ? at::empty({N, H}, gx_t.options()) : Tensor();
   const Tensor h_new_t = proj && keep ? at::empty({N, P}, gx_t.options()) : Tensor();
   const Rows<T> raw = proj ? rows<T>(raw_t, N, H, "raw") : Rows<T>{};
+  const auto w_hr = proj ? rows<const T>(*w_hr_t, H, P, "w_hr_t") : Rows<const T>{};
 
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(k, T_, reverse);
@@ -605,14 +606,13 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
       }
     });
     if (!proj) continue;
+    const Rows<const T> raw_in{raw.p, raw.s};
     if (!keep) {  // out is the carried h
-      Tensor out_step = out_t.select(0, t);
-      at::mm_out(out_step, raw_t, *w_hr_t);
+      product<T>(N, P, H, raw_in, w_hr, o_rows, false);
       continue;
     }
-    Tensor h_new = h_new_t;
-    at::mm_out(h_new, raw_t, *w_hr_t);
-    const auto hn_rows = rows<const T>(h_new_t, N, P, "h_new");
+    const auto hn_rows = rows<T>(h_new_t, N, P, "h_new");
+    product<T>(N, P, H, raw_in, w_hr, hn_rows, false);
     for_rows(N, P, [&](int64_t n) {  // the length mask on h
       const bool kept = keep.at(t, n);
       LSTMKIT_FOR_CHUNKS(j, kk, P) {
@@ -712,7 +712,8 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
   const Tensor carries = at::empty({2, N, P}, opts);  // e, in turns
   // with a projection: δh of the step (P wide, kept in dh_store), then δh W_hr (N, H)
   const Tensor dh_raw_t = proj ? at::empty({N, H}, opts) : Tensor();
-  const Rows<const T> dh_raw = proj ? rows<const T>(dh_raw_t, N, H, "dh_raw") : Rows<const T>{};
+  const Rows<T> dh_raw = proj ? rows<T>(dh_raw_t, N, H, "dh_raw") : Rows<T>{};
+  const auto w_hr = proj ? rows<const T>(*w_hr_t, P, H, "w_hr") : Rows<const T>{};
   const bool passes = zh.on || keep;
   const Rows<const T> dh_n = rows<const T>(dh_n_t, N, P, "dh_n");
   const Rows<const T> dc_n = rows<const T>(dc_n_t, N, H, "dc_n");
@@ -743,8 +744,7 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
           if (passes) (kept ? zero : carry).store(e_out[n] + j, kk);
         }
       });
-      Tensor dh_raw_out = dh_raw_t;
-      at::mm_out(dh_raw_out, dh_store_t->select(0, t), *w_hr_t);
+      product<T>(N, H, P, Rows<const T>{dh_rows.p, dh_rows.s}, w_hr, dh_raw, false);
     }
     for_rows(N, G, [&](int64_t n) {
       const T* gr = gates.at(t)[n];
