@@ -80,8 +80,9 @@ from torch import Tensor
 from lstmkit.checks import check_int
 from lstmkit.recurrence import kernels
 from lstmkit.recurrence.config import DirectionWeights
-from lstmkit.recurrence.lstm_variants import lstm_forward
+from lstmkit.recurrence.lstm_variants import gate_inputs, lstm_forward
 from lstmkit.recurrence.noise import Noise
+from lstmkit.recurrence.steps import right_operand
 from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train import interrupts
 from lstmkit.woa.optimizer import WOA, WOAResult
@@ -263,20 +264,18 @@ def _final_states(x_steps: Tensor, params: dict[str, Tensor], suffix: str, rever
     x_steps (T, N, D); ``params`` from :meth:`WeightLayout.unflatten`; ``suffix`` names the
     direction (``"_l0"`` or ``"_l0_reverse"``)."""
     w_ih, w_hh = params[f"rnn.weight_ih{suffix}"], params[f"rnn.weight_hh{suffix}"]
-    bias = params[f"rnn.bias_ih{suffix}"] + params[f"rnn.bias_hh{suffix}"]  # (P, 4H)
+    b_ih, b_hh = params[f"rnn.bias_ih{suffix}"], params[f"rnn.bias_hh{suffix}"]
     ops = kernels.ops_for(x_steps)
     if ops is not None:
         return ops.lstm_population(
-            x=x_steps, w_ih=w_ih, w_hh_t=w_hh.transpose(1, 2).contiguous(), b=bias,
+            x=x_steps, w_ih=w_ih, w_hh_t=right_operand(w_hh.transpose(1, 2)), b=b_ih + b_hh,
             reverse=reverse,
         )  # fmt: skip
-    steps, batch, _ = x_steps.shape
-    zeros = x_steps.new_zeros(batch, w_hh.shape[2])
+    zeros = x_steps.new_zeros(x_steps.shape[1], w_hh.shape[2])
     finals = []
     for k in range(w_ih.shape[0]):  # the python steps: one whale at a time
-        gx = torch.addmm(bias[k], x_steps.reshape(steps * batch, -1), w_ih[k].T)
-        weights = DirectionWeights(w_ih[k], w_hh[k], None, None, None)
-        gx = gx.view(steps, batch, -1)
+        weights = DirectionWeights(w_ih[k], w_hh[k], b_ih[k], b_hh[k], None)
+        gx, _, _ = gate_inputs(x_steps, weights, None)  # x W_ih^T + b_ih + b_hh
         finals.append(lstm_forward(gx, zeros, zeros, weights, Noise(), None, reverse, False)[1])
     return torch.stack(finals)
 
