@@ -1037,9 +1037,11 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
   TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "gru_backward: LN(h) inputs");
 
   const auto opts = rz_t.options();
-  Tensor r = at::empty({N, H}, opts);
+  const Tensor r = at::empty({N, H}, opts);  // δa W_hh, written by the matmuls
   const Tensor carries = at::empty({2, N, H}, opts);
-  Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
+  const Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
+  const auto r_rows = rows<T>(r, N, H, "r");
+  const auto d_rh = reset_after ? Rows<T>{} : rows<T>(drh, N, H, "drh");
   // W_hh (3H, H) and its [r, z] and n row blocks: δ(r h̄) = δn_pre W_hn
   const auto w = rows<const T>(w_hh, G, H, "w_hh");
   const Rows<const T> w_rz{w.p, w.s}, w_n{w.p + 2 * H * w.s, w.s};
@@ -1089,12 +1091,10 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
                           G, grad_a.at(t)[row]);
       }
     });
-    const auto r_rows = rows<T>(r, N, H, "r");
     if (reset_after) {
       const auto d = ln_hh ? grad_a.at(t) : dg.at(t);
       product<T>(N, H, G, Rows<const T>{d.p, d.s}, w, r_rows, false);
     } else {
-      const auto d_rh = rows<T>(drh, N, H, "drh");
       const auto dnr = dn.at(t);
       product<T>(N, H, H, Rows<const T>{dnr.p, dnr.s}, w_n, d_rh, false);  // δ(r ⊙ h̄_{t-1})
       for_rows(N, 2 * H, [&](int64_t row) {  // δr_pre and the r part of r_next
@@ -1111,7 +1111,7 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
       const auto dgr = dg.at(t);
       product<T>(N, H, 2 * H, Rows<const T>{dgr.p, dgr.s}, w_rz, r_rows, true);
     }
-    r_in = rows<const T>(r, N, H, "r");
+    r_in = {r_rows.p, r_rows.s};
     e_in = {e_out.p, e_out.s};
     scale = true;
   }
