@@ -152,7 +152,7 @@ def static_matrix(panel: Panel, static) -> np.ndarray | None:
             ) from None
     out = []
     for name, row in rows:
-        vector = np.atleast_1d(_float64(row, f"static_covariates of series {name!r}", False))
+        vector = np.atleast_1d(_float64(row, f"static_covariates of series {name!r}", unwrap=False))
         if vector.ndim != 1 or (out and len(vector) != len(out[0])):
             width = len(out[0]) if out else "some"
             raise ValueError(
