@@ -157,11 +157,26 @@ def test_pinball_loss_by_hand():
 
 def test_series_scale_is_the_mean_absolute_step_with_fallbacks():
     assert series_scale(np.array([1.0, 4.0, 2.0])) == pytest.approx(2.5)
+    # MASE's seasonal denominator: |2 - 1| and |6 - 4| at lag 2
+    assert series_scale(np.array([1.0, 4.0, 2.0, 6.0]), season=2) == pytest.approx(1.5)
+    # at most m points, or a season repeated exactly: the first differences
+    assert series_scale(np.array([1.0, 4.0, 2.0]), season=4) == pytest.approx(2.5)
+    assert series_scale(np.array([1.0, 2.0, 1.0, 2.0]), season=2) == pytest.approx(1.0)
     assert series_scale(np.array([5.0, 5.0])) == 5.0  # no change: |mean|
     assert series_scale(np.array([0.0, 0.0])) == 1.0
 
 
 # -- the global model --------------------------------------------------------------------
+
+
+def test_each_series_is_scaled_by_the_seasonal_naive_error_of_its_training_part():
+    panel = seasonal_panel([40, 25, 9], seed=3)
+    model = Forecaster(horizon=3, season=12, deseasonalize=False, **SMALL).fit(panel)
+    # MASE's denominator at lag 12; the 9-point series has no lag 12: its first differences
+    expected = [np.abs(y[12:] - y[:-12]).mean() for y in panel[:2]] + [
+        np.abs(np.diff(panel[2])).mean()
+    ]
+    np.testing.assert_allclose(model.scales_, expected, rtol=1e-12)
 
 
 def test_fit_is_invariant_to_the_order_of_the_series():

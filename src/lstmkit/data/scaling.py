@@ -64,11 +64,14 @@ def level_and_scale(sequences: list[np.ndarray], reference: np.ndarray) -> np.nd
 FEATURE_NOISE = 1e-4  # a level/scale feature's spread below this is rounding
 
 
-def series_scale(values: np.ndarray) -> float:
+def series_scale(values: np.ndarray, season: int = 1) -> float:
     r"""The in-sample scale :math:`s_i` of one series' training part: the mean absolute
-    first difference (MASE's scale), else the standard deviation, else :math:`|\bar y|`,
-    else 1 (a constant zero series)."""
+    seasonal difference :math:`\frac{1}{n-m}\sum_{t=m}^{n-1}|y_t-y_{t-m}|` (MASE's
+    denominator with the season :math:`m`), else the mean absolute first difference (a
+    series of at most :math:`m` points, or one that repeats its season exactly), else the
+    standard deviation, else :math:`|\bar y|`, else 1 (a constant zero series)."""
     for scale in (
+        np.abs(values[season:] - values[:-season]).mean() if len(values) > season else 0.0,
         np.abs(np.diff(values)).mean() if len(values) > 1 else 0.0,
         values.std(),
         abs(values.mean()),

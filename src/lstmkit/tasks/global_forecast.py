@@ -4,10 +4,13 @@ The recipe of neural forecasters trained across many series (ES-RNN, Smyl 2020;
 N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Forecaster`:
 
 * **Scale.** Series :math:`i` is divided by its in-sample scale
-  :math:`s_i = \frac{1}{e_i-1}\sum_{t=1}^{e_i-1} |y_t - y_{t-1}|` over its training part
-  (the denominator of MASE; the standard deviation, then :math:`|\bar y|`, then 1 when that
-  is 0), so series of any magnitude share one network and the loss weighs every series by
-  its own naive error (:mod:`lstmkit.data.scaling`).
+  :math:`s_i = \frac{1}{e_i-m}\sum_{t=m}^{e_i-1} |y_t - y_{t-m}|` over its training part,
+  with the season :math:`m` (1 without one): the denominator of MASE, taken of the
+  deseasonalised values (below; the indices average 1); where that is 0 or undefined (a
+  series of at most :math:`m` points), the mean absolute first difference, then the
+  standard deviation, :math:`|\bar y|`, and 1. Series of any magnitude share one network,
+  and the loss weighs every series as MASE does, by its own seasonal naive error
+  (:mod:`lstmkit.data.scaling`).
 * **Seasons.** With ``deseasonalize`` (the default) and a season :math:`m > 1`, a series
   whose training part passes the 90 % autocorrelation test at lag :math:`m` and is
   positive is divided by its classical multiplicative seasonal indices
@@ -266,7 +269,9 @@ def fit_panel(
     adjusted = [
         values[i] / at_phases(f, 0, lengths[i]) for i, f in zip(order, factors, strict=True)
     ]
-    scales = np.array([series_scale(a[:end]) for a, end in zip(adjusted, ends, strict=True)])
+    scales = np.array(
+        [series_scale(a[:end], params["season"]) for a, end in zip(adjusted, ends, strict=True)]
+    )
     scaled = [a / s for a, s in zip(adjusted, scales, strict=True)]
     kept = [k for k, i in enumerate(order) if i in held]
     scaler, inputs = None, None
