@@ -171,6 +171,28 @@ def _true_or_false(where: str, name: str, token: str) -> bool:
     return token.lower() == "true"
 
 
+def _header_key(
+    where: str, text: str, header: dict, names: dict[str, str], expected: str, clip: int | None
+) -> tuple[str, str, list[str]]:
+    """(key, as written, arguments) of a ``@key value...`` line, the key as ``names`` spells
+    it, lower case; an unknown key (cut to ``clip``), a repeated one and ``@data`` with
+    arguments raise ``ValueError``."""
+    parts = text[1:].split()
+    key = parts[0].lower() if parts else ""
+    if key not in names:
+        raise ValueError(
+            f"{where}: unknown header {text.split()[0][:clip]!r}; expected one of {expected}"
+        )
+    key, args = names[key][1:].lower(), parts[1:]
+    if key in header:
+        raise ValueError(
+            f"{where}: {names[key]} given twice (first on line {header[key][1]}); expected it once"
+        )
+    if key == "data" and args:
+        raise ValueError(f"{where}: @data: expected nothing after it, got {args}")
+    return key, "@" + parts[0], args
+
+
 def _data_lines(
     path: Path, text: str, read_header: Callable[[int, str], bool], clip: int | None
 ) -> Iterator[tuple[int, str]]:

@@ -16,6 +16,7 @@ from lstmkit.data.frame import (
     _data_lines,
     _fill_missing,
     _float,
+    _header_key,
     _number,
     _read_text,
     _true_or_false,
@@ -43,63 +44,47 @@ _TS_KEYS = {
 def _ts_header(path: Path, header: dict, line: int, text: str) -> bool:
     """Parse one ``@key value...`` line into ``header[key] = (value, line)``; whether it
     was ``@data`` (then the header is checked as a whole)."""
-    parts = text[1:].split()
-    key = parts[0].lower() if parts else ""
-    if key not in _TS_KEYS:
-        raise ValueError(
-            f"{path}, line {line}: unknown header {text.split()[0]!r}; expected one of "
-            f"{', '.join(_TS_KEYS.values())}"
-        )
-    name, args = _TS_KEYS[key], parts[1:]
-    if key in header:
-        raise ValueError(
-            f"{path}, line {line}: {name} given twice (first on line {header[key][1]}); "
-            f"expected it once"
-        )
+    where = f"{path}, line {line}"
+    key, _, args = _header_key(where, text, header, _TS_KEYS, ", ".join(_TS_KEYS.values()), None)
+    name = _TS_KEYS[key]
     if key == "problemname":
         if not args:
-            raise ValueError(f"{path}, line {line}: {name}: expected a name, got nothing")
+            raise ValueError(f"{where}: {name}: expected a name, got nothing")
         value: object = " ".join(args)
     elif key == "data":
-        if args:
-            raise ValueError(f"{path}, line {line}: @data: expected nothing after it, got {args}")
         value = True
     elif key == "classlabel":
         if not args:
-            raise ValueError(f"{path}, line {line}: {name}: expected true or false, got nothing")
+            raise ValueError(f"{where}: {name}: expected true or false, got nothing")
         labels = args[1:]
-        if not _true_or_false(f"{path}, line {line}", name, args[0]):
+        if not _true_or_false(where, name, args[0]):
             if labels:
                 raise ValueError(
-                    f"{path}, line {line}: {name} false: expected nothing after false, got {labels}"
+                    f"{where}: {name} false: expected nothing after false, got {labels}"
                 )
             value = None
         else:
             if not labels:
                 raise ValueError(
-                    f"{path}, line {line}: {name} true: expected the class labels after "
-                    f"true, got none"
+                    f"{where}: {name} true: expected the class labels after true, got none"
                 )
             if len(set(labels)) != len(labels):
-                raise ValueError(
-                    f"{path}, line {line}: {name}: expected unique labels, got {labels}"
-                )
+                raise ValueError(f"{where}: {name}: expected unique labels, got {labels}")
             value = tuple(labels)
     else:
         if len(args) != 1:
-            raise ValueError(f"{path}, line {line}: {name}: expected one value, got {args}")
+            raise ValueError(f"{where}: {name}: expected one value, got {args}")
         if key in _TS_BOOL_KEYS:
-            value = _true_or_false(f"{path}, line {line}", name, args[0])
+            value = _true_or_false(where, name, args[0])
             if key == "timestamps" and value:
                 raise ValueError(
-                    f"{path}, line {line}: @timeStamps true: timestamped .ts files are not "
+                    f"{where}: @timeStamps true: timestamped .ts files are not "
                     f"supported; expected @timeStamps false"
                 )
         else:
             if not re.fullmatch(r"[0-9]{1,18}", args[0]) or int(args[0]) < 1:
                 raise ValueError(
-                    f"{path}, line {line}: {name}: expected a positive integer, got "
-                    f"{args[0][:40]!r}"
+                    f"{where}: {name}: expected a positive integer, got {args[0][:40]!r}"
                 )
             value = int(args[0])
     header[key] = (value, line)
@@ -125,14 +110,13 @@ def _ts_check_header(path: Path, header: dict) -> None:
         )
 
 
-def _ts_case(path: Path, line: int, fields: list[str], missing: str) -> np.ndarray:
+def _ts_case(at: str, fields: list[str], missing: str) -> np.ndarray:
     """One case: D ':'-separated dimension fields of ','-separated values -> (T, D)."""
     dims = []
     for d, field in enumerate(fields):
         if not field.strip():
             raise ValueError(
-                f"{path}, line {line}, dimension {d + 1}: expected comma-separated numbers, "
-                f"got nothing"
+                f"{at}, dimension {d + 1}: expected comma-separated numbers, got nothing"
             )
         row = []
         for t, token in enumerate(field.split(",")):
@@ -140,21 +124,19 @@ def _ts_case(path: Path, line: int, fields: list[str], missing: str) -> np.ndarr
             try:
                 row.append(math.nan if s == "?" else _float(s))
             except ValueError as e:
-                raise ValueError(
-                    f"{path}, line {line}, dimension {d + 1}, value {t + 1}: {e}"
-                ) from None
+                raise ValueError(f"{at}, dimension {d + 1}, value {t + 1}: {e}") from None
         if dims and len(row) != len(dims[0]):
             raise ValueError(
-                f"{path}, line {line}, dimension {d + 1}: expected {len(dims[0])} values (as "
+                f"{at}, dimension {d + 1}: expected {len(dims[0])} values (as "
                 f"dimension 1; the dimensions of one case have equal length), got {len(row)}"
             )
         dims.append(row)
     values = np.ascontiguousarray(np.array(dims, dtype=np.float64).T)  # (D, T) -> (T, D)
 
     def where(t: int | None, d: int) -> str:
-        return f"{path}, line {line}, dimension {d + 1}" + ("" if t is None else f", value {t + 1}")
+        return f"{at}, dimension {d + 1}" + ("" if t is None else f", value {t + 1}")
 
-    return _fill_missing(values, missing, where, f"{path}, line {line}")[0]
+    return _fill_missing(values, missing, where, at)[0]
 
 
 @short_errors
@@ -198,36 +180,34 @@ def read_ts(
     first_line = 0  # the first case's line, the reference for D and T
     read_header = partial(_ts_header, path, header)
     for line, text in _data_lines(path, _read_text(path), read_header, clip=None):
+        at = f"{path}, line {line}"
         labels = header.get("classlabel", (None, 0))
         target = header.get("targetlabel", (False, 0))
         fields = text.split(":")
         if labels[0] is not None or target[0]:
             if len(fields) < 2:
                 raise ValueError(
-                    f"{path}, line {line}: expected dimensions then a label, separated by "
-                    f"':', got no ':'"
+                    f"{at}: expected dimensions then a label, separated by ':', got no ':'"
                 )
             label = fields.pop().strip()
             if labels[0] is not None and label not in labels[0]:
                 raise ValueError(
-                    f"{path}, line {line}: unknown class label {label!r}; expected one of "
+                    f"{at}: unknown class label {label!r}; expected one of "
                     f"{listed(labels[0], quote=False)} (@classLabel, line {labels[1]})"
                 )
             if target[0]:
                 try:
                     value = _number(label)
                 except ValueError as e:
-                    raise ValueError(f"{path}, line {line}, target label: {e}") from None
+                    raise ValueError(f"{at}, target label: {e}") from None
                 if math.isnan(value):
-                    raise ValueError(
-                        f"{path}, line {line}, target label: expected a number, got {label!r}"
-                    )
+                    raise ValueError(f"{at}, target label: expected a number, got {label!r}")
                 y.append(value)
             else:
                 y.append(label)
-        _ts_check_dims(path, line, len(fields), header, X, first_line)
-        case = _ts_case(path, line, fields, missing)
-        _ts_check_length(path, line, case.shape[0], header, X, first_line)
+        _ts_check_dims(at, len(fields), header, X, first_line)
+        case = _ts_case(at, fields, missing)
+        _ts_check_length(at, case.shape[0], header, X, first_line)
         if not X:
             first_line = line
         X.append(case)
@@ -243,41 +223,28 @@ def read_ts(
     return X, None
 
 
-def _ts_check_dims(path: Path, line: int, got: int, header: dict, X: list, first_line: int) -> None:
-    if header.get("univariate", (False, 0))[0] and got != 1:
-        raise ValueError(
-            f"{path}, line {line}: expected 1 dimension (@univariate true, line "
-            f"{header['univariate'][1]}), got {got}"
-        )
+def _ts_expect(at: str, want: int, got: int, what: str, why: str) -> None:
+    if got != want:
+        raise ValueError(f"{at}: expected {want} {what} ({why}), got {got}")
+
+
+def _ts_check_dims(at: str, got: int, header: dict, X: list, first_line: int) -> None:
+    if header.get("univariate", (False, 0))[0]:
+        _ts_expect(at, 1, got, "dimension", f"@univariate true, line {header['univariate'][1]}")
     if "dimensions" in header:
-        want, at = header["dimensions"]
-        if got != want:
-            raise ValueError(
-                f"{path}, line {line}: expected {want} dimensions (@dimensions, line {at}), "
-                f"got {got}"
-            )
-    elif X and got != X[0].shape[1]:
-        raise ValueError(
-            f"{path}, line {line}: expected {X[0].shape[1]} dimensions (as on line "
-            f"{first_line}), got {got}"
-        )
+        want, line = header["dimensions"]
+        _ts_expect(at, want, got, "dimensions", f"@dimensions, line {line}")
+    elif X:
+        _ts_expect(at, X[0].shape[1], got, "dimensions", f"as on line {first_line}")
 
 
-def _ts_check_length(
-    path: Path, line: int, got: int, header: dict, X: list, first_line: int
-) -> None:
+def _ts_check_length(at: str, got: int, header: dict, X: list, first_line: int) -> None:
     equal = header.get("equallength")
     if equal is not None and not equal[0]:
         return
     if "serieslength" in header:
-        want, at = header["serieslength"]
-        if got != want:
-            raise ValueError(
-                f"{path}, line {line}: expected {want} values per dimension (@seriesLength, "
-                f"line {at}), got {got}"
-            )
-    if equal is not None and X and got != X[0].shape[0]:
-        raise ValueError(
-            f"{path}, line {line}: expected {X[0].shape[0]} values per dimension "
-            f"(@equalLength true, line {equal[1]}; as on line {first_line}), got {got}"
-        )
+        want, line = header["serieslength"]
+        _ts_expect(at, want, got, "values per dimension", f"@seriesLength, line {line}")
+    if equal is not None and X:
+        why = f"@equalLength true, line {equal[1]}; as on line {first_line}"
+        _ts_expect(at, X[0].shape[0], got, "values per dimension", why)

@@ -61,7 +61,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.data.frame import _as_path, _check_missing, _data_lines, _read_text, _true_or_false
+from lstmkit.data.frame import (
+    _as_path,
+    _check_missing,
+    _data_lines,
+    _header_key,
+    _read_text,
+    _true_or_false,
+)
 from lstmkit.messages import short_errors
 from lstmkit.train.atomic import write_atomically
 
@@ -81,6 +88,8 @@ _KEYS = {
     "equallength": "@equallength",
     "data": "@data",
 }
+_EXPECTED = "@relation, @attribute, @frequency, @horizon, @missing (or @missingvalues), "
+_EXPECTED += "@equallength, @data"
 _TOKEN = re.compile(r"[A-Za-z0-9_]+")
 _INT = re.compile(r"[+-]?[0-9]+")
 
@@ -190,20 +199,7 @@ class TsfData:
 def _header(where: str, line: int, text: str, header: dict, columns: list) -> bool:
     """Parse one ``@key value...`` line into ``header[key] = (value, line)`` or, for
     ``@attribute``, append ``(name, type)`` to ``columns``; whether it was ``@data``."""
-    parts = text[1:].split()
-    key = parts[0].lower() if parts else ""
-    if key not in _KEYS:
-        raise ValueError(
-            f"{where}: unknown header {text.split()[0][:40]!r}; expected one of @relation, "
-            f"@attribute, @frequency, @horizon, @missing (or @missingvalues), @equallength, @data"
-        )
-    name, args = "@" + parts[0], parts[1:]
-    if key == "missingvalues":
-        key = "missing"
-    if key in header:
-        raise ValueError(
-            f"{where}: {_KEYS[key]} given twice (first on line {header[key][1]}); expected it once"
-        )
+    key, name, args = _header_key(where, text, header, _KEYS, _EXPECTED, clip=40)
     if key == "attribute":
         if len(args) != 2:
             raise ValueError(
@@ -225,8 +221,6 @@ def _header(where: str, line: int, text: str, header: dict, columns: list) -> bo
             raise ValueError(f"{where}: @relation: expected a name, got nothing")
         value: object = " ".join(args)
     elif key == "data":
-        if args:
-            raise ValueError(f"{where}: @data: expected nothing after it, got {args}")
         value = True
     elif len(args) != 1:
         raise ValueError(f"{where}: {name}: expected one value, got {args}")
@@ -261,13 +255,10 @@ def _attribute(where: str, column: str, kind: str, text: str) -> object:
                 f"{where}, attribute {column!r}: expected a finite number (numeric), got {text!r}"
             )
         return value
-    if kind == "date":
-        try:
-            datetime.strptime(text, DATE_FORMAT)
-        except ValueError:
-            raise ValueError(
-                f"{where}, attribute {column!r}: expected a date YYYY-MM-DD HH-MM-SS, got {text!r}"
-            ) from None
+    if kind == "date" and not _is_date(text):
+        raise ValueError(
+            f"{where}, attribute {column!r}: expected a date YYYY-MM-DD HH-MM-SS, got {text!r}"
+        )
     return text
 
 
