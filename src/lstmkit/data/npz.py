@@ -136,7 +136,8 @@ def _check_npy_size(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None
         )
 
 
-def _npz_numeric(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+def _npz_numeric(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    array = _npz_array(path, archive, key)
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise ValueError(f"{path}: {key}: expected a numeric array, got dtype {array.dtype}")
     return array.astype(np.float64)
@@ -175,18 +176,16 @@ def _npz_contents(
                 f"got no X_{absent[0]}"
             )
         X: np.ndarray | list[np.ndarray] = [
-            _npz_numeric(path, f"X_{i}", _npz_array(path, archive, f"X_{i}"))
-            for i in range(len(parts))
+            _npz_numeric(path, archive, f"X_{i}") for i in range(len(parts))
         ]
-        n = len(X)
     else:
         key = flat[0]
-        X = _npz_numeric(path, key, _npz_array(path, archive, key))
+        X = _npz_numeric(path, archive, key)
         if X.ndim == 0:
             raise ValueError(f"{path}: {key}: expected an array of N sequences, got a scalar")
         if "lengths" in keys:
             X = _npz_split(path, key, X, _npz_array(path, archive, "lengths"))
-        n = len(X)
+    n = len(X)
     y = None
     if "y" in keys:
         y = _npz_array(path, archive, "y")
