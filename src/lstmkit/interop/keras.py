@@ -477,8 +477,7 @@ def from_keras(
         "merge_mode": first["merge"] or "concat",
         "backend": backend,
     }
-    if first["mode"] == "LSTM":
-        module = LSTM(kernel.shape[0], first["units"], **options)
-    else:
-        module = GRU(kernel.shape[0], first["units"], reset_after=first["reset_after"], **options)
+    if first["mode"] == "GRU":
+        options["reset_after"] = first["reset_after"]
+    module = (LSTM if first["mode"] == "LSTM" else GRU)(kernel.shape[0], first["units"], **options)
     return load_keras_weights(module, [info["weights"] for info in infos])

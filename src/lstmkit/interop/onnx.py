@@ -285,13 +285,11 @@ def _recurrent(
             seq_lens,
             _slice(g, h0, *rows),
         ]
-        if spec.mode == "LSTM":
+        if spec.mode == "LSTM":  # LSTM: c_0 and P in, Y_c out
             inputs += [_slice(g, c0, *rows), g.const(f"P_{k}", w["P"]) if "P" in w else ""]
-            y, y_h, y_c = g.op("LSTM", inputs, 3, **attrs)
-            c_parts.append(y_c)
-        else:
-            y, y_h = g.op("GRU", inputs, 2, **attrs)
+        y, y_h, *y_c = g.op(spec.mode, inputs, 3 if spec.mode == "LSTM" else 2, **attrs)
         h_parts.append(y_h)
+        c_parts += y_c
         x = _merge(g, y, spec)
     return x, _concat(g, h_parts, 0), (_concat(g, c_parts, 0) if c_parts else None)
 
