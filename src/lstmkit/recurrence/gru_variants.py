@@ -52,6 +52,7 @@ from lstmkit.recurrence.steps import (
     NONE3,
     buffer,
     carried,
+    input_grads,
     input_side,
     needs_autograd,
     norm_backward,
@@ -60,6 +61,7 @@ from lstmkit.recurrence.steps import (
     right_operand,
     rows,
     rows_contiguous,
+    saved_direction,
     shift_prev,
     shift_views,
     stack_stats,
@@ -227,18 +229,11 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         grads["w_hh"] = torch.cat(
             [sum_prev_outer(dg[..., : 2 * hidden], h_in, h0_in, reverse), dw_n]
         )
-    flat = dg.view(-1, 3 * hidden)
     if w.b_ih is not None:
-        grads["b_ih"] = flat.sum(0)
+        grads["b_ih"] = dg.view(-1, 3 * hidden).sum(0)
         if not reset_after:  # all of b_hh sits on the input side beside b_ih
             grads["b_hh"] = grads["b_ih"]
-    if x_norm is not None:
-        dax, grads["ln_ih"], _ = norm_grads(dg, *x_norm, w.ln_ih, dv=True)
-        dax = dax.view(-1, 3 * hidden)
-    else:
-        dax = flat
-    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
-    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
+    dx = input_grads(dg, x, w, x_norm, need_dx, grads)
     return dx, dh0, DirectionWeights(**{name: grads.get(name) for name in _FIELDS})
 
 
@@ -304,10 +299,8 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
         g_z.copy_(a_z)
         torch.mul(a_n, r, out=g_n)
         grad_t = step_views(dg)
-        g3_t, dh1_t = (
-            step_views(dg.view(steps, batch, 3, hidden)),
-            step_views(dh_all.view(steps, batch, 1, hidden)),
-        )
+        g3_t = step_views(dg.view(steps, batch, 3, hidden))
+        dh1_t = step_views(dh_all.view(steps, batch, 1, hidden))
         if ln_hh:
             a_t, mh_t, rh_t = step_views(a_h), step_views(mean_h), step_views(rho_h)
             da = [None] * steps
@@ -370,11 +363,7 @@ class GRUVariantDirection(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dh_n):
-        x, h0, mask, *rest = ctx.saved_tensors
-        count = len(_FIELDS)
-        w = DirectionWeights(*rest[:count])
-        saved = rest[count : count + _SAVED]
-        x_norm = tuple(rest[count + _SAVED :]) if w.ln_ih is not None else None
+        x, h0, mask, w, saved, x_norm = saved_direction(ctx, _SAVED)
         dx, dh0, dw = gru_backward(
             saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, ctx.reverse, ctx.reset_after,
             ctx.needs_input_grad[0], ctx.ops,

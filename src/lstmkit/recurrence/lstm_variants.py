@@ -79,6 +79,7 @@ from lstmkit.recurrence.steps import (
     NONE3,
     buffer,
     carried,
+    input_grads,
     input_side,
     needs_autograd,
     norm_backward,
@@ -87,6 +88,7 @@ from lstmkit.recurrence.steps import (
     right_operand,
     rows,
     rows_contiguous,
+    saved_direction,
     shift_views,
     stack_stats,
     state_store,
@@ -320,22 +322,15 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
     c_prev = c_ext[1:] if reverse else c_ext[:-1]
     loop = _python_backward if ops is None else partial(_compiled_backward, ops)
     grad, grad_a, du, dh0, dc0, dhs = loop(saved, c_prev, w, noise, mask, dout, dh_n, dc_n, reverse)
-    flat = grad.view(-1, four_h)
     grads = {}
     if w.w_hr is not None:  # ∂W_hr = Σ_t δh_tᵀ (o_t ⊙ τ_t)
         raw = torch.mul(gates[..., 3 * hidden :], taus).view(-1, hidden)
         grads["w_hr"] = dhs.view(-1, dhs.shape[-1]).T @ raw
-    if x_norm is not None:  # the input-side layer norm, all steps at once
-        dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
-        dax = dax.view(-1, four_h)
-    else:
-        dax = flat
-    dx = (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
-    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
+    dx = input_grads(grad, x, w, x_norm, need_dx, grads)
     h_in = hs if m is None else hs * m
     grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0 if m is None else h0 * m, reverse)
     if w.b_ih is not None:
-        grads["b_ih"] = grads["b_hh"] = flat.sum(0)
+        grads["b_ih"] = grads["b_hh"] = grad.view(-1, four_h).sum(0)
     if ln_hh:
         grads["ln_hh"] = norm_grads(grad, a_h, mean_h, rho_h, w.ln_hh)[1]
     if ln_c:
@@ -351,12 +346,7 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
             for k, cell in ((0, c_prev), (1, c_prev), (3, new_c))
         ]
         grads["w_ph"] = torch.cat(dp)
-    return (
-        dx,
-        dh0,
-        dc0,
-        DirectionWeights(**{name: grads.get(name) for name in DirectionWeights._fields}),
-    )
+    return dx, dh0, dc0, DirectionWeights(**{name: grads.get(name) for name in _FIELDS})
 
 
 def _compiled_backward(ops, saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, reverse):
@@ -514,10 +504,7 @@ class LSTMVariantDirection(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
-        x, h0, mask, *rest = ctx.saved_tensors
-        w = DirectionWeights(*rest[: len(_FIELDS)])
-        saved = rest[len(_FIELDS) : len(_FIELDS) + _SAVED]
-        x_norm = tuple(rest[len(_FIELDS) + _SAVED :]) if w.ln_ih is not None else None
+        x, h0, mask, w, saved, x_norm = saved_direction(ctx, _SAVED)
         dx, dh0, dc0, dw = lstm_backward(
             saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, dc_n, ctx.reverse,
             ctx.needs_input_grad[0], ctx.ops,

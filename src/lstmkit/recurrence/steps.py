@@ -15,6 +15,7 @@ from torch import Tensor
 
 from lstmkit.cells.norm import EPS
 from lstmkit.recurrence import workspace
+from lstmkit.recurrence.config import DirectionWeights
 
 
 def step_order(steps: int, reverse: bool) -> range:
@@ -95,6 +96,30 @@ def input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_ih: Tensor | Non
 
 
 NONE3 = (None, None, None)
+
+
+def saved_direction(ctx, count: int):
+    """(x, h0, mask, w, saved, x_norm) from a direction's autograd node, which saved
+    ``x, h0, mask, *weights, *saved, *(norm or NONE3)``, ``saved`` of ``count`` tensors;
+    x_norm None without the input layer norm."""
+    x, h0, mask, *rest = ctx.saved_tensors
+    fields = len(DirectionWeights._fields)
+    w = DirectionWeights(*rest[:fields])
+    x_norm = tuple(rest[fields + count :]) if w.ln_ih is not None else None
+    return x, h0, mask, w, rest[fields : fields + count], x_norm
+
+
+def input_grads(grad: Tensor, x: Tensor, w: DirectionWeights, x_norm, need_dx: bool, grads):
+    """The input side's backward from δg^x (T, N, G·H), all steps at once: ∂W_ih (and ∂γ_ih
+    through x_norm) into ``grads``; returns ∂x, or None unless ``need_dx``."""
+    steps, batch, width = grad.shape
+    if x_norm is not None:
+        dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
+        dax = dax.view(-1, width)
+    else:
+        dax = grad.view(-1, width)
+    grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
+    return (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
 
 
 def step_views(buf: Tensor) -> tuple[Tensor, ...]:
