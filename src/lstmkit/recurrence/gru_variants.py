@@ -205,18 +205,15 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
     gradient of x is None unless ``need_dx``). ``ops`` as in :func:`gru_forward`.
     """
     _, ns, n_hat, hs, a_h, mean_h, rho_h = saved
-    m = noise.recurrent
     steps, batch, hidden = ns.shape
     ln_hh = w.ln_hh is not None
     # δg^h (reset after) or δg^x (before): (T, N, 3H); δn: of n's pre-activation, (T, N, H)
     dg = workspace.empty(ns, steps, batch, 3 * hidden)
     loop = _python_backward if ops is None else partial(_compiled_backward, ops)
     grad_a, dn, dh0 = loop(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg)
-    h_in = hs if m is None else hs * m
-    h0_in = h0 if m is None else h0 * m
     grads = {}
     if reset_after:
-        grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0_in, reverse)
+        grads["w_hh"] = sum_prev_outer(grad_a, hs, h0, reverse, noise.recurrent)
         if w.b_hh is not None:
             grads["b_hh"] = dg.view(-1, 3 * hidden).sum(0)
         if ln_hh:
@@ -226,9 +223,8 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         dg[..., 2 * hidden :] = dn
     else:
         dw_n = dn.reshape(-1, hidden).T @ n_hat.reshape(-1, hidden)  # Σ δn_pre^T (r ⊙ h̄)
-        grads["w_hh"] = torch.cat(
-            [sum_prev_outer(dg[..., : 2 * hidden], h_in, h0_in, reverse), dw_n]
-        )
+        dw_rz = sum_prev_outer(dg[..., : 2 * hidden], hs, h0, reverse, noise.recurrent)
+        grads["w_hh"] = torch.cat([dw_rz, dw_n])
     if w.b_ih is not None:
         grads["b_ih"] = dg.view(-1, 3 * hidden).sum(0)
         if not reset_after:  # all of b_hh sits on the input side beside b_ih

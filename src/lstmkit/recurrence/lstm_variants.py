@@ -315,7 +315,6 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
     (the gradient of x is None unless ``need_dx``). ``ops`` as in :func:`lstm_forward`.
     """
     gates, taus, new_c, hs, c_ext, a_h, mean_h, rho_h, mean_c, rho_c = saved
-    m = noise.recurrent
     steps, batch, four_h = gates.shape
     hidden = four_h // 4
     ln_hh, ln_c = w.ln_hh is not None, w.ln_c is not None
@@ -327,8 +326,7 @@ def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n,
         raw = torch.mul(gates[..., 3 * hidden :], taus).view(-1, hidden)
         grads["w_hr"] = dhs.view(-1, dhs.shape[-1]).T @ raw
     dx = input_grads(grad, x, w, x_norm, need_dx, grads)
-    h_in = hs if m is None else hs * m
-    grads["w_hh"] = sum_prev_outer(grad_a, h_in, h0 if m is None else h0 * m, reverse)
+    grads["w_hh"] = sum_prev_outer(grad_a, hs, h0, reverse, noise.recurrent)
     if w.b_ih is not None:
         grads["b_ih"] = grads["b_hh"] = grad.view(-1, four_h).sum(0)
     if ln_hh:

@@ -31,12 +31,15 @@ def shift_prev(seq: Tensor, first: Tensor, reverse: bool) -> Tensor:
     return torch.cat([first.unsqueeze(0), seq[:-1]])
 
 
-def sum_prev_outer(grad: Tensor, hs: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-    """:math:`\\sum_t \\delta G_t^T h_{t-1}` over all steps as two matmuls: (G, P).
+def sum_prev_outer(grad: Tensor, hs: Tensor, h0: Tensor, reverse: bool, m=None) -> Tensor:
+    """:math:`\\sum_t \\delta G_t^T (h_{t-1} \\odot m)` over all steps as two matmuls: (G, P).
 
-    grad (T, N, G), hs (T, N, P) the carried states, h0 (N, P); "previous" is the step
-    processed before (t+1 in the reverse direction), h0 for the first one.
+    grad (T, N, G), hs (T, N, P) the carried states, h0 (N, P), m the recurrent mask (N, P)
+    or None (no mask); "previous" is the step processed before (t+1 in the reverse
+    direction), h0 for the first one.
     """
+    if m is not None:
+        hs, h0 = hs * m, h0 * m
     if reverse:
         first, rest, prev = -1, slice(None, -1), slice(1, None)
     else:
