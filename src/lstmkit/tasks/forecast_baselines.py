@@ -46,6 +46,7 @@ import warnings
 
 import numpy as np
 
+from lstmkit.train.forecast_metrics import positive_int
 from lstmkit.train.threads import torch_threads
 
 MODELS = ("AutoETS", "AutoTheta", "AutoARIMA", "Naive", "SeasonalNaive")
@@ -85,12 +86,6 @@ def _series(series) -> list[np.ndarray]:
     if not out:
         raise ValueError("series: expected at least one series, got none")
     return out
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
 
 
 def _model(name: str, season: int, approximation: bool = False):
@@ -208,8 +203,8 @@ def statistical_forecasts(
 
     Raises ImportError with the install line when statsforecast is missing."""
     values = _series(series)
-    horizon = _positive_int(horizon, "horizon")
-    season = _positive_int(season, "season")
+    horizon = positive_int(horizon, "horizon")
+    season = positive_int(season, "season")
     if not 0 < level < 100:
         raise ValueError(f"level: expected a percentage in (0, 100), got {level!r}")
     models = [models] if isinstance(models, str) else list(models)

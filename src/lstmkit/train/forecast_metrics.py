@@ -77,10 +77,11 @@ def _like(values, actual: np.ndarray, name: str, of: str = "actual") -> np.ndarr
     return array
 
 
-def _season(season) -> int:
-    if isinstance(season, bool) or int(season) != season or season < 1:
-        raise ValueError(f"season: expected a positive integer, got {season!r}")
-    return int(season)
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1 (not a bool), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
 
 
 def _alpha(alpha) -> float:
@@ -120,7 +121,7 @@ def seasonal_scale(insample, season: int) -> float:
     in-sample series ``insample`` (n values) at lag ``season`` (m); lag 1 when
     :math:`n \le m`; NaN for a single value (see the module docstring)."""
     x = _vector(insample, "insample")
-    m = _season(season)
+    m = positive_int(season, "season")
     lag = m if x.size > m else 1
     if x.size <= lag:
         return float("nan")
@@ -252,7 +253,7 @@ def panel_metrics(
         raise ValueError("actuals: expected at least one series, got none")
     forecasts = _series_list(forecasts, "forecasts", n)
     insamples = _series_list(insamples, "insamples", n)
-    season = _season(season)
+    season = positive_int(season, "season")
     if (lower is None) != (upper is None):
         raise ValueError("lower/upper: expected both interval bounds or neither, got one")
     if (quantiles is None) != (levels is None):
