@@ -547,7 +547,7 @@ class Forecaster(Estimator):
             raise ValueError(
                 f"quantiles: expected a sequence of levels, got {quantiles!r}"
             ) from err
-        columns = [self._level_column(q) for q in asked]
+        columns = [level_index(self.quantiles_, q) for q in asked]
         if None in columns:
             raise ValueError(
                 f"quantiles: expected levels the model was trained with {self.quantiles_}, got "
@@ -679,7 +679,7 @@ class Forecaster(Estimator):
         def scored(forecasts, **more) -> dict[str, float]:  # alpha is read with bounds only
             return panel_metrics(truth, forecasts, history, season, alpha=alpha, **more)
 
-        interval = [self._level_column(alpha / 2), self._level_column(1 - alpha / 2)]
+        interval = [level_index(self.quantiles_, q) for q in (alpha / 2, 1 - alpha / 2)]
         lower, upper = (None, None) if None in interval else (first(every, k) for k in interval)
         model = first(every, self.quantiles_.index(0.5))
         rows = {
@@ -694,9 +694,6 @@ class Forecaster(Estimator):
             bounds = {"lower": first(out["lower"]), "upper": first(out["upper"])}
             rows[name] = scored(first(out["point"]), **bounds)
         return rows
-
-    def _level_column(self, q: float) -> int | None:
-        return level_index(self.quantiles_, q)
 
     def backtest(
         self,

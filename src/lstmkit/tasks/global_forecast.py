@@ -321,8 +321,7 @@ def fit_panel(
         histories.append(history)
         if interrupted(history):  # Ctrl-C: the networks trained so far, no more
             break
-    inverse = np.empty(len(order), dtype=np.int64)
-    inverse[order] = np.arange(len(order))
+    inverse = np.argsort(order)  # the position of each series in the canonical order
     return {
         "nets": nets,
         "hidden_size": hidden,
@@ -404,12 +403,10 @@ def _last_windows(history, lookback, channels, extra) -> list[tuple]:
     windows = PanelWindows(history, sizes, lookback, 1, channels=channels)
     inputs = []
     for chunk in np.array_split(np.arange(len(history)), max(1, len(history) // 1024)):
-        x, real, level = contexts(
-            windows.flat, windows.starts[chunk], sizes[chunk], lookback, windows.channels
-        )
+        x, real, level, _ = windows.inputs(chunk, sizes[chunk])  # no static, no future
         inputs.append(
             (
-                torch.from_numpy(x.astype(np.float32)),
+                torch.from_numpy(x),
                 torch.from_numpy(real),
                 level,
                 None if extra is None else torch.from_numpy(extra[chunk].astype(np.float32)),
