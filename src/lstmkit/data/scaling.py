@@ -90,7 +90,4 @@ def normalised(values: np.ndarray, scale: float, factors: np.ndarray) -> np.ndar
 def standardise_static(static: np.ndarray | None) -> np.ndarray | None:
     """Static covariates (n_series, S) centred and divided by their standard deviation
     over the series, column by column (a constant column: centred only)."""
-    if static is None:
-        return None
-    spread = static.std(0)
-    return (static - static.mean(0)) / np.where(spread > 0, spread, 1.0)
+    return None if static is None else Scaler(static)(static)
