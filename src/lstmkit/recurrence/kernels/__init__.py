@@ -1,22 +1,21 @@
 """lstmkit's compiled loops for the cell variants, built on first use.
 
 ``variant_loops.cpp`` holds the time loop of one direction of the variant LSTM and GRU,
-forward and backward (``torch.ops.lstmkit.lstm_forward`` and so on): per step the
-recurrent matmul and then one vectorised pass over each row for all the pointwise work of
-the step. The per-step products call BLAS (``sgemm_``/``dgemm_``, torch's own MKL where
-its library exports them) on the step's rows, else ATen's ``mm`` (``LSTMKIT_PRODUCTS=aten``
-forces the latter, for tests and diagnosis). The engines call them with named arguments,
-the names of the
-schemas in the ``TORCH_LIBRARY`` block at the end of the source (a misspelt or missing
+forward and backward (``torch.ops.lstmkit.lstm_forward`` and so on): per step the recurrent
+matmul and then one vectorised pass over each row for all the pointwise work of the step.
+The per-step products call BLAS (``sgemm_``/``dgemm_``, torch's own MKL where its library
+exports them) on the step's rows, else ATen's ``mm`` (``LSTMKIT_PRODUCTS=aten`` forces the
+latter, for tests and diagnosis). The engines call them with named arguments, the names of
+the schemas in the ``TORCH_LIBRARY`` block at the end of the source (a misspelt or missing
 one is an error from torch's dispatcher, not a silent shift of positions).
-:mod:`lstmkit.recurrence.lstm_variants` and :mod:`~lstmkit.recurrence.gru_variants`
-call them in place of their python steps, which do the same arithmetic as a dozen torch
-calls per step — exact too, but slower (figures in ``docs/benchmarks.md``). With more
-than one thread a batch of 16 rows or more is cut into blocks of rows, each block's whole
-time loop on its own thread (one fork and join per call); a block computes exactly what
-the whole batch computes for its rows. For float the gates use a polynomial ``exp``
-within 20 ULP (torch's ``exp_u20``; differences from torch.nn of about 1e-7), for double
-the correctly rounded one.
+:mod:`lstmkit.recurrence.lstm_variants` and :mod:`~lstmkit.recurrence.gru_variants` call
+them in place of their python steps, which do the same arithmetic as a dozen torch calls
+per step — exact too, but slower (figures in ``docs/benchmarks.md``). With more than one
+thread a batch of 16 rows or more is cut into blocks of rows, each block's whole time loop
+on its own thread (one fork and join per call); a block computes exactly what the whole
+batch computes for its rows. For float the gates use a polynomial ``exp`` within 20 ULP
+(torch's ``exp_u20``; differences from torch.nn of about 1e-7), for double the correctly
+rounded one.
 
 The library is compiled with torch's own extension builder (``torch.utils.cpp_extension``,
 ninja and the system C++ compiler) the first time a variant runs on the ``fused``
@@ -41,7 +40,7 @@ import sys
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from subprocess import SubprocessError
 
@@ -122,7 +121,8 @@ def _build_once():
     except (OSError, RuntimeError, SubprocessError, SystemExit) as err:  # no compiler, ninja
         reason = _reason(err)
         if not library.exists():  # later processes say the same without trying again
-            _write_quietly(failed, reason)
+            with suppress(OSError):  # the record only saves later processes a failing build
+                failed.write_text(reason + "\n")
         return None, reason
     finally:
         if path is None:
@@ -161,13 +161,6 @@ def _clear_stale_lock(lock: Path, library: Path) -> None:
             lock.unlink(missing_ok=True)
             return
         time.sleep(0.5)
-
-
-def _write_quietly(path: Path, text: str) -> None:
-    try:
-        path.write_text(text + "\n")
-    except OSError:
-        pass  # the record only saves later processes a failing build
 
 
 def _reason(err: BaseException) -> str:
@@ -237,9 +230,7 @@ def ops_for(like: torch.Tensor):
     """The compiled loops for tensors like ``like``, or None for the python steps: the
     loops are CPU kernels for float32 and float64; other devices and dtypes (a GPU,
     bfloat16) run the python steps, which are torch calls on any device."""
-    if unsupported(like) is not None:
-        return None
-    return ops()
+    return None if unsupported(like) is not None else ops()
 
 
 @functools.cache
