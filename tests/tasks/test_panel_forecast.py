@@ -406,6 +406,11 @@ def test_saved_lookbacks_load_and_older_models_read_one_lookback(tmp_path):
     config.write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=r"lookbacks: expected 2 ints >= 1 .*got \[5\]"):
         Forecaster.load(tmp_path / "m")
+    saved["params"]["lookback"] = [5, 8]  # a look-back per network, but none saved
+    del saved["fitted"]["lookbacks"]
+    config.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"lookbacks: expected 2 ints >= 1 .*got None"):
+        Forecaster.load(tmp_path / "m")
 
 
 def test_ctrl_c_in_an_ensemble_keeps_the_networks_trained_so_far_and_says_so(tmp_path):

@@ -1014,10 +1014,9 @@ def _raw_channels(panel: Panel) -> list[np.ndarray] | None:
 def _saved_lookbacks(fitted: dict, params: dict) -> list[int]:
     """A saved panel model's look-back per network; models saved before ensembles could
     vary it read one look-back, ``lookback`` or the default of their saved season."""
-    count = params["n_models"]
+    count, given = params["n_models"], params["lookback"]
     saved = fitted.get("lookbacks")
-    if saved is None:
-        given = params["lookback"]
+    if saved is None and not isinstance(given, (list, tuple)):  # else they must be saved
         return [panel_lookback(fitted["season"]) if given is None else given] * count
     if (
         not isinstance(saved, list)
