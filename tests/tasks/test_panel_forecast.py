@@ -123,6 +123,19 @@ def test_windows_match_windows_cut_by_hand():
     assert sum(v.size for v in stored) == 8 + 5 * len(series)
 
 
+def test_every_series_weighs_the_same_whatever_its_length():
+    series = [np.arange(5.0), np.arange(3.0), np.arange(9.0)]  # 4, 2 and 8 windows
+    windows = PanelWindows(series, [5, 3, 9], lookback=3, horizon=2, weigh_series=True)
+    got = windows.take(torch.arange(len(windows)))["weight"].numpy()
+    mean = (4 + 2 + 8) / 3
+    np.testing.assert_allclose(got, [mean / 4] * 4 + [mean / 2] * 2 + [mean / 8] * 8, rtol=1e-6)
+    # each series' windows weigh c̄ in all; the windows' weights average 1
+    sums = [got[:4].sum(), got[4:6].sum(), got[6:].sum()]
+    np.testing.assert_allclose(sums, [mean] * 3, rtol=1e-6)
+    assert got.mean() == pytest.approx(1.0)
+    assert "weight" not in PanelWindows(series, [5, 3, 9], 3, 2).take(torch.arange(3))
+
+
 def test_training_on_lazy_windows_equals_training_on_the_same_tensors():
     series = seasonal_panel([30, 9, 50])
     windows = PanelWindows([s / 10 for s in series], [30, 9, 44], lookback=12, horizon=4)
@@ -153,6 +166,8 @@ def test_pinball_loss_by_hand():
     # u = 2.5 - (1, 2, 3) = (1.5, 0.5, -0.5): 0.1·1.5, 0.5·0.5, (0.9-1)·(-0.5)
     assert count == 3
     assert float(loss) == pytest.approx((0.15 + 0.25 + 0.05) / 3)
+    heavier, count = PinballLoss((0.1, 0.5, 0.9))(Fixed(), batch | {"weight": torch.tensor([2.5])})
+    assert count == 3 and float(heavier) == pytest.approx(2.5 * (0.15 + 0.25 + 0.05) / 3)
 
 
 def test_series_scale_is_the_mean_absolute_step_with_fallbacks():

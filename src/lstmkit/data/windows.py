@@ -109,7 +109,11 @@ class PanelWindows:
     ``channels`` over the horizon. ``series`` are the scaled series, ``ends`` how many
     leading points of each may be trained on (its training part); ``channels`` (T_i, C)
     per series their per-step covariates (past ones, then the ``future_width`` known-future
-    ones), which join the target as input channels."""
+    ones), which join the target as input channels. With ``weigh_series`` each window also
+    carries ``"weight"`` (n,): :math:`\bar c / c_i` for a window of series :math:`i`, with
+    :math:`c_i` the series' training windows and :math:`\bar c` their mean over the panel,
+    so every series weighs the same in a weighted loss, however long it is (the windows'
+    weights still average 1)."""
 
     def __init__(
         self,
@@ -120,6 +124,7 @@ class PanelWindows:
         static: np.ndarray | None = None,
         channels: list[np.ndarray] | None = None,
         future_width: int = 0,
+        weigh_series: bool = False,
     ) -> None:
         self.flat = np.concatenate([np.asarray(s, dtype=np.float64) for s in series])
         self.sizes = np.array([len(s) for s in series])
@@ -129,6 +134,10 @@ class PanelWindows:
             raise ValueError("ends: expected at most each series' length")
         self.counts = np.maximum(self.ends - 1, 0)
         self.cumulative = np.cumsum(self.counts)
+        self.weights = None
+        if weigh_series and self.counts.any():
+            mean = self.counts[self.counts > 0].mean()
+            self.weights = (mean / np.maximum(self.counts, 1)).astype(np.float32)
         self.lookback, self.horizon = lookback, horizon
         self.static = None if static is None else np.asarray(static, dtype=np.float32)
         if self.static is not None and self.static.shape[0] != len(self.sizes):
@@ -182,4 +191,6 @@ class PanelWindows:
         }
         if extra is not None:
             batch["extra"] = torch.from_numpy(extra)
+        if self.weights is not None:
+            batch["weight"] = torch.from_numpy(self.weights[series])
         return batch

@@ -20,7 +20,11 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
   from a 24-step window. Measured on M3 and Tourism in ``docs/forecasting.md``.
 * **Windows.** Inputs are taken relative to the window's last value and short windows are
   masked through the engine's ``lengths`` (:mod:`lstmkit.data.windows`): a series of 2
-  points still gets a forecast. Every origin of every series is a training window.
+  points still gets a forecast. Every origin of every series is a training window, and
+  each window of series :math:`i` weighs :math:`\bar c / c_i` in the loss (:math:`c_i`
+  its windows, :math:`\bar c` their mean): every series weighs the same, as in the mean
+  over series that MASE and sMAPE take (neuralforecast and N-BEATS sample series
+  uniformly for the same reason), instead of a long series outweighing a short one.
 * **Static covariates** (optional): numbers per series :math:`c_i` (a store's size, a
   product's category code), standardised over the series, join the recurrent encoding
   before the head: :math:`\hat y = W [h_a; c_i] + b`, the same vector for every window
@@ -195,7 +199,8 @@ def window_input(scaled: np.ndarray, lookback: int, channels: np.ndarray | None 
 
 class PinballLoss:
     """loss_fn for :func:`lstmkit.train.loop.fit`: the mean pinball loss over the real
-    targets (``mask``) and the quantile levels."""
+    targets (``mask``) and the quantile levels, each window's terms multiplied by its
+    ``weight`` when the batch has one (:class:`~lstmkit.data.windows.PanelWindows`)."""
 
     def __init__(self, levels: tuple[float, ...]) -> None:
         self.levels = torch.tensor(levels, dtype=torch.float32)
@@ -206,6 +211,8 @@ class PinballLoss:
         pred = pred.view(*y.shape, len(self.levels))
         u = y.unsqueeze(-1) - pred
         loss = torch.maximum(self.levels * u, (self.levels - 1) * u) * mask.unsqueeze(-1)
+        if "weight" in batch:
+            loss = loss * batch["weight"].view(-1, 1, 1)
         count = int(mask.sum()) * len(self.levels)
         return loss.sum() / max(count, 1), count
 
@@ -281,7 +288,7 @@ def fit_panel(
 
     def windows(lookback: int):  # (training windows, validation windows or None)
         more = {"static": rows, "channels": inputs, "future_width": future_width}
-        train = PanelWindows(scaled, ends, lookback, horizon, **more)
+        train = PanelWindows(scaled, ends, lookback, horizon, weigh_series=True, **more)
         if not held:
             return train, None
         whole = PanelWindows(scaled, lengths[order].tolist(), lookback, horizon, **more)
