@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from lstmkit.data.seasonal import at_phases
+from lstmkit.train.forecast_metrics import seasonal_scale
 
 
 class Scaler:
@@ -70,9 +71,9 @@ def series_scale(values: np.ndarray, season: int = 1) -> float:
     denominator with the season :math:`m`), else the mean absolute first difference (a
     series of at most :math:`m` points, or one that repeats its season exactly), else the
     standard deviation, else :math:`|\bar y|`, else 1 (a constant zero series)."""
+    lags = (season, 1) if len(values) > 1 else ()  # MASE's own denominator, then lag 1
     for scale in (
-        np.abs(values[season:] - values[:-season]).mean() if len(values) > season else 0.0,
-        np.abs(np.diff(values)).mean() if len(values) > 1 else 0.0,
+        *(seasonal_scale(values, lag) for lag in lags),
         values.std(),
         abs(values.mean()),
     ):
