@@ -31,12 +31,10 @@ added in the loop,
     \mathrm{pre}_t = g^x_t + h_{t-1} W_{hh}^\top + b,\qquad
     C_t = f_t \odot C_{t-1} + i_t \odot g_t,\qquad h_t = o_t \odot \tanh C_t,
 
-the whales on threads, nothing saved for a backward pass. Where the compiled loops cannot
-run, the engine's python steps run each whale in turn (same arithmetic). Checked against a
-loop of ``torch.nn.LSTM`` with each whale's weights copied (float64, every whale).
-``benchmarks/woa_weights.py`` times it against the batched ``bmm`` pass this module had
-before (kept there as a reference), ``torch.func.vmap`` over ``torch.func.functional_call``
-of the real model and Python loops over whales; ``docs/woa_weights.md`` has the figures.
+the whales on threads, nothing saved for a backward pass; where the compiled loops cannot
+run, the engine's python steps run each whale in turn (same arithmetic). Tested against
+``torch.nn.LSTM`` with each whale's weights copied; ``docs/woa_weights.md`` times it against
+other ways of batching the whales (``benchmarks/woa_weights.py``).
 
 The flat vector
 ---------------
@@ -77,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.checks import check_int
+from lstmkit.checks import check_int, is_number
 from lstmkit.recurrence import kernels
 from lstmkit.recurrence.config import DirectionWeights
 from lstmkit.recurrence.lstm_variants import gate_inputs, lstm_forward
@@ -91,7 +89,7 @@ TASKS = ("regression", "classification")
 
 
 def _check_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if not (is_number(value) and value > 0):
         raise ValueError(f"{name}: expected a positive number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
@@ -183,12 +181,11 @@ class WeightLayout:
                 f"population: expected shape (P, {self.size}), one flat vector per whale, "
                 f"got {tuple(population.shape)}"
             )
-        out, start = {}, 0
-        for name, shape in self.entries:
-            stop = start + math.prod(shape)
-            out[name] = population[:, start:stop].reshape(population.shape[0], *shape)
-            start = stop
-        return out
+        blocks = population.split([math.prod(shape) for _, shape in self.entries], dim=1)
+        return {
+            name: block.reshape(population.shape[0], *shape)
+            for (name, shape), block in zip(self.entries, blocks, strict=True)
+        }
 
     def state_dict(self, vector: object, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
         """One position (d,) → the network's ``state_dict`` (new tensors of ``dtype``)."""
@@ -280,25 +277,20 @@ def _final_states(x_steps: Tensor, params: dict[str, Tensor], suffix: str, rever
     return torch.stack(finals)
 
 
-def _check_x(x: object, layout: WeightLayout, dtype: torch.dtype | None = None) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a Tensor (N, T, D), got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[2] != layout.input_size or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(
-            f"x: expected shape (N, T, {layout.input_size}) with N, T >= 1, got {tuple(x.shape)}"
-        )
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"x: expected dtype {dtype} (the population's), got {x.dtype}")
-    return x
-
-
 @torch.no_grad()
 def population_forward(layout: WeightLayout, population: Tensor, x: Tensor) -> Tensor:
     """Every whale's network on the same input in one batched pass: (P, d), (N, T, D) →
     (P, N, K). Row k equals ``layout.build(population[k])(x)``. For fitness values only:
     it runs without autograd."""
     params = layout.unflatten(population)
-    x = _check_x(x, layout, population.dtype)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a Tensor (N, T, D), got {type(x).__name__}")
+    if x.dim() != 3 or x.shape[2] != layout.input_size or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(
+            f"x: expected shape (N, T, {layout.input_size}) with N, T >= 1, got {tuple(x.shape)}"
+        )
+    if x.dtype != population.dtype:
+        raise TypeError(f"x: expected dtype {population.dtype} (the population's), got {x.dtype}")
     if x.device != population.device:
         raise ValueError(
             f"x: expected device {population.device} (the population's), got {x.device}"
@@ -441,10 +433,7 @@ def _setup(X, y, task, hidden_size, bidirectional) -> _Problem:
     task = _check_task(task)
     inputs = _as_inputs(X)
     targets, classes = _as_targets(y, inputs.shape[0], task)
-    check_int("hidden_size", hidden_size, minimum=1)
-    if not isinstance(bidirectional, bool):
-        raise TypeError(f"bidirectional: expected a bool, got {type(bidirectional).__name__}")
-    layout = WeightLayout(
+    layout = WeightLayout(  # checks hidden_size and bidirectional
         input_size=inputs.shape[2],
         hidden_size=hidden_size,
         output_size=targets.shape[1] if classes is None else classes.size,
