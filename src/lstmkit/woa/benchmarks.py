@@ -138,8 +138,7 @@ def quartic(X: np.ndarray) -> np.ndarray:
 def quartic_noise(X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
     """F7: Σ i·x_i⁴ + U[0, 1), one draw per position from ``rng`` (or the module default)."""
     generator = _DEFAULT_NOISE_RNG if rng is None else rng
-    i = np.arange(1, X.shape[-1] + 1)
-    return np.sum(i * X**4, axis=-1) + generator.random(X.shape[0])
+    return quartic(X) + generator.random(X.shape[0])
 
 
 @_population

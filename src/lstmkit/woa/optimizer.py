@@ -91,7 +91,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lstmkit.checks import check_int
+from lstmkit.checks import check_int, is_number
 
 VARIANTS = ("paper", "reference-code")
 B = 1.0  # b, the constant of the logarithmic spiral (Eq. 2.5)
@@ -439,19 +439,13 @@ class _Stops:
 
     @classmethod
     def checked(cls, target: object, stall: object, time_budget: object) -> _Stops:
-        if target is not None and (
-            isinstance(target, bool) or not isinstance(target, int | float | np.number)
-        ):
+        if target is not None and not (is_number(target) or isinstance(target, np.number)):
             raise TypeError(f"target: expected a real number or None, got {target!r}")
         if target is not None and math.isnan(target):
             raise ValueError("target: expected a real number or None, got nan")
         if stall is not None:
             stall = check_int("stall", stall, minimum=1)
-        if time_budget is not None and (
-            isinstance(time_budget, bool)
-            or not isinstance(time_budget, int | float)
-            or not time_budget > 0
-        ):
+        if time_budget is not None and not (is_number(time_budget) and time_budget > 0):
             raise ValueError(f"time_budget: expected seconds > 0 or None, got {time_budget!r}")
         return cls(None if target is None else float(target), stall, time_budget)
 
@@ -514,15 +508,13 @@ class WOA:
             f"variant={self.variant!r})"
         )
 
-    def _rng(self) -> np.random.Generator:
-        if isinstance(self.seed, np.random.Generator):
-            return self.seed
-        return np.random.default_rng(self.seed)
-
     def start(self, bounds: object) -> WOARun:
         """A new ask/tell run in ``bounds`` (see :func:`parse_bounds`)."""
         low, high = parse_bounds(bounds)
-        return WOARun(low, high, self.n_whales, self.max_iter, self.variant, self._rng())
+        rng = self.seed
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        return WOARun(low, high, self.n_whales, self.max_iter, self.variant, rng)
 
     def minimize(
         self,
