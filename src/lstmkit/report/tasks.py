@@ -39,10 +39,9 @@ def _gate_maps(model, gates: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _gates_figure(model, gates: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
     """Heatmaps of the last layer's forward direction."""
-    layer = f"l{model.describe()['num_layers'] - 1}"
-    return figures.gates(
-        _gate_maps(model, gates[layer]), title=f"layer {layer[1:]}, forward direction"
-    )
+    layer = model.describe()["num_layers"] - 1
+    maps = _gate_maps(model, gates[f"l{layer}"])
+    return figures.gates(maps, title=f"layer {layer}, forward direction")
 
 
 def _with_figures(
