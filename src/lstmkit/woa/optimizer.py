@@ -204,13 +204,11 @@ def parse_bounds(bounds: object) -> tuple[np.ndarray, np.ndarray]:
         low, high = arr[0], arr[1]
     else:
         raise ValueError(f"bounds: expected {expected}, got an array of shape {arr.shape}")
-    for j in range(low.size):
-        if not (math.isfinite(low[j]) and math.isfinite(high[j])):
-            raise ValueError(
-                f"bounds[{j}]: expected finite low and high, got ({low[j]}, {high[j]})"
-            )
-        if low[j] >= high[j]:
-            raise ValueError(f"bounds[{j}]: expected low < high, got low={low[j]}, high={high[j]}")
+    for j, (lo, hi) in enumerate(zip(low, high, strict=True)):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"bounds[{j}]: expected finite low and high, got ({lo}, {hi})")
+        if lo >= hi:
+            raise ValueError(f"bounds[{j}]: expected low < high, got low={lo}, high={hi}")
     return low.copy(), high.copy()
 
 
