@@ -103,7 +103,7 @@ def _check_mode(mode) -> int:
 
 
 def _array(value, name: str) -> np.ndarray:
-    array = _numpy(value)
+    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"{name}: expected a floating-point array, got dtype {array.dtype}")
     return array
@@ -180,12 +180,8 @@ def keras_to_torch(
     if len(weights) == 3:
         bias = _array(weights[2], f"{name}[2] (bias)")
         if mode == "GRU" and reset_after:
-            _check_shape(
-                bias,
-                (2, 3 * units),
-                f"{name}[2] (bias)",
-                "(GRU reset_after=True: [input bias, recurrent bias])",
-            )
+            layout = "(GRU reset_after=True: [input bias, recurrent bias])"
+            _check_shape(bias, (2, 3 * units), f"{name}[2] (bias)", layout)
             params["bias_ih"] = _swap_zr(bias[0], 0)
             params["bias_hh"] = _swap_zr(bias[1], 0)
         else:
@@ -223,8 +219,7 @@ def torch_to_keras(
             f"{name}: expected keys weight_ih, weight_hh and either both or neither of "
             f"bias_ih, bias_hh, got {sorted(params)}"
         )
-    w_ih = _array(params["weight_ih"], f"{name}['weight_ih']")
-    w_hh = _array(params["weight_hh"], f"{name}['weight_hh']")
+    w_ih, w_hh = (_array(params[k], f"{name}[{k!r}]") for k in ("weight_ih", "weight_hh"))
     if w_hh.ndim != 2 or w_hh.shape[0] % gates or w_hh.shape[1] != w_hh.shape[0] // gates:
         raise ValueError(f"{name}['weight_hh']: expected shape ({gates}*H, H), got {w_hh.shape}")
     hidden = w_hh.shape[1]
@@ -232,13 +227,9 @@ def torch_to_keras(
         raise ValueError(
             f"{name}['weight_ih']: expected shape ({gates * hidden}, H_in), got {w_ih.shape}"
         )
-    weights = [
-        np.ascontiguousarray(_reorder(mode, w_ih.T, 1)),
-        np.ascontiguousarray(_reorder(mode, w_hh.T, 1)),
-    ]
+    weights = [np.ascontiguousarray(_reorder(mode, w.T, 1)) for w in (w_ih, w_hh)]
     if has_bias[0]:
-        b_ih = _array(params["bias_ih"], f"{name}['bias_ih']")
-        b_hh = _array(params["bias_hh"], f"{name}['bias_hh']")
+        b_ih, b_hh = (_array(params[k], f"{name}[{k!r}]") for k in ("bias_ih", "bias_hh"))
         for key, bias in (("bias_ih", b_ih), ("bias_hh", b_hh)):
             _check_shape(bias, (gates * hidden,), f"{name}[{key!r}]", "(G*H,)")
         if mode == "GRU" and reset_after:
@@ -246,12 +237,6 @@ def torch_to_keras(
         else:
             weights.append(np.ascontiguousarray(_reorder(mode, b_ih + b_hh, 0)))
     return weights
-
-
-def _numpy(value) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 # -- whole modules ------------------------------------------------------------------------
@@ -265,20 +250,19 @@ def _spec(module) -> RNNConfig:
             "module: expected an lstmkit.LSTM/GRU or torch.nn.LSTM/GRU, "
             f"got {type(module).__name__}"
         )
-    if getattr(module, "proj_size", 0):
+    cfg = _rnn_config(module)  # torch.nn's has no variants: only proj_size can refuse it
+    if cfg.proj_size:
         raise ValueError(
-            f"module: an LSTM with proj_size={module.proj_size} has no Keras equivalent "
+            f"module: an LSTM with proj_size={cfg.proj_size} has no Keras equivalent "
             "(Keras's LSTM has no projection); expected proj_size=0"
         )
-    cfg = getattr(module, "cfg", None)
     for variant in _VARIANTS:
-        value = getattr(cfg, variant, None) or getattr(module, variant, None)
-        if value:
+        if value := getattr(cfg, variant):
             raise ValueError(
                 f"module: {variant}={value!r} changes the cell's formulas and Keras's "
                 f"{mode} has no such option; expected a plain {mode} cell"
             )
-    return _rnn_config(module)
+    return cfg
 
 
 def load_keras_weights(module, weights: Sequence):
@@ -312,8 +296,8 @@ def load_keras_weights(module, weights: Sequence):
             f"got {len(weights)}"
         )
     converted: dict[str, np.ndarray] = {}
+    expected = per_direction * spec.num_directions
     for layer, arrays in enumerate(weights):
-        expected = per_direction * spec.num_directions
         if len(arrays) != expected:
             what = "forward + backward, " if spec.bidirectional else ""
             raise ValueError(
@@ -371,8 +355,9 @@ def _activation_name(function) -> str:
     return getattr(function, "__name__", repr(function))
 
 
-def _describe(layer, index: int) -> dict:
-    """Mode, units, bias, reset_after, merge and weights of one Keras layer, without Keras."""
+def _describe(layer, index: int) -> tuple[dict, list]:
+    """The mode, units, bias, reset_after and merge of one Keras layer, and its weights,
+    read without Keras."""
     where = f"layers[{index}] ({type(layer).__name__})"
     forward = getattr(layer, "forward_layer", None)
     if forward is not None:  # keras.layers.Bidirectional
@@ -425,14 +410,8 @@ def _describe(layer, index: int) -> dict:
     if not weights:
         raise ValueError(f"{where}: the layer has no weights yet; build it (call it) first")
     mode, units, bias, reset_after = infos[0]
-    return {
-        "mode": mode,
-        "units": units,
-        "bias": bias,
-        "reset_after": reset_after,
-        "merge": merge,
-        "weights": weights,
-    }
+    settings = {"mode": mode, "units": units, "bias": bias, "reset_after": reset_after}
+    return {**settings, "merge": merge}, weights
 
 
 def from_keras(
@@ -455,17 +434,15 @@ def from_keras(
         layers = [layers]
     if not layers:
         raise ValueError("layers: expected at least one Keras layer, got none")
-    infos = [_describe(layer, index) for index, layer in enumerate(layers)]
-    keys = ("mode", "units", "bias", "reset_after", "merge")
-    first = {k: infos[0][k] for k in keys}
-    for index, info in enumerate(infos[1:], 1):
-        got = {k: info[k] for k in keys}
+    described = [_describe(layer, index) for index, layer in enumerate(layers)]
+    first = described[0][0]
+    for index, (got, _) in enumerate(described[1:], 1):
         if got != first:
             raise ValueError(
                 f"layers[{index}]: expected the same kind, units, use_bias, reset_after and "
                 f"merge as layers[0] (one lstmkit stack), got {got}, layers[0] {first}"
             )
-    kernel = np.asarray(infos[0]["weights"][0])
+    kernel = np.asarray(described[0][1][0])
     if dtype is None:
         dtype = torch.from_numpy(np.zeros(0, dtype=kernel.dtype)).dtype
     options = {
@@ -480,4 +457,4 @@ def from_keras(
     if first["mode"] == "GRU":
         options["reset_after"] = first["reset_after"]
     module = (LSTM if first["mode"] == "LSTM" else GRU)(kernel.shape[0], first["units"], **options)
-    return load_keras_weights(module, [info["weights"] for info in infos])
+    return load_keras_weights(module, [weights for _, weights in described])
