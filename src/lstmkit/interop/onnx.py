@@ -165,15 +165,12 @@ class _Graph:
 
     def op(self, op_type: str, inputs: Sequence[str], outputs: int | Sequence[str] = 1, **attrs):
         """Add a node; returns its output name (or the list of names when several)."""
-        names = (
-            [self.fresh(op_type.lower()) for _ in range(outputs)]
-            if isinstance(outputs, int)
-            else list(outputs)
-        )
+        if isinstance(outputs, int):
+            outputs = [self.fresh(op_type.lower()) for _ in range(outputs)]
         while inputs and inputs[-1] == "":  # trailing optional inputs may be left out
             inputs = inputs[:-1]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
-        return names[0] if len(names) == 1 else names
+        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), **attrs))
+        return outputs[0] if len(outputs) == 1 else list(outputs)
 
     def input(self, name: str, shape: Sequence, elem_type: int = TensorProto.FLOAT) -> str:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
@@ -397,10 +394,8 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
     patches, encoder, pooling (``last``/``mean``/``max`` over the real steps), the
     convolutional branch, the head. Returns (N, K) for ``output="last"``, (N, T, K) for
     ``"sequence"``."""
-    if net.output == "last":
-        x_rnn, lengths_rnn = _window_mean(g, x, lengths, net.rnn_stride, net.input_size)
-    else:
-        x_rnn, lengths_rnn = x, lengths
+    # a per-step output has rnn_stride 1: the window means are the steps themselves
+    x_rnn, lengths_rnn = _window_mean(g, x, lengths, net.rnn_stride, net.input_size)
     y, h_n, _ = _recurrent(g, net.rnn, _swap_first_axes(g, x_rnn), lengths_rnn)
     if net.output == "sequence":
         return _linear(g, _swap_first_axes(g, y), net.head, "head")
@@ -414,16 +409,13 @@ def _recurrent_net(g: _Graph, net, x: str, lengths: str = "", extra: str = "") -
             if mask is None:
                 parts.append(g.op("ReduceMean", [y], axes=[0], keepdims=0))
             else:
-                real = g.op("Cast", [mask], to=TensorProto.FLOAT)
-                total = g.op(
-                    "ReduceSum", [g.op("Mul", [y, real]), g.const("axes", [0])], keepdims=0
-                )
+                masked = g.op("Mul", [y, g.op("Cast", [mask], to=TensorProto.FLOAT)])
+                total = g.op("ReduceSum", [masked, g.const("axes", [0])], keepdims=0)
                 parts.append(g.op("Div", [total, _float_lengths(g, lengths_rnn)]))
         else:  # max
+            y_max = y
             if mask is not None:
                 y_max = g.op("Where", [mask, y, g.const("minus_inf", np.float32(-np.inf))])
-            else:
-                y_max = y
             parts.append(g.op("ReduceMax", [y_max], axes=[0], keepdims=0))
     if net.conv is not None:
         x_conv, lengths_conv = _patches(g, x, lengths, net.conv_stride, net.input_size)
