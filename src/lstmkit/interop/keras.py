@@ -93,13 +93,13 @@ MERGE_FROM_KERAS = {"concat": "concat", "sum": "sum", "mul": "mul", "ave": "mean
 MERGE_TO_KERAS = {v: k for k, v in MERGE_FROM_KERAS.items()}
 # lstmkit cell variants that change the formulas: Keras has no such layer.
 _VARIANTS = ("layer_norm", "peephole", "zoneout", "zoneout_cell")
-_GATES = {"LSTM": 4, "GRU": 3}
 
 
 def _check_mode(mode) -> int:
+    """The number of gate blocks of ``mode``, checked."""
     if mode not in MODES:
         raise ValueError(f"mode: expected 'LSTM' or 'GRU', got {mode!r}")
-    return _GATES[mode]
+    return 4 if mode == "LSTM" else 3
 
 
 def _array(value, name: str) -> np.ndarray:

@@ -312,12 +312,13 @@ def _float_lengths(g: _Graph, lengths: str) -> str:
     return g.op("Cast", [_unsqueeze(g, lengths, 1)], to=TensorProto.FLOAT)
 
 
-def _stride_pads(g: _Graph, x: str, s: str) -> str:
-    """Pad's pads for the batch-first ``x`` (N, T, D): zeros after the last step up to a
-    multiple of the stride ``s`` (a scalar int64), [begin N, T, D, end N, T, D]."""
+def _stride_pads(g: _Graph, x: str, stride: int) -> tuple[str, str]:
+    """The stride s as a scalar int64, and Pad's pads for the batch-first ``x`` (N, T, D):
+    zeros after the last step up to a multiple of s, [begin N, T, D, end N, T, D]."""
+    s = g.const("stride", np.array(stride, np.int64))
     extra = g.op("Mod", [g.op("Sub", [s, g.op("Mod", [_steps(g, x, 1), s])]), s])
     tail = _unsqueeze(g, extra, 0)
-    return g.op("Concat", [g.const("begin", [0, 0, 0, 0]), tail, g.const("end", [0])], axis=0)
+    return s, g.op("Concat", [g.const("begin", [0, 0, 0, 0]), tail, g.const("end", [0])], axis=0)
 
 
 def _strided_lengths(g: _Graph, lengths: str, stride: int, s: str) -> str:
@@ -334,8 +335,7 @@ def _patches(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tuple[
         return x, lengths
     if lengths:
         x = g.op("Mul", [x, _real_steps(g, x, lengths, 2)])
-    s = g.const("stride", np.array(stride, np.int64))
-    pads = _stride_pads(g, x, s)
+    s, pads = _stride_pads(g, x, stride)
     out = g.op("Reshape", [g.op("Pad", [x, pads]), g.const("shape", [0, -1, stride * width])])
     return out, (_strided_lengths(g, lengths, stride, s) if lengths else lengths)
 
@@ -347,8 +347,7 @@ def _window_mean(g: _Graph, x: str, lengths: str, stride: int, width: int) -> tu
     if stride == 1:
         return x, lengths
     mask = _real_steps(g, x, lengths, 2)  # (N, T, 1)
-    s = g.const("stride", np.array(stride, np.int64))
-    pads = _stride_pads(g, x, s)
+    s, pads = _stride_pads(g, x, stride)
     axes = g.const("axes", [2])
     padded = g.op("Pad", [g.op("Mul", [x, mask]), pads])
     windows = g.op("Reshape", [padded, g.const("shape", [0, -1, stride, width])])
@@ -374,12 +373,8 @@ def _conv_branch(g: _Graph, conv, x: str, lengths: str) -> str:
         scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach()
         weight = (layer.weight.detach() * scale[:, None, None]).cpu().numpy()
         bias = ((layer.bias.detach() - norm.running_mean) * scale + norm.bias.detach()).cpu()
-        h = g.op(
-            "Conv",
-            [h, g.const(f"conv{k}_weight", weight), g.const(f"conv{k}_bias", bias.numpy())],
-            pads=list(pad),
-            dilations=list(layer.dilation),
-        )
+        w, b = g.const(f"conv{k}_weight", weight), g.const(f"conv{k}_bias", bias.numpy())
+        h = g.op("Conv", [h, w, b], pads=list(pad), dilations=list(layer.dilation))
         h = g.op("Relu", [h])
         if keep:
             h = g.op("Mul", [h, keep])
