@@ -497,8 +497,7 @@ def _level_and_scale(g: _Graph, mean: str, std: str, fitted: dict) -> str:
 
 
 def _net_model(net):
-    """A RecurrentNet alone: inputs x (N, T, D), lengths (N,), extra (N, E) when its head
-    reads extra features; output (N, K) or (N, T, K)."""
+    """A RecurrentNet alone (inputs and outputs: :func:`to_onnx`'s table)."""
     g = _Graph()
     x = g.input("x", ["batch", "steps", net.input_size])
     lens = g.lengths()
@@ -507,9 +506,8 @@ def _net_model(net):
     out = _recurrent_net(g, net, x, lens, extra)
     k = net.head.out_features
     shape = ["batch", "steps", k] if net.output == "sequence" else ["batch", k]
-    return g.model(
-        {"output": (out, shape)}, "lstmkit RecurrentNet", {"lstmkit.kind": "RecurrentNet"}
-    )
+    meta = {"lstmkit.kind": "RecurrentNet"}
+    return g.model({"output": (out, shape)}, "lstmkit RecurrentNet", meta)
 
 
 def _extra_size(net) -> int:
@@ -587,9 +585,8 @@ def _forecaster_model(est):
         "lstmkit.horizon": horizon,
         "lstmkit.strategy": est.params["strategy"],
     }
-    return g.model(
-        {"forecast": (forecast, ["batch", horizon, targets])}, "lstmkit Forecaster", meta
-    )
+    outputs = {"forecast": (forecast, ["batch", horizon, targets])}
+    return g.model(outputs, "lstmkit Forecaster", meta)
 
 
 def _text_model(est):
