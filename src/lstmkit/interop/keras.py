@@ -356,8 +356,7 @@ def _activation_name(function) -> str:
 
 
 def _describe(layer, index: int) -> tuple[dict, list]:
-    """The mode, units, bias, reset_after and merge of one Keras layer, and its weights,
-    read without Keras."""
+    """The settings (mode, units, bias, reset_after, merge) and weights of one Keras layer."""
     where = f"layers[{index}] ({type(layer).__name__})"
     forward = getattr(layer, "forward_layer", None)
     if forward is not None:  # keras.layers.Bidirectional
@@ -442,7 +441,7 @@ def from_keras(
                 f"layers[{index}]: expected the same kind, units, use_bias, reset_after and "
                 f"merge as layers[0] (one lstmkit stack), got {got}, layers[0] {first}"
             )
-    kernel = np.asarray(described[0][1][0])
+    kernel = np.asarray(described[0][1][0])  # layers[0]'s, (input_dim, G*units)
     if dtype is None:
         dtype = torch.from_numpy(np.zeros(0, dtype=kernel.dtype)).dtype
     options = {
