@@ -104,24 +104,17 @@ def resolve(
     requested: str, cfg: RNNConfig, x: Tensor, needs_grad: bool, unequal: bool = False
 ) -> str:
     """What will run: ``requested`` itself, ``auto``'s choice, or for ``fused`` its step
-    implementation (:func:`fused_steps`); ValueError when a backend named explicitly
-    cannot run this configuration on inputs like ``x``. ``unequal`` as in
+    implementation (``compiled`` where its loops run on inputs like ``x`` and
+    ``LSTMKIT_KERNELS`` allows, else ``python-steps``); ValueError when a backend named
+    explicitly cannot run this configuration on inputs like ``x``. ``unequal`` as in
     :func:`auto_choice`."""
     name = auto_choice(cfg, x, needs_grad, unequal) if requested == "auto" else requested
     if name == "fused":
-        return fused_steps(cfg, x)
+        return "compiled" if kernels.ops_for(x) is not None else "python-steps"
     reason = why_not(name, cfg, x)
     if reason is not None:
         raise ValueError(f"backend={requested!r} cannot run this configuration: {reason}")
     return name
-
-
-def fused_steps(cfg: RNNConfig, x: Tensor) -> str:
-    """The fused backend's step implementation for ``cfg`` and inputs like ``x``: compiled
-    where its loops run (and ``LSTMKIT_KERNELS`` allows), else python-steps."""
-    if why_not("compiled", cfg, x) is not None:
-        return "python-steps"
-    return "compiled" if kernels.ops_for(x) is not None else "python-steps"
 
 
 def check_name(name: str) -> str:

@@ -43,18 +43,13 @@ def sample_noise(cfg: RNNConfig, steps: int, batch: int, like: Tensor, training:
     """The masks of one direction for a (T=steps, N=batch) input, dtype/device of ``like``."""
     if not cfg.noisy:
         return Noise()
-    recurrent = zoneout_h = zoneout_c = None
+    recurrent, zoneout = None, []
     p = cfg.recurrent_dropout
     if training and p > 0:
         recurrent = _keep(like, (batch, cfg.out_size), 1 - p).div_(1 - p)
-    for rate, size, name in (
-        (cfg.zoneout, cfg.out_size, "h"),
-        (cfg.zoneout_cell, cfg.hidden_size, "c"),
-    ):
+    for rate, size in ((cfg.zoneout, cfg.out_size), (cfg.zoneout_cell, cfg.hidden_size)):
         if rate > 0:
-            d = _keep(like, (steps, batch, size), rate) if training else float(rate)
-            if name == "h":
-                zoneout_h = d
-            else:
-                zoneout_c = d
-    return Noise(recurrent, zoneout_h, zoneout_c)
+            zoneout.append(_keep(like, (steps, batch, size), rate) if training else float(rate))
+        else:
+            zoneout.append(None)
+    return Noise(recurrent, *zoneout)
