@@ -67,7 +67,6 @@ from lstmkit.recurrence.steps import (
     stack_stats,
     state_store,
     step_order,
-    step_views,
     stored_h,
     sum_prev_outer,
     vector,
@@ -145,7 +144,7 @@ def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_
     gx_rz_t, gx_n_t = rows(gx, steps, rz_cols), rows(gx, steps, n_cols)
     rz_t, n_t = rows(rz, steps), rows(ns, steps)
     r_t, z_t = rows(rz, steps, slice(0, hidden)), rows(rz, steps, slice(hidden, 2 * hidden))
-    out_t = step_views(out)
+    out_t = out.unbind(0)
     if mask is None:
         hs, h_now, h_before = out, out_t, shift_views(out_t, h0, reverse)
     else:
@@ -153,7 +152,7 @@ def _python_steps(gx, h0, w, noise, mask, reverse, reset_after, save, rz, ns, n_
     scratch = rows(buffer(gx, steps, (batch, hidden), False), steps)
     hnew_t = h_now if (zh is None and mask is None) else scratch
     hzone_t = h_now if mask is None else hnew_t
-    keep_t = step_views(mask) if mask is not None else None
+    keep_t = mask.unbind(0) if mask is not None else None
     h_in = gx.new_empty(batch, hidden) if m is not None else None
     stats = [None] * steps
     w_hh_t = right_operand(w.w_hh.T)  # (H, 3H)
@@ -283,10 +282,10 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
         zeta = z * keep + zh
     mf = None if mask is None else mask.to(ns.dtype)
     if mf is not None:
-        mf_t, pass_t = step_views(mf), step_views(1 - mf)
+        mf_t, pass_t = mf.unbind(0), (1 - mf).unbind(0)
     dh_all = workspace.empty(ns, *ns.shape)  # δh_t after masking, for the n-gate gradients
-    dh_t = step_views(dh_all)
-    dout_t, zeta_t = step_views(dout), step_views(zeta)
+    dh_t = dh_all.unbind(0)
+    dout_t, zeta_t = dout.unbind(0), zeta.unbind(0)
     w_hh = right_operand(w.w_hh)  # (3H, H)
     dhc = ns.new_empty(batch, hidden)  # δh_{t-1}, written by the matmul
     if reset_after:
@@ -294,20 +293,20 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
         torch.mul(a_n, n_hat, out=g_r).mul_(r).mul_(1 - r)
         g_z.copy_(a_z)
         torch.mul(a_n, r, out=g_n)
-        grad_t = step_views(dg)
-        g3_t = step_views(dg.view(steps, batch, 3, hidden))
-        dh1_t = step_views(dh_all.view(steps, batch, 1, hidden))
+        grad_t = dg.unbind(0)
+        g3_t = dg.view(steps, batch, 3, hidden).unbind(0)
+        dh1_t = dh_all.view(steps, batch, 1, hidden).unbind(0)
         if ln_hh:
-            a_t, mh_t, rh_t = step_views(a_h), step_views(mean_h), step_views(rho_h)
+            a_t, mh_t, rh_t = a_h.unbind(0), mean_h.unbind(0), rho_h.unbind(0)
             da = [None] * steps
     else:
         b_r = _reset_before_terms(rz, hs, h0, m, reverse)
         w_n = w.w_hh[2 * hidden :]
         w_rz = w_hh[: 2 * hidden]
         grad_rz, dn = dg[..., : 2 * hidden], dg[..., 2 * hidden :]
-        rz_grad_t, dn_t = step_views(grad_rz), step_views(dn)
-        gr_t, gz_t = step_views(grad_rz[..., :hidden]), step_views(grad_rz[..., hidden:])
-        an_t, az_t, br_t, r_t = step_views(a_n), step_views(a_z), step_views(b_r), step_views(r)
+        rz_grad_t, dn_t = grad_rz.unbind(0), dn.unbind(0)
+        gr_t, gz_t = grad_rz[..., :hidden].unbind(0), grad_rz[..., hidden:].unbind(0)
+        an_t, az_t, br_t, r_t = a_n.unbind(0), a_z.unbind(0), b_r.unbind(0), r.unbind(0)
         drh = ns.new_empty(batch, hidden)
         drh_r = ns.new_empty(batch, hidden)
     carry = dh_n

@@ -7,10 +7,9 @@ The variants (``docs/variants.md``): layer normalisation of the input and recurr
 pre-activations and of the cell state (Ba et al. 2016), peepholes (Gers & Schmidhuber
 2000), recurrent dropout on :math:`h_{t-1}` (Gal & Ghahramani 2016) and zoneout of h and C
 (Krueger et al. 2016), in any combination; the projection is for the plain cell only (as
-in torch.nn). The forward is the reference
-cell (:func:`lstmkit.cells.lstm_cell` with the zoneout of
-:func:`lstmkit.recurrence.reference.zone`) with the input side — one matmul and, with
-layer norm, its normalisation — done for all steps before the loop.
+in torch.nn). The forward is the reference cell (:func:`lstmkit.cells.lstm_cell` with the
+zoneout of :func:`lstmkit.recurrence.reference.zone`) with the input side — one matmul and,
+with layer norm, its normalisation — done for all steps before the loop.
 
 Backward. With :math:`d^h, d^c` the zoneout masks (0 when off), :math:`m` the recurrent
 mask, :math:`u_t = \mathrm{LN}(\tilde C_t)\gamma_c + \beta_c` (or :math:`\tilde C_t`) and
@@ -66,7 +65,6 @@ Shapes: x (T, N, H_in), gates (T, N, 4H), C (T, N, H), h (T, N, P); zoneout mask
 """
 
 from functools import partial
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -93,69 +91,12 @@ from lstmkit.recurrence.steps import (
     stack_stats,
     state_store,
     step_order,
-    step_views,
     stored,
     stored_h,
     sum_prev_outer,
     vector,
     zone_args,
 )
-
-
-class _Layout(NamedTuple):
-    """Where one forward call keeps what its steps write: the saved (T, ...) buffers (or
-    None) and, per step, the views each step reads and writes (see :func:`lstm_forward`)."""
-
-    gates: Tensor | None
-    gate_t: tuple
-    c_ext: Tensor | None  # the carried C with its initial value, (T+1, N, H)
-    c_now: tuple
-    c_before: tuple
-    out: Tensor
-    out_t: tuple
-    hs: Tensor | None  # the carried h (out itself without a length mask)
-    h_now: tuple
-    h_before: tuple
-    new_c: Tensor | None  # C̃, when the backward reads it and it is not the carried C
-    cnew_t: tuple
-    taus: Tensor | None
-    tau_t: tuple
-    a_h: Tensor | None  # h̄ W_hh^T (layer norm), before its normalisation
-    a_t: tuple | None
-
-
-def _layout(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool) -> _Layout:
-    steps, batch, four_h = gx.shape
-    hidden = four_h // 4
-    zc = noise.zoneout_c
-    new = gx.new_empty
-    gates = buffer(gx, steps, (batch, four_h), save)
-    # the carried states: C with its initial value in one (T+1, N, H) buffer when saving
-    if save:
-        c_ext = state_store(c0, steps, reverse, True)
-        c_now = step_views(stored(c_ext, steps, reverse, True)[0])
-        c_before = shift_views(c_now, c_ext[steps if reverse else 0], reverse)
-    else:
-        c_ext, c_now, c_before = carried(c0, steps, reverse, False)
-    out = new(steps, batch, h0.shape[-1])  # P wide: the projection's size, else H
-    if mask is None:
-        hs, h_now, h_before = out, step_views(out), shift_views(step_views(out), h0, reverse)
-    else:
-        hs, h_now, h_before = carried(h0, steps, reverse, save)
-    # C̃ goes straight into the carried state when nothing is applied after it
-    plain_c = zc is None and mask is None
-    keep_new_c = save and not plain_c and (w.w_ph is not None or w.ln_c is not None)
-    new_c = None if plain_c else buffer(gx, steps, (batch, hidden), keep_new_c)
-    cnew_t = c_now if plain_c else rows(new_c, steps)
-    taus = buffer(gx, steps, (batch, hidden), save)
-    a_h = buffer(gx, steps, (batch, four_h), save) if w.ln_hh is not None else None
-    return _Layout(
-        gates if save else None, rows(gates, steps), c_ext, c_now, c_before,
-        out, step_views(out), hs, h_now, h_before,
-        new_c if keep_new_c else None, cnew_t,
-        taus if save else None, rows(taus, steps),
-        a_h if save else None, None if a_h is None else rows(a_h, steps),
-    )  # fmt: skip
 
 
 def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, ops=None,
@@ -175,18 +116,7 @@ def lstm_forward(gx, h0, c0, w, noise: Noise, mask, reverse: bool, save: bool, o
     if ops is not None:
         return _compiled_forward(ops, gx, h0, c0, w, noise, mask, reverse, save, bias)
     assert bias is None, "the python steps read the biases from gx"
-    steps = gx.shape[0]
-    lay = _layout(gx, h0, c0, w, noise, mask, reverse, save)
-    stats = _python_steps(lay, gx, w, noise, mask, reverse, save)
-    last = 0 if reverse else steps - 1
-    h_last, c_last = lay.h_now[last], lay.c_now[last]
-    if not save:
-        return lay.out, h_last, c_last, None
-    new_c = lay.new_c
-    if new_c is None and (w.w_ph is not None or w.ln_c is not None):
-        new_c = stored(lay.c_ext, steps, reverse, True)[0]  # C̃ is the carried C
-    saved = (lay.gates, lay.taus, new_c, lay.hs, lay.c_ext, lay.a_h, *stats)
-    return lay.out, h_last, c_last, saved
+    return _python_steps(gx, h0, c0, w, noise, mask, reverse, save)
 
 
 def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save, bias):
@@ -228,35 +158,58 @@ def _compiled_forward(ops, gx, h0, c0, w, noise: Noise, mask, reverse, save, bia
     return out, h_last, c_last, (gates, taus, new_c, hs, c_store, a_h, *stats)
 
 
-def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
-    """The forward steps as torch calls; returns the norms' (μ, ρ) stacked, or Nones."""
+def _python_steps(gx, h0, c0, w, noise: Noise, mask, reverse, save):
+    """:func:`lstm_forward` as torch calls step by step. Every step writes into views of
+    buffers made before the loop: the saved (T, ...) buffers, or one-row scratch."""
     steps, batch, four_h = gx.shape
     hidden = four_h // 4
     m, zh, zc = noise
     peephole, ln_hh, ln_c = w.w_ph is not None, w.ln_hh is not None, w.ln_c is not None
+    gates = buffer(gx, steps, (batch, four_h), save)
+    # the carried states: C with its initial value in one (T+1, N, H) buffer when saving
+    if save:
+        c_ext = state_store(c0, steps, reverse, True)
+        c_now = stored(c_ext, steps, reverse, True)[0].unbind(0)
+        c_before = shift_views(c_now, c_ext[steps if reverse else 0], reverse)
+    else:
+        c_ext, c_now, c_before = carried(c0, steps, reverse, False)
+    out = gx.new_empty(steps, batch, h0.shape[-1])  # P wide: the projection's size, else H
+    out_t = out.unbind(0)
+    if mask is None:  # the carried h is the output itself
+        hs, h_now, h_before = out, out_t, shift_views(out_t, h0, reverse)
+    else:
+        hs, h_now, h_before = carried(h0, steps, reverse, save)
+    # C̃ goes straight into the carried state when nothing is applied after it
+    plain_c = zc is None and mask is None
+    keep_new_c = save and not plain_c and (peephole or ln_c)
+    new_c = None if plain_c else buffer(gx, steps, (batch, hidden), keep_new_c)
+    cnew_t = c_now if plain_c else rows(new_c, steps)
+    taus = buffer(gx, steps, (batch, hidden), save)
+    tau_t = rows(taus, steps)
+    a_h = buffer(gx, steps, (batch, four_h), save) if ln_hh else None  # h̄ W_hh^T before LN
+    a_t = None if a_h is None else rows(a_h, steps)
     zh_t, zc_t = rates(zh, steps, gx), rates(zc, steps, gx)
-    gx_t = step_views(gx)
-    gates = lay.gate_t[0].unsqueeze(0) if lay.gates is None else lay.gates
+    gx_t = gx.unbind(0)
+    gate_t = rows(gates, steps)
     i_t, f_t, g_t, o_t = (rows(gates, steps, slice(k * hidden, (k + 1) * hidden)) for k in range(4))
     if_t = rows(gates, steps, slice(0, 2 * hidden))  # (N, 2H): i and f
     pre = gx.new_empty(batch, four_h)  # the pre-activations of the step being computed
     pre4 = pre.view(batch, 4, hidden)
     pre_if, pre_g, pre_o = pre[:, : 2 * hidden], pre4[:, 2], pre4[:, 3]
-    width = lay.out.shape[-1]  # of h: P with a projection, else H
+    width = out.shape[-1]  # of h: P with a projection, else H
     scratch = (gx.new_empty(1, batch, k) for k in (width, hidden))
     w_hr_t = None if w.w_hr is None else right_operand(w.w_hr.T)  # (H, P)
     raw = None if w_hr_t is None else gx.new_empty(batch, hidden)  # o ⊙ τ before W_hr
     plain_h = zh is None and mask is None
-    hnew_t = lay.h_now if plain_h else rows(next(scratch), steps)
-    hzone_t = lay.h_now if mask is None else hnew_t
+    hnew_t = h_now if plain_h else rows(next(scratch), steps)
+    hzone_t = h_now if mask is None else hnew_t
     if mask is None:
-        czone_t = lay.c_now
+        czone_t = c_now
     else:  # a scratch, but never over the C̃ the backward reads
-        czone_t = rows(next(scratch), steps) if lay.new_c is not None else lay.cnew_t
-    c_now, c_before, h_now, h_before = lay.c_now, lay.c_before, lay.h_now, lay.h_before
+        czone_t = rows(next(scratch), steps) if keep_new_c else cnew_t
     stats_h, stats_c = [None] * steps, [None] * steps
     h_in = gx.new_empty(batch, hidden) if m is not None else None
-    keep_t = step_views(mask) if mask is not None else None
+    keep_t = mask.unbind(0) if mask is not None else None
     w_hh_t = right_operand(w.w_hh.T)  # (H, 4H)
     if peephole:
         p_if, p_o = w.w_ph[: 2 * hidden].view(2, hidden), w.w_ph[2 * hidden :]
@@ -264,7 +217,7 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
         h_prev, c_prev = h_before[t], c_before[t]
         h_bar = h_prev if m is None else torch.mul(h_prev, m, out=h_in)
         if ln_hh:
-            a = torch.mm(h_bar, w_hh_t, out=lay.a_t[t])
+            a = torch.mm(h_bar, w_hh_t, out=a_t[t])
             a_hat, mean, rho = torch.native_layer_norm(a, (four_h,), None, None, EPS)
             torch.addcmul(gx_t[t], a_hat, w.ln_hh, out=pre)
             stats_h[t] = (mean, rho)
@@ -274,19 +227,19 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
             pre4[:, :2].addcmul_(p_if, c_prev.unsqueeze(1))
             torch.sigmoid(pre_if, out=if_t[t])
         else:
-            torch.sigmoid(pre, out=lay.gate_t[t])
+            torch.sigmoid(pre, out=gate_t[t])
         g = torch.tanh(pre_g, out=g_t[t])
         o = o_t[t]
-        c_new = torch.mul(f_t[t], c_prev, out=lay.cnew_t[t]).addcmul_(i_t[t], g)
+        c_new = torch.mul(f_t[t], c_prev, out=cnew_t[t]).addcmul_(i_t[t], g)
         if peephole:
             pre_o.addcmul_(p_o, c_new)
             torch.sigmoid(pre_o, out=o)
         if ln_c:
             u, mean, rho = torch.native_layer_norm(c_new, (hidden,), w.ln_c, w.ln_c_bias, EPS)
-            tau = torch.tanh(u, out=lay.tau_t[t])
+            tau = torch.tanh(u, out=tau_t[t])
             stats_c[t] = (mean, rho)
         else:
-            tau = torch.tanh(c_new, out=lay.tau_t[t])
+            tau = torch.tanh(c_new, out=tau_t[t])
         if w_hr_t is None:
             h_new = torch.mul(o, tau, out=hnew_t[t])
         else:
@@ -297,14 +250,18 @@ def _python_steps(lay: _Layout, gx, w, noise: Noise, mask, reverse, save):
             c_new = torch.lerp(c_new, c_prev, zc_t[t], out=czone_t[t])
         if keep_t is not None:
             keep = keep_t[t]
-            torch.mul(h_new, keep, out=lay.out_t[t])
+            torch.mul(h_new, keep, out=out_t[t])
             torch.where(keep, h_new, h_prev, out=h_now[t])
             torch.where(keep, c_new, c_prev, out=c_now[t])
+    last = 0 if reverse else steps - 1
     if not save:
-        return None, None, None, None
+        return out, h_now[last], c_now[last], None
+    if not keep_new_c:  # C̃ is the carried C, when the backward reads it
+        new_c = stored(c_ext, steps, reverse, True)[0] if (peephole or ln_c) else None
     mean_h, rho_h = stack_stats(stats_h) if ln_hh else (None, None)
     mean_c, rho_c = stack_stats(stats_c) if ln_c else (None, None)
-    return mean_h, rho_h, mean_c, rho_c
+    saved = (gates, taus, new_c, hs, c_ext, a_h, mean_h, rho_h, mean_c, rho_c)
+    return out, h_now[last], c_now[last], saved
 
 
 def lstm_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, dc_n, reverse,
@@ -401,33 +358,33 @@ def _python_backward(saved, c_prev, w, noise: Noise, mask, dout, dh_n, dc_n, rev
         p_i, p_f, p_o = w.w_ph.chunk(3)
         f_total = torch.addcmul(f, ai, p_i).addcmul_(af, p_f)
         if ln_c:
-            direct_o_t = step_views(ao * p_o)
+            direct_o_t = (ao * p_o).unbind(0)
         else:
             k.addcmul_(ao, p_o)  # the output peephole joins the tanh path: both scale δh
     else:
         f_total = f
     zh_t, zc_t = rates(zh, steps, gates), rates(zc, steps, gates)
     keepc_t = None if zc is None else rates(1 - zc, steps, gates)
-    dout_t, k_t, ftot_t = step_views(dout), step_views(k), step_views(f_total)
-    grad_t = step_views(grad)
-    g3_t = step_views(grad.view(steps, batch, 4, hidden)[:, :, :3])
-    go_t = step_views(ao)
+    dout_t, k_t, ftot_t = dout.unbind(0), k.unbind(0), f_total.unbind(0)
+    grad_t = grad.unbind(0)
+    g3_t = grad.view(steps, batch, 4, hidden)[:, :, :3].unbind(0)
+    go_t = ao.unbind(0)
     dcs = workspace.empty(gates, steps, batch, hidden)  # δC̃ of every step
-    dc_t, dc1_t = step_views(dcs), step_views(dcs.view(steps, batch, 1, hidden))
+    dc_t, dc1_t = dcs.unbind(0), dcs.view(steps, batch, 1, hidden).unbind(0)
     du = workspace.empty(gates, steps, batch, hidden) if ln_c else None  # δu: γ_c, β_c
-    du_t = step_views(du) if ln_c else None
+    du_t = du.unbind(0) if ln_c else None
     width, proj = dout.shape[-1], w.w_hr is not None  # h is P wide with a projection
     dhs = buffer(gates, steps, (batch, width), proj)  # δh_t: of every step for ∂W_hr
     dh_t = rows(dhs, steps)
     dh_raw = gates.new_empty(batch, hidden) if proj else None  # δh_t W_hr: δ(o ⊙ τ)
     if ln_c:
-        cn_t, mc_t, rc_t = step_views(new_c), step_views(mean_c), step_views(rho_c)
+        cn_t, mc_t, rc_t = new_c.unbind(0), mean_c.unbind(0), rho_c.unbind(0)
     if ln_hh:
-        a_t, mh_t, rh_t = step_views(a_h), step_views(mean_h), step_views(rho_h)
+        a_t, mh_t, rh_t = a_h.unbind(0), mean_h.unbind(0), rho_h.unbind(0)
         da = [None] * steps
     mf = None if mask is None else mask.to(gates.dtype)
     if mf is not None:
-        mf_t, pass_t = step_views(mf), step_views(1 - mf)
+        mf_t, pass_t = mf.unbind(0), (1 - mf).unbind(0)
     w_hh = right_operand(w.w_hh)  # (4H, P)
     dhc = gates.new_empty(batch, width)  # δh_{t-1}, written by the matmul
     dcc = (gates.new_empty(batch, hidden), gates.new_empty(batch, hidden))  # δC, in turns

@@ -125,11 +125,6 @@ def input_grads(grad: Tensor, x: Tensor, w: DirectionWeights, x_norm, need_dx: b
     return (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
 
 
-def step_views(buf: Tensor) -> tuple[Tensor, ...]:
-    """The T views buf[t] of a (T, ...) buffer, made in one call."""
-    return buf.unbind(0)
-
-
 def buffer(like: Tensor, steps: int, shape: tuple[int, ...], keep: bool) -> Tensor:
     """A new (T, *shape) buffer when ``keep``, else a (1, *shape) scratch for a value
     that is used within its step only."""
@@ -139,7 +134,7 @@ def buffer(like: Tensor, steps: int, shape: tuple[int, ...], keep: bool) -> Tens
 def rows(buf: Tensor, steps: int, cols: slice | None = None) -> tuple[Tensor, ...]:
     """The T per-step views ``buf[t]`` (of the columns ``cols`` of the last axis): those
     of a (T, ...) buffer, or a one-row scratch's one view T times."""
-    views = step_views(buf if cols is None else buf[..., cols])
+    views = (buf if cols is None else buf[..., cols]).unbind(0)
     return views if len(views) == steps else views * steps
 
 
@@ -153,7 +148,7 @@ def carried(first: Tensor, steps: int, reverse: bool, keep: bool):
     """
     if keep:
         buf = workspace.empty(first, steps, *first.shape)
-        now = step_views(buf)
+        now = buf.unbind(0)
     else:
         buf = None
         pair = (first.new_empty(first.shape), first.new_empty(first.shape))
@@ -174,7 +169,7 @@ def rates(d: Tensor | float | None, steps: int, like: Tensor):
     if d is None:
         return None
     if isinstance(d, Tensor):
-        return step_views(d)
+        return d.unbind(0)
     return (like.new_tensor(d),) * steps
 
 
