@@ -57,6 +57,7 @@ from lstmkit.recurrence.config import MERGE_MODES, DirectionWeights, RNNConfig
 from lstmkit.recurrence.lengths import all_full, check_lengths, step_mask
 from lstmkit.recurrence.stack import run_stack
 
+_VARIANTS = ("layer_norm", "peephole", "recurrent_dropout", "zoneout", "zoneout_cell")
 _GATE_NAMES = {"LSTM": ("i", "f", "g", "c", "o", "h"), "GRU": ("r", "z", "n", "h")}
 
 
@@ -275,30 +276,22 @@ class _RecurrentBase(nn.Module):
 
     def extra_repr(self) -> str:
         cfg = self.cfg
-        text = f"{cfg.input_size}, {cfg.hidden_size}"
-        for name, default in (
-            ("num_layers", 1),
-            ("bias", True),
-            ("dropout", 0.0),
-            ("bidirectional", False),
-            ("proj_size", 0),
-        ):
-            if getattr(cfg, name) != default:
-                text += f", {name}={getattr(cfg, name)}"
-        if self.batch_first:
-            text += ", batch_first=True"
-        if cfg.bidirectional and cfg.merge_mode != "concat":
-            text += f", merge_mode={cfg.merge_mode!r}"
-        for name in ("layer_norm", "peephole", "recurrent_dropout", "zoneout", "zoneout_cell"):
-            if getattr(cfg, name):
-                text += f", {name}={getattr(cfg, name)}"
-        if self.forget_bias is not None:
-            text += f", forget_bias={self.forget_bias}"
-        if self.backend != "auto":
-            text += f", backend={self.backend!r}"
-        if not cfg.reset_after:  # the Cho GRU
-            text += ", reset_after=False"
-        return text
+        merge_mode = cfg.merge_mode if cfg.bidirectional else "concat"
+        options = (  # (name, value, default): torch.nn's, then ours; those not at the default show
+            ("num_layers", cfg.num_layers, 1),
+            ("bias", cfg.bias, True),
+            ("dropout", cfg.dropout, 0.0),
+            ("bidirectional", cfg.bidirectional, False),
+            ("proj_size", cfg.proj_size, 0),
+            ("batch_first", self.batch_first, False),
+            ("merge_mode", repr(merge_mode), repr("concat")),
+            *((name, getattr(cfg, name), False) for name in _VARIANTS),
+            ("forget_bias", self.forget_bias, None),
+            ("backend", repr(self.backend), repr("auto")),
+            ("reset_after", cfg.reset_after, True),  # the Cho GRU
+        )
+        shown = [f"{name}={value}" for name, value, default in options if value != default]
+        return ", ".join([f"{cfg.input_size}, {cfg.hidden_size}", *shown])
 
     def direction_weights(self) -> list[DirectionWeights]:
         """The parameters of each (layer, direction), layer-major, forward before reverse."""
