@@ -34,11 +34,6 @@ class Noise(NamedTuple):
     zoneout_c: Tensor | float | None = None
 
 
-def _keep(like: Tensor, shape: tuple[int, ...], p: float) -> Tensor:
-    """A mask of ones with probability p (and zeros otherwise)."""
-    return like.new_empty(shape).bernoulli_(p)
-
-
 def sample_noise(cfg: RNNConfig, steps: int, batch: int, like: Tensor, training: bool) -> Noise:
     """The masks of one direction for a (T=steps, N=batch) input, dtype/device of ``like``."""
     if not cfg.noisy:
@@ -46,10 +41,11 @@ def sample_noise(cfg: RNNConfig, steps: int, batch: int, like: Tensor, training:
     recurrent, zoneout = None, []
     p = cfg.recurrent_dropout
     if training and p > 0:
-        recurrent = _keep(like, (batch, cfg.out_size), 1 - p).div_(1 - p)
+        recurrent = like.new_empty(batch, cfg.out_size).bernoulli_(1 - p).div_(1 - p)
     for rate, size in ((cfg.zoneout, cfg.out_size), (cfg.zoneout_cell, cfg.hidden_size)):
         if rate > 0:
-            zoneout.append(_keep(like, (steps, batch, size), rate) if training else float(rate))
+            d = like.new_empty(steps, batch, size).bernoulli_(rate) if training else float(rate)
+            zoneout.append(d)
         else:
             zoneout.append(None)
     return Noise(recurrent, *zoneout)
