@@ -183,8 +183,6 @@ def read_csv(
     values, keep = _fill_missing(values, missing, where, str(path))
     time = None
     if time_name is not None:
-        j = names.index(time_name, start)
-        time = [fields[j].strip() for _, fields in data]
-        if keep is not None:
-            time = [label for label, kept in zip(time, keep, strict=True) if kept]
-    return TimeSeriesFrame(values, tuple(chosen), None if time is None else tuple(time))
+        kept = data if keep is None else [row for row, k in zip(data, keep, strict=True) if k]
+        time = tuple(fields[column[time_name]].strip() for _, fields in kept)
+    return TimeSeriesFrame(values, tuple(chosen), time)

@@ -14,7 +14,6 @@ name                   task            ``load_dataset(name)`` returns
 =====================  ==============  ======================================================
 """
 
-import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -40,10 +39,6 @@ class TrainTest(NamedTuple):
     y_train: np.ndarray
     X_test: list[np.ndarray]
     y_test: np.ndarray
-
-
-def _read_train_test(train: str | os.PathLike, test: str | os.PathLike) -> TrainTest:
-    return TrainTest(*read_ts(train), *read_ts(test))
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ _REGISTRY = {
             description="Italy's hourly power demand, 24 values per day; winter vs summer "
             "days; 67 train / 1029 test (UEA & UCR archive)",
             files=("italy_power_demand_train.ts", "italy_power_demand_test.ts"),
-            load=_read_train_test,
+            load=lambda train, test: TrainTest(*read_ts(train), *read_ts(test)),
             licence="free for research, cite the UCR archive",
         ),
         _Dataset(

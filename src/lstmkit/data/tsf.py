@@ -57,6 +57,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,7 @@ class TsfData:
 
     @property
     def season(self) -> int | None:
-        """The season length of ``frequency`` (yearly 1, quarterly 4, monthly 12, weekly 52,
-        daily 7, hourly 24), or None for another or no frequency."""
+        """The season length of ``frequency`` (:data:`SEASONS`), or None for another or none."""
         return SEASONS.get((self.frequency or "").lower())
 
     def __post_init__(self) -> None:
@@ -196,9 +196,10 @@ class TsfData:
 # -- reading ----------------------------------------------------------------------------
 
 
-def _header(where: str, line: int, text: str, header: dict, columns: list) -> bool:
+def _header(path: Path, header: dict, columns: list, line: int, text: str) -> bool:
     """Parse one ``@key value...`` line into ``header[key] = (value, line)`` or, for
     ``@attribute``, append ``(name, type)`` to ``columns``; whether it was ``@data``."""
+    where = f"{path}, line {line}"
     key, name, args = _header_key(where, text, header, _KEYS, _EXPECTED, clip=40)
     if key == "attribute":
         if len(args) != 2:
@@ -331,11 +332,6 @@ def _apply_missing(where: str, values: np.ndarray, missing: str, header: dict) -
 def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
     """Read a Monash forecasting archive ``.tsf`` file (format: see the module docstring).
 
-    Checked: the header keys and values, the attribute types, the number of ``:`` fields
-    of each data line (one per ``@attribute`` plus the values), numeric and date attribute
-    values, every series value, ``@missing false`` and ``@equallength true`` against the
-    data.
-
     Args:
         path: the ``.tsf`` file (UTF-8, with or without a byte-order mark).
         missing: ``"error"``, ``"keep"`` (NaN) or ``"interpolate"``, within each series.
@@ -367,10 +363,7 @@ def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
     series: list[np.ndarray] = []
     attributes: dict[str, list] = {}  # the typed values of each column, in column order
     first = (0, "")  # the first series' line and name: the reference for @equallength
-
-    def read_header(line: int, stripped: str) -> bool:
-        return _header(f"{path}, line {line}", line, stripped, header, columns)
-
+    read_header = partial(_header, path, header, columns)
     for line, stripped in _data_lines(path, text, read_header, clip=40):
         at = f"{path}, line {line}"
         fields = stripped.split(":")
@@ -407,18 +400,17 @@ def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
             f"{path}, line {header['data'][1]}: no series after @data; expected at least one "
             f"data line"
         )
+    given = {key: value for key, (value, _) in header.items()}
     return TsfData(
         names=names,
         series=series,
         starts=starts,
         attributes=attributes,
-        frequency=header.get("frequency", (None, 0))[0],
-        horizon=header.get("horizon", (None, 0))[0],
-        missing=header["missing"][0] if "missing" in header else saw_missing,
-        equal_length=header["equallength"][0]
-        if "equallength" in header
-        else len({s.size for s in series}) == 1,
-        relation=header.get("relation", (None, 0))[0],
+        frequency=given.get("frequency"),
+        horizon=given.get("horizon"),
+        missing=given.get("missing", saw_missing),
+        equal_length=given.get("equallength", len({s.size for s in series}) == 1),
+        relation=given.get("relation"),
     )
 
 
@@ -426,11 +418,9 @@ def read_tsf(path: str | os.PathLike, *, missing: str = "error") -> TsfData:
 
 
 def _is_date(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
     try:
-        datetime.strptime(value, DATE_FORMAT)
-    except ValueError:
+        datetime.strptime(value, DATE_FORMAT)  # a TypeError for what is not a str
+    except (TypeError, ValueError):
         return False
     return True
 
@@ -464,12 +454,6 @@ def _attribute_text(name: str, i: int, value: object, first: bool) -> str:
             f"spaces{' and not starting with # or @ (first column)' if first else ''}, got "
             f"{value!r}"
         )
-    return value
-
-
-def _words(label: str, value: str) -> str:
-    if "\n" in value or "\r" in value or not value.split() or " ".join(value.split()) != value:
-        raise ValueError(f"{label}: expected words separated by single spaces, got {value!r}")
     return value
 
 
@@ -519,7 +503,11 @@ def write_tsf(path: str | os.PathLike, data: TsfData) -> Path:
 
     lines = []
     if data.relation is not None:
-        lines.append("@relation " + _words("relation", data.relation))
+        if " ".join(data.relation.split()) != data.relation or not data.relation:
+            raise ValueError(
+                f"relation: expected words separated by single spaces, got {data.relation!r}"
+            )
+        lines.append(f"@relation {data.relation}")
     for name, column in columns.items():
         if not name or name.split() != [name]:
             raise ValueError(f"attributes: expected names without spaces, got {name!r}")

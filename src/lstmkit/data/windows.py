@@ -90,17 +90,6 @@ def horizon_positions(
     return inside, np.where(inside, starts[:, None] + origins[:, None] + steps[None, :], 0)
 
 
-def ahead(
-    future: np.ndarray, starts: np.ndarray, origins: np.ndarray, sizes: np.ndarray, horizon: int
-) -> np.ndarray:
-    """The known-future covariates ``future`` (rows aligned with the panel's values, F
-    columns) over the horizon of each window, t … t+H−1, flattened step-major (n, H·F);
-    zero past each series' ``sizes`` rows."""
-    inside, position = horizon_positions(starts, origins, sizes, horizon)
-    values = np.where(inside[:, :, None], future[position], 0.0)
-    return values.reshape(len(origins), -1)
-
-
 class PanelWindows:
     """The windows of a panel for :func:`lstmkit.train.loop.fit`: ``len`` windows, and
     ``take(index)`` → ``{"x" (n, L, 1 + C), "lengths" (n,), "y" (n, H), "mask" (n, H)}``
@@ -169,9 +158,12 @@ class PanelWindows:
         start = self.starts[series]
         x, real, level = contexts(self.flat, start, origin, self.lookback, self.channels)
         extra = [] if self.static is None else [self.static[series]]
-        if self.future_width:
-            future = self.channels[:, -self.future_width :]
-            extra.append(ahead(future, start, origin, self.sizes[series], self.horizon))
+        if self.future_width:  # over t … t+H−1, step-major, zero past the series' end
+            inside, position = horizon_positions(start, origin, self.sizes[series], self.horizon)
+            future = np.where(
+                inside[:, :, None], self.channels[position, -self.future_width :], 0.0
+            )
+            extra.append(future.reshape(len(origin), -1))
         extra = np.concatenate(extra, axis=1).astype(np.float32) if extra else None
         return x.astype(np.float32), real, level, extra
 
