@@ -382,10 +382,9 @@ def as_frame(
         if isinstance(columns, str):
             raise TypeError(f"columns: expected a sequence of column names, got {columns!r}")
         frame = TimeSeriesFrame(frame.select(columns), tuple(columns), frame.time)
-    t_size, d_size = frame.values.shape
-    if t_size == 0 or d_size == 0:
+    if 0 in frame.values.shape:
         raise ValueError(
-            f"data: expected at least one row and one column, got shape {(t_size, d_size)}"
+            f"data: expected at least one row and one column, got shape {frame.values.shape}"
         )
     bad = np.argwhere(np.isinf(frame.values))
     if len(bad):

@@ -168,7 +168,7 @@ def static_matrix(panel: Panel, static) -> np.ndarray | None:
 
 
 def _index_end(values):
-    """The last time stamp of a pandas Series with a DatetimeIndex/PeriodIndex, else None."""
+    """(last stamp, frequency) of a Series with a DatetimeIndex/PeriodIndex, else Nones."""
     index = getattr(values, "index", None)
     if index is None or not hasattr(index, "freqstr") or len(index) == 0:
         return None, None

@@ -19,22 +19,17 @@ def as_sequences(X: object) -> list[np.ndarray]:
             values; the message names the sequence's index.
         TypeError: X is not an array or a list of arrays.
     """
+    expected = "X: expected an (N, T, D) or (N, T) array or a list of (T_i, D) arrays, got"
     if isinstance(X, str | bytes) or not (
         isinstance(X, list | tuple | np.ndarray) or hasattr(X, "__array__")
     ):
-        raise TypeError(
-            f"X: expected an (N, T, D) or (N, T) array or a list of (T_i, D) arrays, got "
-            f"{type(X).__name__}"
-        )
+        raise TypeError(f"{expected} {type(X).__name__}")
     if isinstance(X, list | tuple) or (isinstance(X, np.ndarray) and X.dtype == object):
         items = list(X)
     else:
         array = np.asarray(X)
         if array.ndim not in (2, 3):
-            raise ValueError(
-                f"X: expected an (N, T, D) or (N, T) array or a list of (T_i, D) arrays, got "
-                f"an array of shape {array.shape}"
-            )
+            raise ValueError(f"{expected} an array of shape {array.shape}")
         items = list(array if array.ndim == 3 else array[..., None])
     if not items:
         raise ValueError("X: expected at least one sequence, got none")

@@ -71,22 +71,19 @@ def _ts_header(path: Path, header: dict, line: int, text: str) -> bool:
             if len(set(labels)) != len(labels):
                 raise ValueError(f"{where}: {name}: expected unique labels, got {labels}")
             value = tuple(labels)
-    else:
-        if len(args) != 1:
-            raise ValueError(f"{where}: {name}: expected one value, got {args}")
-        if key in _TS_BOOL_KEYS:
-            value = _true_or_false(where, name, args[0])
-            if key == "timestamps" and value:
-                raise ValueError(
-                    f"{where}: @timeStamps true: timestamped .ts files are not "
-                    f"supported; expected @timeStamps false"
-                )
-        else:
-            if not re.fullmatch(r"[0-9]{1,18}", args[0]) or int(args[0]) < 1:
-                raise ValueError(
-                    f"{where}: {name}: expected a positive integer, got {args[0][:40]!r}"
-                )
-            value = int(args[0])
+    elif len(args) != 1:
+        raise ValueError(f"{where}: {name}: expected one value, got {args}")
+    elif key in _TS_BOOL_KEYS:
+        value = _true_or_false(where, name, args[0])
+        if key == "timestamps" and value:
+            raise ValueError(
+                f"{where}: @timeStamps true: timestamped .ts files are not supported; expected "
+                f"@timeStamps false"
+            )
+    else:  # dimensions, serieslength
+        if not re.fullmatch(r"[0-9]{1,18}", args[0]) or int(args[0]) < 1:
+            raise ValueError(f"{where}: {name}: expected a positive integer, got {args[0][:40]!r}")
+        value = int(args[0])
     header[key] = (value, line)
     if key == "data":
         _ts_check_header(path, header)
@@ -216,11 +213,9 @@ def read_ts(
             f"{path}, line {header['data'][1]}: no cases after @data; expected at least one "
             f"data line"
         )
-    if "classlabel" in header and header["classlabel"][0] is not None:
+    if labels[0] is not None:  # the header as the data lines read it
         return X, np.array(y, dtype=str)
-    if header.get("targetlabel", (False, 0))[0]:
-        return X, np.array(y, dtype=np.float64)
-    return X, None
+    return X, np.array(y, dtype=np.float64) if target[0] else None
 
 
 def _ts_expect(at: str, want: int, got: int, what: str, why: str) -> None:
