@@ -152,17 +152,13 @@ def static_matrix(panel: Panel, static) -> np.ndarray | None:
             ) from None
     out = []
     for name, row in rows:
-        vector = np.atleast_1d(_float64(row, f"static_covariates of series {name!r}", unwrap=False))
+        what = f"static_covariates of series {name!r}"
+        vector = np.atleast_1d(_float64(row, what, unwrap=False))
         if vector.ndim != 1 or (out and len(vector) != len(out[0])):
             width = len(out[0]) if out else "some"
-            raise ValueError(
-                f"static_covariates of series {name!r}: expected {width} numbers, got shape "
-                f"{vector.shape}"
-            )
+            raise ValueError(f"{what}: expected {width} numbers, got shape {vector.shape}")
         if not np.isfinite(vector).all():
-            raise ValueError(
-                f"static_covariates of series {name!r}: expected finite numbers, got {vector}"
-            )
+            raise ValueError(f"{what}: expected finite numbers, got {vector}")
         out.append(vector)
     return np.stack(out)
 
@@ -225,27 +221,26 @@ def as_panel(
 def step_matrix(name, given, what: str, rows: int | None) -> np.ndarray:
     """One series' per-step covariates as float64 (rows, C), checked: numbers, finite,
     ``rows`` of them (one per point of the series; None: any number ≥ 1)."""
-    matrix = _float64(given, f"{what} of series {name!r}")
+    label = f"{what} of series {name!r}"
+    matrix = _float64(given, label)
     if matrix.ndim == 1:
         matrix = matrix[:, None]
     if matrix.ndim != 2 or matrix.shape[1] == 0:
         raise ValueError(
-            f"{what} of series {name!r}: expected (steps,) or (steps, columns), got shape "
-            f"{matrix.shape}"
+            f"{label}: expected (steps,) or (steps, columns), got shape {matrix.shape}"
         )
     if rows is not None and matrix.shape[0] != rows:
         raise ValueError(
-            f"{what} of series {name!r}: expected {rows} rows (one per point of the series), "
-            f"got {matrix.shape[0]}"
+            f"{label}: expected {rows} rows (one per point of the series), got {matrix.shape[0]}"
         )
     bad = np.argwhere(~np.isfinite(matrix))
     if bad.size:
         row, column = (int(k) for k in bad[0])
         raise ValueError(
-            f"{what} of series {name!r}: expected finite values, got {matrix[row, column]} "
-            f"at row {row}, column {column}"
+            f"{label}: expected finite values, got {matrix[row, column]} at row {row}, column "
+            f"{column}"
         )
-    check_magnitude(matrix, lambda at: f"{what} of series {name!r}, row {at[0]}")
+    check_magnitude(matrix, lambda at: f"{label}, row {at[0]}")
     return matrix
 
 
@@ -378,7 +373,8 @@ def _long_panel(frame, given: tuple, min_points: int, stepwise: tuple) -> Panel:
         for what, columns, out in zip(STEPWISE, covariate_names, steps, strict=True):
             if columns:
                 out.append(step_matrix(name, group[list(columns)], what, None))
-    order = _first_seen_order(frame[id_name], ids)
+    first_seen = {name: k for k, name in enumerate(dict.fromkeys(frame[id_name]))}
+    order = sorted(range(len(ids)), key=lambda i: first_seen[ids[i]])
     frequency = _infer_frequency(ordered, id_name, time_name, ids[order[0]])
     past, future = ([got[i] for i in order] if got else None for got in steps)
     return Panel(
@@ -392,14 +388,6 @@ def _long_panel(frame, given: tuple, min_points: int, stepwise: tuple) -> Panel:
         future=future,
         names=covariate_names if any(covariate_names) else None,
     )
-
-
-def _first_seen_order(id_values, ids) -> list[int]:
-    """Positions in ``ids`` in the order the ids first appear in the frame."""
-    first = {}
-    for name in id_values:
-        first.setdefault(name, len(first))
-    return sorted(range(len(ids)), key=lambda i: first[ids[i]])
 
 
 def _infer_frequency(frame, id_name, time_name, series_id) -> str | None:
