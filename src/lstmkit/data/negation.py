@@ -45,12 +45,7 @@ def negation_sentiment(n: int = 2000, seed: int = 0) -> tuple[list[str], np.ndar
                 words = [rng.choice(SUBJECTS)]
                 if negated:
                     words.append(rng.choice(NEGATIONS))
-                words += [
-                    rng.choice(ADVERBS),
-                    rng.choice(verbs),
-                    rng.choice(OBJECTS),
-                    rng.choice(DISTRACTORS),
-                ]
+                words += [rng.choice(pool) for pool in (ADVERBS, verbs, OBJECTS, DISTRACTORS)]
                 sentences.append(" ".join(w for w in words if w))
                 labels.append(int(positive != negated))
     order = rng.permutation(len(sentences))
