@@ -174,10 +174,9 @@ def read_csv(
                 values[t, k] = _number(fields[j])
             except ValueError as e:
                 raise ValueError(f"{path}, line {line}, column {names[j]!r}: {e}") from None
-    lines = [line for line, _ in data]
 
     def where(t: int | None, k: int) -> str:
-        at = f", line {lines[t]}" if t is not None else ""
+        at = f", line {data[t][0]}" if t is not None else ""
         return f"{path}{at}, column {chosen[k]!r}"
 
     values, keep = _fill_missing(values, missing, where, str(path))

@@ -152,8 +152,7 @@ def _split_lines(text: str) -> list[str]:
 
 def _read_text(path: Path) -> str:
     """The file as text: UTF-8, with or without a byte-order mark."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
