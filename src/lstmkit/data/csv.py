@@ -28,10 +28,8 @@ def _csv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
     """(line number of the record's last line, fields) for each record; blank lines at
     the start and end dropped."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows = []
     try:
-        for fields in reader:
-            rows.append((reader.line_num, fields))
+        rows = [(reader.line_num, fields) for fields in reader]
     except csv.Error as e:
         raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({e})") from None
     while rows and not rows[-1][1]:
