@@ -634,12 +634,11 @@ class Forecaster(Estimator):
         After a panel fit, ``actual`` is the panel's continuation in the same form (a
         list/dict of arrays, a long frame — which also holds the known-future covariate
         columns when the model reads some; else ``future_covariates`` as for
-        :meth:`predict`), each series as long as wanted: sMAPE, MASE,
-        the coverage and MSIS of the central ``level`` % interval (when the model has its
-        quantiles) and the CRPS estimate, averaged over series (M4's conventions,
-        :mod:`lstmkit.train.forecast_metrics`); beside the model, the naive, seasonal-naive
-        and mean forecasts, and with the ``forecast`` extra AutoETS, AutoTheta and
-        AutoARIMA with their intervals (:mod:`lstmkit.tasks.forecast_baselines`).
+        :meth:`predict`), each series as long as wanted: sMAPE, MASE, the coverage and MSIS
+        of the central ``level`` % interval (when the model has its quantiles) and the CRPS
+        estimate, averaged over series (M4's conventions,
+        :mod:`lstmkit.train.forecast_metrics`), of the model and of the same baselines (the
+        statistical ones with their intervals).
 
         With ``return_forecasts``: (metrics, the forecasts they score) — a dict of each row's
         forecast (steps, K) for one series; after a panel fit, the quantile forecasts
@@ -1088,14 +1087,10 @@ def _continuation(panel: Panel, actual, covariates=None, future_covariates=None)
         return _single_panel(actual, covariates, future_covariates)
     if panel.kind == "long" and panel.names is not None:
         covariates, future_covariates = (names or None for names in panel.names)
+    keys = ("id_column", "time_column", "value_column")
+    columns = dict(zip(keys, panel.columns or (), strict=False))  # a long frame's names
     got = as_panel(
-        actual,
-        **dict(
-            zip(("id_column", "time_column", "value_column"), panel.columns or (), strict=False)
-        ),
-        min_points=1,
-        covariates=covariates,
-        future_covariates=future_covariates,
+        actual, **columns, min_points=1, covariates=covariates, future_covariates=future_covariates
     )
     where = {name: k for k, name in enumerate(got.ids)}
     if panel.kind == "list" and len(got) != len(panel):

@@ -213,8 +213,6 @@ def statistical_forecasts(
         raise ValueError(
             f"models: expected distinct names from {', '.join(MODELS)}; got {models!r}"
         )
-    if not available():
-        raise ImportError(MISSING)
     try:
         import statsforecast  # noqa: F401
     except ImportError as error:

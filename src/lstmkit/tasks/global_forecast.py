@@ -81,17 +81,12 @@ from lstmkit.tasks.networks import RecurrentNet
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
-# the budget of a panel fit (one-cycle): PANEL_EPOCHS passes over the windows, at least
-# MIN_STEPS and at most MAX_STEPS optimizer steps (measured in docs/forecasting.md)
-PANEL_EPOCHS = 20
-MIN_STEPS, MAX_STEPS = 300, 2000
+MAX_QUANTILES = 99  # every percentile: a head of 99 outputs per step
 PANEL_BATCH = 256
 PANEL_LR = 1e-2
-
-
-MAX_QUANTILES = 99  # every percentile: a head of 99 outputs per step
-# the hidden size of a panel's networks unless given: PANEL_HIDDEN, or BIG_PANEL_HIDDEN when
-# they train on at least BIG_PANEL_WINDOWS windows (measured in docs/forecasting.md)
+# the budget of a panel fit (panel_epochs) and the width of its networks (panel_hidden)
+PANEL_EPOCHS = 20
+MIN_STEPS, MAX_STEPS = 300, 2000
 PANEL_HIDDEN, BIG_PANEL_HIDDEN, BIG_PANEL_WINDOWS = 64, 128, 65_536
 
 
@@ -258,10 +253,6 @@ def fit_panel(
     Returns ``{"nets", "hidden_size", "scales", "seasonal", "channel_scaler", "histories",
     "validation_series"}`` (``channel_scaler`` standardises ``channels``, or None)."""
     horizon, lookbacks = params["horizon"], params["lookbacks"]
-    if len(lookbacks) != params["n_models"]:
-        raise ValueError(
-            f"lookbacks: expected one per network ({params['n_models']}), got {lookbacks}"
-        )
     levels = check_quantiles(params["quantiles"])
     if not 0 <= validation < 1:
         raise ValueError(f"validation: expected a fraction in [0, 1), got {validation!r}")
@@ -374,14 +365,9 @@ def forecast_panel(
             extra.append(np.stack([f[done : done + horizon].reshape(-1) for f in future]))
         extra = np.concatenate(extra, axis=1) if extra else None
         inputs = {L: _last_windows(history, L, channels, extra) for L in set(lookbacks)}
-        block = np.median(
-            [
-                _one_block(net, inputs[L], horizon, levels)
-                for net, L in zip(nets, lookbacks, strict=True)
-            ],
-            0,
-        )
-        block = np.sort(block, axis=-1)  # (n, H, Q)
+        pairs = zip(nets, lookbacks, strict=True)
+        members = [_one_block(net, inputs[L], horizon, levels) for net, L in pairs]
+        block = np.sort(np.median(members, 0), axis=-1)  # (n, H, Q)
         blocks.append(block)
         history = [np.concatenate([h, b[:, median]]) for h, b in zip(history, block, strict=True)]
         if width and done + horizon < steps:  # only known-future channels (checked above)
@@ -411,14 +397,8 @@ def _last_windows(history, lookback, channels, extra) -> list[tuple]:
     inputs = []
     for chunk in np.array_split(np.arange(len(history)), max(1, len(history) // 1024)):
         x, real, level, _ = windows.inputs(chunk, sizes[chunk])  # no static, no future
-        inputs.append(
-            (
-                torch.from_numpy(x),
-                torch.from_numpy(real),
-                level,
-                None if extra is None else torch.from_numpy(extra[chunk].astype(np.float32)),
-            )
-        )
+        more = None if extra is None else torch.from_numpy(extra[chunk].astype(np.float32))
+        inputs.append((torch.from_numpy(x), torch.from_numpy(real), level, more))
     return inputs
 
 
