@@ -2,24 +2,10 @@ r"""Forecast accuracy as the forecasting competitions score it (M4 conventions),
 
 For one series with horizon values :math:`y_1 … y_h`, point forecasts :math:`f_t`, an
 interval :math:`[l_t, u_t]`, quantile forecasts :math:`q_{t,j}` at levels
-:math:`\tau_1 … \tau_Q` and the in-sample (training) values :math:`x_1 … x_n`:
-
-=============  =====================================================================
-function       value
-=============  =====================================================================
-``smape``      :math:`\frac{1}{h}\sum_t \frac{200\,|y_t - f_t|}{|y_t| + |f_t|}`
-               (a term with :math:`y_t = f_t = 0` counts 0); 0 … 200, as in M4
-``mase``       :math:`\frac{1}{h}\sum_t |y_t - f_t| \,/\, s`, with the seasonal scale
-               :math:`s` of :func:`seasonal_scale`
-``coverage``   :math:`\frac{1}{h}\sum_t \mathbb{1}[l_t \le y_t \le u_t]`, a fraction
-``msis``       :math:`\frac{1}{h}\sum_t \big[(u_t - l_t)
-               + \tfrac{2}{\alpha}(l_t - y_t)\mathbb{1}[y_t < l_t]
-               + \tfrac{2}{\alpha}(y_t - u_t)\mathbb{1}[y_t > u_t]\big] \,/\, s`
-``pinball``    :math:`\frac{1}{hQ}\sum_t\sum_j \rho_{\tau_j}(y_t - q_{t,j})`,
-               :math:`\rho_\tau(e) = \max(\tau e, (\tau - 1) e)`
-``crps``       :math:`2\cdot` ``pinball`` (the quantile approximation of the CRPS),
-               divided by :math:`s` when the in-sample series is given
-=============  =====================================================================
+:math:`\tau_1 … \tau_Q` and the in-sample (training) values :math:`x_1 … x_n`,
+:func:`smape` (0 … 200, as in M4), :func:`mase`, :func:`coverage` (a fraction),
+:func:`msis`, :func:`pinball` and :func:`crps` (the quantile approximation of the CRPS)
+each give their formula in their docstring.
 
 The seasonal scale is the in-sample mean absolute error of the seasonal naive forecast,
 
