@@ -58,12 +58,7 @@ from lstmkit.tasks.global_forecast import (
     panel_lookback,
     window_input,
 )
-from lstmkit.tasks.networks import (
-    RecurrentNet,
-    check_cell,
-    check_cell_options,
-    gate_activations,
-)
+from lstmkit.tasks.networks import RecurrentNet, check_cell, check_cell_options, gate_activations
 from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_numbers
 from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.forecast_metrics import panel_metrics
@@ -681,11 +676,8 @@ class Forecaster(Estimator):
         interval = [level_index(self.quantiles_, q) for q in (alpha / 2, 1 - alpha / 2)]
         lower, upper = (None, None) if None in interval else (first(every, k) for k in interval)
         model = first(every, self.quantiles_.index(0.5))
-        rows = {
-            "model": scored(
-                model, lower=lower, upper=upper, quantiles=first(every), levels=self.quantiles_
-            )
-        }
+        spread = {"lower": lower, "upper": upper, "quantiles": first(every)}
+        rows = {"model": scored(model, **spread, levels=self.quantiles_)}
         naive = [_naive_points(x, n, season) for x, n in zip(history, cut, strict=True)]
         for name in naive[0]:
             rows[name] = scored([p[name][:, 0] for p in naive])
@@ -884,14 +876,10 @@ class Forecaster(Estimator):
         scalers = fitted.get("scalers")
         if not isinstance(scalers, list) or len(scalers) != 3:
             raise ValueError(f"scalers: expected 3 (series, past, future), got {shown(scalers)}")
+        arrays = {"series": self._series, "past": self._past, "future": self._fut}
         self._scalers = [
             _saved_scaler(saved, data, name)
-            for saved, data, name in zip(
-                scalers,
-                (self._series, self._past, self._fut),
-                ("series", "past", "future"),
-                strict=True,
-            )
+            for saved, (name, data) in zip(scalers, arrays.items(), strict=True)
         ]
         return self._build()
 
