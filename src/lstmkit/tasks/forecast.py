@@ -231,8 +231,7 @@ class Forecaster(Estimator):
 
     @property
     def lookback_(self) -> int:
-        """The look-back L in use (of the first network of an ensemble; see
-        :attr:`lookbacks_`)."""
+        """The look-back L in use (the first network's of an ensemble; :attr:`lookbacks_`)."""
         return self.lookbacks_[0]
 
     @property
@@ -368,15 +367,11 @@ class Forecaster(Estimator):
             "past": past,
             "future": future,
         }
+        lookbacks = self._lookbacks(panel=True)  # self.panel_ is set once fitted
+        more = {"lookbacks": lookbacks, "season": self.season_, "quantiles": self.quantiles_}
         fitted = fit_panel(
             panel.values,
-            p
-            | {
-                "lookbacks": self._lookbacks(panel=True),  # self.panel_ is set once fitted
-                "season": self.season_,
-                "quantiles": self.quantiles_,
-                "batch_size": p["batch_size"] or PANEL_BATCH,
-            },
+            p | more | {"batch_size": p["batch_size"] or PANEL_BATCH},
             self._build,
             validation=validation,
             static=static,
@@ -388,7 +383,7 @@ class Forecaster(Estimator):
         self.nets_, self.scales_ = fitted["nets"], fitted["scales"]
         self._shapes["hidden"] = fitted["hidden_size"]
         self._channel_scaler = fitted["channel_scaler"]
-        self._fitted_lookbacks = self._lookbacks(panel=True)[: len(self.nets_)]  # Ctrl-C: fewer
+        self._fitted_lookbacks = lookbacks[: len(self.nets_)]  # Ctrl-C: fewer
         self.seasonal_, self.static_ = fitted["seasonal"], static
         self.histories_ = fitted["histories"]
         # the first network's history, or the one Ctrl-C cut short (the last one trained)
@@ -439,18 +434,17 @@ class Forecaster(Estimator):
     def _forecast(self, y, past, fut, steps: int) -> np.ndarray:
         """Predict ``steps`` values after the end of history (y, past); ``fut``: the
         future covariates over the history and the whole horizon blocks ahead."""
-        check_past_steps(past is not None, steps, self._step_horizon)
+        horizon = self._step_horizon
+        check_past_steps(past is not None, steps, horizon)
         y_s, past_s, fut_s = self._scaled(y, past, fut)
         self.net_.eval()
         out = []
         while len(out) < steps:
             t = y_s.shape[0]
             chan = self._inputs(y_s, past_s, None if fut_s is None else fut_s[:t])
-            x, level, extra = series_windows(
-                y_s, chan, fut_s, [t], self.lookback_, self._step_horizon
-            )
+            x, level, extra = series_windows(y_s, chan, fut_s, [t], self.lookback_, horizon)
             pred = self.net_(_float32(x), extra=_float32(extra)).numpy()[0].astype(np.float64)
-            block = pred.reshape(self._step_horizon, -1) + level[0]
+            block = pred.reshape(horizon, -1) + level[0]
             out.extend(block)
             y_s = np.concatenate([y_s, block])
         y_scaler = self._scalers[0]

@@ -250,8 +250,8 @@ def fit_panel(
     k on windows of ``params["lookbacks"][k]`` steps. ``static`` (n_series, S):
     standardised static covariates, read beside the encoding; ``channels`` (T_i, C): each
     series' per-step covariates, the last ``future_width`` of them known over the horizon.
-    Returns ``{"nets", "hidden_size", "scales", "seasonal", "channel_scaler", "histories",
-    "validation_series"}`` (``channel_scaler`` standardises ``channels``, or None)."""
+    Returns ``{"nets", "hidden_size", "scales", "seasonal", "channel_scaler", "histories"}``
+    (``channel_scaler`` standardises ``channels``, or None)."""
     horizon, lookbacks = params["horizon"], params["lookbacks"]
     levels = check_quantiles(params["quantiles"])
     if not 0 <= validation < 1:
@@ -296,10 +296,9 @@ def fit_panel(
     nets, histories = [], []
     for k, lookback in enumerate(lookbacks):
         train, val = windows(lookback)
-        epochs = panel_epochs(len(train), batch, params["epochs"])
         seed = params["seed"] + k
         cfg = TrainConfig(
-            epochs=epochs,
+            epochs=panel_epochs(len(train), batch, params["epochs"]),
             batch_size=batch,
             lr=params["lr"] or PANEL_LR,
             patience=None,
@@ -327,7 +326,6 @@ def fit_panel(
         "seasonal": factors[inverse],
         "channel_scaler": scaler,
         "histories": histories,
-        "validation_series": sorted(held),
     }
 
 
