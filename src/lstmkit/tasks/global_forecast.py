@@ -46,9 +46,8 @@ N-BEATS; Nixtla's neuralforecast), written for :class:`lstmkit.tasks.forecast.Fo
   the absolute error that MASE and sMAPE measure). At prediction the :math:`Q` values of each
   step are sorted (monotone rearrangement, Chernozhukov et al. 2010): quantiles never cross,
   and a quantile set that did not cross is unchanged.
-* **Capacity.** Unless ``hidden_size`` is given, the networks are 64 wide, or 128 when
-  they train on at least 65,536 windows (:func:`panel_hidden`): bigger panels carry
-  more to learn (measured in ``docs/forecasting.md``).
+* **Capacity.** Unless ``hidden_size`` is given, wider networks for bigger panels, which
+  carry more to learn (:func:`panel_hidden`).
 * **Budget.** About 20 passes over the windows with the one-cycle schedule (peak rate
   :data:`PANEL_LR`), within 300–2,000 optimizer steps (:func:`panel_epochs`): small panels
   are not trained into over-fitting, big ones stop at a bounded cost (M3 monthly's 143k
