@@ -734,11 +734,8 @@ class Forecaster(Estimator):
             [self._forecast(y[:o], _head(past, o), _head(fut, o + reach), steps) for o in origins]
         )
         truth = np.stack([y[o : o + steps] for o in origins])
-        return {
-            "origins": origins,
-            "predictions": preds,
-            "metrics": regression_metrics(truth, preds),
-        }
+        metrics = regression_metrics(truth, preds)
+        return {"origins": origins, "predictions": preds, "metrics": metrics}
 
     def _backtest_panel(self, more: Panel, start: int, steps: int, every: int, level: int):
         for name, value, low in (("start", start, 0), ("steps", steps, 1), ("every", every, 1)):
@@ -766,13 +763,9 @@ class Forecaster(Estimator):
                 f"series, got at most {longest}"
             )
         which = np.array([i for i, _ in rows])
-        every_q = self._forecast_panel(
-            history,
-            which,
-            steps,
-            self._channels(channels or None),
-            self._standardised_future(future) if width else None,
-        )
+        inputs = self._channels(channels or None)
+        known = self._standardised_future(future) if width else None
+        every_q = self._forecast_panel(history, which, steps, inputs, known)
         return {
             "series": [self.panel_.ids[i] for i in which],
             "origins": [k for _, k in rows],
