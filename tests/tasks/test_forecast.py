@@ -158,6 +158,8 @@ def test_gate_activations_explain_the_forecast():
     assert not np.allclose(model.gate_activations(back=5)["l0"]["h"], gates["l0"]["h"])
     with pytest.raises(ValueError, match=r"back: expected an int in \[0, 72\]"):
         model.gate_activations(back=73)
+    with pytest.raises(ValueError, match=r"back: expected an int in \[0, 72\].*got 'x'"):
+        model.gate_activations(back="x")  # checked before it is used
 
 
 def test_resume_from_checkpoint_gives_the_uninterrupted_result(tmp_path):

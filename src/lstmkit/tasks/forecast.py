@@ -554,12 +554,12 @@ class Forecaster(Estimator):
         self._check_fitted()
         if self.panel_ is not None:
             return self._panel_gates(back, series)
-        t = self._series.shape[0] - back
         if not is_int(back) or not 0 <= back <= self._series.shape[0] - self.lookback_:
             raise ValueError(
                 f"back: expected an int in [0, {self._series.shape[0] - self.lookback_}]"
                 f" (the series has {self._series.shape[0]} steps), got {back!r}"
             )
+        t = self._series.shape[0] - back
         y_s, past_s, fut_s = self._scaled(
             *(_head(a, t) for a in (self._series, self._past, self._fut))
         )
