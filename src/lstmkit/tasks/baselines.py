@@ -33,17 +33,11 @@ import warnings
 
 import numpy as np
 
-from lstmkit.train.metrics import (
-    baseline_metrics,
-    classification_metrics,
-    regression_metrics,
-)
+from lstmkit.train.metrics import baseline_metrics, classification_metrics, regression_metrics
 from lstmkit.train.threads import torch_threads
 
-# the Sakoe–Chiba band of the DTW baseline, as a fraction of the series length
-DTW_WINDOW = 0.1
-# MiniRocket's shortest input: its kernels have 9 taps
-MIN_MINIROCKET_LENGTH = 9
+DTW_WINDOW = 0.1  # the Sakoe–Chiba band of the DTW baseline, as a fraction of the length
+MIN_MINIROCKET_LENGTH = 9  # MiniRocket's shortest input: its kernels have 9 taps
 
 
 def peers_available() -> bool:
@@ -121,15 +115,7 @@ def _peer_predictions(task: str, X_train, y_train, X_test, seed: int, n_jobs: in
 
 
 def sequence_baselines(
-    task: str,
-    X_train,
-    y_train,
-    X_test,
-    y_test,
-    classes=None,
-    *,
-    peers: bool = True,
-    seed: int = 0,
+    task: str, X_train, y_train, X_test, y_test, classes=None, *, peers: bool = True, seed: int = 0
 ) -> dict[str, dict]:
     """Baseline rows for a sequence task, each scored like the model: the majority class
     or the training mean, then (``peers`` and aeon installed) MiniRocket and 1-NN DTW for

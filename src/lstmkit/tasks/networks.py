@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.budget import check_training_memory, recurrent_parameters
+from lstmkit.checks import is_int
 from lstmkit.nn import GRU, LSTM
 from lstmkit.recurrence.lengths import all_full, real_steps
 
@@ -170,13 +171,14 @@ def _batch_norm(norm: nn.BatchNorm1d, h: Tensor, keep: Tensor | None) -> Tensor:
 
 
 CONV_KERNELS = (8, 5, 3)  # FCN's kernel sizes (Wang et al. 2017)
+CONV_DILATIONS = (1, 2, 4)  # ours (see ConvBranch)
 
 
-def conv_parameters(input_size: int, filters, kernels=CONV_KERNELS) -> int:
+def conv_parameters(input_size: int, filters) -> int:
     """The parameters of :class:`ConvBranch`: per block, a k-wide convolution from the
     previous width, its bias, and batch normalisation's scale and shift."""
     total, width = 0, input_size
-    for f, k in zip(filters, kernels, strict=False):
+    for f, k in zip(filters, CONV_KERNELS, strict=False):
         total += f * (width * k + 3)
         width = f
     return total
@@ -190,7 +192,7 @@ class ConvBranch(nn.Module):
     (a 1-D convolution of kernel size :math:`k` and dilation :math:`d_k`, "same" padding
     with zeros, batch normalisation, ReLU; FCN, Wang et al. 2017), then the mean of the
     last block over each sequence's real steps (global average pooling). Departures from
-    the paper: dilations (1, 2, 4) by default, which widen the receptive field from
+    the paper: dilations (1, 2, 4), which widen the receptive field from
     :math:`1 + \sum_k (k-1) = 14` to :math:`1 + \sum_k d_k (k-1) = 24` steps at the same
     cost (measured in ``docs/classification.md``), and masking:
     after every block the steps past a sequence's length are set to zero, so in
@@ -199,27 +201,20 @@ class ConvBranch(nn.Module):
     Shapes: x (N, T, D), lengths (N,) or None → (N, filters[-1]).
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        filters: tuple[int, ...],
-        kernels: tuple[int, ...] = CONV_KERNELS,
-        dilations: tuple[int, ...] = (1, 2, 4),
-    ) -> None:
+    def __init__(self, input_size: int, filters: tuple[int, ...]) -> None:
         super().__init__()
-        if not (len(filters) == len(kernels) == len(dilations)):
+        if len(filters) != len(CONV_KERNELS):
             raise ValueError(
-                f"conv_filters: expected as many entries as conv_kernels {tuple(kernels)} "
-                f"and dilations {tuple(dilations)}, got {tuple(filters)}"
+                f"conv_filters: expected as many entries as conv_kernels {CONV_KERNELS} "
+                f"and dilations {CONV_DILATIONS}, got {tuple(filters)}"
             )
-        for name, values in (("conv_filters", filters), ("conv_kernels", kernels)):
-            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-                raise ValueError(f"{name}: expected positive ints, got {tuple(values)}")
+        if any(not is_int(v) or v < 1 for v in filters):
+            raise ValueError(f"conv_filters: expected positive ints, got {tuple(filters)}")
         self.pads = []
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         width = input_size
-        for f, k, d in zip(filters, kernels, dilations, strict=True):
+        for f, k, d in zip(filters, CONV_KERNELS, CONV_DILATIONS, strict=True):
             span = d * (k - 1)  # "same": the output at t reads x[t - left : t + span - left]
             self.pads.append((span // 2, span - span // 2))
             self.convs.append(nn.Conv1d(width, f, k, dilation=d))
@@ -295,20 +290,18 @@ class RecurrentNet(nn.Module):
             + (f", conv_filters={tuple(conv_filters)}" if conv_filters else ""),
         )
         self.conv = ConvBranch(conv_in, tuple(conv_filters)) if conv_filters else None
-        rnn_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = CELLS[check_cell(cell)](
             input_size,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
-            dropout=rnn_dropout,
+            dropout=dropout if num_layers > 1 else 0.0,
             bidirectional=bidirectional,
             **check_cell_options(cell, cell_options),
         )
         self.output = output
         self.directions = directions
-        # read the last real step off an unmasked run (see forward); only where that is exact
-        self.causal_last = (
+        self.causal_last = (  # only where it is exact (see forward)
             causal_last
             and not bidirectional
             and output == "last"
@@ -317,9 +310,7 @@ class RecurrentNet(nn.Module):
             and not conv_filters
         )
         self.drop = nn.Dropout(dropout)
-        if self.conv is not None:
-            pooled += self.conv.out_features
-        self.head = nn.Linear(pooled + extra_size, output_size)
+        self.head = nn.Linear(pooled + conv_features + extra_size, output_size)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, extra: Tensor | None = None):
         if all_full(lengths, x.shape[1]):  # nothing padded: plain pooling, no masks

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstmkit.checks import is_int
 from lstmkit.data.augment import augment_batch, check_augment
 from lstmkit.data.frame import check_magnitude
 from lstmkit.data.scaling import FEATURE_NOISE, QUIET, level_and_scale, standardise_each
@@ -32,13 +33,7 @@ from lstmkit.tasks.networks import (
     check_pooling,
     gate_activations,
 )
-from lstmkit.tasks.persist import (
-    restore,
-    save_estimator,
-    saved_count,
-    saved_labels,
-    saved_numbers,
-)
+from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_labels, saved_numbers
 from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
@@ -113,7 +108,7 @@ def stride_for(lengths, steps: int | None) -> int:
 def _check_steps(name: str, value) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")
     return value
 
@@ -125,7 +120,7 @@ def _check_filters(value) -> tuple[int, ...]:
             f"conv_filters: expected {len(CONV_FILTERS)} ints (one per block, kernels 8, 5, 3) "
             f"or () for none, got {value!r}"
         )
-    if any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters):
+    if any(not is_int(f) or f < 1 for f in filters):
         raise ValueError(f"conv_filters: expected positive ints, got {value!r}")
     return filters
 
@@ -247,7 +242,7 @@ class _SequenceEstimator(Estimator):
             raise ValueError(
                 f"normalize: expected one of {', '.join(NORMALISATIONS)}, got {normalize!r}"
             )
-        if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
+        if not is_int(n_models) or n_models < 1:
             raise ValueError(f"n_models: expected an int >= 1, got {n_models!r}")
         self.params = constructor_params(
             _SequenceEstimator.__init__,
@@ -275,8 +270,7 @@ class _SequenceEstimator(Estimator):
     def _prepare(self, seqs: list[np.ndarray], fitted: dict | None = None) -> list[np.ndarray]:
         """The sequences as the network reads them before the fitted standardisation
         (``fitted``: the fitted state, or the part of it known so far in fit). Per
-        sequence, σ is floored at :data:`QUIET` × the median training σ (models saved
-        before the floor have no ``quiet_floor``: none)."""
+        sequence, σ is floored at :data:`QUIET` × the median training σ (:func:`quiet_floor`)."""
         if self.params["normalize"] != "sequence":
             return seqs
         return standardise_each(seqs, quiet_floor(self._fitted if fitted is None else fitted))
@@ -393,10 +387,8 @@ class _SequenceEstimator(Estimator):
         return data
 
     def _build(self) -> RecurrentNet | EnsembleNet:
-        if self.params["n_models"] == 1:
-            return self._build_one()
         members = [self._build_one() for _ in range(self.params["n_models"])]
-        return EnsembleNet(members, self._combine)
+        return members[0] if len(members) == 1 else EnsembleNet(members, self._combine)
 
     def _build_one(self) -> RecurrentNet:
         p = self.params
@@ -421,10 +413,10 @@ class _SequenceEstimator(Estimator):
         if self.net_ is None:
             raise ValueError(f"this {self._kind} is not fitted yet: call fit(X, y) first")
 
-    def _raw(self, X, batch: int = 256) -> list[Tensor]:
+    def _raw(self, X) -> list[Tensor]:
         """The fitted network's outputs per sequence of ``X``, in its order (:func:`_outputs`)."""
         self._check_fitted()
-        return _outputs(self.net_, self._tensors(as_sequences(X)), self._output, batch)
+        return _outputs(self.net_, self._tensors(as_sequences(X)), self._output)
 
     def gate_activations(self, x) -> dict[str, dict[str, np.ndarray]]:
         """The network's gates on one sequence ``x`` (T, D) or (T,), standardised as in
@@ -451,6 +443,11 @@ class _SequenceEstimator(Estimator):
         out = net(self._inputs(net, batch), lengths)
         mask = real_steps(lengths, steps)
         return self._criterion(out[mask], batch["y"][:, :steps][mask]), int(mask.sum())
+
+    def _class_metrics(self, truth, pred) -> dict:
+        """:func:`classification_metrics` of true and predicted labels, by ``classes_``."""
+        index = [np.searchsorted(self.classes_, labels) for labels in (truth, pred)]
+        return classification_metrics(*index, self.classes_.tolist())
 
     def evaluate(self, X, y, *, baselines: bool = True, train=None) -> dict[str, dict]:
         """Metrics on (X, y): ``{"model": {...}, <baseline>: {...}, ...}``, every row scored
@@ -525,10 +522,10 @@ def _check_saved_scaling(fitted: dict) -> None:
         saved_numbers(fitted, "quiet_floor", (), positive=True)
 
 
-def _labels(y, name: str = "y") -> np.ndarray:
+def _labels(y) -> np.ndarray:
     array = np.asarray(y)
     if array.ndim != 1:
-        raise ValueError(f"{name}: expected one label per sequence (1-D), got shape {array.shape}")
+        raise ValueError(f"y: expected one label per sequence (1-D), got shape {array.shape}")
     return array
 
 
@@ -554,7 +551,7 @@ class SequenceClassifier(_SequenceEstimator):
     def __init__(self, *, class_weight=None, restarts: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
         self.class_weight = class_weight
-        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0:
+        if not is_int(restarts) or restarts < 0:
             raise ValueError(f"restarts: expected an int >= 0, got {restarts!r}")
         self.params["restarts"] = restarts
 
@@ -629,11 +626,7 @@ class SequenceClassifier(_SequenceEstimator):
             raise ValueError(
                 f"y: expected labels seen in fit {self.classes_.tolist()}, got {unknown}"
             )
-        pred = self.predict(X)
-        truth = np.searchsorted(self.classes_, labels)
-        return classification_metrics(
-            truth, np.searchsorted(self.classes_, pred), self.classes_.tolist()
-        )
+        return self._class_metrics(labels, self.predict(X))
 
 
 class SequenceRegressor(_SequenceEstimator):
@@ -729,10 +722,8 @@ class SequenceTagger(_SequenceEstimator):
             if t.shape != (len(s),):
                 raise ValueError(f"y[{n}]: expected {len(s)} tags (as X[{n}]), got shape {t.shape}")
         self.classes_ = np.unique(np.concatenate(tags))
-        index = [np.searchsorted(self.classes_, t) for t in tags]
-        padded = torch.zeros(len(index), max(len(t) for t in index), dtype=torch.int64)
-        for n, t in enumerate(index):
-            padded[n, : len(t)] = torch.from_numpy(t)
+        index = [torch.from_numpy(np.searchsorted(self.classes_, t)) for t in tags]
+        padded = torch.nn.utils.rnn.pad_sequence(index, batch_first=True)
         classes = {"classes": self.classes_.tolist()}
         return self._fit(seqs, padded, None, len(self.classes_), classes, callback, tags)
 
@@ -749,8 +740,4 @@ class SequenceTagger(_SequenceEstimator):
     def _metrics(self, X, y) -> dict:
         pred = np.concatenate(self.predict(X))
         truth = np.concatenate([np.asarray(t) for t in y])
-        return classification_metrics(
-            np.searchsorted(self.classes_, truth),
-            np.searchsorted(self.classes_, pred),
-            self.classes_.tolist(),
-        )
+        return self._class_metrics(truth, pred)

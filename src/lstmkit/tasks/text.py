@@ -28,6 +28,7 @@ from collections import Counter
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 from lstmkit.budget import check_training_memory, recurrent_parameters
 from lstmkit.checks import is_int
@@ -171,14 +172,11 @@ class TextGenerator(Estimator):
             ]
             for p in poems
         ]
-        width = max(len(s) for s in ids) - 1
-        tokens = torch.zeros(len(ids), width, dtype=torch.int64)
-        targets = torch.zeros(len(ids), width, dtype=torch.int64)
-        lengths = torch.tensor([len(s) - 1 for s in ids])
-        for n, s in enumerate(ids):
-            tokens[n, : len(s) - 1] = torch.tensor(s[:-1])
-            targets[n, : len(s) - 1] = torch.tensor(s[1:])
-        return {"tokens": tokens, "targets": targets, "lengths": lengths}
+        return {  # padded with zeros: PAD's id
+            "tokens": pad_sequence([torch.tensor(s[:-1]) for s in ids], batch_first=True),
+            "targets": pad_sequence([torch.tensor(s[1:]) for s in ids], batch_first=True),
+            "lengths": torch.tensor([len(s) - 1 for s in ids]),
+        }
 
     def fit(self, poems, *, validation_poems=None, callback=None):
         """Train on ``poems`` (strings); the validation part is a seeded share of them
@@ -285,14 +283,13 @@ class TextGenerator(Estimator):
             if ch == EOS:
                 break
             text += ch
-            if ch in LINE_ENDS:
-                if acrostic:
-                    if not heads:
-                        break
-                    ch = heads.pop(0)
-                    text += ch
-                    logits, state = self._feed(text[-2:], state)  # the mark and the head
-                    continue
+            if ch in LINE_ENDS and acrostic:
+                if not heads:
+                    break
+                ch = heads.pop(0)
+                text += ch
+                logits, state = self._feed(text[-2:], state)  # the mark and the head
+                continue
             logits, state = self._feed(ch, state)
         return text
 

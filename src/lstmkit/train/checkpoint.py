@@ -1,10 +1,8 @@
 """Checkpoints and saved models without pickles: safetensors for tensors, JSON for the rest.
 
-A checkpoint is a directory holding ``tensors.safetensors`` and ``meta.json``. It is
-written into a temporary sibling directory and swapped into place (:func:`write_dir_atomically`),
-so a crash never leaves a half-written checkpoint, and a crash at any point of the swap leaves
-a state from which :func:`recover_dir` restores the newest complete one. Loading never
-executes code from the file.
+A checkpoint is a directory holding ``tensors.safetensors`` and ``meta.json``, replaced
+atomically (:func:`write_dir_atomically`: a crash at any point leaves the old or the new
+one). Loading never executes code from the file.
 
 The optimizer's state (AdamW's moments and step counts) is flattened into the tensor file
 under ``optim.<param index>.<name>`` and its hyper-parameters into JSON, so a run resumes

@@ -39,13 +39,7 @@ from tqdm.auto import tqdm
 
 from lstmkit.checks import is_int
 from lstmkit.train import interrupts
-from lstmkit.train.checkpoint import (
-    META,
-    check_like,
-    load_checkpoint,
-    recover_dir,
-    save_checkpoint,
-)
+from lstmkit.train.checkpoint import META, check_like, load_checkpoint, recover_dir, save_checkpoint
 from lstmkit.train.distributed import Ranks, process_group
 from lstmkit.train.threads import training_threads
 
