@@ -43,10 +43,8 @@ def pad(sequences: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> dict[
     """Standardise and pad to {"x": (N, T_max, D) float32, "lengths": (N,) int64}."""
     lengths = np.array([len(s) for s in sequences])
     x = np.zeros((len(sequences), lengths.max(), sequences[0].shape[1]), dtype=np.float32)
-    # every real step at once: row n, step t of each sequence's values in the concatenation
-    rows = np.repeat(np.arange(len(sequences)), lengths)
-    steps = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    x[rows, steps] = (np.concatenate(sequences) - mean) / std
+    # every real step at once, in the concatenation's order (row by row, step by step)
+    x[np.arange(lengths.max()) < lengths[:, None]] = (np.concatenate(sequences) - mean) / std
     return {"x": torch.from_numpy(x), "lengths": torch.from_numpy(lengths)}
 
 
@@ -476,12 +474,8 @@ class _SequenceEstimator(Estimator):
     def save(self, path):
         """Write safetensors weights + JSON config; ``Class.load(path)`` reads them back."""
         self._check_fitted()
-        return save_estimator(
-            path,
-            self._kind,
-            {"params": self.params, "fitted": self._fitted},
-            self.net_.state_dict(),
-        )
+        config = {"params": self.params, "fitted": self._fitted}
+        return save_estimator(path, self._kind, config, self.net_.state_dict())
 
     @classmethod
     def load(cls, path):

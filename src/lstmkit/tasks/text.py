@@ -23,6 +23,7 @@ character, lines ending at "，" or "。".
 """
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -47,14 +48,8 @@ LINE_ENDS = "，。！？；"
 
 def line_lengths(poem: str) -> list[int]:
     """Lengths of the lines of a poem, lines ending at ，。！？；."""
-    lengths, current = [], 0
-    for ch in poem:
-        if ch in LINE_ENDS:
-            lengths.append(current)
-            current = 0
-        elif ch not in (BOS, EOS):
-            current += 1
-    return lengths
+    lines = re.split(f"[{LINE_ENDS}]", poem.replace(BOS, "").replace(EOS, ""))
+    return [len(line) for line in lines[:-1]]  # the text after the last mark ends no line
 
 
 class _CharNet(nn.Module):
@@ -145,10 +140,8 @@ class TextGenerator(Estimator):
         self.params = constructor_params(
             TextGenerator.__init__, locals(), cell_options=check_cell_options(cell, cell_options)
         )
-        # random batches by default: after one epoch of the whole Tang corpus their validation
-        # perplexity matched the path before issue 15 over three seeds (mean 267.1 against
-        # 266.4), equal_tokens' did not (284.2, higher on every seed) though it trains 1.3x
-        # the characters/s (docs/benchmarks.md, "Poem writing")
+        # random batches by default: validation perplexity after one epoch of the Tang corpus,
+        # three seeds, 267.1 against equal_tokens' 284.2 (docs/benchmarks.md, "Poem writing")
         buckets = batching == "equal_tokens"
         self._train_cfg = TrainConfig.from_params(
             self.params,
@@ -227,7 +220,6 @@ class TextGenerator(Estimator):
         if self.net_ is None:
             raise ValueError("this TextGenerator is not fitted yet: call fit(poems) first")
 
-    @torch.no_grad()
     def perplexity(self, poems) -> dict[str, float]:
         """{"model": perplexity of the network, "unigram": of the unigram baseline} on poems."""
         self._check_fitted()
@@ -293,7 +285,6 @@ class TextGenerator(Estimator):
             logits, state = self._feed(ch, state)
         return text
 
-    @torch.no_grad()
     def _feed(self, chars: str, state):
         """Run characters through the network from ``state``; return next-char logits.
         One character after the first goes through the cells once (``step``): a whole
@@ -317,10 +308,8 @@ class TextGenerator(Estimator):
 
     def save(self, path):
         self._check_fitted()
-        fitted = {"vocab": self._vocab, "unigram": self._unigram}
-        return save_estimator(
-            path, self._kind, {"params": self.params, "fitted": fitted}, self.net_.state_dict()
-        )
+        config = {"params": self.params, "fitted": {"vocab": self._vocab, "unigram": self._unigram}}
+        return save_estimator(path, self._kind, config, self.net_.state_dict())
 
     @classmethod
     def load(cls, path) -> "TextGenerator":

@@ -7,6 +7,7 @@ Used for checkpoints and saved models (:mod:`lstmkit.train.checkpoint`,
 kill a save at each of its steps (``tests/train/test_atomic_swap.py``).
 """
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -94,7 +95,7 @@ def recover_dir(path: str | os.PathLike, *, writer: bool = False) -> None:
     writes ``path`` may, since another's temporary directory may be in use."""
     path = Path(path)
     new, old = _sibling(path, "new"), _sibling(path, "old")
-    try:
+    with contextlib.suppress(FileNotFoundError):  # another reader (a rank) recovered it first
         if new.is_dir():
             if path.is_dir() and writer:
                 os.replace(path, old)
@@ -102,8 +103,6 @@ def recover_dir(path: str | os.PathLike, *, writer: bool = False) -> None:
                 os.replace(new, path)
         if not path.exists() and old.is_dir():
             os.replace(old, path)
-    except FileNotFoundError:  # another reader (a rank of the same run) recovered it first
-        pass
     if writer:
         for stale in (old, *path.parent.glob(f".{path.name}.tmp-*")):
             shutil.rmtree(stale, ignore_errors=True)

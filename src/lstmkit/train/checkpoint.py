@@ -125,13 +125,9 @@ def _check_meta(meta: dict, file: Path) -> None:
         history = meta["history"]
         need(isinstance(history, dict), "history", "an object", history)
         epochs = history.get("epochs")
-        need(
-            isinstance(epochs, list)
-            and all(isinstance(e, dict) and all(is_number(v) for v in e.values()) for e in epochs),
-            "history.epochs",
-            "a list of objects of numbers",
-            epochs,
-        )
+        records = isinstance(epochs, list) and all(isinstance(e, dict) for e in epochs)
+        numbers = records and all(is_number(v) for e in epochs for v in e.values())
+        need(numbers, "history.epochs", "a list of objects of numbers", epochs)
         best = history.get("best_epoch")
         need(best is None or _is_count(best), "history.best_epoch", "a count or null", best)
         loss = history.get("best_loss")
@@ -142,23 +138,14 @@ def _check_meta(meta: dict, file: Path) -> None:
         optimizer = meta["optimizer"]
         need(isinstance(optimizer, dict), "optimizer", "an object", optimizer)
         groups = optimizer.get("param_groups")
-        need(
-            isinstance(groups, list) and all(isinstance(g, dict) for g in groups),
-            "optimizer.param_groups",
-            "a list of objects",
-            groups,
-        )
+        listed = isinstance(groups, list) and all(isinstance(g, dict) for g in groups)
+        need(listed, "optimizer.param_groups", "a list of objects", groups)
         scalars = optimizer.get("scalars")
-        need(
-            isinstance(scalars, dict)
-            and all(
-                k.isascii() and k.isdigit() and len(k) < 10 and isinstance(v, dict)
-                for k, v in scalars.items()
-            ),
-            "optimizer.scalars",
-            "an object of objects keyed by parameter index",
-            scalars,
+        indexed = isinstance(scalars, dict) and all(
+            k.isascii() and k.isdigit() and len(k) < 10 and isinstance(v, dict)
+            for k, v in scalars.items()
         )
+        need(indexed, "optimizer.scalars", "an object of objects keyed by parameter index", scalars)
 
 
 def check_like(value, template, key: str, file: Path) -> None:

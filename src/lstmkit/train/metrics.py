@@ -7,8 +7,9 @@ percentage error; the number left out is ``mape_zero_targets``), so it stays fin
 (0.05 = 5 %).
 
 Classification (:func:`classification_metrics`): ``accuracy``, ``precision``, ``recall``,
-``f1`` (macro) and their ``*_weighted`` forms, and ``confusion_matrix`` (rows = true class,
-columns = predicted, in the order of ``classes``).
+``f1`` (macro) and their ``*_weighted`` forms, ``confusion_matrix`` (rows = true class,
+columns = predicted, in the order of ``classes``), and ``per_class``: precision, recall, f1
+and support of each class.
 """
 
 import numpy as np
@@ -60,11 +61,7 @@ def _r2(y: torch.Tensor, p: torch.Tensor) -> float:
 
 
 def classification_metrics(y_true, y_pred, classes) -> dict:
-    """Metrics of predicted class indices against true ones; ``classes`` names the indices.
-
-    ``accuracy``; ``precision``, ``recall``, ``f1`` (macro) and their ``_weighted`` forms;
-    ``confusion_matrix`` (rows true, columns predicted); ``per_class``: precision, recall,
-    f1 and support of each class."""
+    """Metrics of predicted class indices against true ones; ``classes`` names the indices."""
     y = torch.as_tensor(np.asarray(y_true, dtype=np.int64).reshape(-1))
     p = torch.as_tensor(np.asarray(y_pred, dtype=np.int64).reshape(-1))
     if y.shape != p.shape:
