@@ -20,8 +20,8 @@ history). A loss that becomes NaN or infinite stops the run with a clear reason 
 the best weights; so does Ctrl-C.
 
 In a process group of several ranks (``torchrun``, or a group the caller initialised),
-:func:`fit` trains data-parallel with the gradients of one process (:func:`fit`,
-:mod:`lstmkit.train.distributed`).
+:func:`fit` trains data-parallel, each step on the global batch's gradient, as one process
+would (:mod:`lstmkit.train.distributed`).
 """
 
 import math
