@@ -108,7 +108,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,37 +144,30 @@ class WaitTimeout(RuntimeError):
 # -- the run as the storage shows it ---------------------------------------------------------
 
 
-def slot_of(trial: FrozenTrial) -> tuple[int, int] | None:
-    """(generation, whale) the trial claimed, or None."""
-    slot = trial.system_attrs.get(SLOT)
-    return None if slot is None else (int(slot["generation"]), int(slot["whale"]))
-
-
 def is_void(trial: FrozenTrial) -> bool:
     """A FAIL that Optuna's ``tell`` did not report (the worker died) or that a Ctrl-C cut
-    short (:func:`mark_interrupted`): the slot is free, its position is evaluated again."""
+    short (:func:`fail_interrupted`): the slot is free, its position is evaluated again."""
     if trial.state != TrialState.FAIL:
         return False
     return trial.system_attrs.get(TOLD) != "FAIL" or bool(trial.system_attrs.get(INTERRUPTED))
-
-
-def mark_interrupted(storage, trial_id: int) -> None:
-    """Record that a trial is failing because the run was interrupted, not because its
-    position failed: it will be void (see :func:`is_void`)."""
-    storage.set_trial_system_attr(trial_id, INTERRUPTED, True)
 
 
 def fail_interrupted(storage, trial_ids) -> None:
     """Fail, as void, those of ``trial_ids`` still RUNNING: trials a Ctrl-C caught before
     their objective ran or finished."""
     for trial_id in trial_ids:
-        try:
-            if storage.get_trial(trial_id).state != TrialState.RUNNING:
-                continue
-            mark_interrupted(storage, trial_id)
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:  # Optuna's tell got there first
-            continue
+        if storage.get_trial(trial_id).state == TrialState.RUNNING:
+            _fail(storage, trial_id, INTERRUPTED, True)
+
+
+def _fail(storage, trial_id: int, reason: str, value: object) -> None:
+    """Set the system attribute ``reason`` and fail the trial, unless it finished first
+    (Optuna's tell, or another worker, got there first)."""
+    try:
+        storage.set_trial_system_attr(trial_id, reason, value)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        pass
 
 
 def fitness(trial: FrozenTrial, direction: StudyDirection) -> float:
@@ -228,9 +221,9 @@ def _holders(trials: Sequence[FrozenTrial]) -> dict[tuple[int, int], list[Frozen
     """Live (not void) trials per slot, lowest trial number first."""
     out: dict[tuple[int, int], list[FrozenTrial]] = {}
     for trial in trials:
-        slot = slot_of(trial)
+        slot = trial.system_attrs.get(SLOT)
         if slot is not None and not is_void(trial) and trial.state != TrialState.WAITING:
-            out.setdefault(slot, []).append(trial)
+            out.setdefault((int(slot["generation"]), int(slot["whale"])), []).append(trial)
     for held in out.values():
         held.sort(key=lambda t: t.number)
     return out
@@ -296,28 +289,11 @@ def _fail_expired(storage, trials: Sequence[FrozenTrial], now: float) -> None:
     whose slot becomes void, and trials that died while waiting for a slot."""
     for trial in trials:
         lease = trial.system_attrs.get(LEASE)
-        if trial.state != TrialState.RUNNING or lease is None or lease >= now:
-            continue
-        try:
-            storage.set_trial_system_attr(trial._trial_id, EXPIRED, now)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:  # it finished, or another worker failed it first
-            continue
+        if trial.state == TrialState.RUNNING and lease is not None and lease < now:
+            _fail(storage, trial._trial_id, EXPIRED, now)
 
 
 # -- the sampler ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Config:
-    n_whales: int
-    iterations: int
-    variant: str
-    seed: int | None
-    space: list = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))  # as the storage gives it back
 
 
 class WOASampler(BaseSampler):
@@ -370,15 +346,15 @@ class WOASampler(BaseSampler):
         self.seed = seed
         self._independent = independent_sampler or RandomSampler(seed=seed)
         self.lease_interval = _positive_or_none("lease_interval", lease_interval)
-        grace = _positive_or_none("lease_grace", lease_grace)
-        if self.lease_interval is not None and grace is None:
-            grace = 3.0 * self.lease_interval
-        if grace is not None and self.lease_interval is not None and grace <= self.lease_interval:
-            raise ValueError(
-                f"lease_grace: expected more than lease_interval={self.lease_interval} s, "
-                f"got {grace}"
-            )
-        self.lease_grace = grace
+        self.lease_grace = _positive_or_none("lease_grace", lease_grace)
+        if self.lease_interval is not None:
+            if self.lease_grace is None:
+                self.lease_grace = 3.0 * self.lease_interval
+            if self.lease_grace <= self.lease_interval:
+                raise ValueError(
+                    f"lease_grace: expected more than lease_interval={self.lease_interval} s, "
+                    f"got {self.lease_grace}"
+                )
         self.wait_timeout = _positive_or_none("wait_timeout", wait_timeout)
         self.poll_interval = _positive_or_none("poll_interval", poll_interval)
         if self.poll_interval is None:
@@ -391,10 +367,7 @@ class WOASampler(BaseSampler):
         self._jitter = random.Random()
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        for key in ("_lock", "_leases", "_jitter"):
-            del state[key]
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_leases", "_jitter")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -421,21 +394,21 @@ class WOASampler(BaseSampler):
 
     # -- configuration stored in the study ---------------------------------------------------
 
-    def _config(self, study: optuna.Study) -> _Config:
+    def _config(self, study: optuna.Study) -> dict:
         """The study's WOA settings: stored by the first sampler, checked by every later one."""
         storage, study_id = study._storage, study._study_id
-        mine = _Config(
-            self.n_whales, self.iterations, self.variant, self.seed, self.space.describe()
-        )
+        settings = dict(n_whales=self.n_whales, iterations=self.iterations, variant=self.variant)
+        mine = settings | {"seed": self.seed, "space": self.space.describe()}
+        mine = json.loads(json.dumps(mine))  # as the storage gives it back
         stored = storage.get_study_system_attrs(study_id).get(CONFIG)
         if stored is None:
             seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**32)
-            storage.set_study_system_attr(study_id, CONFIG, replace(mine, seed=seed).as_dict())
+            storage.set_study_system_attr(study_id, CONFIG, mine | {"seed": seed})
             stored = storage.get_study_system_attrs(study_id)[CONFIG]
         if self.seed is None:
-            mine = replace(mine, seed=stored["seed"])
-        if mine.as_dict() != stored:
-            diff = {k: (stored.get(k), v) for k, v in mine.as_dict().items() if stored.get(k) != v}
+            mine["seed"] = stored["seed"]
+        if mine != stored:
+            diff = {k: (stored.get(k), v) for k, v in mine.items() if stored.get(k) != v}
             raise ValueError(
                 "study: expected the WOA settings it was started with, got other ones "
                 + "; ".join(
@@ -453,11 +426,10 @@ class WOASampler(BaseSampler):
         if trials is None:
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         held = _holders(trials)
-        run = WOA(self.n_whales, self.iterations, seed=config.seed, variant=self.variant).start(
-            self.space.bounds
-        )
+        woa = WOA(self.n_whales, self.iterations, seed=config["seed"], variant=self.variant)
+        run = woa.start(self.space.bounds)
         members: dict[tuple[int, int], FrozenTrial] = {}
-        direction = study.direction
+        direction = study.direction  # read once: each read asks the storage
         g = 0
         while not run.done:
             X = run.ask()
@@ -467,8 +439,7 @@ class WOASampler(BaseSampler):
             complete = all(slots) and all(t.state.is_finished() for s in slots for t in s)
             if not complete:  # g is the current generation
                 break
-            for i, holders in enumerate(slots):
-                members[(g, i)] = holders[0]
+            members.update({(g, i): holders[0] for i, holders in enumerate(slots)})
             run.tell([fitness(s[0], direction) for s in slots])
             g += 1
         else:  # every generation is complete: the run is finished
