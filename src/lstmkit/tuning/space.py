@@ -24,7 +24,6 @@ ulp).
 Dimensions are checked when they join a space, so that an error names the dimension:
 ``low >= high``, a log scale with ``low <= 0``, non-finite bounds, an empty or repeated
 ``choices`` raise :class:`ValueError`; a bound of the wrong type raises :class:`TypeError`.
-Optuna is only imported by :meth:`SearchSpace.distributions` and :meth:`SearchSpace.suggest`.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 CHOICE_TYPES = (type(None), bool, int, float, str)  # what an Optuna categorical can store
 
@@ -75,9 +75,7 @@ class Int:
         return (value - self.low + 0.5) / (self.high - self.low + 1)
 
     def distribution(self):
-        import optuna
-
-        return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return IntDistribution(int(self.low), int(self.high), log=self.log)
 
     def describe(self) -> dict:
         return {"type": "int", "low": int(self.low), "high": int(self.high), "log": self.log}
@@ -113,11 +111,7 @@ class Float:
         return (value - self.low) / (self.high - self.low)
 
     def distribution(self):
-        import optuna
-
-        return optuna.distributions.FloatDistribution(
-            float(self.low), float(self.high), log=self.log
-        )
+        return FloatDistribution(float(self.low), float(self.high), log=self.log)
 
     def describe(self) -> dict:
         return {"type": "float", "low": float(self.low), "high": float(self.high), "log": self.log}
@@ -159,9 +153,7 @@ class Categorical:
         raise ValueError(f"expected one of {list(self.choices)!r}, got {value!r}")
 
     def distribution(self):
-        import optuna
-
-        return optuna.distributions.CategoricalDistribution(self.choices)
+        return CategoricalDistribution(self.choices)
 
     def describe(self) -> dict:
         return {"type": "categorical", "choices": list(self.choices)}
@@ -298,11 +290,9 @@ class SearchSpace(Mapping):
 
 
 def _suggest(trial, name: str, dist) -> Any:
-    import optuna
-
-    if isinstance(dist, optuna.distributions.IntDistribution):
+    if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
-    if isinstance(dist, optuna.distributions.FloatDistribution):
+    if isinstance(dist, FloatDistribution):
         return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
     return trial.suggest_categorical(name, dist.choices)
 
