@@ -116,11 +116,9 @@ def bilstm_space(task: str) -> SearchSpace:
 def _evaluate(task: str, model, test) -> tuple[dict, dict]:
     """(model metrics, baseline metrics) on the test part."""
     if task == "forecast":
-        (actual,) = test
-        result = model.evaluate(actual)
+        result = model.evaluate(*test)
         return result["model"], {k: v for k, v in result.items() if k != "model"}
-    X_test, y_test = test
-    return model.evaluate(X_test, y_test, baselines=False)["model"], {}
+    return model.evaluate(*test, baselines=False)["model"], {}
 
 
 def compare(
