@@ -80,12 +80,7 @@ from lstmkit.train.distributed import in_process_group
 from lstmkit.train.loop import interrupted
 from lstmkit.train.threads import torch_threads
 from lstmkit.tuning.space import SearchSpace, default_space
-from lstmkit.woa.sampler import (
-    SURPLUS,
-    WaitTimeout,
-    WOASampler,
-    fail_interrupted,
-)
+from lstmkit.woa.sampler import SURPLUS, WaitTimeout, WOASampler, fail_interrupted
 
 REGRESSION_METRICS = {"mse": "minimize", "rmse": "minimize", "mae": "minimize",
                       "mape": "minimize", "smape": "minimize", "r2": "maximize"}  # fmt: skip
@@ -205,10 +200,6 @@ def split_data(task: str, X, y, validation: float, seed: int) -> _Split:
 # -- the objective -------------------------------------------------------------------------
 
 
-def _accepts_callback(fit) -> bool:
-    return "callback" in inspect.signature(fit).parameters
-
-
 def _pruning_callback(trial: optuna.Trial, pruned: list[int]):
     """``callback(record)`` for ``fit``: report the epoch's validation loss, stop if pruned."""
 
@@ -221,11 +212,6 @@ def _pruning_callback(trial: optuna.Trial, pruned: list[int]):
         return False
 
     return callback
-
-
-def _report_history(trial: optuna.Trial, estimator) -> None:
-    for record in estimator.history_.epochs:
-        trial.report(float(record.get("val_loss", record["train_loss"])), int(record["epoch"]))
 
 
 @dataclass
@@ -248,32 +234,32 @@ class _Objective:
 
     def _evaluate(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial)
-        pruned: list[int] = []
         try:
             model = self.estimator(**self.fixed, **params)
-            score = self._fit_score(model, trial, pruned)
+            score = self._fit_score(model, trial)
         except optuna.TrialPruned:
             raise
         except Exception as err:  # the estimator's failure: a FAIL trial, the search goes on
             reason = f"{type(err).__name__}: {err}"
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from err
-        if pruned:
-            raise optuna.TrialPruned(f"pruned after epoch {pruned[0]}")
         if not math.isfinite(score):
             trial.set_user_attr("fail_reason", f"{self.metric} = {score}")
         return score  # Optuna records a non-finite value as FAIL
 
-    def _fit_score(self, model, trial: optuna.Trial, pruned: list[int]) -> float:
-        hook = _accepts_callback(model.fit)
+    def _fit_score(self, model, trial: optuna.Trial) -> float:
+        pruned: list[int] = []
+        hook = "callback" in inspect.signature(model.fit).parameters
         kwargs = {"callback": _pruning_callback(trial, pruned)} if hook else {}
         model.fit(*self.data.train, **kwargs)
         if interrupted(model.history_):  # the fit returned on Ctrl-C: stop the trial too
             raise KeyboardInterrupt
-        if not hook:
-            _report_history(trial, model)
+        if not hook:  # fitted to the end: its history is reported now
+            for record in model.history_.epochs:
+                loss = record.get("val_loss", record["train_loss"])
+                trial.report(float(loss), int(record["epoch"]))
         if pruned:
-            return math.nan
+            raise optuna.TrialPruned(f"pruned after epoch {pruned[0]}")
         options = {} if self.task == "forecast" else {"baselines": False}
         return float(model.evaluate(*self.data.val, **options)["model"][self.metric])
 
@@ -330,9 +316,8 @@ def _make_sampler(spec, space: SearchSpace, n_whales: int, iterations: int, seed
         return optuna.samplers.TPESampler(seed=seed + worker)
     if spec == "random":
         return optuna.samplers.RandomSampler(seed=seed + worker)
-    if spec == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed + worker, warn_independent_sampling=False)
-    raise ValueError(f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {spec!r}")
+    # "cmaes": tune has refused any other name
+    return optuna.samplers.CmaEsSampler(seed=seed + worker, warn_independent_sampling=False)
 
 
 @dataclass
@@ -344,7 +329,6 @@ class _Job:
     sampler: Any
     pruner: optuna.pruners.BasePruner
     objective: _Objective
-    budget: int
     n_whales: int
     iterations: int
     seed: int
@@ -354,11 +338,13 @@ class _Job:
     verbosity: int = optuna.logging.INFO
 
 
-def _done(study: optuna.Study, sampler, budget: int) -> bool:
-    """No trial left to start: every WOA slot claimed, or ``budget`` trials asked."""
+def _done(study: optuna.Study, sampler, job: _Job) -> bool:
+    """No trial left to start: every WOA slot claimed, or the budget of the other samplers,
+    ``n_whales·(iterations + 1)`` trials, asked."""
     if isinstance(sampler, WOASampler):
         return sampler.state(study).all_claimed
-    return len(study._storage.get_all_trials(study._study_id, deepcopy=False)) >= budget
+    trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    return len(trials) >= job.n_whales * (job.iterations + 1)
 
 
 def _work(job: _Job) -> None:
@@ -373,12 +359,12 @@ def _work(job: _Job) -> None:
     study = optuna.load_study(
         study_name=job.study_name, storage=job.storage, sampler=sampler, pruner=job.pruner
     )
-    if _done(study, sampler, job.budget):
+    if _done(study, sampler, job):
         return
 
     def stop_when_done(study: optuna.Study, _trial) -> None:
         interrupts.check()  # a Ctrl-C that Python lost (train/interrupts.py)
-        if _done(study, sampler, job.budget):
+        if _done(study, sampler, job):
             study.stop()
 
     with _created_trials(study) as created:
@@ -405,16 +391,16 @@ def _work(job: _Job) -> None:
 def _briefly(clean_up, seconds: float) -> None:
     """Run ``clean_up`` for at most ``seconds`` (a database locked by the interrupted
     operation must not hang the exit); what it cannot do, the leases' expiry does later."""
-    done = threading.Thread(target=_quietly, args=(clean_up,), daemon=True)
+
+    def quietly() -> None:
+        try:
+            clean_up()
+        except Exception as err:  # the storage refused: leave it to the leases' expiry
+            warnings.warn(f"tune: could not mark the interrupted trials FAIL ({err})", stacklevel=1)
+
+    done = threading.Thread(target=quietly, daemon=True)
     done.start()
     done.join(seconds)
-
-
-def _quietly(clean_up) -> None:
-    try:
-        clean_up()
-    except Exception as err:  # the storage refused: leave it to the leases' expiry
-        warnings.warn(f"tune: could not mark the interrupted trials FAIL ({err})", stacklevel=1)
 
 
 @contextlib.contextmanager
@@ -689,7 +675,6 @@ def tune(
         )
     data = split_data(task, X, y, validation, seed)
     woa = _make_sampler(sampler, space, n_whales, iterations, seed, worker=0)
-    budget = woa.n_evaluations if isinstance(woa, WOASampler) else n_whales * (iterations + 1)
     pruner = _pruner(prune, n_whales)
     study = optuna.create_study(
         storage=resolved,
@@ -716,7 +701,6 @@ def tune(
         sampler=sampler,
         pruner=pruner,
         objective=_Objective(estimator, task, space, fixed, metric, data),
-        budget=budget,
         n_whales=n_whales,
         iterations=iterations,
         seed=seed,
