@@ -105,7 +105,6 @@ output_options = _together(  # --out, --config, --json, --quiet
         type=click.Path(dir_okay=False),
         callback=_load_config,
         is_eager=True,
-        expose_value=True,
         help="TOML file of options (keys as the long option names); flags override it.",
     ),
     click.option(
@@ -116,7 +115,7 @@ output_options = _together(  # --out, --config, --json, --quiet
     _json_option,
     click.option("--quiet", is_flag=True, help="Print nothing but errors; no progress bar."),
 )
-_seed_option = click.option("--seed", type=StrictInt(0, SEED_MAX), default=0, show_default=True)
+_seed_option = click.option("--seed", type=StrictInt(0, SEED_MAX), default=0)
 _model_dir_option = click.option(
     "--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False)
 )
@@ -128,13 +127,22 @@ variant_options = _together(  # the cell variants (docs/variants.md), for every 
         "--recurrent-dropout",
         type=_RATE,
         default=0.0,
+        show_default=False,
         help="Per-sequence dropout on h before W_hh (Gal & Ghahramani 2016).",
     ),
     click.option(
-        "--zoneout", type=_RATE, default=0.0, help="Zoneout rate of h (Krueger et al. 2016)."
+        "--zoneout",
+        type=_RATE,
+        default=0.0,
+        show_default=False,
+        help="Zoneout rate of h (Krueger et al. 2016).",
     ),
     click.option(
-        "--zoneout-cell", type=_RATE, default=0.0, help="Zoneout rate of the LSTM cell state."
+        "--zoneout-cell",
+        type=_RATE,
+        default=0.0,
+        show_default=False,
+        help="Zoneout rate of the LSTM cell state.",
     ),
     click.option(
         "--forget-bias",
@@ -145,48 +153,31 @@ variant_options = _together(  # the cell variants (docs/variants.md), for every 
 
 
 def model_options(
-    f,
     *,
     epochs: int | None,
     bidirectional: bool,
-    lr: float | None = 3e-3,
     lr_help: str = "Peak learning rate [default: 3e-3 x batch size / 16].",
     hidden_help: str | None = None,
 ):
-    """The estimator options every task shares (``epochs``/``lr`` None: from the data)."""
+    """The estimator options every task shares (``epochs`` None: from the data)."""
     epochs_help = None if epochs else "[default: a budget from the data (docs/classification.md)]"
     return _together(
-        click.option(
-            "--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True
-        ),
-        click.option("--bidirectional/--unidirectional", default=bidirectional, show_default=True),
-        click.option("--layers", "num_layers", type=StrictInt(1), default=1, show_default=True),
+        click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm"),
+        click.option("--bidirectional/--unidirectional", default=bidirectional),
+        click.option("--layers", "num_layers", type=StrictInt(1), default=1),
         click.option(
             "--hidden-size",
             type=StrictInt(1),
             default=None if hidden_help else 64,
-            show_default=not hidden_help,
             help=hidden_help,
         ),
-        click.option("--dropout", type=_RATE, default=0.0),
-        click.option(
-            "--epochs",
-            type=StrictInt(1, MAX_EPOCHS),
-            default=epochs,
-            show_default=bool(epochs),
-            help=epochs_help,
-        ),
-        click.option(
-            "--lr",
-            type=StrictFloat(0, 10, min_open=True),
-            default=lr,
-            show_default=bool(lr),
-            help=None if lr else lr_help,
-        ),
+        click.option("--dropout", type=_RATE, default=0.0, show_default=False),
+        click.option("--epochs", type=StrictInt(1, MAX_EPOCHS), default=epochs, help=epochs_help),
+        click.option("--lr", type=StrictFloat(0, 10, min_open=True), help=lr_help),
         click.option("--patience", type=StrictInt(1), help="Early-stopping patience in epochs."),
         _seed_option,
         variant_options,
-    )(f)
+    )
 
 
 def _call(job, p: dict) -> None:
@@ -203,7 +194,11 @@ def _call(job, p: dict) -> None:
 # -- the group ------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# --help shows every option's default (but where show_default=False: the zero rates, no text)
+_HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
+
+
+@click.group(context_settings=_HELP)
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.option(
     "--threads",
@@ -298,9 +293,7 @@ def datasets(json_output: bool) -> None:
     help="Steps the network reads before each forecast [default: 24 for one series; for a "
     "panel four seasons, within 24–96].",
 )
-@click.option(
-    "--strategy", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True
-)
+@click.option("--strategy", type=click.Choice(["direct", "recursive"]), default="direct")
 @click.option(
     "--test", "test_steps", type=StrictInt(1), help="Steps held out at the end [default: horizon]."
 )
@@ -313,7 +306,6 @@ def datasets(json_output: bool) -> None:
 @click.option(
     "--deseasonalize/--no-deseasonalize",
     default=True,
-    show_default=True,
     help="Panels: divide each series that tests seasonal by its multiplicative seasonal "
     "indices before the network reads it, and multiply the forecasts back.",
 )
@@ -321,7 +313,6 @@ def datasets(json_output: bool) -> None:
     "--missing",
     type=click.Choice(["error", "ffill", "interpolate", "drop"]),
     default="error",
-    show_default=True,
     help="Missing values (within each series of a panel; a .tsf file: error or interpolate).",
 )
 @click.option(
@@ -334,15 +325,12 @@ def datasets(json_output: bool) -> None:
     "n_models",
     type=StrictInt(1, MAX_MODELS),
     default=1,
-    show_default=True,
     help="Ensemble size: networks with seeds seed, seed+1, … combined by the median of each "
     "quantile (as --quantiles for one series).",
 )
-@functools.partial(
-    model_options,
+@model_options(
     epochs=300,
     bidirectional=False,
-    lr=None,
     lr_help="Learning rate [default: 3e-3 for one series, 1e-2 (the one-cycle peak) for a panel].",
     hidden_help="[default: 64; for a panel 128 from 65,536 training windows on]",
 )
@@ -374,9 +362,7 @@ _sequence_options = _together(
         help="A .ts or .npz file, or a built-in set with a test split.",
     ),
     click.option("--test", "test_path", help="A .ts or .npz file."),
-    click.option(
-        "--pooling", default="last+max", show_default=True, help="last, mean, max joined by '+'."
-    ),
+    click.option("--pooling", default="last+max", help="last, mean, max joined by '+'."),
     click.option("--batch-size", type=StrictInt(1), help="[default: from the data size]"),
 )
 
@@ -403,7 +389,6 @@ _recipe_and_model_options = _together(
         "--normalize",
         type=click.Choice(["auto", "global", "sequence"]),
         default="auto",
-        show_default=True,
         help="Standardise each channel over the training set (global), or each sequence "
         "alone (sequence); auto: sequence for classes, global for values.",
     ),
@@ -412,24 +397,21 @@ _recipe_and_model_options = _together(
         "n_models",
         type=StrictInt(1, MAX_MODELS),
         default=1,
-        show_default=True,
         help="Ensemble size: models with seeds seed, seed+1, … averaged.",
     ),
     click.option(
         "--schedule",
         type=click.Choice(["onecycle", "plateau"]),
         default="onecycle",
-        show_default=True,
         help="A fixed one-cycle budget, or early stopping on --validation.",
     ),
     click.option(
         "--validation",
         type=StrictFloat(0, 1, max_open=True),
         default=0.0,
-        show_default=True,
         help="Share of the training data held out for early stopping.",
     ),
-    functools.partial(model_options, epochs=None, bidirectional=True, lr=None),
+    model_options(epochs=None, bidirectional=True),
     output_options,
     resume_option,
 )
@@ -437,14 +419,11 @@ _recipe_and_model_options = _together(
 
 @cli.command()
 @_sequence_options
-@click.option(
-    "--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True
-)
+@click.option("--class-weight", type=click.Choice(["none", "balanced"]), default="none")
 @click.option(
     "--restarts",
     type=StrictInt(0, 100),
     default=2,
-    show_default=True,
     help="More one-cycle runs of the same budget while the training accuracy is below 0.99.",
 )
 @_recipe_and_model_options
@@ -467,9 +446,7 @@ def classify(**p) -> None:
 
 @cli.command()
 @_sequence_options
-@click.option(
-    "--output", type=click.Choice(["last", "sequence"]), default="last", show_default=True
-)
+@click.option("--output", type=click.Choice(["last", "sequence"]), default="last")
 @_recipe_and_model_options
 def regress(**p) -> None:
     """Sequence regression beside the training mean (and MiniRocket with the classify
@@ -504,7 +481,6 @@ def tag(**p) -> None:
 @click.option(
     "--corpus",
     default="tang300",
-    show_default=True,
     help="tang300, or a JSON file or directory of poems.",
 )
 @click.option(
@@ -513,12 +489,14 @@ def tag(**p) -> None:
     type=click.Path(exists=True, file_okay=False),
     help="Load a trained generator instead of training.",
 )
-@click.option("--poems", "n_poems", type=StrictInt(1), default=5, show_default=True)
-@click.option("--temperature", type=StrictFloat(1e-3, 1e3), default=0.8, show_default=True)
-@click.option("--top-k", type=StrictInt(1), default=20, show_default=True)
-@click.option("--opening", default="", help="Text each poem starts with.")
-@click.option("--acrostic", default="", help="Characters that begin each line (藏头诗).")
-@click.option("--epochs", type=StrictInt(1, MAX_EPOCHS), default=30, show_default=True)
+@click.option("--poems", "n_poems", type=StrictInt(1), default=5)
+@click.option("--temperature", type=StrictFloat(1e-3, 1e3), default=0.8)
+@click.option("--top-k", type=StrictInt(1), default=20)
+@click.option("--opening", default="", show_default=False, help="Text each poem starts with.")
+@click.option(
+    "--acrostic", default="", show_default=False, help="Characters that begin each line (藏头诗)."
+)
+@click.option("--epochs", type=StrictInt(1, MAX_EPOCHS), default=30)
 @_seed_option
 @variant_options
 @output_options
@@ -538,12 +516,10 @@ def generate(**p) -> None:
 
 # The data of a tuning or comparison run, for any task.
 _tuning_options = _together(
-    click.option(
-        "--task", type=click.Choice(list(TASK_ESTIMATORS)), default="forecast", show_default=True
-    ),
+    click.option("--task", type=click.Choice(list(TASK_ESTIMATORS)), default="forecast"),
     click.option("--data", help="forecast: a CSV file or a built-in set (airline)."),
     click.option("--target", help="forecast: the target column(s)."),
-    click.option("--horizon", type=StrictInt(1), default=12, show_default=True),
+    click.option("--horizon", type=StrictInt(1), default=12),
     click.option(
         "--test", "test_steps", type=StrictInt(1), help="forecast: steps held out [horizon]."
     ),
@@ -552,14 +528,13 @@ _tuning_options = _together(
     click.option(
         "--epochs", type=StrictInt(1, MAX_EPOCHS), help="Fix the epochs instead of searching them."
     ),
-    click.option("--whales", type=StrictInt(2), default=6, show_default=True),
-    click.option("--iterations", type=StrictInt(1), default=3, show_default=True),
+    click.option("--whales", type=StrictInt(2), default=6),
+    click.option("--iterations", type=StrictInt(1), default=3),
     click.option("--metric", help="Validation metric [rmse; accuracy for classification]."),
     click.option(
         "--validation",
         type=StrictFloat(0, 1, min_open=True, max_open=True),
         default=0.2,
-        show_default=True,
     ),
 )
 
@@ -570,11 +545,10 @@ _tuning_options = _together(
     "--sampler",
     type=click.Choice(["woa", "tpe", "random", "cmaes"]),
     default="woa",
-    show_default=True,
 )
 @click.option("--storage", help="Optuna storage: a .db (SQLite), .log/.journal file or a URL.")
 @click.option("--study-name", help="Name of the study in the storage (to resume or share).")
-@click.option("--workers", type=StrictInt(1), default=1, show_default=True)
+@click.option("--workers", type=StrictInt(1), default=1)
 @_seed_option
 @output_options
 def tune(**p) -> None:
@@ -592,7 +566,7 @@ def tune(**p) -> None:
 
 @cli.command()
 @_tuning_options
-@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds, comma-separated.")
+@click.option("--seeds", default="0,1,2", help="Seeds, comma-separated.")
 @output_options
 def compare(**p) -> None:
     """The honest comparison table: LSTM, GRU, BiLSTM (defaults), WOA-BiLSTM and random-search
@@ -699,7 +673,6 @@ def evaluate(**p) -> None:
     "--sample",
     type=StrictInt(0),
     default=0,
-    show_default=True,
     help="Sequence models: the index of the sequence in --data; a Forecaster: how many steps "
     "before the end of its series the input window ends.",
 )
@@ -717,10 +690,10 @@ def explain(**p) -> None:
 
 
 @cli.command()
-@click.option("--hidden", "hidden_sizes", default="32,128", show_default=True, help="Hidden sizes.")
-@click.option("--steps", type=StrictInt(1, 100_000), default=100, show_default=True)
-@click.option("--batch", type=StrictInt(1, 100_000), default=32, show_default=True)
-@click.option("--rounds", type=StrictInt(1, 1000), default=7, show_default=True)
+@click.option("--hidden", "hidden_sizes", default="32,128", help="Hidden sizes.")
+@click.option("--steps", type=StrictInt(1, 100_000), default=100)
+@click.option("--batch", type=StrictInt(1, 100_000), default=32)
+@click.option("--rounds", type=StrictInt(1, 1000), default=7)
 @click.option("--json", "json_output", is_flag=True, help="Print the results as JSON.")
 def bench(hidden_sizes: str, steps: int, batch: int, rounds: int, json_output: bool) -> None:
     """A quick speed check on this machine: lstmkit against torch.nn, same run, as ratios
