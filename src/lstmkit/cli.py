@@ -478,11 +478,7 @@ def tag(**p) -> None:
 
 
 @cli.command()
-@click.option(
-    "--corpus",
-    default="tang300",
-    help="tang300, or a JSON file or directory of poems.",
-)
+@click.option("--corpus", default="tang300", help="tang300, or a JSON file or directory of poems.")
 @click.option(
     "--model",
     "model_dir",
@@ -531,21 +527,13 @@ _tuning_options = _together(
     click.option("--whales", type=StrictInt(2), default=6),
     click.option("--iterations", type=StrictInt(1), default=3),
     click.option("--metric", help="Validation metric [rmse; accuracy for classification]."),
-    click.option(
-        "--validation",
-        type=StrictFloat(0, 1, min_open=True, max_open=True),
-        default=0.2,
-    ),
+    click.option("--validation", type=StrictFloat(0, 1, min_open=True, max_open=True), default=0.2),
 )
 
 
 @cli.command()
 @_tuning_options
-@click.option(
-    "--sampler",
-    type=click.Choice(["woa", "tpe", "random", "cmaes"]),
-    default="woa",
-)
+@click.option("--sampler", type=click.Choice(["woa", "tpe", "random", "cmaes"]), default="woa")
 @click.option("--storage", help="Optuna storage: a .db (SQLite), .log/.journal file or a URL.")
 @click.option("--study-name", help="Name of the study in the storage (to resume or share).")
 @click.option("--workers", type=StrictInt(1), default=1)
