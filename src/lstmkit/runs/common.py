@@ -200,9 +200,7 @@ def cell_options(p: dict) -> dict:
 
 def estimator_options(p: dict, run: "Run") -> dict:
     """The estimator's keywords from the run's options; checkpoints go to its directory."""
-    options = {k: p[k] for k in MODEL if k != "patience"}
-    if p.get("patience") is not None:
-        options["patience"] = p["patience"]
+    options = {k: p[k] for k in MODEL if k != "patience" or p[k] is not None}
     variants = cell_options(p)
     if variants:
         options["cell_options"] = variants
@@ -290,10 +288,7 @@ class RunResult:
         if not isinstance(out, RunDir):
             run.write_config(self.options)
         for name, content in self.files.items():
-            if isinstance(content, bytes):
-                run.write_bytes(name, content)
-            else:
-                run.write_text(name, content)
+            (run.write_bytes if isinstance(content, bytes) else run.write_text)(name, content)
         if self.metrics is not None:
             run.write_metrics(self.metrics)
         if self.predictions is not None:
@@ -371,18 +366,14 @@ class Run:
             f"{where / 'checkpoint'}; continue with: lstmkit {self.command} --resume {where}"
         )
 
-    def finish(self, result: RunResult) -> RunResult:
-        """The result with what was said; written to the run directory if there is one."""
-        result.lines = self.lines
+    def finished(self, **fields) -> RunResult:
+        """The run's :class:`RunResult` of ``fields`` with what was said; written to the run
+        directory if there is one."""
+        result = RunResult(self.command, self.config(), lines=self.lines, **fields)
         if self.dir is not None:
             result.write(self.dir)
             self.say(f"run directory: {self.dir.path}")
         return result
-
-    def finished(self, **fields) -> RunResult:
-        """:meth:`finish` the run's :class:`RunResult` of ``fields`` (command and options
-        filled in)."""
-        return self.finish(RunResult(self.command, self.config(), **fields))
 
 
 def check_resumable(path: Path, options: dict) -> None:

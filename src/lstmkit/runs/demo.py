@@ -68,10 +68,11 @@ def demo(
         result = _six_steps(run.say, run.options["quick"])
         if run.dir is not None:
             run.say(f"report: {run.dir.path / 'report.html'}")
-        return run.finish(result)
+        return run.finished(**result)
 
 
-def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
+def _six_steps(say: Callable[[str], None], quick: bool) -> dict:
+    """The :class:`RunResult` fields of the demo."""
     epochs = 8 if quick else 150
     whales, iterations = (2, 1) if quick else (6, 3)
     began = time.perf_counter()
@@ -175,9 +176,7 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> RunResult:
         list(zip(months[-TEST_MONTHS:], test, bilstm_pred, woa_pred, strict=True)),
     )
     say(f"done in {time.perf_counter() - began:.0f} s")
-    return RunResult(
-        "demo",
-        {"quick": quick},
+    return dict(
         metrics=metrics,
         predictions=predictions,
         models={"forecaster": forecaster, "classifier": classifier},
