@@ -101,14 +101,11 @@ class PanelData:
         if self.columns is None:
             return {}
         named = dict(zip(("id_column", "time_column", "value_column"), self.columns, strict=True))
-        return named | {
-            key: list(columns)
-            for key, columns in (
-                ("covariates", self.covariates),
-                ("future_covariates", self.future),
-            )
-            if columns
-        }
+        if self.covariates:
+            named["covariates"] = list(self.covariates)
+        if self.future:
+            named["future_covariates"] = list(self.future)
+        return named
 
 
 def pandas_module(option: str):
@@ -149,14 +146,11 @@ def read_panel(p: dict) -> PanelData:
 
 
 def read_tsf_panel(p: dict) -> PanelData:
-    for option, key in (
-        ("--id-column", "id_column"),
-        ("--time-column", "time_column"),
-        ("--target", "target"),
-    ):
+    for key in ("id_column", "time_column", "target"):
         if p[key]:
             raise ValueError(
-                f"{option}: a .tsf file names its series itself; expected none, got {p[key]!r}"
+                f"--{key.replace('_', '-')}: a .tsf file names its series itself; expected none, "
+                f"got {p[key]!r}"
             )
     if p["missing"] not in ("error", "interpolate"):
         raise ValueError(
@@ -192,12 +186,8 @@ def long_columns(p: dict, columns: list[str]) -> tuple[str, str, str]:
         "--target": targets[0] if targets else None,
     }
     covariates = [
-        (option, name)
-        for option, key in (
-            ("--static-columns", "static_columns"),
-            ("--covariates", "covariates"),
-            ("--future-covariates", "future_covariates"),
-        )
+        (f"--{key.replace('_', '-')}", name)
+        for key in ("static_columns", "covariates", "future_covariates")
         for name in names(p.get(key))
     ]
     for option, name in [*given.items(), *covariates]:
@@ -261,8 +251,7 @@ def read_long_csv(p: dict) -> PanelData:
             f"{path}, data row {bad[0] + 1}, column {value_name!r}: expected a number, got {cell!r}"
         )
     frame[value_name] = values.astype(float)
-    stepwise = names(p.get("covariates")) + names(p.get("future_covariates"))
-    for name in stepwise:
+    for name in names(p.get("covariates")) + names(p.get("future_covariates")):
         frame[name] = finite_column(frame, name, path, "a per-step covariate")
     frame[id_name] = frame[id_name].str.strip()
     raw = frame[time_name].astype(str).str.strip()

@@ -15,27 +15,24 @@ def classify(*, out=None, resume=None, quiet=False, say=None, **options) -> RunR
     """The ``lstmkit classify`` command in one call:
     ``classify(train_path="italy_power_demand")``."""
     run = start("classify", options, out, resume, quiet, say)
-    weight = run.options["class_weight"]
-    return _run_sequence(
-        run,
-        SequenceClassifier,
-        {"class_weight": None if weight == "none" else weight, "restarts": run.options["restarts"]},
-    )
+    p = run.options
+    weight = None if p["class_weight"] == "none" else p["class_weight"]
+    return _run_sequence(run, SequenceClassifier, class_weight=weight, restarts=p["restarts"])
 
 
 def regress(*, out=None, resume=None, quiet=False, say=None, **options) -> RunResult:
     """The ``lstmkit regress`` command in one call: ``regress(train_path=..., test_path=...)``."""
     run = start("regress", options, out, resume, quiet, say)
-    return _run_sequence(run, SequenceRegressor, {"output": run.options["output"]})
+    return _run_sequence(run, SequenceRegressor, output=run.options["output"])
 
 
 def tag(*, out=None, resume=None, quiet=False, say=None, **options) -> RunResult:
     """The ``lstmkit tag`` command in one call: ``tag(train_path=..., test_path=...)``."""
     run = start("tag", options, out, resume, quiet, say)
-    return _run_sequence(run, SequenceTagger, {})
+    return _run_sequence(run, SequenceTagger)
 
 
-def _run_sequence(run, cls, task_options: dict) -> RunResult:
+def _run_sequence(run, cls, **task_options) -> RunResult:
     p, kind = run.options, run.command
     X_train, y_train, X_test, y_test = train_test(p["train_path"], p["test_path"], kind)
     with run.opened():
@@ -108,8 +105,7 @@ def _sequence_options(p: dict, run) -> dict:
     options["conv_filters"] = () if filters is None else filters
     options["rnn_steps"] = _none_or(p["rnn_steps"], "--rnn-steps", _one_int)
     options["conv_steps"] = _none_or(p["conv_steps"], "--conv-steps", _one_int)
-    for key in ("normalize", "n_models", "schedule", "validation"):
-        options[key] = p[key]
+    options |= {k: p[k] for k in ("normalize", "n_models", "schedule", "validation")}
     if p["batch_size"] is not None:
         options["batch_size"] = p["batch_size"]
     return options
