@@ -119,31 +119,22 @@ _seed_option = click.option("--seed", type=StrictInt(0, SEED_MAX), default=0)
 _model_dir_option = click.option(
     "--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False)
 )
-_RATE = StrictFloat(0, 1, max_open=True)
+
+
+def _rate_option(name: str, help: str | None = None):
+    """An option of a rate in [0, 1), 0 unless given (a default --help does not show)."""
+    rate = StrictFloat(0, 1, max_open=True)
+    return click.option(name, type=rate, default=0.0, show_default=False, help=help)
+
+
 variant_options = _together(  # the cell variants (docs/variants.md), for every trained network
     click.option("--layer-norm", is_flag=True, help="Layer-normalised cell (Ba et al. 2016)."),
     click.option("--peephole", is_flag=True, help="Peephole LSTM (Gers & Schmidhuber 2000)."),
-    click.option(
-        "--recurrent-dropout",
-        type=_RATE,
-        default=0.0,
-        show_default=False,
-        help="Per-sequence dropout on h before W_hh (Gal & Ghahramani 2016).",
+    _rate_option(
+        "--recurrent-dropout", "Per-sequence dropout on h before W_hh (Gal & Ghahramani 2016)."
     ),
-    click.option(
-        "--zoneout",
-        type=_RATE,
-        default=0.0,
-        show_default=False,
-        help="Zoneout rate of h (Krueger et al. 2016).",
-    ),
-    click.option(
-        "--zoneout-cell",
-        type=_RATE,
-        default=0.0,
-        show_default=False,
-        help="Zoneout rate of the LSTM cell state.",
-    ),
+    _rate_option("--zoneout", "Zoneout rate of h (Krueger et al. 2016)."),
+    _rate_option("--zoneout-cell", "Zoneout rate of the LSTM cell state."),
     click.option(
         "--forget-bias",
         type=StrictFloat(-100, 100),
@@ -171,7 +162,7 @@ def model_options(
             default=None if hidden_help else 64,
             help=hidden_help,
         ),
-        click.option("--dropout", type=_RATE, default=0.0, show_default=False),
+        _rate_option("--dropout"),
         click.option("--epochs", type=StrictInt(1, MAX_EPOCHS), default=epochs, help=epochs_help),
         click.option("--lr", type=StrictFloat(0, 10, min_open=True), help=lr_help),
         click.option("--patience", type=StrictInt(1), help="Early-stopping patience in epochs."),
@@ -194,7 +185,7 @@ def _call(job, p: dict) -> None:
 # -- the group ------------------------------------------------------------------------------
 
 
-# --help shows every option's default (but where show_default=False: the zero rates, no text)
+# --help shows every option's default (but where show_default=False: the rates, empty texts)
 _HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
 
 
@@ -608,8 +599,7 @@ def onnx_graph_summary(path) -> dict:
     import onnx
 
     nodes = [n.op_type for n in onnx.load(str(path)).graph.node]
-    recurrent = [op for op in nodes if op in ("LSTM", "GRU")]
-    text = ", ".join(f"{recurrent.count(op)} {op}" for op in ("LSTM", "GRU") if op in recurrent)
+    text = ", ".join(f"{nodes.count(op)} {op}" for op in ("LSTM", "GRU") if op in nodes)
     return {"operators": text or "no recurrent operator", "bytes": Path(path).stat().st_size}
 
 
