@@ -93,11 +93,9 @@ class StrictFloat(click.ParamType):
         return value
 
     def _inside(self, value: float) -> bool:
-        if self.min is not None and (value < self.min or (self.min_open and value == self.min)):
-            return False
-        return not (
-            self.max is not None and (value > self.max or (self.max_open and value == self.max))
-        )
+        low = self.min is None or value > self.min or (value == self.min and not self.min_open)
+        high = self.max is None or value < self.max or (value == self.max and not self.max_open)
+        return low and high
 
     def _range(self) -> str:
         low = "(-inf" if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"

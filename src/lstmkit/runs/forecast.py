@@ -118,16 +118,14 @@ def _forecast_panel(run) -> RunResult:
         p["horizon"] = p["horizon"] or 12
     data: PanelData = read_panel(p)
     p["horizon"] = p["horizon"] or data.horizon or 12
-    season = p["season"] or data.season  # None: the model infers it from the dates, else 1
-    if season is not None:
-        p["season"] = season
+    p["season"] = p["season"] or data.season  # None: the model infers it from the dates, else 1
     steps = p["test_steps"] or p["horizon"]
     train, test = data.split(steps)
     with run.opened():
         model = Forecaster(
             horizon=p["horizon"],
             lookback=p["lookback"],
-            season=season,
+            season=p["season"],
             quantiles=levels,
             n_models=p["n_models"],
             deseasonalize=p["deseasonalize"],

@@ -33,10 +33,7 @@ def generate(*, out=None, quiet=False, say=None, **options) -> RunResult:
                     f"to {where} but its config.toml (generate keeps no checkpoint: run it again)"
                 )
             pp = model.perplexity(model.validation_poems_)
-            metrics = {
-                "model": {"perplexity": pp["model"]},
-                "unigram": {"perplexity": pp["unigram"]},
-            }
+            metrics = {name: {"perplexity": pp[name]} for name in ("model", "unigram")}
             run.say(f"validation perplexity {pp['model']:.1f} (unigram {pp['unigram']:.1f})")
         written = [
             model.generate(

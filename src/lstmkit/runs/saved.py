@@ -77,8 +77,7 @@ def evaluate(*, out=None, quiet=False, say=None, **options) -> RunResult:
         metrics = model.evaluate(X, y, train=train)
     with run.opened():
         report = Report(f"lstmkit evaluate: {p['model_dir']} on {p['data']}")
-        keys = ("rmse", "mae", "r2", "accuracy", "f1", "perplexity")
-        run.say_metrics(metrics, keys)
+        run.say_metrics(metrics, ("rmse", "mae", "r2", "accuracy", "f1", "perplexity"))
         return run.finished(
             metrics=metrics,
             draw=lambda: (report.metrics("Metrics", metrics), {}),
