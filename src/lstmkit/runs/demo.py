@@ -58,9 +58,7 @@ def engine_check(seed: int = 0) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(*results, strict=True))
 
 
-def demo(
-    *, out=None, quiet=False, say: Callable[[str], None] | None = None, **options
-) -> RunResult:
+def demo(*, out=None, quiet=False, say=None, **options) -> RunResult:
     """The ``lstmkit demo`` command in one call: the six steps, written to ``out``.
     ``quick=True`` shrinks every budget (for tests): the numbers are then not meaningful."""
     run = start("demo", options, out, None, quiet, say)
@@ -152,20 +150,16 @@ def _six_steps(say: Callable[[str], None], quick: bool) -> dict:
         "WOA convergence (validation RMSE after each generation)", figs["convergence.png"]
     )
     report.table("Parameters WOA chose", ["parameter", "value"], list(found["best_params"].items()))
-    summary = comparison.summary()
+    columns = ["rmse", "mae", "mape", "r2"]
     report.table(
         "Comparison on the held-out months (one seed; baselines deterministic)",
-        ["model", "rmse", "mae", "mape", "r2"],
-        [
-            [name, *(row[m][0] for m in ("rmse", "mae", "mape", "r2"))]
-            for name, row in summary.items()
-        ],
+        ["model", *columns],
+        [[name, *(row[m][0] for m in columns)] for name, row in comparison.summary().items()],
     )
-    seq_report, seq_figs = italy.report, italy.figures
-    for section in seq_report.sections:
+    for section in italy.report.sections:
         section.heading = f"Classifier: {section.heading}"
-    report.sections.extend(seq_report.sections)
-    figs |= {f"classifier_{name}": png for name, png in seq_figs.items()}
+    report.sections.extend(italy.report.sections)
+    figs |= {f"classifier_{name}": png for name, png in italy.figures.items()}
 
     metrics = {name: runs[0] for name, runs in comparison.runs.items()} | comparison.baselines
     metrics |= {
