@@ -50,13 +50,12 @@ def _apply_defaults(ctx: click.Context, path: Path) -> None:
         raise click.BadParameter(f"expected a readable TOML file, got {err}") from None
     except RecursionError:
         raise click.BadParameter("expected a TOML file, got values nested too deeply") from None
-    names = {}  # a key may be the parameter's name or any of its long option names
-    for param in ctx.command.params:
-        if param.name in _OUTPUT_KEYS:
-            continue
-        names[param.name] = param
-        for opt in getattr(param, "opts", []):
-            names[opt.lstrip("-").replace("-", "_")] = param
+    names = {  # a key may be the parameter's name or any of its long option names
+        key: param
+        for param in ctx.command.params
+        if param.name not in _OUTPUT_KEYS
+        for key in (param.name, *(opt.lstrip("-").replace("-", "_") for opt in param.opts))
+    }
     defaults = {}
     for key, item in data.items():
         param = names.get(key.replace("-", "_"))

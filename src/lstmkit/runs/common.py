@@ -191,11 +191,9 @@ def floats(text: str | Sequence[float], option: str) -> list[float]:
 
 
 def cell_options(p: dict) -> dict:
-    """The cell variants the options ask for (only those not at their default)."""
-    options = {k: p[k] for k in VARIANTS if k != "forget_bias" and p.get(k)}
-    if p.get("forget_bias") is not None:
-        options["forget_bias"] = p["forget_bias"]
-    return options
+    """The cell variants the options ask for (only those not at their default: a forget
+    bias of 0.0 is asked for)."""
+    return {k: p[k] for k in VARIANTS if p[k] or (k == "forget_bias" and p[k] is not None)}
 
 
 def estimator_options(p: dict, run: "Run") -> dict:
