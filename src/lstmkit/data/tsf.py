@@ -244,6 +244,7 @@ def _header(path: Path, header: dict, columns: list, line: int, text: str) -> bo
 
 def _attribute(where: str, column: str, kind: str, text: str) -> object:
     """One attribute value, typed: int/float (numeric) or str (string, date)."""
+    where = f"{where}, attribute {column!r}"
     if kind == "numeric":
         try:
             if _INT.fullmatch(text):
@@ -252,14 +253,10 @@ def _attribute(where: str, column: str, kind: str, text: str) -> object:
         except ValueError:  # not a number, or an int of more digits than Python allows
             value = math.nan
         if not math.isfinite(value):
-            raise ValueError(
-                f"{where}, attribute {column!r}: expected a finite number (numeric), got {text!r}"
-            )
+            raise ValueError(f"{where}: expected a finite number (numeric), got {text!r}")
         return value
     if kind == "date" and not _is_date(text):
-        raise ValueError(
-            f"{where}, attribute {column!r}: expected a date YYYY-MM-DD HH-MM-SS, got {text!r}"
-        )
+        raise ValueError(f"{where}: expected a date YYYY-MM-DD HH-MM-SS, got {text!r}")
     return text
 
 
@@ -483,11 +480,9 @@ def write_tsf(path: str | os.PathLike, data: TsfData) -> Path:
     if not isinstance(data, TsfData):
         raise TypeError(f"data: expected a TsfData, got {type(data).__name__}")
     columns = dict(data.attributes)
-    for field, column, given in (
-        ("names", NAME_COLUMN, data.names),
-        ("starts", START_COLUMN, data.starts),
-    ):
+    for field, column in (("names", NAME_COLUMN), ("starts", START_COLUMN)):
         written = columns.get(column)
+        given = getattr(data, field)
         if written is not None and all(isinstance(v, str) for v in written) and written != given:
             raise ValueError(
                 f"{field}: expected the values of attributes[{column!r}], got different ones"
