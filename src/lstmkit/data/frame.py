@@ -407,9 +407,5 @@ def as_frame(
 def _index_labels(data: object) -> tuple[str, ...] | None:
     """A pandas index as time labels; ``None`` for the default 0..T-1."""
     index = getattr(data, "index", None)
-    if index is None:
-        return None
-    labels = list(index)
-    if labels == list(range(len(labels))):
-        return None
-    return tuple(str(v) for v in labels)
+    labels = [] if index is None else list(index)
+    return None if labels == list(range(len(labels))) else tuple(str(v) for v in labels)

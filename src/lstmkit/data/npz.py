@@ -185,13 +185,12 @@ def _npz_contents(
             raise ValueError(f"{path}: {key}: expected an array of N sequences, got a scalar")
         if "lengths" in keys:
             X = _npz_split(path, key, X, _npz_array(path, archive, "lengths"))
-    n = len(X)
     y = None
     if "y" in keys:
         y = _npz_array(path, archive, "y")
-        if y.ndim == 0 or y.shape[0] != n:
+        if y.ndim == 0 or y.shape[0] != len(X):
             raise ValueError(
-                f"{path}: y: expected {n} entries (one per sequence), got shape {y.shape}"
+                f"{path}: y: expected {len(X)} entries (one per sequence), got shape {y.shape}"
             )
     return X, y
 

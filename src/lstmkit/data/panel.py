@@ -63,10 +63,7 @@ class Panel:
 
 def season_of(frequency: str | None) -> int | None:
     """The season length of a pandas frequency alias ('MS', 'QE-DEC', 'h', '2D'…), or None."""
-    if not frequency:
-        return None
-    letters = frequency.lstrip("0123456789").upper()
-    return SEASONS.get(letters[:1])
+    return SEASONS.get((frequency or "").lstrip("0123456789").upper()[:1])
 
 
 def _is_long_frame(data, id_column: str | None) -> bool:
@@ -310,13 +307,12 @@ def future_rows(panel: Panel, given, rows: int) -> list[np.ndarray]:
         groups = dict(
             list(given.sort_values(time_name, kind="stable").groupby(id_name, sort=False))
         )
-        items = {}
+        given = {}
         for name, end in zip(panel.ids, panel.ends, strict=True):
             group = groups.get(name)
             if group is not None:
                 group = group[group[time_name] > end]
-            items[name] = np.empty((0, width)) if group is None else group[list(panel.names[1])]
-        given = items
+            given[name] = np.empty((0, width)) if group is None else group[list(panel.names[1])]
     elif panel.kind == "single":
         given = [given]
     ahead = aligned_steps(panel.ids, given, what, None)
