@@ -304,21 +304,17 @@ def _fill_missing(
 # -- in-memory frames -------------------------------------------------------------------
 
 
-def _cell_float(value: object) -> float:
-    if value is None or type(value).__name__ in ("NAType", "NaTType"):
-        return math.nan
-    return float(value)  # type: ignore[arg-type]
-
-
 def _numeric_2d(array: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """``array`` (T, D) as float64; non-numeric cells raise naming the column."""
+    """``array`` (T, D) as float64, NaN for ``None``, ``pd.NA`` and ``NaT``; non-numeric
+    cells raise naming the column."""
     if array.dtype.kind in _NUMERIC_KINDS:
         return array.astype(np.float64)
     out = np.empty(array.shape, dtype=np.float64)
     for k, name in enumerate(names):
         for t, value in enumerate(array[:, k]):
+            missing = value is None or type(value).__name__ in ("NAType", "NaTType")
             try:
-                out[t, k] = _cell_float(value)
+                out[t, k] = math.nan if missing else float(value)
             except (TypeError, ValueError):
                 raise ValueError(
                     f"row {t}, column {name!r}: expected a number, got {value!r}"
