@@ -338,9 +338,7 @@ def _long_panel(frame, given: tuple, min_points: int, stepwise: tuple) -> Panel:
             f"got {listed(map(str, frame.columns))}"
         )
     id_name, time_name, value_name = names
-    covariate_names = tuple(
-        covariate_columns(c, w) for c, w in zip(stepwise, STEPWISE, strict=True)
-    )
+    covariate_names = tuple(map(covariate_columns, stepwise, STEPWISE))
     for what, columns in zip(STEPWISE, covariate_names, strict=True):
         for column in columns:
             if column not in frame.columns or column in names:
