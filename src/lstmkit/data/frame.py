@@ -44,7 +44,7 @@ MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 MAX_MAGNITUDE = 1e30
 
 
-def check_magnitude(array: np.ndarray, what: str) -> None:
+def check_magnitude(array: np.ndarray, what: Callable[[tuple[int, ...]], str]) -> None:
     """ValueError naming the first value of ``array`` (finite, float64) beyond
     :data:`MAX_MAGNITUDE`; ``what(index)`` says where it is."""
     if array.size and np.abs(array).max() > MAX_MAGNITUDE:
