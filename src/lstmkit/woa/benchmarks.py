@@ -137,8 +137,7 @@ def quartic(X: np.ndarray) -> np.ndarray:
 @_population
 def quartic_noise(X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
     """F7: Σ i·x_i⁴ + U[0, 1), one draw per position from ``rng`` (or the module default)."""
-    generator = _DEFAULT_NOISE_RNG if rng is None else rng
-    return quartic(X) + generator.random(X.shape[0])
+    return quartic(X) + (_DEFAULT_NOISE_RNG if rng is None else rng).random(X.shape[0])
 
 
 @_population
@@ -216,9 +215,7 @@ class BenchmarkFunction:
 
     def objective(self, rng: np.random.Generator | None = None) -> Callable[..., object]:
         """``f`` with a noisy function's generator bound (``rng`` ignored otherwise)."""
-        if self.noisy:
-            return functools.partial(self.f, rng=rng)
-        return self.f
+        return functools.partial(self.f, rng=rng) if self.noisy else self.f
 
 
 FUNCTIONS: dict[str, BenchmarkFunction] = {

@@ -246,10 +246,7 @@ class WOARun:
         self.n_whales, self.max_iter, self.variant = n_whales, max_iter, variant
         self.n_updates = max_iter if variant == "paper" else max_iter - 1
         self._rng = rng
-        self.iteration = 0
-        self.n_evals = 0
-        self.n_invalid = 0
-        self.n_since_improvement = 0
+        self.iteration = self.n_evals = self.n_invalid = self.n_since_improvement = 0
         self._best_x: np.ndarray | None = None  # (d,) X*
         self.best_fun = math.inf
         self._history: list[float] = []
@@ -302,17 +299,15 @@ class WOARun:
                 f"got shape {values.shape}"
             )
         values = self._replace_nan(values)
-        X, self._pending = self._pending, None
-        first = not self._history
-        if not first:
+        self._X, self._pending = self._pending, None
+        if self._history:  # not the initial population
             self.iteration += 1
-        self._X = X
         self.n_evals += self.n_whales
         i = int(np.argmin(values))
         if self._best_x is None or values[i] < self.best_fun:
-            self._best_x, self.best_fun = X[i].copy(), float(values[i])
+            self._best_x, self.best_fun = self._X[i].copy(), float(values[i])
             self.n_since_improvement = 0
-        elif not first:
+        else:
             self.n_since_improvement += 1
         self._history.append(self.best_fun)
 
@@ -398,15 +393,14 @@ def _as_number(value: object) -> float:
 
 def _evaluate_each(f: Objective, X: np.ndarray, failures: _Failures) -> np.ndarray:
     """f at every row of X, one call per position."""
-    out = np.empty(X.shape[0])
+    out = np.full(X.shape[0], math.inf)
     for k, x in enumerate(X):
         try:
             value = f(x)
         except Exception as err:  # the objective's own failure: counted as +inf, warned once
             failures.raised(err)
-            out[k] = math.inf
-            continue
-        out[k] = _as_number(value)
+        else:
+            out[k] = _as_number(value)
     return failures.nan_to_inf(out)
 
 
@@ -509,9 +503,7 @@ class WOA:
     def start(self, bounds: object) -> WOARun:
         """A new ask/tell run in ``bounds`` (see :func:`parse_bounds`)."""
         low, high = parse_bounds(bounds)
-        rng = self.seed
-        if not isinstance(rng, np.random.Generator):
-            rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(self.seed)  # a Generator comes back as it is
         return WOARun(low, high, self.n_whales, self.max_iter, self.variant, rng)
 
     def minimize(
