@@ -111,7 +111,7 @@ class WeightLayout:
 
     The network is ``RecurrentNet(input_size, output_size, cell="lstm",
     hidden_size=hidden_size, bidirectional=bidirectional)`` (one layer, ``pooling="last"``);
-    :attr:`names` and :attr:`shapes` are its ``state_dict``'s, in that order, and the flat
+    :attr:`entries` are the (name, shape) of its ``state_dict``, in that order, and the flat
     vector is their concatenation, each tensor row-major.
 
     >>> layout = WeightLayout(input_size=1, hidden_size=8, output_size=1)
@@ -164,13 +164,9 @@ class WeightLayout:
         return tuple(name for name, _ in self.entries)
 
     @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(shape for _, shape in self.entries)
-
-    @property
     def size(self) -> int:
         """d, the length of the flat vector."""
-        return sum(math.prod(shape) for shape in self.shapes)
+        return sum(math.prod(shape) for _, shape in self.entries)
 
     def unflatten(self, population: Tensor) -> dict[str, Tensor]:
         """(P, d) → name → (P, *shape) (copies of the column blocks)."""
@@ -200,8 +196,7 @@ class WeightLayout:
 
     def vector(self, state_dict: Mapping[str, Tensor]) -> np.ndarray:
         """A network's ``state_dict`` → the flat position (d,), float64."""
-        expected = set(self.names)
-        got = set(state_dict)
+        expected, got = set(self.names), set(state_dict)
         if got != expected:
             missing, extra = sorted(expected - got), sorted(got - expected)
             raise ValueError(
