@@ -119,6 +119,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from lstmkit.checks import is_number
 from lstmkit.woa.optimizer import WOA, WOARun
 
 if TYPE_CHECKING:  # the sampler reads any space with _SPACE_PROTOCOL; woa imports no tuning
@@ -284,15 +285,6 @@ class _Lease:
                 )
 
 
-def _fail_expired(storage, trials: Sequence[FrozenTrial], now: float) -> None:
-    """Fail RUNNING trials whose lease is in the past (their worker is gone): slot holders,
-    whose slot becomes void, and trials that died while waiting for a slot."""
-    for trial in trials:
-        lease = trial.system_attrs.get(LEASE)
-        if trial.state == TrialState.RUNNING and lease is not None and lease < now:
-            _fail(storage, trial._trial_id, EXPIRED, now)
-
-
 # -- the sampler ------------------------------------------------------------------------------
 
 
@@ -419,13 +411,11 @@ class WOASampler(BaseSampler):
 
     # -- replay --------------------------------------------------------------------------------
 
-    def state(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> WOAState:
+    def state(self, study: optuna.Study) -> WOAState:
         """The run as the storage shows it now (see the module docstring: Replay)."""
         self._raise_error_if_multi_objective(study)
         config = self._config(study)
-        if trials is None:
-            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        held = _holders(trials)
+        held = _holders(study._storage.get_all_trials(study._study_id, deepcopy=False))
         woa = WOA(self.n_whales, self.iterations, seed=config["seed"], variant=self.variant)
         run = woa.start(self.space.bounds)
         members: dict[tuple[int, int], FrozenTrial] = {}
@@ -495,14 +485,11 @@ class WOASampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         """Mark the state Optuna tells (a FAIL without this mark is void), end the lease."""
-        with self._lock:
-            lease = self._leases.pop(trial._trial_id, None)
         if trial.system_attrs.get(SLOT) is not None:
-            if lease is not None:
+            if (lease := self._leases.get(trial._trial_id)) is not None:
                 lease.renew()  # time for Optuna to store the state before anyone may expire it
             study._storage.set_trial_system_attr(trial._trial_id, TOLD, state.name)
-        if lease is not None:
-            lease.stop()
+        self._end_lease(trial._trial_id)
         self._independent.after_trial(study, trial, state, values)
 
     # -- claiming -----------------------------------------------------------------------------
@@ -520,8 +507,7 @@ class WOASampler(BaseSampler):
             if state.finished:
                 self._end_lease(trial_id)
                 return None
-            free = state.free_whales
-            if free:
+            if free := state.free_whales:
                 i = free[trial.number % len(free)]
                 slot = {
                     "generation": state.generation,
@@ -553,13 +539,19 @@ class WOASampler(BaseSampler):
         return any(t._trial_id != trial_id for t in _holders(trials).get(slot, []))
 
     def _expire_dead(self, study: optuna.Study) -> None:
+        """Fail RUNNING trials whose worker is gone: those Optuna's heartbeat finds stale, and
+        those whose lease is in the past (slot holders, whose slot becomes void, and trials
+        that died while waiting for a slot)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        trials = study._storage.get_all_trials(
-            study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-        )
-        _fail_expired(study._storage, trials, time.time())
+        storage, running = study._storage, (TrialState.RUNNING,)
+        trials = storage.get_all_trials(study._study_id, deepcopy=False, states=running)
+        now = time.time()
+        for trial in trials:
+            lease = trial.system_attrs.get(LEASE)
+            if lease is not None and lease < now:
+                _fail(storage, trial._trial_id, EXPIRED, now)
 
     def _start_lease(self, storage, trial_id: int) -> None:
         if self.lease_interval is None:
@@ -594,6 +586,6 @@ def _is_member(study: optuna.Study, trial: FrozenTrial) -> bool:
 def _positive_or_none(name: str, value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if not (is_number(value) and value > 0):
         raise ValueError(f"{name}: expected seconds > 0 or None, got {value!r}")
     return float(value)
