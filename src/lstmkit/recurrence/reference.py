@@ -13,15 +13,8 @@ from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.noise import Noise
 
 
-def project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
-    """``x W_ih^T + bias`` for all steps in one matmul: (T, N, H_in) -> (T, N, G·H)."""
-    flat = x.reshape(-1, x.shape[-1])
-    gx = flat @ w_ih.T if bias is None else torch.addmm(bias, flat, w_ih.T)
-    return gx.view(x.shape[0], x.shape[1], -1)
-
-
 def input_projection(cfg: RNNConfig, x: Tensor, w: DirectionWeights) -> Tensor:
-    """:func:`project` with the bias that folds into the input side.
+    """``x W_ih^T + bias`` for all steps in one matmul: (T, N, H_in) -> (T, N, G·H).
 
     For the LSTM both biases fold in here (b = b_ih + b_hh); for the GRU only b_ih does,
     because b_hn sits inside the reset product. With layer normalisation the projection
@@ -30,9 +23,11 @@ def input_projection(cfg: RNNConfig, x: Tensor, w: DirectionWeights) -> Tensor:
     bias = None
     if w.b_ih is not None:
         bias = w.b_ih + w.b_hh if cfg.mode == "LSTM" else w.b_ih
-    if w.ln_ih is None:
-        return project(x, w.w_ih, bias)
-    return layer_norm(project(x, w.w_ih, None), w.ln_ih, bias)
+    flat = x.reshape(-1, x.shape[-1])
+    if w.ln_ih is not None:
+        return layer_norm((flat @ w.w_ih.T).view(*x.shape[:2], -1), w.ln_ih, bias)
+    gx = flat @ w.w_ih.T if bias is None else torch.addmm(bias, flat, w.w_ih.T)
+    return gx.view(*x.shape[:2], -1)
 
 
 def zone(d: Tensor | float | None, prev: Tensor, new: Tensor) -> Tensor:
