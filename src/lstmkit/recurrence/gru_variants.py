@@ -229,18 +229,7 @@ def gru_backward(saved, x, h0, w, noise: Noise, mask, x_norm, dout, dh_n, revers
         if not reset_after:  # all of b_hh sits on the input side beside b_ih
             grads["b_hh"] = grads["b_ih"]
     dx = input_grads(dg, x, w, x_norm, need_dx, grads)
-    return dx, dh0, DirectionWeights(**{name: grads.get(name) for name in _FIELDS})
-
-
-def _reset_before_terms(rz, hs, h0, m, reverse):
-    """h̄_{t-1} r (1 - r) for all steps: δr_pre = δ(r ⊙ h̄) ⊙ this (reset before)."""
-    hidden = rz.shape[-1] // 2
-    r = rz[..., :hidden]
-    b_r = shift_prev(hs, h0, reverse)
-    if m is not None:
-        b_r.mul_(m)
-    b_r.mul_(r)
-    return torch.addcmul(b_r, b_r, r, value=-1, out=b_r)
+    return dx, dh0, DirectionWeights(**{name: grads.get(name) for name in DirectionWeights._fields})
 
 
 def _compiled_backward(ops, saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after, dg):
@@ -300,7 +289,11 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
             a_t, mh_t, rh_t = a_h.unbind(0), mean_h.unbind(0), rho_h.unbind(0)
             da = [None] * steps
     else:
-        b_r = _reset_before_terms(rz, hs, h0, m, reverse)
+        b_r = shift_prev(hs, h0, reverse)  # h̄_{t-1} r (1 - r): δr_pre = δ(r ⊙ h̄) ⊙ this
+        if m is not None:
+            b_r.mul_(m)
+        b_r.mul_(r)
+        torch.addcmul(b_r, b_r, r, value=-1, out=b_r)
         w_n = w.w_hh[2 * hidden :]
         w_rz = w_hh[: 2 * hidden]
         grad_rz, dn = dg[..., : 2 * hidden], dg[..., 2 * hidden :]
@@ -339,7 +332,6 @@ def _python_backward(saved, h0, w, noise, mask, dout, dh_n, reverse, reset_after
     return dg, dn, carry
 
 
-_FIELDS = DirectionWeights._fields
 _SAVED = 7  # the length of gru_forward's saved tuple
 
 
@@ -363,7 +355,6 @@ class GRUVariantDirection(torch.autograd.Function):
             saved, x, h0, w, ctx.noise, mask, x_norm, dout, dh_n, ctx.reverse, ctx.reset_after,
             ctx.needs_input_grad[0], ctx.ops,
         )  # fmt: skip
-        dw = [None if p is None else d for p, d in zip(w, dw, strict=True)]
         return dx, dh0, None, None, None, None, None, *dw
 
 
