@@ -37,7 +37,7 @@ variable-length kernels, and the unpacked path has not been measured there.
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.recurrence.config import DirectionWeights, RNNConfig
 from lstmkit.recurrence.lengths import step_mask
@@ -85,9 +85,8 @@ def run_packed(cfg: RNNConfig, x, h0, c0, weights, lengths: Tensor | None, train
         out, h_n = torch.gru(*args, hx, flat, *common)
         c_n = None
     if lengths is not None:
+        out, _ = pad_packed_sequence(packed._replace(data=out), total_length=x.shape[0])
         unsort = packed.unsorted_indices
-        out = PackedSequence(out, packed.batch_sizes, order, unsort)
-        out, _ = pad_packed_sequence(out, total_length=x.shape[0])
         h_n = h_n.index_select(1, unsort)
         c_n = None if c_n is None else c_n.index_select(1, unsort)
     if cfg.bidirectional and cfg.merge_mode != "concat":

@@ -7,6 +7,5 @@ from lstmkit.recurrence.stack import run_stack
 
 def run(cfg, x, h0, c0, weights, lengths, training):
     """Run the whole network; see :func:`lstmkit.recurrence.stack.run_stack`."""
-    return run_stack(
-        cfg, x, h0, c0, weights, step_mask(lengths, x.shape[0]), training, reference.run_direction
-    )
+    mask = step_mask(lengths, x.shape[0])
+    return run_stack(cfg, x, h0, c0, weights, mask, training, reference.run_direction)
