@@ -34,9 +34,8 @@ def shift_prev(seq: Tensor, first: Tensor, reverse: bool) -> Tensor:
 def sum_prev_outer(grad: Tensor, hs: Tensor, h0: Tensor, reverse: bool, m=None) -> Tensor:
     """:math:`\\sum_t \\delta G_t^T (h_{t-1} \\odot m)` over all steps as two matmuls: (G, P).
 
-    grad (T, N, G), hs (T, N, P) the carried states, h0 (N, P), m the recurrent mask (N, P)
-    or None (no mask); "previous" is the step processed before (t+1 in the reverse
-    direction), h0 for the first one.
+    grad (T, N, G), hs (T, N, P) the carried states, h0 (N, P) the "previous" state of the
+    first step processed, m the recurrent mask (N, P) or None (no mask).
     """
     if m is not None:
         hs, h0 = hs * m, h0 * m
