@@ -115,11 +115,10 @@ def input_grads(grad: Tensor, x: Tensor, w: DirectionWeights, x_norm, need_dx: b
     """The input side's backward from δg^x (T, N, G·H), all steps at once: ∂W_ih (and ∂γ_ih
     through x_norm) into ``grads``; returns ∂x, or None unless ``need_dx``."""
     steps, batch, width = grad.shape
+    dax = grad
     if x_norm is not None:
         dax, grads["ln_ih"], _ = norm_grads(grad, *x_norm, w.ln_ih, dv=True)
-        dax = dax.view(-1, width)
-    else:
-        dax = grad.view(-1, width)
+    dax = dax.view(-1, width)
     grads["w_ih"] = dax.T @ x.reshape(-1, x.shape[-1])
     return (dax @ w.w_ih).view(steps, batch, -1) if need_dx else None
 
