@@ -59,7 +59,7 @@ from lstmkit.tasks.global_forecast import (
     window_input,
 )
 from lstmkit.tasks.networks import RecurrentNet, check_cell, check_cell_options, gate_activations
-from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_numbers
+from lstmkit.tasks.persist import saved_count, saved_numbers
 from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.forecast_metrics import panel_metrics
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
@@ -164,6 +164,9 @@ class Forecaster(Estimator):
     the number of windows (``epochs`` only caps it; no early stopping: ``patience`` is not
     used).
     """
+
+    _kind = "Forecaster"
+    _fit_call = "fit(series)"
 
     def __init__(
         self,
@@ -420,10 +423,6 @@ class Forecaster(Estimator):
         if self.net_ is not None and described["hidden_size"] is None:
             described["hidden_size"] = self._hidden_size()
         return described
-
-    def _check_fitted(self) -> None:
-        if self.net_ is None:
-            raise ValueError("this Forecaster is not fitted yet: call fit(series) first")
 
     def _scaled(self, y, past, fut) -> list[np.ndarray | None]:
         """A series and its past and future covariates standardised as in training."""
@@ -775,9 +774,8 @@ class Forecaster(Estimator):
 
     # -- persistence ----------------------------------------------------------------------
 
-    def save(self, path):
-        """Write safetensors weights + JSON config (with the scalers and fitted history)."""
-        self._check_fitted()
+    def _saved(self) -> tuple[dict, dict, dict]:
+        """As every estimator's, with the scalers and fitted history."""
         if self.panel_ is not None:
             fitted = {
                 "shapes": self._shapes,
@@ -810,11 +808,11 @@ class Forecaster(Estimator):
                 "future": None if self._fut is None else self._fut.tolist(),
             }
             state, params = self.net_.state_dict(), self.params
-        return save_estimator(path, "Forecaster", {"params": params, "fitted": fitted}, state)
+        return params, fitted, state
 
     @classmethod
     def load(cls, path) -> "Forecaster":
-        model = restore(cls, path, cls._restore)
+        model = super().load(path)
         if model.panel_ is not None:  # the ensemble's networks were loaded as one list
             model.nets_ = list(model.net_)
             model.net_ = model.nets_[0]

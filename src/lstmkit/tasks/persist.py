@@ -4,6 +4,7 @@ The directory is written atomically (see :mod:`lstmkit.train.checkpoint`); loadi
 JSON and safetensors only, so a model file someone sent you cannot run code.
 """
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -13,7 +14,6 @@ import torch
 
 from lstmkit.checks import is_int, is_number
 from lstmkit.messages import shown
-from lstmkit.tasks.protocol import keyword_params
 from lstmkit.train.atomic import recover_dir, write_dir_atomically
 from lstmkit.train.checkpoint import read_json, read_tensors, tensor_bytes
 
@@ -66,6 +66,18 @@ def restore(cls, path, setup):
         ) from err
     model.net_.eval()
     return model
+
+
+def keyword_params(cls) -> dict[str, inspect.Parameter]:
+    """The keyword-only parameters of the constructors of ``cls`` and its bases (a
+    subclass's where both have one)."""
+    params = {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+                if p.kind is p.KEYWORD_ONLY:
+                    params.setdefault(p.name, p)
+    return params
 
 
 def _check_params(cls, params) -> None:

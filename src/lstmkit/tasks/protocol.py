@@ -11,6 +11,8 @@ once, in each constructor's signature.
 
 import inspect
 
+from lstmkit.tasks.persist import keyword_params, restore, save_estimator
+
 RUN_OPTIONS = ("progress", "checkpoint", "resume")  # how a fit runs, not what it fits
 
 
@@ -30,23 +32,14 @@ def constructor_params(init, values: dict, **resolved) -> dict:
     return {name: resolved.get(name, values[name]) for name in names}
 
 
-def keyword_params(cls) -> dict[str, inspect.Parameter]:
-    """The keyword-only parameters of the constructors of ``cls`` and its bases (a
-    subclass's where both have one)."""
-    params = {}
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
-                if p.kind is p.KEYWORD_ONLY:
-                    params.setdefault(p.name, p)
-    return params
-
-
 class Estimator:
-    """The protocol's half every estimator shares; ``_estimator_type`` names its kind
-    ("classifier", "regressor", or None)."""
+    """The protocol's half every estimator shares, and saving; ``_estimator_type`` names its
+    kind ("classifier", "regressor", or None), ``_kind`` its class in saved files and
+    messages, ``_fit_call`` the call that fits it."""
 
     _estimator_type: str | None = None
+    _kind = ""
+    _fit_call = "fit(X, y)"
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -80,6 +73,24 @@ class Estimator:
     def __sklearn_is_fitted__(self) -> bool:
         """Fitted (or loaded): the network exists (scikit-learn's check_is_fitted asks)."""
         return getattr(self, "net_", None) is not None
+
+    def _check_fitted(self) -> None:
+        if self.net_ is None:
+            raise ValueError(f"this {self._kind} is not fitted yet: call {self._fit_call} first")
+
+    def save(self, path):
+        """Write safetensors weights + JSON config; ``Class.load(path)`` reads them back."""
+        self._check_fitted()
+        params, fitted, state = self._saved()
+        return save_estimator(path, self._kind, {"params": params, "fitted": fitted}, state)
+
+    def _saved(self) -> tuple[dict, dict, dict]:
+        """What :meth:`save` writes: the params, the fitted attributes and the weights."""
+        return self.params, self._fitted, self.net_.state_dict()
+
+    @classmethod
+    def load(cls, path):
+        return restore(cls, path, cls._restore)
 
     def describe(self) -> dict:
         """What a report shows of the model: its resolved options (``params``) and, once

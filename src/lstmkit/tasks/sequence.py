@@ -33,7 +33,7 @@ from lstmkit.tasks.networks import (
     check_pooling,
     gate_activations,
 )
-from lstmkit.tasks.persist import restore, save_estimator, saved_count, saved_labels, saved_numbers
+from lstmkit.tasks.persist import saved_count, saved_labels, saved_numbers
 from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.loop import TrainConfig, fit, interrupted, seed_torch
 from lstmkit.train.metrics import classification_metrics, regression_metrics
@@ -182,7 +182,6 @@ class _SequenceEstimator(Estimator):
     """
 
     _output = "last"
-    _kind = ""
     _task = ""
     _combine = "mean"
     # batches of like lengths (train.loop.batches): less padding; the classifier's are
@@ -407,10 +406,6 @@ class _SequenceEstimator(Estimator):
             conv_stride=self._fitted.get("conv_stride", 1),
         )
 
-    def _check_fitted(self) -> None:
-        if self.net_ is None:
-            raise ValueError(f"this {self._kind} is not fitted yet: call fit(X, y) first")
-
     def _raw(self, X) -> list[Tensor]:
         """The fitted network's outputs per sequence of ``X``, in its order (:func:`_outputs`)."""
         self._check_fitted()
@@ -470,16 +465,6 @@ class _SequenceEstimator(Estimator):
                 seed=self.params["seed"],
             )
         return rows
-
-    def save(self, path):
-        """Write safetensors weights + JSON config; ``Class.load(path)`` reads them back."""
-        self._check_fitted()
-        config = {"params": self.params, "fitted": self._fitted}
-        return save_estimator(path, self._kind, config, self.net_.state_dict())
-
-    @classmethod
-    def load(cls, path):
-        return restore(cls, path, cls._restore)
 
     def _restore(self, fitted: dict) -> RecurrentNet:
         _check_saved_scaling(fitted)

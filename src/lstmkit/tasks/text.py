@@ -36,7 +36,7 @@ from lstmkit.checks import is_int
 from lstmkit.messages import shown
 from lstmkit.recurrence.lengths import real_steps
 from lstmkit.tasks.networks import CELLS, check_cell, check_cell_options
-from lstmkit.tasks.persist import restore, save_estimator, saved_numbers
+from lstmkit.tasks.persist import saved_numbers
 from lstmkit.tasks.protocol import Estimator, constructor_params
 from lstmkit.train.loop import TrainConfig, evaluate_loss, fit, seed_torch
 from lstmkit.train.threads import stepping_threads
@@ -108,6 +108,7 @@ class TextGenerator(Estimator):
     """
 
     _kind = "TextGenerator"
+    _fit_call = "fit(poems)"
 
     def __init__(
         self,
@@ -216,10 +217,6 @@ class TextGenerator(Estimator):
             p["cell_options"],
         )
 
-    def _check_fitted(self) -> None:
-        if self.net_ is None:
-            raise ValueError("this TextGenerator is not fitted yet: call fit(poems) first")
-
     def perplexity(self, poems) -> dict[str, float]:
         """{"model": perplexity of the network, "unigram": of the unigram baseline} on poems."""
         self._check_fitted()
@@ -306,14 +303,9 @@ class TextGenerator(Estimator):
         index = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
         return self._vocab[int(index)]
 
-    def save(self, path):
-        self._check_fitted()
-        config = {"params": self.params, "fitted": {"vocab": self._vocab, "unigram": self._unigram}}
-        return save_estimator(path, self._kind, config, self.net_.state_dict())
-
-    @classmethod
-    def load(cls, path) -> "TextGenerator":
-        return restore(cls, path, cls._restore)
+    def _saved(self) -> tuple[dict, dict, dict]:
+        fitted = {"vocab": self._vocab, "unigram": self._unigram}
+        return self.params, fitted, self.net_.state_dict()
 
     def _restore(self, fitted: dict) -> _CharNet:
         vocab = fitted.get("vocab")
