@@ -275,10 +275,8 @@ class TextGenerator(Estimator):
             if ch in LINE_ENDS and acrostic:
                 if not heads:
                     break
-                ch = heads.pop(0)
-                text += ch
-                logits, state = self._feed(text[-2:], state)  # the mark and the head
-                continue
+                text += heads.pop(0)
+                ch = text[-2:]  # the mark and the head
             logits, state = self._feed(ch, state)
         return text
 
