@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from tqdm.auto import tqdm
 
 from lstmkit.checks import is_int
@@ -299,28 +300,21 @@ def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> Histo
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_batch = cfg.schedule == "onecycle"
     if per_batch:
-        total_steps = cfg.epochs * math.ceil(n / cfg.batch_size)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=cfg.lr,
-            total_steps=total_steps,
-            # a warm-up of 0.25·4 = 1 step makes OneCycleLR divide by zero: 0.3 there
-            pct_start=0.25 if total_steps != 4 else 0.3,
-        )
+        steps = cfg.epochs * math.ceil(n / cfg.batch_size)
+        # a warm-up of 0.25·4 = 1 step makes OneCycleLR divide by zero: 0.3 there
+        pct_start = 0.25 if steps != 4 else 0.3
+        scheduler = OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=pct_start)
     else:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience
-        )
+        scheduler = ReduceLROnPlateau(optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience)
     keep_best = validation is not None or not per_batch
     history = History()
     best_state = _clone_state(model)
     start_epoch = 0
+    live = (model, optimizer, scheduler, shuffle)  # what a checkpoint saves and restores
     if cfg.resume and cfg.checkpoint:
         recover_dir(cfg.checkpoint)  # a swap a crash interrupted: back to the newest
         if Path(cfg.checkpoint).exists():
-            start_epoch, best_state = _resume(
-                cfg.checkpoint, model, optimizer, scheduler, shuffle, history, ranks
-            )
+            start_epoch, best_state = _resume(cfg.checkpoint, live, history, ranks)
     net = model if ranks is None else ranks.wrap(model)
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
     show = show and (ranks is None or ranks.rank == 0)
@@ -341,7 +335,7 @@ def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> Histo
                         f"stopped and kept the best weights (epoch {_human(history.best_epoch)})"
                     )
                     warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=2)
-                    raise _Stop
+                    break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_norm is not None:
@@ -351,6 +345,8 @@ def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> Histo
                     scheduler.step()
                 total += mean * size
                 count += size
+            if not math.isfinite(mean):  # the run stopped on it above
+                break
             train_loss = total / max(count, 1)
             val_loss = (
                 _validation_loss(model, loss_fn, validation, max(cfg.batch_size, 256), ranks)
@@ -377,17 +373,7 @@ def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> Histo
                 stale += 1
             bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
             if cfg.checkpoint:
-                _save(
-                    cfg.checkpoint,
-                    model,
-                    best_state,
-                    optimizer,
-                    scheduler,
-                    shuffle,
-                    history,
-                    epoch + 1,
-                    ranks,
-                )
+                _save(cfg.checkpoint, live, best_state, history, epoch + 1, ranks)
             if callback is not None and _agreed(callback(dict(record)), ranks):
                 history.stop_reason = f"stopped by the callback after epoch {epoch + 1}"
                 break
@@ -396,8 +382,6 @@ def _fit(model, loss_fn, train, validation, cfg: TrainConfig, callback) -> Histo
                     f"early stopping: no better validation loss for {cfg.patience} epochs"
                 )
                 break
-    except _Stop:
-        pass
     except KeyboardInterrupt:
         history.stop_reason = "interrupted; kept the best weights"
     finally:
@@ -411,10 +395,6 @@ def interrupted(history) -> bool:
     callers that must not treat a cut-short fit as finished (a tuning trial, a comparison,
     a command that writes its results) check this and stop too."""
     return (getattr(history, "stop_reason", None) or "").startswith("interrupted")
-
-
-class _Stop(Exception):
-    """Internal: leave the epoch loop after a non-finite loss."""
 
 
 def _human(epoch: int | None) -> str:
@@ -432,13 +412,13 @@ def _rng_key(rank: int) -> str:
     return "rng.torch" if rank == 0 else f"rng.torch.{rank}"
 
 
-def _save(path, model, best_state, optimizer, scheduler, shuffle, history, epochs_done, ranks):
-    """Write the checkpoint (rank 0 only, with every rank's torch RNG state; then a
-    barrier, so that no rank reads an older checkpoint after this epoch)."""
-    if ranks is None:
-        rng = {_rng_key(0): torch.get_rng_state()}
-    else:
-        rng = {_rng_key(r): s for r, s in enumerate(ranks.gather(torch.get_rng_state()))}
+def _save(path, live, best_state, history, epochs_done, ranks):
+    """Write the checkpoint of ``live`` = (model, optimizer, scheduler, shuffle generator)
+    (rank 0 only, with every rank's torch RNG state; then a barrier, so that no rank reads
+    an older checkpoint after this epoch)."""
+    model, optimizer, scheduler, shuffle = live
+    states = [torch.get_rng_state()] if ranks is None else ranks.gather(torch.get_rng_state())
+    rng = {_rng_key(r): s for r, s in enumerate(states)}
     if ranks is None or ranks.rank == 0:
         state = {f"current.{k}": v for k, v in model.state_dict().items()}
         state |= {f"best.{k}": v for k, v in best_state.items()}
@@ -454,7 +434,10 @@ def _save(path, model, best_state, optimizer, scheduler, shuffle, history, epoch
         ranks.barrier()
 
 
-def _resume(path, model, optimizer, scheduler, shuffle, history, ranks):
+def _resume(path, live, history, ranks):
+    """Load the checkpoint that :func:`_save` wrote into ``live`` and ``history``; return
+    (epochs done, best weights)."""
+    model, optimizer, scheduler, shuffle = live
     state, meta, optim = load_checkpoint(path)
     meta_file = Path(path) / META
     check_like(meta.get("scheduler"), scheduler.state_dict(), "scheduler", meta_file)

@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 import optuna
 import sqlalchemy.exc
+import torch
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
@@ -350,8 +351,6 @@ def _done(study: optuna.Study, sampler, job: _Job) -> bool:
 def _work(job: _Job) -> None:
     """One worker: load the study and optimise until nothing is left to start."""
     if job.threads is not None:  # a spawned worker: its own torch threads and Optuna logging
-        import torch
-
         torch.set_num_threads(job.threads)
         optuna.logging.set_verbosity(job.verbosity)
     space = job.objective.space
