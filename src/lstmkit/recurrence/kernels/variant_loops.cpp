@@ -44,6 +44,10 @@ template <typename T>
 struct Rows {  // an (N, K) matrix with contiguous rows
   T* p = nullptr;
   int64_t s = 0;
+  Rows() = default;
+  Rows(T* p, int64_t s) : p(p), s(s) {}
+  template <typename U, typename = std::enable_if_t<std::is_same_v<const U, T>>>
+  Rows(const Rows<U>& w) : p(w.p), s(w.s) {}  // the same rows, read only
   T* operator[](int64_t n) const { return p + n * s; }
   explicit operator bool() const { return p != nullptr; }
 };
@@ -110,7 +114,6 @@ struct Carried {
   Rows<T> first;
   Steps<T> store;
   bool kept = false, reverse = false;
-  int64_t steps = 0;
   Rows<T> now(int64_t k, int64_t t) const {
     return kept ? store.at(reverse ? t : t + 1) : store.at(k % 2);
   }
@@ -118,7 +121,6 @@ struct Carried {
     if (k == 0) return first;
     return kept ? store.at(reverse ? t + 1 : t) : store.at((k - 1) % 2);
   }
-  int64_t now_index(int64_t k, int64_t t) const { return kept ? (reverse ? t : t + 1) : k % 2; }
 };
 
 template <typename T>
@@ -130,66 +132,16 @@ Carried<T> carried(const Tensor& first, const Tensor& store, bool kept, bool rev
   TORCH_CHECK(store.dim() == 3 && store.size(0) == (kept ? T_ + 1 : 2), name,
               ": expected a store of ", kept ? T_ + 1 : 2, " rows, got ", store.sizes());
   c.store = steps<T>(store, store.size(0), n, k, name);
-  c.store.count = store.size(0);
   c.kept = kept;
   c.reverse = reverse;
-  c.steps = T_;
   return c;
 }
 
-// The carried h of a forward loop — in out itself without a length mask, else in its own
-// store — and h̄ = h ⊙ m (recurrent dropout) for the next matmul, two rows in turns.
+// row i of a (2, N, K) pair of buffers that take turns
 template <typename T>
-struct Hidden {
-  Carried<T> hs;
-  bool stored = false, reverse = false;
-  Steps<T> out;
-  Tensor h0_t, bars;
-  int64_t N = 0, H = 0;
-  Rows<T> now(int64_t k, int64_t t) const { return stored ? hs.now(k, t) : out.at(t); }
-  Rows<T> before(int64_t k, int64_t t) const {
-    if (stored) return hs.before(k, t);
-    if (k == 0) return {static_cast<T*>(h0_t.data_ptr()), h0_t.stride(0)};
-    return out.at(reverse ? t + 1 : t - 1);
-  }
-  // what step k multiplies by W_hh: h̄ of the step before, or that step's h itself
-  Rows<const T> matmul_rows(int64_t k, int64_t t) const {
-    if (bars.defined()) {
-      return {static_cast<const T*>(bars.data_ptr()) + ((k + 1) % 2) * N * H, H};
-    }
-    const Rows<T> h = before(k, t);
-    return {h.p, h.s};
-  }
-
-  // where step k writes h̄ (none without recurrent dropout)
-  Rows<T> bar(int64_t k) const {
-    if (!bars.defined()) return {};
-    return {static_cast<T*>(bars.data_ptr()) + (k % 2) * N * H, H};
-  }
-};
-
-template <typename T>
-Hidden<T> hidden_of(const Tensor& h0, const Steps<T>& out, const OptTensor& store,
-                    const OptTensor& m, bool save, bool reverse, int64_t T_) {
-  Hidden<T> h;
-  h.N = h0.size(0);
-  h.H = h0.size(1);
-  rows<T>(h0, h.N, h.H, "h0");
-  h.h0_t = h0;
-  h.out = out;
-  h.reverse = reverse;
-  if (store) {
-    h.hs = carried<T>(h0, *store, save, reverse, T_, "h_store");
-    h.stored = true;
-  }
-  if (m) {
-    h.bars = at::empty({2, h.N, h.H}, h0.options());
-    Tensor first = h.bars[1];
-    at::mul_out(first, h0, *m);
-  }
-  return h;
+Rows<T> turn(const Tensor& pair, int64_t i) {
+  return {static_cast<T*>(pair.data_ptr()) + i * pair.stride(0), pair.stride(1)};
 }
-
 
 // -- the per-step products ----------------------------------------------------------------
 // c = a b, or c += a b, for the row-major blocks of one step — a (m, k), b (k, n), c (m, n),
@@ -427,16 +379,92 @@ Keep keep_of(const OptTensor& keep, int64_t s, int64_t n) {
   return {keep->data_ptr<bool>(), keep->stride(0), keep->stride(1)};
 }
 
-// What reaches h of this step from the step after it (a backward loop's carry): the
-// recurrent matmul's r, times the dropout mask m after the first step, plus e (the share
-// that passes straight back: zoneout and the length mask's padding)
+// The rows step k (time t) of a forward loop reads and writes for h, and put(): h̃ of a
+// chunk → zoneout towards h_prev, the length mask (out gets 0 past a sequence's end, the
+// carried h the previous one), h̄ = h ⊙ m for the next matmul.
 template <typename T>
-inline V<T> recurrent_carry(const Rows<const T>& r, const Rows<const T>& m,
-                            const Rows<const T>& e, int64_t n, int64_t j, int64_t k) {
-  V<T> carry = load(r[n] + j, k);
-  if (m) carry = carry * load(m[n] + j, k);
-  if (e) carry = carry + load(e[n] + j, k);
-  return carry;
+struct HiddenStep {
+  Rows<T> prev, now, out, bar;
+  Rows<const T> m;
+  int64_t t = 0;
+  void put(V<T> h, const V<T>& hp, const Zone<T>& zh, bool kept, int64_t n, int64_t j,
+           int64_t kk) const {
+    if (zh.on) h = lerp(h, hp, zh.at(t, n, j, kk));
+    const V<T> hn = kept ? h : hp;
+    (kept ? h : V<T>(T(0))).store(out[n] + j, kk);
+    hn.store(now[n] + j, kk);  // may be out itself: the same values when kept
+    if (m) (hn * load(m[n] + j, kk)).store(bar[n] + j, kk);
+  }
+};
+
+// The carried h of a forward loop — in out itself without a length mask, else in its own
+// store — and h̄ = h ⊙ m (recurrent dropout) for the next matmul, two rows in turns.
+template <typename T>
+struct Hidden {
+  Carried<T> hs;
+  bool stored = false, reverse = false;
+  Steps<T> out;
+  Rows<T> first;
+  Rows<const T> m;
+  Tensor bars;
+  Rows<T> now(int64_t k, int64_t t) const { return stored ? hs.now(k, t) : out.at(t); }
+  Rows<T> before(int64_t k, int64_t t) const {
+    if (stored) return hs.before(k, t);
+    if (k == 0) return first;
+    return out.at(reverse ? t + 1 : t - 1);
+  }
+  // what step k multiplies by W_hh: h̄ of the step before, or that step's h itself
+  Rows<const T> matmul_rows(int64_t k, int64_t t) const {
+    return bars.defined() ? turn<T>(bars, (k + 1) % 2) : before(k, t);
+  }
+  HiddenStep<T> step(int64_t k, int64_t t) const {
+    const Rows<T> bar = bars.defined() ? turn<T>(bars, k % 2) : Rows<T>{};  // where h̄ goes
+    return {before(k, t), now(k, t), out.at(t), bar, m, t};
+  }
+};
+
+template <typename T>
+Hidden<T> hidden_of(const Tensor& h0, const Steps<T>& out, const OptTensor& store,
+                    const OptTensor& m, bool save, bool reverse, int64_t T_) {
+  const int64_t N = h0.size(0), H = h0.size(1);
+  Hidden<T> h;
+  h.first = rows<T>(h0, N, H, "h0");
+  h.out = out;
+  h.reverse = reverse;
+  if (store) {
+    h.hs = carried<T>(h0, *store, save, reverse, T_, "h_store");
+    h.stored = true;
+  }
+  if (m) {
+    h.m = rows<const T>(*m, N, H, "m");
+    h.bars = at::empty({2, N, H}, h0.options());
+    Tensor first = h.bars[1];
+    at::mul_out(first, h0, *m);
+  }
+  return h;
+}
+
+// What reaches h of a step from the step after it (a backward loop's carry): the
+// recurrent matmul's r, times the dropout mask m after the first step, plus e (the share
+// that passes straight back: zoneout and the length mask's padding). Into the first step
+// processed: δh_n alone.
+template <typename T>
+struct Incoming {
+  Rows<const T> r, m, e;
+  V<T> at(int64_t n, int64_t j, int64_t k) const {
+    V<T> carry = load(r[n] + j, k);
+    if (m) carry = carry * load(m[n] + j, k);
+    if (e) carry = carry + load(e[n] + j, k);
+    return carry;
+  }
+};
+
+// into step k: δh_n, else r ⊙ m + e with e the step before's row of carries (if defined)
+template <typename T>
+Incoming<T> incoming(int64_t k, Rows<const T> dh_n, Rows<const T> r, Rows<const T> m,
+                     const Tensor& carries) {
+  if (k == 0) return {dh_n, {}, {}};
+  return {r, m, carries.defined() ? turn<const T>(carries, (k + 1) % 2) : Rows<const T>{}};
 }
 
 constexpr double kEps = 1e-5;  // lstmkit.cells.norm.EPS
@@ -467,16 +495,14 @@ inline int64_t time_of(int64_t k, int64_t T_, bool reverse) { return reverse ? T
 template <typename T>
 void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t,
                        const Tensor& w_hh_t, const OptTensor& b_t, const OptTensor& w_hr_t,
-                       const OptTensor& w_ph_t,
-                       const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
+                       const OptTensor& w_ph_t, const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
                        const OptTensor& ln_c_bias_t, const OptTensor& zh_t, double zh_rate,
                        const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
                        const OptTensor& m_t, bool reverse, bool save, const Tensor& gates_t,
                        const Tensor& taus_t, const OptTensor& a_t, const Tensor& c_store_t,
-                       const Tensor& out_t, const OptTensor& h_store_t,
-                       const OptTensor& new_c_t, const OptTensor& mean_h_t,
-                       const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
-                       const OptTensor& rstd_c_t) {
+                       const Tensor& out_t, const OptTensor& h_store_t, const OptTensor& new_c_t,
+                       const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
+                       const OptTensor& mean_c_t, const OptTensor& rstd_c_t) {
   // H: the cell's width; P: h's, the projection's size with one (W_hr^T (H, P)), else H
   const int64_t T_ = gx_t.size(0), N = h0_t.size(0), G = gx_t.size(2), H = G / 4;
   const int64_t P = h0_t.size(1);
@@ -490,7 +516,6 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
   const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
   const auto keep = keep_of(keep_t, T_, N);
-  const auto m = m_t ? rows<const T>(*m_t, N, P, "m") : Rows<const T>{};
   const auto gates = steps<T>(gates_t, T_, N, G, "gates");
   const auto taus = steps<T>(taus_t, T_, N, H, "taus");
   const auto a = steps<T>(a_t, T_, N, G, "a");
@@ -506,11 +531,10 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
   TORCH_CHECK(!ln_c == !ln_c_bias, "lstm_forward: ln_c and ln_c_bias go together");
   TORCH_CHECK(!ln_c || (mean_c && rstd_c), "lstm_forward: LN(C) needs mean_c, rstd_c");
   TORCH_CHECK(!keep || h_store_t, "lstm_forward: a length mask needs h_store");
-  TORCH_CHECK(!m || m_t->size(0) == N, "lstm_forward: m: expected ", N, " rows");
   TORCH_CHECK(!(keep || zc.on) || new_c_t, "lstm_forward: zoneout of C or a mask needs new_c");
   TORCH_CHECK(proj || P == H, "lstm_forward: h0 is ", P, " wide without a projection, C ", H);
   const auto w_hh = rows<const T>(w_hh_t, P, G, "w_hh_t");
-  TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || m),
+  TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || hidden.m),
               "lstm_forward: the projection is for the plain cell only");
   // with a projection: o ⊙ τ of the step, then h = (o ⊙ τ) W_hr^T (N, P) by a matmul
   const Tensor raw_t = proj ? at::empty({N, H}, gx_t.options()) : Tensor();
@@ -527,15 +551,11 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
     } else {  // pre = gx + h̄ W_hh^T into gx's own row: no copy of gx first
       product<T>(N, G, P, h_bar, w_hh, gxr, true);
     }
-    const Rows<const T> r = ln_hh ? Rows<const T>{a.at(t).p, a.at(t).s}
-                                  : Rows<const T>{gxr.p, gxr.s};
-    const auto c_prev = cs.before(k, t);
-    const auto c_now = cs.now(k, t);
-    const auto h_prev = hidden.before(k, t);
-    const auto h_now = hidden.now(k, t);
-    const auto g_rows = gates.at(t), tau = taus.at(t), o_rows = out.at(t);
+    const Rows<const T> r = ln_hh ? a.at(t) : gxr;
+    const auto c_prev = cs.before(k, t), c_now = cs.now(k, t);
+    const auto step = hidden.step(k, t);
+    const auto g_rows = gates.at(t), tau = taus.at(t);
     const auto cn_rows = new_c ? new_c.at(t) : c_now;
-    const auto bar = hidden.bar(k);
     for_rows(N, G, [&](int64_t n) {
       const T* rr = r[n];
       T mu_h = 0, rho_h = 1;
@@ -560,21 +580,15 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
         const V<T> o = sigmoid(po);
         o.store(gr + 3 * H + j, kk);
         tv.store(tau[n] + j, kk);
-        V<T> h = o * tv;
+        const V<T> h = o * tv;
         const V<T> cp = load(c_prev[n] + j, kk);
-        if (proj) {  // h after the matmul below; the carried C here
-          h.store(raw[n] + j, kk);
-          (kept ? cn : cp).store(c_now[n] + j, kk);
-          return;
-        }
-        const V<T> hp = load(h_prev[n] + j, kk);
-        if (zh.on) h = lerp(h, hp, zh.at(t, n, j, kk));
         const V<T> c = zc.on ? lerp(cn, cp, zc.at(t, n, j, kk)) : cn;
-        const V<T> hn = kept ? h : hp;
-        (kept ? h : V<T>(T(0))).store(o_rows[n] + j, kk);
-        hn.store(h_now[n] + j, kk);               // may be out itself: the same values
         (kept ? c : cp).store(c_now[n] + j, kk);  // may be C̃'s own row: the same values
-        if (m) (hn * load(m[n] + j, kk)).store(bar[n] + j, kk);
+        if (proj) {
+          h.store(raw[n] + j, kk);  // h after the matmul below
+        } else {
+          step.put(h, load(step.prev[n] + j, kk), zh, kept, n, j, kk);
+        }
       };
       LSTMKIT_FOR_CHUNKS(j, kk, H) {
         const V<T> cp = load(c_prev[n] + j, kk);
@@ -606,19 +620,16 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
       }
     });
     if (!proj) continue;
-    const Rows<const T> raw_in{raw.p, raw.s};
     if (!keep) {  // out is the carried h
-      product<T>(N, P, H, raw_in, w_hr, o_rows, false);
+      product<T>(N, P, H, raw, w_hr, step.out, false);
       continue;
     }
     const auto hn_rows = rows<T>(h_new_t, N, P, "h_new");
-    product<T>(N, P, H, raw_in, w_hr, hn_rows, false);
+    product<T>(N, P, H, raw, w_hr, hn_rows, false);
     for_rows(N, P, [&](int64_t n) {  // the length mask on h
       const bool kept = keep.at(t, n);
       LSTMKIT_FOR_CHUNKS(j, kk, P) {
-        const V<T> h = load(hn_rows[n] + j, kk), hp = load(h_prev[n] + j, kk);
-        (kept ? h : V<T>(T(0))).store(o_rows[n] + j, kk);
-        (kept ? h : hp).store(h_now[n] + j, kk);
+        step.put(load(hn_rows[n] + j, kk), load(step.prev[n] + j, kk), zh, kept, n, j, kk);
       }
     });
   }
@@ -626,14 +637,13 @@ void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_
 
 void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_t,
                   const OptTensor& b, const OptTensor& w_hr_t, const OptTensor& w_ph,
-                  const OptTensor& ln_hh, const OptTensor& ln_c,
-                  const OptTensor& ln_c_bias, const OptTensor& zh, double zh_rate,
-                  const OptTensor& zc, double zc_rate, const OptTensor& keep,
-                  const OptTensor& m, bool reverse, bool save, const Tensor& gates,
-                  const Tensor& taus, const OptTensor& a, const Tensor& c_store,
-                  const Tensor& out, const OptTensor& h_store, const OptTensor& new_c,
-                  const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
-                  const OptTensor& rstd_c) {
+                  const OptTensor& ln_hh, const OptTensor& ln_c, const OptTensor& ln_c_bias,
+                  const OptTensor& zh, double zh_rate, const OptTensor& zc, double zc_rate,
+                  const OptTensor& keep, const OptTensor& m, bool reverse, bool save,
+                  const Tensor& gates, const Tensor& taus, const OptTensor& a,
+                  const Tensor& c_store, const Tensor& out, const OptTensor& h_store,
+                  const OptTensor& new_c, const OptTensor& mean_h, const OptTensor& rstd_h,
+                  const OptTensor& mean_c, const OptTensor& rstd_c) {
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "lstm_forward", [&] {
     over_blocks(h0.size(0), [&](const Block& B) {
       lstm_forward_impl<scalar_t>(B(gx), B(h0), B(c0), w_hh_t, b, w_hr_t, w_ph, ln_hh, ln_c,
@@ -663,17 +673,14 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
 template <typename T>
 void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
                         const Tensor& w_hh, const OptTensor& w_hr_t, const Tensor& gates_t,
-                        const Tensor& taus_t,
-                        const Tensor& c_prev_t, const OptTensor& c_new_t,
-                        const OptTensor& a_t, const OptTensor& mean_h_t,
-                        const OptTensor& rstd_h_t, const OptTensor& mean_c_t,
-                        const OptTensor& rstd_c_t, const OptTensor& w_ph_t,
-                        const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
+                        const Tensor& taus_t, const Tensor& c_prev_t, const OptTensor& c_new_t,
+                        const OptTensor& a_t, const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
+                        const OptTensor& mean_c_t, const OptTensor& rstd_c_t,
+                        const OptTensor& w_ph_t, const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
                         const OptTensor& zh_t, double zh_rate, const OptTensor& zc_t,
-                        double zc_rate, const OptTensor& keep_t, const OptTensor& m_t,
-                        bool reverse, const Tensor& grad_t, const OptTensor& grad_a_t,
-                        const OptTensor& du_t, const Tensor& dh0_t, const Tensor& dc0_t,
-                        const OptTensor& dh_store_t) {
+                        double zc_rate, const OptTensor& keep_t, const OptTensor& m_t, bool reverse,
+                        const Tensor& grad_t, const OptTensor& grad_a_t, const OptTensor& du_t,
+                        const Tensor& dh0_t, const Tensor& dc0_t, const OptTensor& dh_store_t) {
   const int64_t T_ = gates_t.size(0), N = gates_t.size(1), H = taus_t.size(2), G = 4 * H;
   const int64_t P = dh_n_t.size(1);  // h's width: the projection's size with one, else H
   const bool proj = w_hr_t.has_value();
@@ -707,51 +714,45 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
   const auto dh_store = steps<T>(dh_store_t, T_, N, P, "dh_store");
 
   const auto opts = gates_t.options();
-  Tensor r = at::empty({N, P}, opts);                 // δa W_hh, written by the matmul
-  const Tensor dcs = at::empty({2, N, H}, opts);     // δC carried, in turns
-  const Tensor carries = at::empty({2, N, P}, opts);  // e, in turns
+  const bool passes = zh.on || keep;
+  Tensor r = at::empty({N, P}, opts);              // δa W_hh, written by the matmul
+  const Tensor dcs = at::empty({2, N, H}, opts);  // δC carried, in turns
+  const Tensor carries = passes ? at::empty({2, N, P}, opts) : Tensor();  // e, in turns
   // with a projection: δh of the step (P wide, kept in dh_store), then δh W_hr (N, H)
   const Tensor dh_raw_t = proj ? at::empty({N, H}, opts) : Tensor();
   const Rows<T> dh_raw = proj ? rows<T>(dh_raw_t, N, H, "dh_raw") : Rows<T>{};
   const auto w_hr = proj ? rows<const T>(*w_hr_t, P, H, "w_hr") : Rows<const T>{};
-  const bool passes = zh.on || keep;
   const Rows<const T> dh_n = rows<const T>(dh_n_t, N, P, "dh_n");
   const Rows<const T> dc_n = rows<const T>(dc_n_t, N, H, "dc_n");
   const Rows<T> r_rows = rows<T>(r, N, P, "r");
   const auto w_hh_rows = rows<const T>(w_hh, G, P, "w_hh");
-  auto pair_row = [&](const Tensor& pair, int64_t i) {
-    const int64_t width = pair.size(2);
-    return Rows<T>{static_cast<T*>(pair.data_ptr()) + i * N * width, width};
-  };
   const V<T> one(T(1)), zero(T(0));
-  Rows<const T> r_in = dh_n, e_in{}, dc_in = dc_n;
-  bool scale = false;  // r_in is a matmul result that m multiplies
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(T_ - 1 - k, T_, reverse);  // the reverse of the forward order
-    const auto dc_out = pair_row(dcs, k % 2);
-    const auto e_out = passes ? pair_row(carries, k % 2) : Rows<T>{};
-    const auto gr_rows = gates.at(t), tau = taus.at(t), cp_rows = c_prev.at(t);
+    const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
+    const Rows<const T> dcin = k == 0 ? dc_n : turn<T>(dcs, (k + 1) % 2);
+    const auto dc_out = turn<T>(dcs, k % 2);
+    const auto e_out = passes ? turn<T>(carries, k % 2) : Rows<T>{};
+    const auto tau = taus.at(t), cp_rows = c_prev.at(t);
     const auto dg_rows = grad.at(t), do_rows = dout.at(t);
-    const Rows<const T> rin = r_in, ein = e_in, dcin = dc_in;
-    const bool sc = scale;
     if (proj) {  // δh (P wide) and what passes through padding, then δh W_hr
       const auto dh_rows = dh_store.at(t);
       for_rows(N, P, [&](int64_t n) {
         const bool kept = keep.at(t, n);
         LSTMKIT_FOR_CHUNKS(j, kk, P) {
-          const V<T> carry = recurrent_carry(rin, Rows<const T>{}, ein, n, j, kk);
+          const V<T> carry = in.at(n, j, kk);  // no m with a projection
           (kept ? load(do_rows[n] + j, kk) + carry : zero).store(dh_rows[n] + j, kk);
           if (passes) (kept ? zero : carry).store(e_out[n] + j, kk);
         }
       });
-      product<T>(N, H, P, Rows<const T>{dh_rows.p, dh_rows.s}, w_hr, dh_raw, false);
+      product<T>(N, H, P, dh_rows, w_hr, dh_raw, false);
     }
     for_rows(N, G, [&](int64_t n) {
       const T* gr = gates.at(t)[n];
       const bool kept = keep.at(t, n);
       auto dh_at = [&](int64_t j, int64_t kk, V<T>& passed) {
         if (proj) return load(dh_raw[n] + j, kk);  // 0 past the end: δh was
-        const V<T> carry = recurrent_carry(rin, sc ? m : Rows<const T>{}, ein, n, j, kk);
+        const V<T> carry = in.at(n, j, kk);
         passed = kept ? zero : carry;
         return kept ? load(do_rows[n] + j, kk) + carry : zero;
       };
@@ -832,11 +833,7 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
       }
     });
     const Rows<T> dg = (ln_hh ? grad_a : grad).at(t);
-    product<T>(N, P, G, Rows<const T>{dg.p, dg.s}, w_hh_rows, r_rows, false);
-    r_in = {r_rows.p, r_rows.s};
-    e_in = passes ? Rows<const T>{e_out.p, e_out.s} : Rows<const T>{};
-    dc_in = {dc_out.p, dc_out.s};
-    scale = true;
+    product<T>(N, P, G, dg, w_hh_rows, r_rows, false);
   }
   // what reaches h0 and c0
   Tensor dh0 = m ? r * *m_t : r;
@@ -845,17 +842,15 @@ void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor
   const_cast<Tensor&>(dc0_t).copy_(dcs[(T_ - 1) % 2]);
 }
 
-void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n,
-                   const Tensor& w_hh, const OptTensor& w_hr, const Tensor& gates,
-                   const Tensor& taus,
+void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n, const Tensor& w_hh,
+                   const OptTensor& w_hr, const Tensor& gates, const Tensor& taus,
                    const Tensor& c_prev, const OptTensor& c_new, const OptTensor& a,
                    const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
                    const OptTensor& rstd_c, const OptTensor& w_ph, const OptTensor& ln_hh,
-                   const OptTensor& ln_c, const OptTensor& zh, double zh_rate,
-                   const OptTensor& zc, double zc_rate, const OptTensor& keep,
-                   const OptTensor& m, bool reverse, const Tensor& grad,
-                   const OptTensor& grad_a, const OptTensor& du, const Tensor& dh0,
-                   const Tensor& dc0, const OptTensor& dh_store) {
+                   const OptTensor& ln_c, const OptTensor& zh, double zh_rate, const OptTensor& zc,
+                   double zc_rate, const OptTensor& keep, const OptTensor& m, bool reverse,
+                   const Tensor& grad, const OptTensor& grad_a, const OptTensor& du,
+                   const Tensor& dh0, const Tensor& dc0, const OptTensor& dh_store) {
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     over_blocks(dh_n.size(0), [&](const Block& B) {
       lstm_backward_impl<scalar_t>(B(dout), B(dh_n), B(dc_n), w_hh, w_hr, B(gates), B(taus),
@@ -892,7 +887,6 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
   const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
   const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
   const auto keep = keep_of(keep_t, T_, N);
-  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
   const auto rz = steps<T>(rz_t, T_, N, 2 * H, "rz");
   const auto nn = steps<T>(n_t, T_, N, H, "n");
   const auto n_hat = steps<T>(n_hat_t, T_, N, H, "n_hat");
@@ -913,10 +907,8 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(k, T_, reverse);
     const Rows<const T> h_bar = hidden.matmul_rows(k, t);
-    const auto h_prev = hidden.before(k, t);
-    const auto h_now = hidden.now(k, t);
-    const auto rz_rows = rz.at(t), n_rows = nn.at(t), o_rows = out.at(t), gxr = gx.at(t);
-    const auto bar = hidden.bar(k);
+    const auto step = hidden.step(k, t);
+    const auto rz_rows = rz.at(t), n_rows = nn.at(t), gxr = gx.at(t);
     if (reset_after) {  // g^h = h̄ W_hh^T: into a for LN, else into gh (b_hh in the pass)
       product<T>(N, G, H, h_bar, w_hh, ln_hh ? a.at(t) : gh.at(t), false);
     } else {  // [r, z] = σ(gx + h̄ W_rz^T), n̂ = r ⊙ h̄, then n_pre = n̂ W_n^T (gx in the pass)
@@ -931,7 +923,7 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
           (load(rzr + j, kk) * load(h_bar[n] + j, kk)).store(nh[n] + j, kk);
         }
       });
-      product<T>(N, H, H, Rows<const T>{nh.p, nh.s}, w_n, n_rows, false);
+      product<T>(N, H, H, nh, w_n, n_rows, false);
     }
     const auto ghr = gh ? gh.at(t) : Rows<T>{};
     for_rows(N, G, [&](int64_t n) {
@@ -967,23 +959,17 @@ void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh
           nv = tanh_of(load(n_rows[n] + j, kk) + load(gxr[n] + 2 * H + j, kk));
         }
         nv.store(n_rows[n] + j, kk);
-        const V<T> hp = load(h_prev[n] + j, kk);
-        V<T> h = at::vec::fmadd(z, hp - nv, nv);
-        if (zh.on) h = lerp(h, hp, zh.at(t, n, j, kk));
-        const V<T> hn = kept ? h : hp;
-        (kept ? h : V<T>(T(0))).store(o_rows[n] + j, kk);
-        hn.store(h_now[n] + j, kk);  // may be out itself: the same values when kept
-        if (m) (hn * load(m[n] + j, kk)).store(bar[n] + j, kk);
+        const V<T> hp = load(step.prev[n] + j, kk);
+        step.put(at::vec::fmadd(z, hp - nv, nv), hp, zh, kept, n, j, kk);
       }
     });
   }
 }
 
-void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t,
-                 const OptTensor& b_hh, const OptTensor& ln_hh, const OptTensor& zh,
-                 double zh_rate, const OptTensor& keep, const OptTensor& m, bool reset_after,
-                 bool reverse, bool save, const Tensor& rz, const Tensor& n,
-                 const OptTensor& n_hat, const OptTensor& gh, const OptTensor& a,
+void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t, const OptTensor& b_hh,
+                 const OptTensor& ln_hh, const OptTensor& zh, double zh_rate, const OptTensor& keep,
+                 const OptTensor& m, bool reset_after, bool reverse, bool save, const Tensor& rz,
+                 const Tensor& n, const OptTensor& n_hat, const OptTensor& gh, const OptTensor& a,
                  const Tensor& out, const OptTensor& h_store, const OptTensor& mean_h,
                  const OptTensor& rstd_h) {
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
@@ -1045,25 +1031,23 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
   // W_hh (3H, H) and its [r, z] and n row blocks: δ(r h̄) = δn_pre W_hn
   const auto w = rows<const T>(w_hh, G, H, "w_hh");
   const Rows<const T> w_rz{w.p, w.s}, w_n{w.p + 2 * H * w.s, w.s};
+  const auto dh_n = rows<const T>(dh_n_t, N, H, "dh_n");
   const V<T> one(T(1)), zero(T(0));
-  Rows<const T> r_in = rows<const T>(dh_n_t, N, H, "dh_n"), e_in{};
-  bool scale = false;
   auto h_prev_at = [&](int64_t t) {  // the state step t read in the forward
     const bool first = reverse ? t == T_ - 1 : t == 0;
     return first ? h0 : hs.at(reverse ? t + 1 : t - 1);
   };
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = time_of(T_ - 1 - k, T_, reverse);
-    const Rows<T> e_out{static_cast<T*>(carries.data_ptr()) + (k % 2) * N * H, H};
+    const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
+    const auto e_out = turn<T>(carries, k % 2);
     const auto hp_rows = h_prev_at(t);
-    const Rows<const T> rin = r_in, ein = e_in;
-    const bool sc = scale;
     for_rows(N, G, [&](int64_t row) {
       const bool kept = keep.at(t, row);
       const T* rzr = rz.at(t)[row];
       T* dgr = dg.at(t)[row];
       LSTMKIT_FOR_CHUNKS(j, kk, H) {
-        const V<T> carry = recurrent_carry(rin, sc ? m : Rows<const T>{}, ein, row, j, kk);
+        const V<T> carry = in.at(row, j, kk);
         const V<T> dh = kept ? load(dout.at(t)[row] + j, kk) + carry : zero;
         const V<T> z = load(rzr + H + j, kk), nv = load(nn.at(t)[row] + j, kk);
         const V<T> hp = load(hp_rows[row] + j, kk);
@@ -1093,10 +1077,10 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
     });
     if (reset_after) {
       const auto d = ln_hh ? grad_a.at(t) : dg.at(t);
-      product<T>(N, H, G, Rows<const T>{d.p, d.s}, w, r_rows, false);
+      product<T>(N, H, G, d, w, r_rows, false);
     } else {
       const auto dnr = dn.at(t);
-      product<T>(N, H, H, Rows<const T>{dnr.p, dnr.s}, w_n, d_rh, false);  // δ(r ⊙ h̄_{t-1})
+      product<T>(N, H, H, dnr, w_n, d_rh, false);  // δ(r ⊙ h̄_{t-1})
       for_rows(N, 2 * H, [&](int64_t row) {  // δr_pre and the r part of r_next
         const T* rzr = rz.at(t)[row];
         T* dgr = dg.at(t)[row];
@@ -1109,23 +1093,19 @@ void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor&
         }
       });
       const auto dgr = dg.at(t);
-      product<T>(N, H, 2 * H, Rows<const T>{dgr.p, dgr.s}, w_rz, r_rows, true);
+      product<T>(N, H, 2 * H, dgr, w_rz, r_rows, true);
     }
-    r_in = {r_rows.p, r_rows.s};
-    e_in = {e_out.p, e_out.s};
-    scale = true;
   }
   Tensor dh0 = m ? r * *m_t : r;
   const_cast<Tensor&>(dh0_t).copy_(dh0 + carries[(T_ - 1) % 2]);
 }
 
-void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0,
-                  const Tensor& w_hh, const Tensor& rz, const Tensor& n,
-                  const OptTensor& n_hat, const Tensor& hs, const OptTensor& a,
-                  const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& ln_hh,
-                  const OptTensor& zh, double zh_rate, const OptTensor& keep,
-                  const OptTensor& m, bool reset_after, bool reverse, const Tensor& dg,
-                  const OptTensor& grad_a, const Tensor& dn, const Tensor& dh0) {
+void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0, const Tensor& w_hh,
+                  const Tensor& rz, const Tensor& n, const OptTensor& n_hat, const Tensor& hs,
+                  const OptTensor& a, const OptTensor& mean_h, const OptTensor& rstd_h,
+                  const OptTensor& ln_hh, const OptTensor& zh, double zh_rate,
+                  const OptTensor& keep, const OptTensor& m, bool reset_after, bool reverse,
+                  const Tensor& dg, const OptTensor& grad_a, const Tensor& dn, const Tensor& dh0) {
   AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
     over_blocks(dh_n.size(0), [&](const Block& B) {
       gru_backward_impl<scalar_t>(B(dout), B(dh_n), B(h0), w_hh, B(rz), B(n), B(n_hat),
@@ -1181,27 +1161,24 @@ Tensor lstm_population(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh_t
 
 TORCH_LIBRARY(lstmkit, lib) {
   lib.def(
-      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? b, "
-      "Tensor? w_hr_t, Tensor? w_ph, "
-      "Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, Tensor? zc, "
-      "float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, Tensor(a!) gates, "
-      "Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
+      "lstm_forward(Tensor(z!) gx, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? b, Tensor? w_hr_t, "
+      "Tensor? w_ph, Tensor? ln_hh, Tensor? ln_c, Tensor? ln_c_bias, Tensor? zh, float zh_rate, "
+      "Tensor? zc, float zc_rate, Tensor? keep, Tensor? m, bool reverse, bool save, "
+      "Tensor(a!) gates, Tensor(b!) taus, Tensor(c!)? a, Tensor(d!) c_store, Tensor(e!) out, "
       "Tensor(f!)? h_store, Tensor(g!)? new_c, Tensor(h!)? mean_h, Tensor(i!)? rstd_h, "
       "Tensor(j!)? mean_c, Tensor(k!)? rstd_c) -> ()");
   lib.def(
       "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor w_hh, Tensor? w_hr, "
-      "Tensor gates, "
-      "Tensor taus, Tensor c_prev, Tensor? c_new, Tensor? a, Tensor? mean_h, Tensor? rstd_h, "
-      "Tensor? mean_c, Tensor? rstd_c, Tensor? w_ph, Tensor? ln_hh, Tensor? ln_c, Tensor? zh, "
-      "float zh_rate, Tensor? zc, float zc_rate, Tensor? keep, Tensor? m, bool reverse, "
-      "Tensor(a!) grad, Tensor(b!)? grad_a, Tensor(c!)? du, Tensor(d!) dh0, "
+      "Tensor gates, Tensor taus, Tensor c_prev, Tensor? c_new, Tensor? a, Tensor? mean_h, "
+      "Tensor? rstd_h, Tensor? mean_c, Tensor? rstd_c, Tensor? w_ph, Tensor? ln_hh, Tensor? ln_c, "
+      "Tensor? zh, float zh_rate, Tensor? zc, float zc_rate, Tensor? keep, Tensor? m, "
+      "bool reverse, Tensor(a!) grad, Tensor(b!)? grad_a, Tensor(c!)? du, Tensor(d!) dh0, "
       "Tensor(e!) dc0, Tensor(f!)? dh_store) -> ()");
   lib.def(
-      "gru_forward(Tensor gx, Tensor h0, Tensor w_hh_t, Tensor? b_hh, Tensor? ln_hh, "
-      "Tensor? zh, float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, "
-      "bool save, Tensor(a!) rz, Tensor(b!) n, Tensor(c!)? n_hat, Tensor(d!)? gh, "
-      "Tensor(e!)? a, Tensor(f!) out, Tensor(g!)? h_store, Tensor(h!)? mean_h, "
-      "Tensor(i!)? rstd_h) -> ()");
+      "gru_forward(Tensor gx, Tensor h0, Tensor w_hh_t, Tensor? b_hh, Tensor? ln_hh, Tensor? zh, "
+      "float zh_rate, Tensor? keep, Tensor? m, bool reset_after, bool reverse, bool save, "
+      "Tensor(a!) rz, Tensor(b!) n, Tensor(c!)? n_hat, Tensor(d!)? gh, Tensor(e!)? a, "
+      "Tensor(f!) out, Tensor(g!)? h_store, Tensor(h!)? mean_h, Tensor(i!)? rstd_h) -> ()");
   lib.def(
       "gru_backward(Tensor dout, Tensor dh_n, Tensor h0, Tensor w_hh, Tensor rz, Tensor n, "
       "Tensor? n_hat, Tensor hs, Tensor? a, Tensor? mean_h, Tensor? rstd_h, Tensor? ln_hh, "
