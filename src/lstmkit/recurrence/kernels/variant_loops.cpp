@@ -127,14 +127,10 @@ template <typename T>
 Carried<T> carried(const Tensor& first, const Tensor& store, bool kept, bool reverse,
                    int64_t T_, const char* name) {
   const int64_t n = first.size(0), k = first.size(1);
-  Carried<T> c;
-  c.first = rows<T>(first, n, k, name);
+  const Rows<T> initial = rows<T>(first, n, k, name);
   TORCH_CHECK(store.dim() == 3 && store.size(0) == (kept ? T_ + 1 : 2), name,
               ": expected a store of ", kept ? T_ + 1 : 2, " rows, got ", store.sizes());
-  c.store = steps<T>(store, store.size(0), n, k, name);
-  c.kept = kept;
-  c.reverse = reverse;
-  return c;
+  return {initial, steps<T>(store, store.size(0), n, k, name), kept, reverse};
 }
 
 // row i of a (2, N, K) pair of buffers that take turns
@@ -228,19 +224,29 @@ struct Block {
   OptTensor operator()(const OptTensor& t) const { return t ? OptTensor((*this)(*t)) : t; }
 };
 
+// body(T(0), B) for the op's dtype T (float or double), on each block B of the rows of
+// the batch (batch.size(0) of them)
 template <typename F>
-void over_blocks(int64_t n, const F& f) {
-  if (n < 2 * kBlockRows || at::get_num_threads() < 2 || at::in_parallel_region()) {
-    f(Block{});
-    return;
-  }
-  // the calling thread's state (grad mode off inside autograd's forward and backward,
-  // inference mode, dispatch keys) goes to every thread: OpenMP's do not inherit it
-  const at::ThreadLocalState state;
-  at::parallel_for(0, n, kBlockRows, [&](int64_t begin, int64_t end) {
-    const at::ThreadLocalStateGuard guard(state);
-    f(Block{begin, end - begin, false});
-  });
+void on_blocks(const char* op, const Tensor& like, const Tensor& batch, const F& body) {
+  const auto run = [&](auto type) {
+    const int64_t n = batch.size(0);
+    if (n < 2 * kBlockRows || at::get_num_threads() < 2 || at::in_parallel_region()) {
+      body(type, Block{});
+      return;
+    }
+    // the calling thread's state (grad mode off inside autograd's forward and backward,
+    // inference mode, dispatch keys) goes to every thread: OpenMP's do not inherit it
+    const at::ThreadLocalState state;
+    at::parallel_for(0, n, kBlockRows, [&](int64_t begin, int64_t end) {
+      const at::ThreadLocalStateGuard guard(state);
+      body(type, Block{begin, end - begin, false});
+    });
+  };
+  const auto dtype = like.scalar_type();
+  if (dtype == at::kDouble) return run(0.0);
+  if (dtype == at::kFloat) return run(0.0f);
+  TORCH_CHECK_NOT_IMPLEMENTED(false, '"', op, "\" not implemented for '", c10::toString(dtype),
+                              "'");  // AT_DISPATCH_FLOATING_TYPES's message
 }
 
 // -- vector helpers ---------------------------------------------------------------------
@@ -305,9 +311,12 @@ inline V<T> head(const V<T>& v, int64_t k) {
   for (int64_t j = 0, k = std::min<int64_t>(V<T>::size(), len); j < (len); \
        j += V<T>::size(), k = std::min<int64_t>(V<T>::size(), (len) - j))
 
-// (mean, 1/sqrt(var + eps)) of a row of length len, biased variance, two passes
+constexpr double kEps = 1e-5;  // lstmkit.cells.norm.EPS
+
+// (mean, 1/sqrt(var + eps)) of a row of length len, biased variance, two passes; written
+// to *mean_out and *rstd_out too (the step's saved statistics)
 template <typename T>
-inline std::pair<T, T> moments(const T* x, int64_t len, double eps) {
+inline std::pair<T, T> moments(const T* x, int64_t len, T* mean_out, T* rstd_out) {
   V<T> acc(T(0));
   LSTMKIT_FOR_CHUNKS(j, k, len) { acc += head(load(x + j, k), k); }
   const T mean = static_cast<T>(hsum(acc) / len);
@@ -318,7 +327,9 @@ inline std::pair<T, T> moments(const T* x, int64_t len, double eps) {
     sq = at::vec::fmadd(d, d, sq);
   }
   const double var = hsum(sq) / len;
-  return {mean, static_cast<T>(1.0 / std::sqrt(var + eps))};
+  *mean_out = mean;
+  *rstd_out = static_cast<T>(1.0 / std::sqrt(var + kEps));
+  return {mean, *rstd_out};
 }
 
 // 𝓑(δy) = ρ (δy γ - mean(δy γ) - v̂ mean(δy γ v̂)): the layer-norm backward of one row
@@ -354,12 +365,9 @@ struct Zone {
 template <typename T>
 Zone<T> zone(const OptTensor& d, double rate, int64_t s, int64_t n, int64_t k,
              const char* name) {
-  Zone<T> z;
   if (d) TORCH_CHECK(d->size(0) == s, name, ": expected ", s, " steps, got ", d->sizes());
-  z.d = steps<const T>(d, s, n, k, name);
-  z.rate = static_cast<T>(rate);
-  z.on = static_cast<bool>(z.d) || rate > 0;
-  return z;
+  const auto each = steps<const T>(d, s, n, k, name);
+  return {each, static_cast<T>(rate), static_cast<bool>(each) || rate > 0};
 }
 
 // the length mask: (T, N, 1) bool, true on the real steps
@@ -431,10 +439,8 @@ Hidden<T> hidden_of(const Tensor& h0, const Steps<T>& out, const OptTensor& stor
   h.first = rows<T>(h0, N, H, "h0");
   h.out = out;
   h.reverse = reverse;
-  if (store) {
-    h.hs = carried<T>(h0, *store, save, reverse, T_, "h_store");
-    h.stored = true;
-  }
+  h.stored = store.has_value();
+  if (store) h.hs = carried<T>(h0, *store, save, reverse, T_, "h_store");
   if (m) {
     h.m = rows<const T>(*m, N, H, "m");
     h.bars = at::empty({2, N, H}, h0.options());
@@ -467,8 +473,6 @@ Incoming<T> incoming(int64_t k, Rows<const T> dh_n, Rows<const T> r, Rows<const 
   return {r, m, carries.defined() ? turn<const T>(carries, (k + 1) % 2) : Rows<const T>{}};
 }
 
-constexpr double kEps = 1e-5;  // lstmkit.cells.norm.EPS
-
 template <typename F>
 void for_rows(int64_t n, int64_t width, const F& f) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
@@ -492,166 +496,139 @@ inline int64_t time_of(int64_t k, int64_t T_, bool reverse) { return reverse ? T
 // the step's pass over the rows, then the length mask on it.
 // ======================================================================================
 
-template <typename T>
-void lstm_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t,
-                       const Tensor& w_hh_t, const OptTensor& b_t, const OptTensor& w_hr_t,
-                       const OptTensor& w_ph_t, const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
-                       const OptTensor& ln_c_bias_t, const OptTensor& zh_t, double zh_rate,
-                       const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
-                       const OptTensor& m_t, bool reverse, bool save, const Tensor& gates_t,
-                       const Tensor& taus_t, const OptTensor& a_t, const Tensor& c_store_t,
-                       const Tensor& out_t, const OptTensor& h_store_t, const OptTensor& new_c_t,
-                       const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
-                       const OptTensor& mean_c_t, const OptTensor& rstd_c_t) {
-  // H: the cell's width; P: h's, the projection's size with one (W_hr^T (H, P)), else H
-  const int64_t T_ = gx_t.size(0), N = h0_t.size(0), G = gx_t.size(2), H = G / 4;
-  const int64_t P = h0_t.size(1);
-  const bool proj = w_hr_t.has_value();
-  const auto gx = steps<T>(gx_t, T_, N, G, "gx");  // written: pre-activations over it
-  const T* b = vector_of<T>(b_t, G, "b");
-  const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
-  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
-  const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
-  const T* ln_c_bias = vector_of<T>(ln_c_bias_t, H, "ln_c_bias");
-  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
-  const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
-  const auto keep = keep_of(keep_t, T_, N);
-  const auto gates = steps<T>(gates_t, T_, N, G, "gates");
-  const auto taus = steps<T>(taus_t, T_, N, H, "taus");
-  const auto a = steps<T>(a_t, T_, N, G, "a");
-  const auto out = steps<T>(out_t, T_, N, P, "out");
-  const auto new_c = steps<T>(new_c_t, T_, N, H, "new_c");
-  const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
-  const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
-  const auto mean_c = steps<T>(mean_c_t, T_, N, 1, "mean_c");
-  const auto rstd_c = steps<T>(rstd_c_t, T_, N, 1, "rstd_c");
-  const auto cs = carried<T>(c0_t, c_store_t, save, reverse, T_, "c_store");
-  const auto hidden = hidden_of<T>(h0_t, out, h_store_t, m_t, save, reverse, T_);
-  TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h), "lstm_forward: LN(h) needs a, mean_h, rstd_h");
-  TORCH_CHECK(!ln_c == !ln_c_bias, "lstm_forward: ln_c and ln_c_bias go together");
-  TORCH_CHECK(!ln_c || (mean_c && rstd_c), "lstm_forward: LN(C) needs mean_c, rstd_c");
-  TORCH_CHECK(!keep || h_store_t, "lstm_forward: a length mask needs h_store");
-  TORCH_CHECK(!(keep || zc.on) || new_c_t, "lstm_forward: zoneout of C or a mask needs new_c");
-  TORCH_CHECK(proj || P == H, "lstm_forward: h0 is ", P, " wide without a projection, C ", H);
-  const auto w_hh = rows<const T>(w_hh_t, P, G, "w_hh_t");
-  TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || hidden.m),
-              "lstm_forward: the projection is for the plain cell only");
-  // with a projection: o ⊙ τ of the step, then h = (o ⊙ τ) W_hr^T (N, P) by a matmul
-  const Tensor raw_t = proj ? at::empty({N, H}, gx_t.options()) : Tensor();
-  const Tensor h_new_t = proj && keep ? at::empty({N, P}, gx_t.options()) : Tensor();
-  const Rows<T> raw = proj ? rows<T>(raw_t, N, H, "raw") : Rows<T>{};
-  const auto w_hr = proj ? rows<const T>(*w_hr_t, H, P, "w_hr_t") : Rows<const T>{};
+void lstm_forward(const Tensor& gx_t, const Tensor& h0_t, const Tensor& c0_t, const Tensor& w_hh_t,
+                  const OptTensor& b_t, const OptTensor& w_hr_t, const OptTensor& w_ph_t,
+                  const OptTensor& ln_hh_t, const OptTensor& ln_c_t, const OptTensor& ln_c_bias_t,
+                  const OptTensor& zh_t, double zh_rate, const OptTensor& zc_t, double zc_rate,
+                  const OptTensor& keep_t, const OptTensor& m_t, bool reverse, bool save,
+                  const Tensor& gates_t, const Tensor& taus_t, const OptTensor& a_t,
+                  const Tensor& c_store_t, const Tensor& out_t, const OptTensor& h_store_t,
+                  const OptTensor& new_c_t, const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
+                  const OptTensor& mean_c_t, const OptTensor& rstd_c_t) {
+  on_blocks("lstm_forward", gx_t, h0_t, [&](auto type, const Block& B) {
+    using T = decltype(type);
+    // H: the cell's width; P: h's, the projection's size with one (W_hr^T (H, P)), else H
+    const int64_t T_ = gx_t.size(0), N = B(h0_t).size(0), G = gx_t.size(2), H = G / 4;
+    const int64_t P = h0_t.size(1);
+    const bool proj = w_hr_t.has_value();
+    const auto gx = steps<T>(B(gx_t), T_, N, G, "gx");  // written: pre-activations over it
+    const T* b = vector_of<T>(b_t, G, "b");
+    const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
+    const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+    const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
+    const T* ln_c_bias = vector_of<T>(ln_c_bias_t, H, "ln_c_bias");
+    const auto zh = zone<T>(B(zh_t), zh_rate, T_, N, H, "zh");
+    const auto zc = zone<T>(B(zc_t), zc_rate, T_, N, H, "zc");
+    const auto keep = keep_of(B(keep_t), T_, N);
+    const auto gates = steps<T>(B(gates_t), T_, N, G, "gates");
+    const auto taus = steps<T>(B(taus_t), T_, N, H, "taus");
+    const auto a = steps<T>(B(a_t), T_, N, G, "a");
+    const auto out = steps<T>(B(out_t), T_, N, P, "out");
+    const auto new_c = steps<T>(B(new_c_t), T_, N, H, "new_c");
+    const auto mean_h = steps<T>(B(mean_h_t), T_, N, 1, "mean_h");
+    const auto rstd_h = steps<T>(B(rstd_h_t), T_, N, 1, "rstd_h");
+    const auto mean_c = steps<T>(B(mean_c_t), T_, N, 1, "mean_c");
+    const auto rstd_c = steps<T>(B(rstd_c_t), T_, N, 1, "rstd_c");
+    const auto cs = carried<T>(B(c0_t), B(c_store_t), save, reverse, T_, "c_store");
+    const auto hidden = hidden_of<T>(B(h0_t), out, B(h_store_t), B(m_t), save, reverse, T_);
+    TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h), "lstm_forward: LN(h) needs a, mean_h, rstd_h");
+    TORCH_CHECK(!ln_c == !ln_c_bias, "lstm_forward: ln_c and ln_c_bias go together");
+    TORCH_CHECK(!ln_c || (mean_c && rstd_c), "lstm_forward: LN(C) needs mean_c, rstd_c");
+    TORCH_CHECK(!keep || h_store_t, "lstm_forward: a length mask needs h_store");
+    TORCH_CHECK(!(keep || zc.on) || new_c_t, "lstm_forward: zoneout of C or a mask needs new_c");
+    TORCH_CHECK(proj || P == H, "lstm_forward: h0 is ", P, " wide without a projection, C ", H);
+    const auto w_hh = rows<const T>(w_hh_t, P, G, "w_hh_t");
+    TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || hidden.m),
+                "lstm_forward: the projection is for the plain cell only");
+    // with a projection: o ⊙ τ of the step, then h = (o ⊙ τ) W_hr^T (N, P) by a matmul
+    const Tensor raw_t = proj ? at::empty({N, H}, gx_t.options()) : Tensor();
+    const Tensor h_new_t = proj && keep ? at::empty({N, P}, gx_t.options()) : Tensor();
+    const Rows<T> raw = proj ? rows<T>(raw_t, N, H, "raw") : Rows<T>{};
+    const auto w_hr = proj ? rows<const T>(*w_hr_t, H, P, "w_hr_t") : Rows<const T>{};
 
-  for (int64_t k = 0; k < T_; ++k) {
-    const int64_t t = time_of(k, T_, reverse);
-    const Rows<const T> h_bar = hidden.matmul_rows(k, t);
-    const auto gxr = gx.at(t);
-    if (ln_hh) {
-      product<T>(N, G, P, h_bar, w_hh, a.at(t), false);
-    } else {  // pre = gx + h̄ W_hh^T into gx's own row: no copy of gx first
-      product<T>(N, G, P, h_bar, w_hh, gxr, true);
-    }
-    const Rows<const T> r = ln_hh ? a.at(t) : gxr;
-    const auto c_prev = cs.before(k, t), c_now = cs.now(k, t);
-    const auto step = hidden.step(k, t);
-    const auto g_rows = gates.at(t), tau = taus.at(t);
-    const auto cn_rows = new_c ? new_c.at(t) : c_now;
-    for_rows(N, G, [&](int64_t n) {
-      const T* rr = r[n];
-      T mu_h = 0, rho_h = 1;
+    for (int64_t k = 0; k < T_; ++k) {
+      const int64_t t = time_of(k, T_, reverse);
+      const Rows<const T> h_bar = hidden.matmul_rows(k, t);
+      const auto gxr = gx.at(t);
       if (ln_hh) {
-        std::tie(mu_h, rho_h) = moments(rr, G, kEps);
-        mean_h.at(t)[n][0] = mu_h;
-        rstd_h.at(t)[n][0] = rho_h;
+        product<T>(N, G, P, h_bar, w_hh, a.at(t), false);
+      } else {  // pre = gx + h̄ W_hh^T into gx's own row: no copy of gx first
+        product<T>(N, G, P, h_bar, w_hh, gxr, true);
       }
-      const V<T> vmu_h(mu_h), vrho_h(rho_h);
-      auto pre = [&](int64_t gate, int64_t j, int64_t kk) {
-        const int64_t at = gate * H + j;
-        const V<T> p = ln_hh ? at::vec::fmadd((load(rr + at, kk) - vmu_h) * vrho_h,
-                                              load(ln_hh + at, kk), load(gxr[n] + at, kk))
-                             : load(rr + at, kk);
-        return b ? p + load(b + at, kk) : p;
-      };
-      T* gr = g_rows[n];
-      const bool kept = keep.at(t, n);
-      auto finish = [&](int64_t j, int64_t kk, const V<T>& cn, const V<T>& tv) {
-        V<T> po = pre(3, j, kk);
-        if (w_ph) po = at::vec::fmadd(load(w_ph + 2 * H + j, kk), cn, po);
-        const V<T> o = sigmoid(po);
-        o.store(gr + 3 * H + j, kk);
-        tv.store(tau[n] + j, kk);
-        const V<T> h = o * tv;
-        const V<T> cp = load(c_prev[n] + j, kk);
-        const V<T> c = zc.on ? lerp(cn, cp, zc.at(t, n, j, kk)) : cn;
-        (kept ? c : cp).store(c_now[n] + j, kk);  // may be C̃'s own row: the same values
-        if (proj) {
-          h.store(raw[n] + j, kk);  // h after the matmul below
-        } else {
-          step.put(h, load(step.prev[n] + j, kk), zh, kept, n, j, kk);
-        }
-      };
-      LSTMKIT_FOR_CHUNKS(j, kk, H) {
-        const V<T> cp = load(c_prev[n] + j, kk);
-        V<T> pi = pre(0, j, kk), pf = pre(1, j, kk);
-        if (w_ph) {
-          pi = at::vec::fmadd(load(w_ph + j, kk), cp, pi);
-          pf = at::vec::fmadd(load(w_ph + H + j, kk), cp, pf);
-        }
-        const V<T> i = sigmoid(pi), f = sigmoid(pf), g = tanh_of(pre(2, j, kk));
-        i.store(gr + j, kk);
-        f.store(gr + H + j, kk);
-        g.store(gr + 2 * H + j, kk);
-        const V<T> cn = at::vec::fmadd(f, cp, i * g);
-        cn.store(cn_rows[n] + j, kk);
-        if (!ln_c) finish(j, kk, cn, tanh_of(cn));
-      }
-      if (ln_c) {
-        const T* cn_row = cn_rows[n];
-        const auto [mu_c, rho_c] = moments(cn_row, H, kEps);
-        mean_c.at(t)[n][0] = mu_c;
-        rstd_c.at(t)[n][0] = rho_c;
-        const V<T> vmu(mu_c), vrho(rho_c);
+      const Rows<const T> r = ln_hh ? a.at(t) : gxr;
+      const auto c_prev = cs.before(k, t), c_now = cs.now(k, t);
+      const auto step = hidden.step(k, t);
+      const auto g_rows = gates.at(t), tau = taus.at(t);
+      const auto cn_rows = new_c ? new_c.at(t) : c_now;
+      for_rows(N, G, [&](int64_t n) {
+        const T* rr = r[n];
+        T mu_h = 0, rho_h = 1;
+        if (ln_hh) std::tie(mu_h, rho_h) = moments(rr, G, mean_h.at(t)[n], rstd_h.at(t)[n]);
+        const V<T> vmu_h(mu_h), vrho_h(rho_h);
+        auto pre = [&](int64_t gate, int64_t j, int64_t kk) {
+          const int64_t at = gate * H + j;
+          const V<T> p = ln_hh ? at::vec::fmadd((load(rr + at, kk) - vmu_h) * vrho_h,
+                                                load(ln_hh + at, kk), load(gxr[n] + at, kk))
+                               : load(rr + at, kk);
+          return b ? p + load(b + at, kk) : p;
+        };
+        T* gr = g_rows[n];
+        const bool kept = keep.at(t, n);
+        auto finish = [&](int64_t j, int64_t kk, const V<T>& cn, const V<T>& tv) {
+          V<T> po = pre(3, j, kk);
+          if (w_ph) po = at::vec::fmadd(load(w_ph + 2 * H + j, kk), cn, po);
+          const V<T> o = sigmoid(po);
+          o.store(gr + 3 * H + j, kk);
+          tv.store(tau[n] + j, kk);
+          const V<T> h = o * tv;
+          const V<T> cp = load(c_prev[n] + j, kk);
+          const V<T> c = zc.on ? lerp(cn, cp, zc.at(t, n, j, kk)) : cn;
+          (kept ? c : cp).store(c_now[n] + j, kk);  // may be C̃'s own row: the same values
+          if (proj) {
+            h.store(raw[n] + j, kk);  // h after the matmul below
+          } else {
+            step.put(h, load(step.prev[n] + j, kk), zh, kept, n, j, kk);
+          }
+        };
         LSTMKIT_FOR_CHUNKS(j, kk, H) {
-          const V<T> cn = load(cn_row + j, kk);
-          const V<T> u =
-              at::vec::fmadd((cn - vmu) * vrho, load(ln_c + j, kk), load(ln_c_bias + j, kk));
-          finish(j, kk, cn, tanh_of(u));
+          const V<T> cp = load(c_prev[n] + j, kk);
+          V<T> pi = pre(0, j, kk), pf = pre(1, j, kk);
+          if (w_ph) {
+            pi = at::vec::fmadd(load(w_ph + j, kk), cp, pi);
+            pf = at::vec::fmadd(load(w_ph + H + j, kk), cp, pf);
+          }
+          const V<T> i = sigmoid(pi), f = sigmoid(pf), g = tanh_of(pre(2, j, kk));
+          i.store(gr + j, kk);
+          f.store(gr + H + j, kk);
+          g.store(gr + 2 * H + j, kk);
+          const V<T> cn = at::vec::fmadd(f, cp, i * g);
+          cn.store(cn_rows[n] + j, kk);
+          if (!ln_c) finish(j, kk, cn, tanh_of(cn));
         }
-      }
-    });
-    if (!proj) continue;
-    if (!keep) {  // out is the carried h
-      product<T>(N, P, H, raw, w_hr, step.out, false);
-      continue;
+        if (ln_c) {
+          const T* cn_row = cn_rows[n];
+          const auto [mu_c, rho_c] = moments(cn_row, H, mean_c.at(t)[n], rstd_c.at(t)[n]);
+          const V<T> vmu(mu_c), vrho(rho_c);
+          LSTMKIT_FOR_CHUNKS(j, kk, H) {
+            const V<T> cn = load(cn_row + j, kk);
+            const V<T> u =
+                at::vec::fmadd((cn - vmu) * vrho, load(ln_c + j, kk), load(ln_c_bias + j, kk));
+            finish(j, kk, cn, tanh_of(u));
+          }
+        }
+      });
+      if (!proj) continue;
+      // h = (o ⊙ τ) W_hr^T, straight into out (the carried h) without a length mask
+      const auto hn_rows = keep ? rows<T>(h_new_t, N, P, "h_new") : step.out;
+      product<T>(N, P, H, raw, w_hr, hn_rows, false);
+      if (!keep) continue;
+      for_rows(N, P, [&](int64_t n) {  // the length mask on h
+        const bool kept = keep.at(t, n);
+        LSTMKIT_FOR_CHUNKS(j, kk, P) {
+          step.put(load(hn_rows[n] + j, kk), load(step.prev[n] + j, kk), zh, kept, n, j, kk);
+        }
+      });
     }
-    const auto hn_rows = rows<T>(h_new_t, N, P, "h_new");
-    product<T>(N, P, H, raw, w_hr, hn_rows, false);
-    for_rows(N, P, [&](int64_t n) {  // the length mask on h
-      const bool kept = keep.at(t, n);
-      LSTMKIT_FOR_CHUNKS(j, kk, P) {
-        step.put(load(hn_rows[n] + j, kk), load(step.prev[n] + j, kk), zh, kept, n, j, kk);
-      }
-    });
-  }
-}
-
-void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_t,
-                  const OptTensor& b, const OptTensor& w_hr_t, const OptTensor& w_ph,
-                  const OptTensor& ln_hh, const OptTensor& ln_c, const OptTensor& ln_c_bias,
-                  const OptTensor& zh, double zh_rate, const OptTensor& zc, double zc_rate,
-                  const OptTensor& keep, const OptTensor& m, bool reverse, bool save,
-                  const Tensor& gates, const Tensor& taus, const OptTensor& a,
-                  const Tensor& c_store, const Tensor& out, const OptTensor& h_store,
-                  const OptTensor& new_c, const OptTensor& mean_h, const OptTensor& rstd_h,
-                  const OptTensor& mean_c, const OptTensor& rstd_c) {
-  AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "lstm_forward", [&] {
-    over_blocks(h0.size(0), [&](const Block& B) {
-      lstm_forward_impl<scalar_t>(B(gx), B(h0), B(c0), w_hh_t, b, w_hr_t, w_ph, ln_hh, ln_c,
-                                  ln_c_bias, B(zh), zh_rate, B(zc), zc_rate, B(keep), B(m),
-                                  reverse, save, B(gates), B(taus), B(a), B(c_store), B(out),
-                                  B(h_store), B(new_c), B(mean_h), B(rstd_h), B(mean_c),
-                                  B(rstd_c));
-    });
   });
 }
 
@@ -670,195 +647,177 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
 // first pass over the rows, then δh W_hr (N, H) by a matmul takes δh's place above.
 // ======================================================================================
 
-template <typename T>
-void lstm_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
-                        const Tensor& w_hh, const OptTensor& w_hr_t, const Tensor& gates_t,
-                        const Tensor& taus_t, const Tensor& c_prev_t, const OptTensor& c_new_t,
-                        const OptTensor& a_t, const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
-                        const OptTensor& mean_c_t, const OptTensor& rstd_c_t,
-                        const OptTensor& w_ph_t, const OptTensor& ln_hh_t, const OptTensor& ln_c_t,
-                        const OptTensor& zh_t, double zh_rate, const OptTensor& zc_t,
-                        double zc_rate, const OptTensor& keep_t, const OptTensor& m_t, bool reverse,
-                        const Tensor& grad_t, const OptTensor& grad_a_t, const OptTensor& du_t,
-                        const Tensor& dh0_t, const Tensor& dc0_t, const OptTensor& dh_store_t) {
-  const int64_t T_ = gates_t.size(0), N = gates_t.size(1), H = taus_t.size(2), G = 4 * H;
-  const int64_t P = dh_n_t.size(1);  // h's width: the projection's size with one, else H
-  const bool proj = w_hr_t.has_value();
-  const auto dout = steps<const T>(dout_t, T_, N, P, "dout");
-  const auto gates = steps<const T>(gates_t, T_, N, G, "gates");
-  const auto taus = steps<const T>(taus_t, T_, N, H, "taus");
-  const auto c_prev = steps<const T>(c_prev_t, T_, N, H, "c_prev");
-  const auto c_new = steps<const T>(c_new_t, T_, N, H, "c_new");
-  const auto a = steps<const T>(a_t, T_, N, G, "a");
-  const auto mean_h = steps<const T>(mean_h_t, T_, N, 1, "mean_h");
-  const auto rstd_h = steps<const T>(rstd_h_t, T_, N, 1, "rstd_h");
-  const auto mean_c = steps<const T>(mean_c_t, T_, N, 1, "mean_c");
-  const auto rstd_c = steps<const T>(rstd_c_t, T_, N, 1, "rstd_c");
-  const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
-  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
-  const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
-  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
-  const auto zc = zone<T>(zc_t, zc_rate, T_, N, H, "zc");
-  const auto keep = keep_of(keep_t, T_, N);
-  const auto m = m_t ? rows<const T>(*m_t, N, P, "m") : Rows<const T>{};
-  const auto grad = steps<T>(grad_t, T_, N, G, "grad");
-  const auto grad_a = steps<T>(grad_a_t, T_, N, G, "grad_a");
-  const auto du = steps<T>(du_t, T_, N, H, "du");
-  TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "lstm_backward: LN(h) inputs");
-  TORCH_CHECK(!ln_c || (c_new && mean_c && rstd_c && du), "lstm_backward: LN(C) inputs");
-  TORCH_CHECK(gates.count == T_ && taus.count == T_, "lstm_backward: expected saved steps");
-  TORCH_CHECK(proj == dh_store_t.has_value(), "lstm_backward: w_hr and dh_store go together");
-  TORCH_CHECK(proj || P == H, "lstm_backward: h is ", P, " wide without a projection, C ", H);
-  TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || m),
-              "lstm_backward: the projection is for the plain cell only");
-  const auto dh_store = steps<T>(dh_store_t, T_, N, P, "dh_store");
+void lstm_backward(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& dc_n_t,
+                   const Tensor& w_hh, const OptTensor& w_hr_t, const Tensor& gates_t,
+                   const Tensor& taus_t, const Tensor& c_prev_t, const OptTensor& c_new_t,
+                   const OptTensor& a_t, const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
+                   const OptTensor& mean_c_t, const OptTensor& rstd_c_t, const OptTensor& w_ph_t,
+                   const OptTensor& ln_hh_t, const OptTensor& ln_c_t, const OptTensor& zh_t,
+                   double zh_rate, const OptTensor& zc_t, double zc_rate, const OptTensor& keep_t,
+                   const OptTensor& m_t, bool reverse, const Tensor& grad_t,
+                   const OptTensor& grad_a_t, const OptTensor& du_t, const Tensor& dh0_t,
+                   const Tensor& dc0_t, const OptTensor& dh_store_t) {
+  on_blocks("lstm_backward", gates_t, dh_n_t, [&](auto type, const Block& B) {
+    using T = decltype(type);
+    const int64_t T_ = gates_t.size(0), N = B(gates_t).size(1), H = taus_t.size(2), G = 4 * H;
+    const int64_t P = dh_n_t.size(1);  // h's width: the projection's size with one, else H
+    const bool proj = w_hr_t.has_value();
+    const auto dout = steps<const T>(B(dout_t), T_, N, P, "dout");
+    const auto gates = steps<const T>(B(gates_t), T_, N, G, "gates");
+    const auto taus = steps<const T>(B(taus_t), T_, N, H, "taus");
+    const auto c_prev = steps<const T>(B(c_prev_t), T_, N, H, "c_prev");
+    const auto c_new = steps<const T>(B(c_new_t), T_, N, H, "c_new");
+    const auto a = steps<const T>(B(a_t), T_, N, G, "a");
+    const auto mean_h = steps<const T>(B(mean_h_t), T_, N, 1, "mean_h");
+    const auto rstd_h = steps<const T>(B(rstd_h_t), T_, N, 1, "rstd_h");
+    const auto mean_c = steps<const T>(B(mean_c_t), T_, N, 1, "mean_c");
+    const auto rstd_c = steps<const T>(B(rstd_c_t), T_, N, 1, "rstd_c");
+    const T* w_ph = vector_of<T>(w_ph_t, 3 * H, "w_ph");
+    const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+    const T* ln_c = vector_of<T>(ln_c_t, H, "ln_c");
+    const auto zh = zone<T>(B(zh_t), zh_rate, T_, N, H, "zh");
+    const auto zc = zone<T>(B(zc_t), zc_rate, T_, N, H, "zc");
+    const auto keep = keep_of(B(keep_t), T_, N);
+    const auto m = m_t ? rows<const T>(*B(m_t), N, P, "m") : Rows<const T>{};
+    const auto grad = steps<T>(B(grad_t), T_, N, G, "grad");
+    const auto grad_a = steps<T>(B(grad_a_t), T_, N, G, "grad_a");
+    const auto du = steps<T>(B(du_t), T_, N, H, "du");
+    TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "lstm_backward: LN(h) inputs");
+    TORCH_CHECK(!ln_c || (c_new && mean_c && rstd_c && du), "lstm_backward: LN(C) inputs");
+    TORCH_CHECK(gates.count == T_ && taus.count == T_, "lstm_backward: expected saved steps");
+    TORCH_CHECK(proj == dh_store_t.has_value(), "lstm_backward: w_hr and dh_store go together");
+    TORCH_CHECK(proj || P == H, "lstm_backward: h is ", P, " wide without a projection, C ", H);
+    TORCH_CHECK(!proj || !(w_ph || ln_hh || ln_c || zh.on || zc.on || m),
+                "lstm_backward: the projection is for the plain cell only");
+    const auto dh_store = steps<T>(B(dh_store_t), T_, N, P, "dh_store");
 
-  const auto opts = gates_t.options();
-  const bool passes = zh.on || keep;
-  Tensor r = at::empty({N, P}, opts);              // δa W_hh, written by the matmul
-  const Tensor dcs = at::empty({2, N, H}, opts);  // δC carried, in turns
-  const Tensor carries = passes ? at::empty({2, N, P}, opts) : Tensor();  // e, in turns
-  // with a projection: δh of the step (P wide, kept in dh_store), then δh W_hr (N, H)
-  const Tensor dh_raw_t = proj ? at::empty({N, H}, opts) : Tensor();
-  const Rows<T> dh_raw = proj ? rows<T>(dh_raw_t, N, H, "dh_raw") : Rows<T>{};
-  const auto w_hr = proj ? rows<const T>(*w_hr_t, P, H, "w_hr") : Rows<const T>{};
-  const Rows<const T> dh_n = rows<const T>(dh_n_t, N, P, "dh_n");
-  const Rows<const T> dc_n = rows<const T>(dc_n_t, N, H, "dc_n");
-  const Rows<T> r_rows = rows<T>(r, N, P, "r");
-  const auto w_hh_rows = rows<const T>(w_hh, G, P, "w_hh");
-  const V<T> one(T(1)), zero(T(0));
-  for (int64_t k = 0; k < T_; ++k) {
-    const int64_t t = time_of(T_ - 1 - k, T_, reverse);  // the reverse of the forward order
-    const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
-    const Rows<const T> dcin = k == 0 ? dc_n : turn<T>(dcs, (k + 1) % 2);
-    const auto dc_out = turn<T>(dcs, k % 2);
-    const auto e_out = passes ? turn<T>(carries, k % 2) : Rows<T>{};
-    const auto tau = taus.at(t), cp_rows = c_prev.at(t);
-    const auto dg_rows = grad.at(t), do_rows = dout.at(t);
-    if (proj) {  // δh (P wide) and what passes through padding, then δh W_hr
-      const auto dh_rows = dh_store.at(t);
-      for_rows(N, P, [&](int64_t n) {
+    const auto opts = gates_t.options();
+    const bool passes = zh.on || keep;
+    Tensor r = at::empty({N, P}, opts);              // δa W_hh, written by the matmul
+    const Tensor dcs = at::empty({2, N, H}, opts);  // δC carried, in turns
+    const Tensor carries = passes ? at::empty({2, N, P}, opts) : Tensor();  // e, in turns
+    // with a projection: δh of the step (P wide, kept in dh_store), then δh W_hr (N, H)
+    const Tensor dh_raw_t = proj ? at::empty({N, H}, opts) : Tensor();
+    const Rows<T> dh_raw = proj ? rows<T>(dh_raw_t, N, H, "dh_raw") : Rows<T>{};
+    const auto w_hr = proj ? rows<const T>(*w_hr_t, P, H, "w_hr") : Rows<const T>{};
+    const Rows<const T> dh_n = rows<const T>(B(dh_n_t), N, P, "dh_n");
+    const Rows<const T> dc_n = rows<const T>(B(dc_n_t), N, H, "dc_n");
+    const Rows<T> r_rows = rows<T>(r, N, P, "r");
+    const auto w_hh_rows = rows<const T>(w_hh, G, P, "w_hh");
+    const V<T> one(T(1)), zero(T(0));
+    for (int64_t k = 0; k < T_; ++k) {
+      const int64_t t = time_of(T_ - 1 - k, T_, reverse);  // the reverse of the forward order
+      const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
+      const Rows<const T> dcin = k == 0 ? dc_n : turn<T>(dcs, (k + 1) % 2);
+      const auto dc_out = turn<T>(dcs, k % 2);
+      const auto e_out = passes ? turn<T>(carries, k % 2) : Rows<T>{};
+      const auto tau = taus.at(t), cp_rows = c_prev.at(t);
+      const auto dg_rows = grad.at(t), do_rows = dout.at(t);
+      if (proj) {  // δh (P wide) and what passes through padding, then δh W_hr
+        const auto dh_rows = dh_store.at(t);
+        for_rows(N, P, [&](int64_t n) {
+          const bool kept = keep.at(t, n);
+          LSTMKIT_FOR_CHUNKS(j, kk, P) {
+            const V<T> carry = in.at(n, j, kk);  // no m with a projection
+            (kept ? load(do_rows[n] + j, kk) + carry : zero).store(dh_rows[n] + j, kk);
+            if (passes) (kept ? zero : carry).store(e_out[n] + j, kk);
+          }
+        });
+        product<T>(N, H, P, dh_rows, w_hr, dh_raw, false);
+      }
+      for_rows(N, G, [&](int64_t n) {
+        const T* gr = gates.at(t)[n];
         const bool kept = keep.at(t, n);
-        LSTMKIT_FOR_CHUNKS(j, kk, P) {
-          const V<T> carry = in.at(n, j, kk);  // no m with a projection
-          (kept ? load(do_rows[n] + j, kk) + carry : zero).store(dh_rows[n] + j, kk);
-          if (passes) (kept ? zero : carry).store(e_out[n] + j, kk);
+        auto dh_at = [&](int64_t j, int64_t kk, V<T>& passed) {
+          if (proj) return load(dh_raw[n] + j, kk);  // 0 past the end: δh was
+          const V<T> carry = in.at(n, j, kk);
+          passed = kept ? zero : carry;
+          return kept ? load(do_rows[n] + j, kk) + carry : zero;
+        };
+        auto a_o_k = [&](int64_t j, int64_t kk, V<T>& kv) {
+          const V<T> o = load(gr + 3 * H + j, kk), tv = load(tau[n] + j, kk);
+          V<T> ao = tv * o * (one - o);
+          kv = o * (one - tv * tv);
+          if (zh.on) {
+            const V<T> keep_h = one - zh.at(t, n, j, kk);
+            ao = ao * keep_h;
+            kv = kv * keep_h;
+          }
+          return ao;
+        };
+        double s1 = 0, s2 = 0;
+        T mu_c = 0, rho_c = 1;
+        if (ln_c) {  // the sums of 𝓑_c over the row first
+          mu_c = mean_c.at(t)[n][0];
+          rho_c = rstd_c.at(t)[n][0];
+          const V<T> vmu(mu_c), vrho(rho_c);
+          V<T> a1(T(0)), a2(T(0));
+          LSTMKIT_FOR_CHUNKS(j, kk, H) {
+            V<T> passed, kv;
+            const V<T> dh = dh_at(j, kk, passed);
+            a_o_k(j, kk, kv);
+            const V<T> u = dh * kv;
+            u.store(du.at(t)[n] + j, kk);
+            const V<T> dy = head(u * load(ln_c + j, kk), kk);
+            a1 += dy;
+            a2 = at::vec::fmadd(dy, (load(c_new.at(t)[n] + j, kk) - vmu) * vrho, a2);
+          }
+          s1 = hsum(a1) / H;
+          s2 = hsum(a2) / H;
         }
-      });
-      product<T>(N, H, P, dh_rows, w_hr, dh_raw, false);
-    }
-    for_rows(N, G, [&](int64_t n) {
-      const T* gr = gates.at(t)[n];
-      const bool kept = keep.at(t, n);
-      auto dh_at = [&](int64_t j, int64_t kk, V<T>& passed) {
-        if (proj) return load(dh_raw[n] + j, kk);  // 0 past the end: δh was
-        const V<T> carry = in.at(n, j, kk);
-        passed = kept ? zero : carry;
-        return kept ? load(do_rows[n] + j, kk) + carry : zero;
-      };
-      auto a_o_k = [&](int64_t j, int64_t kk, V<T>& kv) {
-        const V<T> o = load(gr + 3 * H + j, kk), tv = load(tau[n] + j, kk);
-        V<T> ao = tv * o * (one - o);
-        kv = o * (one - tv * tv);
-        if (zh.on) {
-          const V<T> keep_h = one - zh.at(t, n, j, kk);
-          ao = ao * keep_h;
-          kv = kv * keep_h;
-        }
-        return ao;
-      };
-      double s1 = 0, s2 = 0;
-      T mu_c = 0, rho_c = 1;
-      if (ln_c) {  // the sums of 𝓑_c over the row first
-        mu_c = mean_c.at(t)[n][0];
-        rho_c = rstd_c.at(t)[n][0];
-        const V<T> vmu(mu_c), vrho(rho_c);
-        V<T> a1(T(0)), a2(T(0));
+        const V<T> vs1(static_cast<T>(s1)), vs2(static_cast<T>(s2));
+        const V<T> vmu_c(mu_c), vrho_c(rho_c);
+        T* dgr = dg_rows[n];
         LSTMKIT_FOR_CHUNKS(j, kk, H) {
           V<T> passed, kv;
           const V<T> dh = dh_at(j, kk, passed);
-          a_o_k(j, kk, kv);
-          const V<T> u = dh * kv;
-          u.store(du.at(t)[n] + j, kk);
-          const V<T> dy = head(u * load(ln_c + j, kk), kk);
-          a1 += dy;
-          a2 = at::vec::fmadd(dy, (load(c_new.at(t)[n] + j, kk) - vmu) * vrho, a2);
+          const V<T> ao = a_o_k(j, kk, kv);
+          const V<T> dc_carry = load(dcin[n] + j, kk);
+          const V<T> dc_kept = kept ? dc_carry : zero;
+          V<T> dct = zc.on ? dc_kept * (one - zc.at(t, n, j, kk)) : dc_kept;
+          if (ln_c) {
+            const V<T> chat = (load(c_new.at(t)[n] + j, kk) - vmu_c) * vrho_c;
+            const V<T> dy = load(du.at(t)[n] + j, kk) * load(ln_c + j, kk);
+            dct = dct + vrho_c * (dy - vs1 - chat * vs2);
+            if (w_ph) dct = at::vec::fmadd(dh * ao, load(w_ph + 2 * H + j, kk), dct);
+          } else {
+            if (w_ph) kv = at::vec::fmadd(ao, load(w_ph + 2 * H + j, kk), kv);
+            dct = at::vec::fmadd(dh, kv, dct);
+          }
+          const V<T> i = load(gr + j, kk), f = load(gr + H + j, kk), g = load(gr + 2 * H + j, kk);
+          const V<T> cp = load(cp_rows[n] + j, kk);
+          const V<T> ai = g * i * (one - i), af = cp * f * (one - f);
+          (dct * ai).store(dgr + j, kk);
+          (dct * af).store(dgr + H + j, kk);
+          (dct * i * (one - g * g)).store(dgr + 2 * H + j, kk);
+          (dh * ao).store(dgr + 3 * H + j, kk);
+          V<T> ft = f;
+          if (w_ph) {
+            ft = at::vec::fmadd(load(w_ph + j, kk), ai, ft);
+            ft = at::vec::fmadd(load(w_ph + H + j, kk), af, ft);
+          }
+          V<T> dcn = dct * ft;
+          if (zc.on) dcn = at::vec::fmadd(zc.at(t, n, j, kk), dc_kept, dcn);
+          (kept ? dcn : dc_carry).store(dc_out[n] + j, kk);
+          if (passes && !proj) {
+            V<T> en = passed;
+            if (zh.on) en = at::vec::fmadd(zh.at(t, n, j, kk), dh, en);
+            en.store(e_out[n] + j, kk);
+          }
         }
-        s1 = hsum(a1) / H;
-        s2 = hsum(a2) / H;
-      }
-      const V<T> vs1(static_cast<T>(s1)), vs2(static_cast<T>(s2));
-      const V<T> vmu_c(mu_c), vrho_c(rho_c);
-      T* dgr = dg_rows[n];
-      LSTMKIT_FOR_CHUNKS(j, kk, H) {
-        V<T> passed, kv;
-        const V<T> dh = dh_at(j, kk, passed);
-        const V<T> ao = a_o_k(j, kk, kv);
-        const V<T> dc_carry = load(dcin[n] + j, kk);
-        const V<T> dc_kept = kept ? dc_carry : zero;
-        V<T> dct = zc.on ? dc_kept * (one - zc.at(t, n, j, kk)) : dc_kept;
-        if (ln_c) {
-          const V<T> chat = (load(c_new.at(t)[n] + j, kk) - vmu_c) * vrho_c;
-          const V<T> dy = load(du.at(t)[n] + j, kk) * load(ln_c + j, kk);
-          dct = dct + vrho_c * (dy - vs1 - chat * vs2);
-          if (w_ph) dct = at::vec::fmadd(dh * ao, load(w_ph + 2 * H + j, kk), dct);
-        } else {
-          if (w_ph) kv = at::vec::fmadd(ao, load(w_ph + 2 * H + j, kk), kv);
-          dct = at::vec::fmadd(dh, kv, dct);
+        if (ln_hh) {
+          norm_backward_row(dgr, a.at(t)[n], mean_h.at(t)[n][0], rstd_h.at(t)[n][0], ln_hh, G,
+                            grad_a.at(t)[n]);
         }
-        const V<T> i = load(gr + j, kk), f = load(gr + H + j, kk), g = load(gr + 2 * H + j, kk);
-        const V<T> cp = load(cp_rows[n] + j, kk);
-        const V<T> ai = g * i * (one - i), af = cp * f * (one - f);
-        (dct * ai).store(dgr + j, kk);
-        (dct * af).store(dgr + H + j, kk);
-        (dct * i * (one - g * g)).store(dgr + 2 * H + j, kk);
-        (dh * ao).store(dgr + 3 * H + j, kk);
-        V<T> ft = f;
-        if (w_ph) {
-          ft = at::vec::fmadd(load(w_ph + j, kk), ai, ft);
-          ft = at::vec::fmadd(load(w_ph + H + j, kk), af, ft);
-        }
-        V<T> dcn = dct * ft;
-        if (zc.on) dcn = at::vec::fmadd(zc.at(t, n, j, kk), dc_kept, dcn);
-        (kept ? dcn : dc_carry).store(dc_out[n] + j, kk);
-        if (passes && !proj) {
-          V<T> en = passed;
-          if (zh.on) en = at::vec::fmadd(zh.at(t, n, j, kk), dh, en);
-          en.store(e_out[n] + j, kk);
-        }
-      }
-      if (ln_hh) {
-        norm_backward_row(dgr, a.at(t)[n], mean_h.at(t)[n][0], rstd_h.at(t)[n][0], ln_hh, G,
-                          grad_a.at(t)[n]);
-      }
-    });
-    const Rows<T> dg = (ln_hh ? grad_a : grad).at(t);
-    product<T>(N, P, G, dg, w_hh_rows, r_rows, false);
-  }
-  // what reaches h0 and c0
-  Tensor dh0 = m ? r * *m_t : r;
-  if (passes) dh0 = dh0 + carries[(T_ - 1) % 2];
-  const_cast<Tensor&>(dh0_t).copy_(dh0);
-  const_cast<Tensor&>(dc0_t).copy_(dcs[(T_ - 1) % 2]);
-}
-
-void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n, const Tensor& w_hh,
-                   const OptTensor& w_hr, const Tensor& gates, const Tensor& taus,
-                   const Tensor& c_prev, const OptTensor& c_new, const OptTensor& a,
-                   const OptTensor& mean_h, const OptTensor& rstd_h, const OptTensor& mean_c,
-                   const OptTensor& rstd_c, const OptTensor& w_ph, const OptTensor& ln_hh,
-                   const OptTensor& ln_c, const OptTensor& zh, double zh_rate, const OptTensor& zc,
-                   double zc_rate, const OptTensor& keep, const OptTensor& m, bool reverse,
-                   const Tensor& grad, const OptTensor& grad_a, const OptTensor& du,
-                   const Tensor& dh0, const Tensor& dc0, const OptTensor& dh_store) {
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    over_blocks(dh_n.size(0), [&](const Block& B) {
-      lstm_backward_impl<scalar_t>(B(dout), B(dh_n), B(dc_n), w_hh, w_hr, B(gates), B(taus),
-                                   B(c_prev), B(c_new), B(a), B(mean_h), B(rstd_h), B(mean_c),
-                                   B(rstd_c), w_ph, ln_hh, ln_c, B(zh), zh_rate, B(zc), zc_rate,
-                                   B(keep), B(m), reverse, B(grad), B(grad_a), B(du), B(dh0),
-                                   B(dc0), B(dh_store));
-    });
+      });
+      const Rows<T> dg = (ln_hh ? grad_a : grad).at(t);
+      product<T>(N, P, G, dg, w_hh_rows, r_rows, false);
+    }
+    // what reaches h0 and c0
+    Tensor dh0 = m ? r * *B(m_t) : r;
+    if (passes) dh0 = dh0 + carries[(T_ - 1) % 2];
+    B(dh0_t).copy_(dh0);
+    B(dc0_t).copy_(dcs[(T_ - 1) % 2]);
   });
 }
 
@@ -873,111 +832,96 @@ void lstm_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& dc_n, c
 // then h̃ = n + z (h_prev - n), h = lerp(h̃, h_prev, d^h), the length mask, h̄ = h m.
 // ======================================================================================
 
-template <typename T>
-void gru_forward_impl(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh_t,
-                      const OptTensor& b_hh_t, const OptTensor& ln_hh_t, const OptTensor& zh_t,
-                      double zh_rate, const OptTensor& keep_t, const OptTensor& m_t,
-                      bool reset_after, bool reverse, bool save, const Tensor& rz_t,
-                      const Tensor& n_t, const OptTensor& n_hat_t, const OptTensor& gh_t,
-                      const OptTensor& a_t, const Tensor& out_t, const OptTensor& h_store_t,
-                      const OptTensor& mean_h_t, const OptTensor& rstd_h_t) {
-  const int64_t T_ = gx_t.size(0), N = h0_t.size(0), H = h0_t.size(1), G = 3 * H;
-  const auto gx = steps<const T>(gx_t, T_, N, G, "gx");
-  const T* b_hh = vector_of<T>(b_hh_t, G, "b_hh");
-  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
-  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
-  const auto keep = keep_of(keep_t, T_, N);
-  const auto rz = steps<T>(rz_t, T_, N, 2 * H, "rz");
-  const auto nn = steps<T>(n_t, T_, N, H, "n");
-  const auto n_hat = steps<T>(n_hat_t, T_, N, H, "n_hat");
-  const auto gh = steps<T>(gh_t, T_, N, G, "gh");
-  const auto a = steps<T>(a_t, T_, N, G, "a");
-  const auto out = steps<T>(out_t, T_, N, H, "out");
-  const auto mean_h = steps<T>(mean_h_t, T_, N, 1, "mean_h");
-  const auto rstd_h = steps<T>(rstd_h_t, T_, N, 1, "rstd_h");
-  const auto hidden = hidden_of<T>(h0_t, out, h_store_t, m_t, save, reverse, T_);
-  TORCH_CHECK(reset_after ? static_cast<bool>(gh) : static_cast<bool>(n_hat),
-              "gru_forward: the reset after needs gh, before it n_hat");
-  TORCH_CHECK(!ln_hh || (reset_after && a && mean_h && rstd_h), "gru_forward: LN(h) inputs");
-  TORCH_CHECK(!keep || h_store_t, "gru_forward: a length mask needs h_store");
+void gru_forward(const Tensor& gx_t, const Tensor& h0_t, const Tensor& w_hh_t,
+                 const OptTensor& b_hh_t, const OptTensor& ln_hh_t, const OptTensor& zh_t,
+                 double zh_rate, const OptTensor& keep_t, const OptTensor& m_t, bool reset_after,
+                 bool reverse, bool save, const Tensor& rz_t, const Tensor& n_t,
+                 const OptTensor& n_hat_t, const OptTensor& gh_t, const OptTensor& a_t,
+                 const Tensor& out_t, const OptTensor& h_store_t, const OptTensor& mean_h_t,
+                 const OptTensor& rstd_h_t) {
+  on_blocks("gru_forward", gx_t, h0_t, [&](auto type, const Block& B) {
+    using T = decltype(type);
+    const int64_t T_ = gx_t.size(0), N = B(h0_t).size(0), H = h0_t.size(1), G = 3 * H;
+    const auto gx = steps<const T>(B(gx_t), T_, N, G, "gx");
+    const T* b_hh = vector_of<T>(b_hh_t, G, "b_hh");
+    const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+    const auto zh = zone<T>(B(zh_t), zh_rate, T_, N, H, "zh");
+    const auto keep = keep_of(B(keep_t), T_, N);
+    const auto rz = steps<T>(B(rz_t), T_, N, 2 * H, "rz");
+    const auto nn = steps<T>(B(n_t), T_, N, H, "n");
+    const auto n_hat = steps<T>(B(n_hat_t), T_, N, H, "n_hat");
+    const auto gh = steps<T>(B(gh_t), T_, N, G, "gh");
+    const auto a = steps<T>(B(a_t), T_, N, G, "a");
+    const auto out = steps<T>(B(out_t), T_, N, H, "out");
+    const auto mean_h = steps<T>(B(mean_h_t), T_, N, 1, "mean_h");
+    const auto rstd_h = steps<T>(B(rstd_h_t), T_, N, 1, "rstd_h");
+    const auto hidden = hidden_of<T>(B(h0_t), out, B(h_store_t), B(m_t), save, reverse, T_);
+    TORCH_CHECK(reset_after ? static_cast<bool>(gh) : static_cast<bool>(n_hat),
+                "gru_forward: the reset after needs gh, before it n_hat");
+    TORCH_CHECK(!ln_hh || (reset_after && a && mean_h && rstd_h), "gru_forward: LN(h) inputs");
+    TORCH_CHECK(!keep || h_store_t, "gru_forward: a length mask needs h_store");
 
-  // W_hh^T (H, 3H) and its [r, z] and n column blocks, rows of 3H
-  const auto w_hh = rows<const T>(w_hh_t, H, G, "w_hh_t");
-  const Rows<const T> w_rz{w_hh.p, w_hh.s}, w_n{w_hh.p + 2 * H, w_hh.s};
-  for (int64_t k = 0; k < T_; ++k) {
-    const int64_t t = time_of(k, T_, reverse);
-    const Rows<const T> h_bar = hidden.matmul_rows(k, t);
-    const auto step = hidden.step(k, t);
-    const auto rz_rows = rz.at(t), n_rows = nn.at(t), gxr = gx.at(t);
-    if (reset_after) {  // g^h = h̄ W_hh^T: into a for LN, else into gh (b_hh in the pass)
-      product<T>(N, G, H, h_bar, w_hh, ln_hh ? a.at(t) : gh.at(t), false);
-    } else {  // [r, z] = σ(gx + h̄ W_rz^T), n̂ = r ⊙ h̄, then n_pre = n̂ W_n^T (gx in the pass)
-      product<T>(N, 2 * H, H, h_bar, w_rz, rz_rows, false);
-      const auto nh = n_hat.at(t);
-      for_rows(N, 2 * H, [&](int64_t n) {
-        T* rzr = rz_rows[n];
-        LSTMKIT_FOR_CHUNKS(j, kk, 2 * H) {
-          sigmoid(load(rzr + j, kk) + load(gxr[n] + j, kk)).store(rzr + j, kk);
+    // W_hh^T (H, 3H) and its [r, z] and n column blocks, rows of 3H
+    const auto w_hh = rows<const T>(w_hh_t, H, G, "w_hh_t");
+    const Rows<const T> w_rz{w_hh.p, w_hh.s}, w_n{w_hh.p + 2 * H, w_hh.s};
+    for (int64_t k = 0; k < T_; ++k) {
+      const int64_t t = time_of(k, T_, reverse);
+      const Rows<const T> h_bar = hidden.matmul_rows(k, t);
+      const auto step = hidden.step(k, t);
+      const auto rz_rows = rz.at(t), n_rows = nn.at(t), gxr = gx.at(t);
+      if (reset_after) {  // g^h = h̄ W_hh^T: into a for LN, else into gh (b_hh in the pass)
+        product<T>(N, G, H, h_bar, w_hh, ln_hh ? a.at(t) : gh.at(t), false);
+      } else {  // [r, z] = σ(gx + h̄ W_rz^T), n̂ = r ⊙ h̄, then n_pre = n̂ W_n^T (gx in the pass)
+        product<T>(N, 2 * H, H, h_bar, w_rz, rz_rows, false);
+        const auto nh = n_hat.at(t);
+        for_rows(N, 2 * H, [&](int64_t n) {
+          T* rzr = rz_rows[n];
+          LSTMKIT_FOR_CHUNKS(j, kk, 2 * H) {
+            sigmoid(load(rzr + j, kk) + load(gxr[n] + j, kk)).store(rzr + j, kk);
+          }
+          LSTMKIT_FOR_CHUNKS(j, kk, H) {
+            (load(rzr + j, kk) * load(h_bar[n] + j, kk)).store(nh[n] + j, kk);
+          }
+        });
+        product<T>(N, H, H, nh, w_n, n_rows, false);
+      }
+      const auto ghr = gh ? gh.at(t) : Rows<T>{};
+      for_rows(N, G, [&](int64_t n) {
+        if (ln_hh) {  // g^h = LN(a) γ_hh (+ b_hh), written for the backward
+          const T* ar = a.at(t)[n];
+          const auto [mu, rho] = moments(ar, G, mean_h.at(t)[n], rstd_h.at(t)[n]);
+          const V<T> vmu(mu), vrho(rho);
+          LSTMKIT_FOR_CHUNKS(j, kk, G) {
+            V<T> v = (load(ar + j, kk) - vmu) * vrho * load(ln_hh + j, kk);
+            if (b_hh) v = v + load(b_hh + j, kk);
+            v.store(ghr[n] + j, kk);
+          }
+        } else if (reset_after && b_hh) {  // g^h + b_hh, written for the backward
+          T* g = ghr[n];
+          LSTMKIT_FOR_CHUNKS(j, kk, G) { (load(g + j, kk) + load(b_hh + j, kk)).store(g + j, kk); }
         }
+        const bool kept = keep.at(t, n);
+        T* rzr = rz_rows[n];
         LSTMKIT_FOR_CHUNKS(j, kk, H) {
-          (load(rzr + j, kk) * load(h_bar[n] + j, kk)).store(nh[n] + j, kk);
+          V<T> z, nv;
+          if (reset_after) {
+            const T* x = gxr[n];
+            const T* g = ghr[n];
+            const V<T> r = sigmoid(load(x + j, kk) + load(g + j, kk));
+            z = sigmoid(load(x + H + j, kk) + load(g + H + j, kk));
+            r.store(rzr + j, kk);
+            z.store(rzr + H + j, kk);
+            nv = tanh_of(at::vec::fmadd(r, load(g + 2 * H + j, kk), load(x + 2 * H + j, kk)));
+          } else {
+            z = load(rzr + H + j, kk);
+            nv = tanh_of(load(n_rows[n] + j, kk) + load(gxr[n] + 2 * H + j, kk));
+          }
+          nv.store(n_rows[n] + j, kk);
+          const V<T> hp = load(step.prev[n] + j, kk);
+          step.put(at::vec::fmadd(z, hp - nv, nv), hp, zh, kept, n, j, kk);
         }
       });
-      product<T>(N, H, H, nh, w_n, n_rows, false);
     }
-    const auto ghr = gh ? gh.at(t) : Rows<T>{};
-    for_rows(N, G, [&](int64_t n) {
-      if (ln_hh) {  // g^h = LN(a) γ_hh (+ b_hh), written for the backward
-        const T* ar = a.at(t)[n];
-        const auto [mu, rho] = moments(ar, G, kEps);
-        mean_h.at(t)[n][0] = mu;
-        rstd_h.at(t)[n][0] = rho;
-        const V<T> vmu(mu), vrho(rho);
-        LSTMKIT_FOR_CHUNKS(j, kk, G) {
-          V<T> v = (load(ar + j, kk) - vmu) * vrho * load(ln_hh + j, kk);
-          if (b_hh) v = v + load(b_hh + j, kk);
-          v.store(ghr[n] + j, kk);
-        }
-      } else if (reset_after && b_hh) {  // g^h + b_hh, written for the backward
-        T* g = ghr[n];
-        LSTMKIT_FOR_CHUNKS(j, kk, G) { (load(g + j, kk) + load(b_hh + j, kk)).store(g + j, kk); }
-      }
-      const bool kept = keep.at(t, n);
-      T* rzr = rz_rows[n];
-      LSTMKIT_FOR_CHUNKS(j, kk, H) {
-        V<T> z, nv;
-        if (reset_after) {
-          const T* x = gxr[n];
-          const T* g = ghr[n];
-          const V<T> r = sigmoid(load(x + j, kk) + load(g + j, kk));
-          z = sigmoid(load(x + H + j, kk) + load(g + H + j, kk));
-          r.store(rzr + j, kk);
-          z.store(rzr + H + j, kk);
-          nv = tanh_of(at::vec::fmadd(r, load(g + 2 * H + j, kk), load(x + 2 * H + j, kk)));
-        } else {
-          z = load(rzr + H + j, kk);
-          nv = tanh_of(load(n_rows[n] + j, kk) + load(gxr[n] + 2 * H + j, kk));
-        }
-        nv.store(n_rows[n] + j, kk);
-        const V<T> hp = load(step.prev[n] + j, kk);
-        step.put(at::vec::fmadd(z, hp - nv, nv), hp, zh, kept, n, j, kk);
-      }
-    });
-  }
-}
-
-void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t, const OptTensor& b_hh,
-                 const OptTensor& ln_hh, const OptTensor& zh, double zh_rate, const OptTensor& keep,
-                 const OptTensor& m, bool reset_after, bool reverse, bool save, const Tensor& rz,
-                 const Tensor& n, const OptTensor& n_hat, const OptTensor& gh, const OptTensor& a,
-                 const Tensor& out, const OptTensor& h_store, const OptTensor& mean_h,
-                 const OptTensor& rstd_h) {
-  AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
-    over_blocks(h0.size(0), [&](const Block& B) {
-      gru_forward_impl<scalar_t>(B(gx), B(h0), w_hh_t, b_hh, ln_hh, B(zh), zh_rate, B(keep),
-                                 B(m), reset_after, reverse, save, B(rz), B(n), B(n_hat), B(gh),
-                                 B(a), B(out), B(h_store), B(mean_h), B(rstd_h));
-    });
   });
 }
 
@@ -993,126 +937,111 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_hh_t, const
 //   r_next = δ(r h̄) r + [δr_pre, δz_pre] W_rz
 // ======================================================================================
 
-template <typename T>
-void gru_backward_impl(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& h0_t,
-                       const Tensor& w_hh, const Tensor& rz_t, const Tensor& n_t,
-                       const OptTensor& n_hat_t, const Tensor& hs_t, const OptTensor& a_t,
-                       const OptTensor& mean_h_t, const OptTensor& rstd_h_t,
-                       const OptTensor& ln_hh_t, const OptTensor& zh_t, double zh_rate,
-                       const OptTensor& keep_t, const OptTensor& m_t, bool reset_after,
-                       bool reverse, const Tensor& dg_t, const OptTensor& grad_a_t,
-                       const Tensor& dn_t, const Tensor& dh0_t) {
-  const int64_t T_ = rz_t.size(0), N = rz_t.size(1), H = n_t.size(2), G = 3 * H;
-  const auto dout = steps<const T>(dout_t, T_, N, H, "dout");
-  const auto rz = steps<const T>(rz_t, T_, N, 2 * H, "rz");
-  const auto nn = steps<const T>(n_t, T_, N, H, "n");
-  const auto n_hat = steps<const T>(n_hat_t, T_, N, H, "n_hat");
-  const auto hs = steps<const T>(hs_t, T_, N, H, "hs");
-  const auto h0 = rows<const T>(h0_t, N, H, "h0");
-  const auto a = steps<const T>(a_t, T_, N, G, "a");
-  const auto mean_h = steps<const T>(mean_h_t, T_, N, 1, "mean_h");
-  const auto rstd_h = steps<const T>(rstd_h_t, T_, N, 1, "rstd_h");
-  const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
-  const auto zh = zone<T>(zh_t, zh_rate, T_, N, H, "zh");
-  const auto keep = keep_of(keep_t, T_, N);
-  const auto m = m_t ? rows<const T>(*m_t, N, H, "m") : Rows<const T>{};
-  const auto dg = steps<T>(dg_t, T_, N, G, "dg");
-  const auto grad_a = steps<T>(grad_a_t, T_, N, G, "grad_a");
-  const auto dn = steps<T>(dn_t, T_, N, H, "dn");
-  TORCH_CHECK(!reset_after || n_hat, "gru_backward: the reset after needs n_hat");
-  TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "gru_backward: LN(h) inputs");
+void gru_backward(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& h0_t,
+                  const Tensor& w_hh, const Tensor& rz_t, const Tensor& n_t,
+                  const OptTensor& n_hat_t, const Tensor& hs_t, const OptTensor& a_t,
+                  const OptTensor& mean_h_t, const OptTensor& rstd_h_t, const OptTensor& ln_hh_t,
+                  const OptTensor& zh_t, double zh_rate, const OptTensor& keep_t,
+                  const OptTensor& m_t, bool reset_after, bool reverse, const Tensor& dg_t,
+                  const OptTensor& grad_a_t, const Tensor& dn_t, const Tensor& dh0_t) {
+  on_blocks("gru_backward", rz_t, dh_n_t, [&](auto type, const Block& B) {
+    using T = decltype(type);
+    const int64_t T_ = rz_t.size(0), N = B(rz_t).size(1), H = n_t.size(2), G = 3 * H;
+    const auto dout = steps<const T>(B(dout_t), T_, N, H, "dout");
+    const auto rz = steps<const T>(B(rz_t), T_, N, 2 * H, "rz");
+    const auto nn = steps<const T>(B(n_t), T_, N, H, "n");
+    const auto n_hat = steps<const T>(B(n_hat_t), T_, N, H, "n_hat");
+    const auto hs = steps<const T>(B(hs_t), T_, N, H, "hs");
+    const auto h0 = rows<const T>(B(h0_t), N, H, "h0");
+    const auto a = steps<const T>(B(a_t), T_, N, G, "a");
+    const auto mean_h = steps<const T>(B(mean_h_t), T_, N, 1, "mean_h");
+    const auto rstd_h = steps<const T>(B(rstd_h_t), T_, N, 1, "rstd_h");
+    const T* ln_hh = vector_of<T>(ln_hh_t, G, "ln_hh");
+    const auto zh = zone<T>(B(zh_t), zh_rate, T_, N, H, "zh");
+    const auto keep = keep_of(B(keep_t), T_, N);
+    const auto m = m_t ? rows<const T>(*B(m_t), N, H, "m") : Rows<const T>{};
+    const auto dg = steps<T>(B(dg_t), T_, N, G, "dg");
+    const auto grad_a = steps<T>(B(grad_a_t), T_, N, G, "grad_a");
+    const auto dn = steps<T>(B(dn_t), T_, N, H, "dn");
+    TORCH_CHECK(!reset_after || n_hat, "gru_backward: the reset after needs n_hat");
+    TORCH_CHECK(!ln_hh || (a && mean_h && rstd_h && grad_a), "gru_backward: LN(h) inputs");
 
-  const auto opts = rz_t.options();
-  const Tensor r = at::empty({N, H}, opts);  // δa W_hh, written by the matmuls
-  const Tensor carries = at::empty({2, N, H}, opts);
-  const Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
-  const auto r_rows = rows<T>(r, N, H, "r");
-  const auto d_rh = reset_after ? Rows<T>{} : rows<T>(drh, N, H, "drh");
-  // W_hh (3H, H) and its [r, z] and n row blocks: δ(r h̄) = δn_pre W_hn
-  const auto w = rows<const T>(w_hh, G, H, "w_hh");
-  const Rows<const T> w_rz{w.p, w.s}, w_n{w.p + 2 * H * w.s, w.s};
-  const auto dh_n = rows<const T>(dh_n_t, N, H, "dh_n");
-  const V<T> one(T(1)), zero(T(0));
-  auto h_prev_at = [&](int64_t t) {  // the state step t read in the forward
-    const bool first = reverse ? t == T_ - 1 : t == 0;
-    return first ? h0 : hs.at(reverse ? t + 1 : t - 1);
-  };
-  for (int64_t k = 0; k < T_; ++k) {
-    const int64_t t = time_of(T_ - 1 - k, T_, reverse);
-    const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
-    const auto e_out = turn<T>(carries, k % 2);
-    const auto hp_rows = h_prev_at(t);
-    for_rows(N, G, [&](int64_t row) {
-      const bool kept = keep.at(t, row);
-      const T* rzr = rz.at(t)[row];
-      T* dgr = dg.at(t)[row];
-      LSTMKIT_FOR_CHUNKS(j, kk, H) {
-        const V<T> carry = in.at(row, j, kk);
-        const V<T> dh = kept ? load(dout.at(t)[row] + j, kk) + carry : zero;
-        const V<T> z = load(rzr + H + j, kk), nv = load(nn.at(t)[row] + j, kk);
-        const V<T> hp = load(hp_rows[row] + j, kk);
-        V<T> an = (one - z) * (one - nv * nv);
-        V<T> az = (hp - nv) * z * (one - z);
-        V<T> zeta = z;
-        if (zh.on) {
-          const V<T> d = zh.at(t, row, j, kk), keep_h = one - d;
-          an = an * keep_h;
-          az = az * keep_h;
-          zeta = at::vec::fmadd(keep_h, z, d);
-        }
-        const V<T> dnp = dh * an;
-        dnp.store(dn.at(t)[row] + j, kk);
-        (dh * az).store(dgr + H + j, kk);
-        if (reset_after) {
-          const V<T> rv = load(rzr + j, kk);
-          (dnp * load(n_hat.at(t)[row] + j, kk) * rv * (one - rv)).store(dgr + j, kk);
-          (dnp * rv).store(dgr + 2 * H + j, kk);
-        }
-        at::vec::fmadd(zeta, dh, kept ? zero : carry).store(e_out[row] + j, kk);
-      }
-      if (ln_hh) {
-        norm_backward_row(dgr, a.at(t)[row], mean_h.at(t)[row][0], rstd_h.at(t)[row][0], ln_hh,
-                          G, grad_a.at(t)[row]);
-      }
-    });
-    if (reset_after) {
-      const auto d = ln_hh ? grad_a.at(t) : dg.at(t);
-      product<T>(N, H, G, d, w, r_rows, false);
-    } else {
-      const auto dnr = dn.at(t);
-      product<T>(N, H, H, dnr, w_n, d_rh, false);  // δ(r ⊙ h̄_{t-1})
-      for_rows(N, 2 * H, [&](int64_t row) {  // δr_pre and the r part of r_next
+    const auto opts = rz_t.options();
+    const Tensor r = at::empty({N, H}, opts);  // δa W_hh, written by the matmuls
+    const Tensor carries = at::empty({2, N, H}, opts);
+    const Tensor drh = reset_after ? Tensor() : at::empty({N, H}, opts);
+    const auto r_rows = rows<T>(r, N, H, "r");
+    const auto d_rh = reset_after ? Rows<T>{} : rows<T>(drh, N, H, "drh");
+    // W_hh (3H, H) and its [r, z] and n row blocks: δ(r h̄) = δn_pre W_hn
+    const auto w = rows<const T>(w_hh, G, H, "w_hh");
+    const Rows<const T> w_rz{w.p, w.s}, w_n{w.p + 2 * H * w.s, w.s};
+    const auto dh_n = rows<const T>(B(dh_n_t), N, H, "dh_n");
+    const V<T> one(T(1)), zero(T(0));
+    auto h_prev_at = [&](int64_t t) {  // the state step t read in the forward
+      const bool first = reverse ? t == T_ - 1 : t == 0;
+      return first ? h0 : hs.at(reverse ? t + 1 : t - 1);
+    };
+    for (int64_t k = 0; k < T_; ++k) {
+      const int64_t t = time_of(T_ - 1 - k, T_, reverse);
+      const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
+      const auto e_out = turn<T>(carries, k % 2);
+      const auto hp_rows = h_prev_at(t);
+      for_rows(N, G, [&](int64_t row) {
+        const bool kept = keep.at(t, row);
         const T* rzr = rz.at(t)[row];
         T* dgr = dg.at(t)[row];
         LSTMKIT_FOR_CHUNKS(j, kk, H) {
-          const V<T> rv = load(rzr + j, kk), d = load(d_rh[row] + j, kk);
-          V<T> hb = load(hp_rows[row] + j, kk);
-          if (m) hb = hb * load(m[row] + j, kk);
-          (d * hb * rv * (one - rv)).store(dgr + j, kk);
-          (d * rv).store(r_rows[row] + j, kk);
+          const V<T> carry = in.at(row, j, kk);
+          const V<T> dh = kept ? load(dout.at(t)[row] + j, kk) + carry : zero;
+          const V<T> z = load(rzr + H + j, kk), nv = load(nn.at(t)[row] + j, kk);
+          const V<T> hp = load(hp_rows[row] + j, kk);
+          V<T> an = (one - z) * (one - nv * nv);
+          V<T> az = (hp - nv) * z * (one - z);
+          V<T> zeta = z;
+          if (zh.on) {
+            const V<T> d = zh.at(t, row, j, kk), keep_h = one - d;
+            an = an * keep_h;
+            az = az * keep_h;
+            zeta = at::vec::fmadd(keep_h, z, d);
+          }
+          const V<T> dnp = dh * an;
+          dnp.store(dn.at(t)[row] + j, kk);
+          (dh * az).store(dgr + H + j, kk);
+          if (reset_after) {
+            const V<T> rv = load(rzr + j, kk);
+            (dnp * load(n_hat.at(t)[row] + j, kk) * rv * (one - rv)).store(dgr + j, kk);
+            (dnp * rv).store(dgr + 2 * H + j, kk);
+          }
+          at::vec::fmadd(zeta, dh, kept ? zero : carry).store(e_out[row] + j, kk);
+        }
+        if (ln_hh) {
+          norm_backward_row(dgr, a.at(t)[row], mean_h.at(t)[row][0], rstd_h.at(t)[row][0], ln_hh,
+                            G, grad_a.at(t)[row]);
         }
       });
-      const auto dgr = dg.at(t);
-      product<T>(N, H, 2 * H, dgr, w_rz, r_rows, true);
+      if (reset_after) {
+        const auto d = ln_hh ? grad_a.at(t) : dg.at(t);
+        product<T>(N, H, G, d, w, r_rows, false);
+      } else {
+        const auto dnr = dn.at(t);
+        product<T>(N, H, H, dnr, w_n, d_rh, false);  // δ(r ⊙ h̄_{t-1})
+        for_rows(N, 2 * H, [&](int64_t row) {  // δr_pre and the r part of r_next
+          const T* rzr = rz.at(t)[row];
+          T* dgr = dg.at(t)[row];
+          LSTMKIT_FOR_CHUNKS(j, kk, H) {
+            const V<T> rv = load(rzr + j, kk), d = load(d_rh[row] + j, kk);
+            V<T> hb = load(hp_rows[row] + j, kk);
+            if (m) hb = hb * load(m[row] + j, kk);
+            (d * hb * rv * (one - rv)).store(dgr + j, kk);
+            (d * rv).store(r_rows[row] + j, kk);
+          }
+        });
+        const auto dgr = dg.at(t);
+        product<T>(N, H, 2 * H, dgr, w_rz, r_rows, true);
+      }
     }
-  }
-  Tensor dh0 = m ? r * *m_t : r;
-  const_cast<Tensor&>(dh0_t).copy_(dh0 + carries[(T_ - 1) % 2]);
-}
-
-void gru_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& h0, const Tensor& w_hh,
-                  const Tensor& rz, const Tensor& n, const OptTensor& n_hat, const Tensor& hs,
-                  const OptTensor& a, const OptTensor& mean_h, const OptTensor& rstd_h,
-                  const OptTensor& ln_hh, const OptTensor& zh, double zh_rate,
-                  const OptTensor& keep, const OptTensor& m, bool reset_after, bool reverse,
-                  const Tensor& dg, const OptTensor& grad_a, const Tensor& dn, const Tensor& dh0) {
-  AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
-    over_blocks(dh_n.size(0), [&](const Block& B) {
-      gru_backward_impl<scalar_t>(B(dout), B(dh_n), B(h0), w_hh, B(rz), B(n), B(n_hat),
-                                  B(hs), B(a), B(mean_h), B(rstd_h), ln_hh, B(zh), zh_rate,
-                                  B(keep), B(m), reset_after, reverse, B(dg), B(grad_a), B(dn),
-                                  B(dh0));
-    });
+    Tensor dh0 = m ? r * *B(m_t) : r;
+    B(dh0_t).copy_(dh0 + carries[(T_ - 1) % 2]);
   });
 }
 
@@ -1147,9 +1076,8 @@ Tensor lstm_population(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh_t
       const Tensor out = at::empty({T_, N, H}, x.options());
       for (int64_t p = begin; p < end; ++p) {
         const Tensor gx = at::mm(inputs, w_ih[p].t()).view({T_, N, G});
-        lstm_forward_impl<scalar_t>(gx, zeros, zeros, w_hh_t[p], b[p], {}, {}, {}, {}, {}, {},
-                                    0.0, {}, 0.0, {}, {}, reverse, false, gates, taus, {},
-                                    c_store, out, {}, {}, {}, {}, {}, {});
+        lstm_forward(gx, zeros, zeros, w_hh_t[p], b[p], {}, {}, {}, {}, {}, {}, 0.0, {}, 0.0, {},
+                     {}, reverse, false, gates, taus, {}, c_store, out, {}, {}, {}, {}, {}, {});
         finals[p].copy_(out[reverse ? 0 : T_ - 1]);
       }
     });
