@@ -213,12 +213,9 @@ def _compiled():
     return lib
 
 
-COMPILED_DTYPES = (torch.float32, torch.float64)
-
-
 def unsupported(like: torch.Tensor) -> str | None:
     """Why the compiled loops cannot run on tensors like ``like``, or None when they can."""
-    if like.device.type != "cpu" or like.dtype not in COMPILED_DTYPES:
+    if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
         return (
             "the compiled loops are CPU kernels for float32 and float64, got "
             f"{like.dtype} on {like.device}"
@@ -227,9 +224,8 @@ def unsupported(like: torch.Tensor) -> str | None:
 
 
 def ops_for(like: torch.Tensor):
-    """The compiled loops for tensors like ``like``, or None for the python steps: the
-    loops are CPU kernels for float32 and float64; other devices and dtypes (a GPU,
-    bfloat16) run the python steps, which are torch calls on any device."""
+    """The compiled loops for tensors like ``like``, or None: the python steps, torch calls
+    that run on any device and dtype (a GPU, bfloat16; :func:`unsupported` says why)."""
     return None if unsupported(like) is not None else ops()
 
 
