@@ -977,15 +977,12 @@ void gru_backward(const Tensor& dout_t, const Tensor& dh_n_t, const Tensor& h0_t
     const Rows<const T> w_rz{w.p, w.s}, w_n{w.p + 2 * H * w.s, w.s};
     const auto dh_n = rows<const T>(B(dh_n_t), N, H, "dh_n");
     const V<T> one(T(1)), zero(T(0));
-    auto h_prev_at = [&](int64_t t) {  // the state step t read in the forward
-      const bool first = reverse ? t == T_ - 1 : t == 0;
-      return first ? h0 : hs.at(reverse ? t + 1 : t - 1);
-    };
     for (int64_t k = 0; k < T_; ++k) {
       const int64_t t = time_of(T_ - 1 - k, T_, reverse);
       const auto in = incoming<T>(k, dh_n, r_rows, m, carries);
       const auto e_out = turn<T>(carries, k % 2);
-      const auto hp_rows = h_prev_at(t);
+      // the state step t read in the forward: h0 at the forward's first step (our last)
+      const auto hp_rows = k == T_ - 1 ? h0 : hs.at(reverse ? t + 1 : t - 1);
       for_rows(N, G, [&](int64_t row) {
         const bool kept = keep.at(t, row);
         const T* rzr = rz.at(t)[row];
