@@ -549,7 +549,7 @@ def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):
 )
 def test_batch_blocks_on_two_threads_equal_the_reference(mode, kw):
     """With two threads the compiled loops cut a batch into blocks of rows, each block's
-    whole time loop on its own thread (kernels' over_blocks: 37 rows, two blocks). Every
+    whole time loop on its own thread (kernels' on_blocks: 37 rows, two blocks). Every
     output, state and gradient equals the reference backend's, float64, bidirectional,
     two layers, unequal lengths, training masks."""
     before = torch.get_num_threads()
