@@ -4,7 +4,9 @@
 
 Defaults, chosen on the UCR/UEA sets (see ``docs/benchmarks.md``): a BiLSTM of 64 units
 whose head reads the final states and the per-channel maximum over the real steps
-(``pooling="last+max"``), AdamW at 3e-3, about 16 batches per epoch, early stopping.
+(``pooling="last+max"``), batches of 16 or 32 (:func:`default_batch_size`), AdamW at a
+peak rate of 3e-3 × batch / 16 on a one-cycle schedule of a fixed budget (about
+:data:`STEP_BUDGET` optimizer steps; ``schedule="plateau"`` stops early instead).
 
 Inputs are a list of (T_i, D) arrays of any lengths, a 3-D array (N, T, D) or a 2-D array
 (N, T) (one channel). Batches are padded and run with the engine's ``lengths``, so padding
